@@ -1,0 +1,195 @@
+//! The raw opcode-0 payload handed to the application.
+
+use std::fmt;
+use std::ops::Range;
+
+/// A shard: its id and the total number of shards (gateway-protocol §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ShardId {
+    /// Zero-based id of this shard, `< total`.
+    pub id: u32,
+    /// Total number of shards the bot runs.
+    pub total: u32,
+}
+
+impl ShardId {
+    /// The only shard of an unsharded bot, `[0, 1]`.
+    pub const ONE: ShardId = ShardId { id: 0, total: 1 };
+
+    /// Shard `id` of `total`; `None` when `total` is 0 or `id >= total` (Discord closes with 4010).
+    pub fn new(id: u32, total: u32) -> Option<ShardId> {
+        (id < total).then_some(ShardId { id, total })
+    }
+
+    /// The shard that receives a guild's events: `(guild_id >> 22) % total` (§9).
+    pub fn for_guild(guild_id: u64, total: u32) -> Option<ShardId> {
+        let total_u64 = u64::from(total);
+        let id = (guild_id >> 22).checked_rem(total_u64)?;
+        ShardId::new(u32::try_from(id).ok()?, total)
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}, {}]", self.id, self.total)
+    }
+}
+
+/// Where the event name lives: inside the frame, or decoded when `t` had escapes.
+#[derive(Clone, PartialEq, Eq)]
+enum EventName {
+    InFrame(Range<usize>),
+    Decoded(Box<str>),
+}
+
+/// One opcode-0 dispatch exactly as the gateway sent it.
+///
+/// It owns the payload text (one allocation) and the positions of `t` and
+/// `d` inside it; nothing is re-encoded and no JSON tree is built.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    shard: ShardId,
+    seq: u64,
+    frame: Box<str>,
+    event: EventName,
+    data: Range<usize>,
+}
+
+/// Why [`Dispatch::deserialize`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeserializeError {
+    /// serde_json rejected `d` for the requested type.
+    #[error("`d` does not deserialize into the requested type: {0}")]
+    Json(#[from] serde_json::Error),
+    /// simd-json rejected `d` for the requested type.
+    #[cfg(feature = "simd-json")]
+    #[error("`d` does not deserialize into the requested type: {0}")]
+    SimdJson(#[from] simd_json::Error),
+}
+
+impl Dispatch {
+    /// Builds a dispatch from a scanned payload.
+    ///
+    /// `event` is the byte range of `t`'s contents (or its decoded text when it
+    /// had escapes); `data` the byte range of `d`. Ranges outside `frame` or
+    /// not on character boundaries are clamped to an empty `d` / event name.
+    pub(crate) fn new(
+        shard: ShardId,
+        seq: u64,
+        frame: Box<str>,
+        event: Result<Range<usize>, Box<str>>,
+        data: Range<usize>,
+    ) -> Dispatch {
+        let event = match event {
+            Ok(range) if frame.get(range.clone()).is_some() => EventName::InFrame(range),
+            Ok(_) => EventName::Decoded(Box::from("")),
+            Err(decoded) => EventName::Decoded(decoded),
+        };
+        let data = if frame.get(data.clone()).is_some() { data } else { 0..0 };
+        Dispatch { shard, seq, frame, event, data }
+    }
+
+    /// The shard this dispatch arrived on.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The sequence number `s`; it only grows within a session (§5.5).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The event name `t`, e.g. `MESSAGE_CREATE`.
+    pub fn event(&self) -> &str {
+        match &self.event {
+            EventName::InFrame(range) => self.frame.get(range.clone()).unwrap_or_default(),
+            EventName::Decoded(name) => name,
+        }
+    }
+
+    /// The raw JSON text of `d`, byte for byte as received.
+    pub fn data(&self) -> &str {
+        self.frame.get(self.data.clone()).unwrap_or_default()
+    }
+
+    /// The whole payload text (`{"t":…,"s":…,"op":0,"d":…}`) as received.
+    pub fn frame(&self) -> &str {
+        &self.frame
+    }
+
+    /// Deserializes `d` into your own type.
+    ///
+    /// Uses serde_json, or simd-json with the `simd-json` feature (which parses
+    /// a private copy, since simd-json rewrites its input). For zero-copy
+    /// borrowing, call `serde_json::from_str(dispatch.data())` yourself.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, DeserializeError> {
+        #[cfg(feature = "simd-json")]
+        {
+            let mut copy = self.data().as_bytes().to_vec();
+            Ok(simd_json::serde::from_slice(&mut copy)?)
+        }
+        #[cfg(not(feature = "simd-json"))]
+        {
+            Ok(serde_json::from_str(self.data())?)
+        }
+    }
+}
+
+impl fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("shard", &self.shard)
+            .field("seq", &self.seq)
+            .field("event", &self.event())
+            .field("data_len", &self.data.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Dispatch {
+        let frame = r#"{"t":"MESSAGE_CREATE","s":7,"op":0,"d":{"id":"1","content":"hi"}}"#;
+        Dispatch::new(ShardId::ONE, 7, frame.into(), Ok(6..20), 39..frame.len() - 1)
+    }
+
+    #[test]
+    fn accessors_return_the_untouched_bytes() {
+        let d = sample();
+        assert_eq!(d.event(), "MESSAGE_CREATE");
+        assert_eq!(d.seq(), 7);
+        assert_eq!(d.data(), r#"{"id":"1","content":"hi"}"#);
+        assert!(d.frame().starts_with(r#"{"t":"MESSAGE_CREATE""#));
+        assert_eq!(d.shard(), ShardId::ONE);
+    }
+
+    #[test]
+    fn deserialize_into_a_user_type() {
+        #[derive(serde::Deserialize)]
+        struct Msg {
+            id: String,
+            content: String,
+        }
+        let msg: Msg = sample().deserialize().expect("valid d");
+        assert_eq!((msg.id.as_str(), msg.content.as_str()), ("1", "hi"));
+        assert!(sample().deserialize::<u64>().is_err());
+    }
+
+    #[test]
+    fn out_of_range_spans_never_panic() {
+        let d = Dispatch::new(ShardId::ONE, 1, "{}".into(), Ok(5..9), 3..1);
+        assert_eq!((d.event(), d.data()), ("", ""));
+    }
+
+    #[test]
+    fn shard_for_guild_follows_the_routing_formula() {
+        // §9: shard_id = (guild_id >> 22) % num_shards
+        let guild = 197_038_439_483_310_086_u64;
+        assert_eq!(ShardId::for_guild(guild, 16), ShardId::new(((guild >> 22) % 16) as u32, 16));
+        assert_eq!(ShardId::for_guild(guild, 0), None);
+        assert_eq!(ShardId::new(3, 3), None);
+    }
+}

@@ -1,0 +1,23 @@
+//! A Discord gateway connection that never loses an event.
+//!
+//! This crate owns one thing: the WebSocket connection to Discord's gateway.
+//! It is built in layers that can each be tested alone:
+//!
+//! - [`protocol`]: a sans-IO, deterministic state machine (no clock, no socket)
+//!   that makes every protocol decision: heartbeats, zombie detection, identify
+//!   vs resume, close-code handling, backoff, send rate limits.
+//! - [`codec`]: zlib-stream inflation and an envelope scanner that finds `op`,
+//!   `s`, `t` and the raw bytes of `d` without building a JSON tree.
+//! - [`Dispatch`]: the raw opcode-0 payload handed to the application.
+//!
+//! See the README for the architecture and `gateway-protocol` section references.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+mod dispatch;
+mod intents;
+pub mod protocol;
+
+pub use dispatch::{DeserializeError, Dispatch, ShardId};
+pub use intents::Intents;
