@@ -1,0 +1,197 @@
+//! What a close code means for the session (gateway-protocol §5.4, §6).
+
+/// The close code this crate sends when it drops a connection but keeps the
+/// session: anything but 1000/1001 keeps it alive (§5.4); 4000 is what
+/// twilight, discord.py and DSharpPlus send.
+pub const RESUMABLE_CLOSE: u16 = 4000;
+
+/// The close code for a deliberate shutdown: the session ends and the bot
+/// shows offline (§5.4, E14).
+pub const FINAL_CLOSE: u16 = 1000;
+
+/// What to do after the server (or the network) closed the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseAction {
+    /// Reconnect and resume the session.
+    Resume,
+    /// Reconnect and start a new session: the old one cannot be resumed.
+    Identify,
+    /// Stop: a configuration error that reconnecting cannot fix.
+    Fatal(FatalError),
+}
+
+/// A close code after which reconnecting is pointless (§6.1, E13).
+///
+/// Each message says what to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum FatalError {
+    /// 4004: the token was rejected.
+    #[error("gateway closed with 4004 authentication failed: the bot token is invalid; copy a current token from the Developer Portal (reset it if it leaked)")]
+    AuthenticationFailed,
+    /// 4010: the `[shard_id, num_shards]` pair is invalid.
+    #[error("gateway closed with 4010 invalid shard: shard id must be below the shard count, and large bots must use a multiple of their assigned shard count")]
+    InvalidShard,
+    /// 4011: the session would hold too many guilds.
+    #[error("gateway closed with 4011 sharding required: this shard would hold more than 2500 guilds; raise the shard count (GET /gateway/bot recommends one)")]
+    ShardingRequired,
+    /// 4012: the `v` query parameter was rejected.
+    #[error("gateway closed with 4012 invalid API version: this crate sends v=10; check that no proxy rewrites the gateway URL's query")]
+    InvalidApiVersion,
+    /// 4013: the intents bitfield has undocumented bits.
+    #[error("gateway closed with 4013 invalid intents: remove undocumented bits from `intents`")]
+    InvalidIntents,
+    /// 4014: a privileged intent is not enabled or approved.
+    #[error("gateway closed with 4014 disallowed intents: enable the privileged intents in the Developer Portal or remove them from `intents`")]
+    DisallowedIntents,
+}
+
+impl FatalError {
+    /// The close code behind this error.
+    pub fn code(self) -> u16 {
+        match self {
+            FatalError::AuthenticationFailed => 4004,
+            FatalError::InvalidShard => 4010,
+            FatalError::ShardingRequired => 4011,
+            FatalError::InvalidApiVersion => 4012,
+            FatalError::InvalidIntents => 4013,
+            FatalError::DisallowedIntents => 4014,
+        }
+    }
+}
+
+/// Classifies a close the server (or the network) caused; `None` means the
+/// connection ended with no close code (TCP reset, EOF, 1005, 1006).
+///
+/// Follows the "Recommended action" column of §6.1 and the rows of §6.2:
+/// unknown 4xxx codes and every 1xxx code resume (E19, E20).
+pub fn classify(code: Option<u16>) -> CloseAction {
+    match code {
+        Some(4004) => CloseAction::Fatal(FatalError::AuthenticationFailed),
+        Some(4010) => CloseAction::Fatal(FatalError::InvalidShard),
+        Some(4011) => CloseAction::Fatal(FatalError::ShardingRequired),
+        Some(4012) => CloseAction::Fatal(FatalError::InvalidApiVersion),
+        Some(4013) => CloseAction::Fatal(FatalError::InvalidIntents),
+        Some(4014) => CloseAction::Fatal(FatalError::DisallowedIntents),
+        // Session gone or rejected: resuming would only cost a round trip
+        // before op 9 (§6.1: 4001, 4003, 4005, undocumented 4006, 4007, 4009).
+        Some(4001 | 4003 | 4005 | 4006 | 4007 | 4009) => CloseAction::Identify,
+        _ => CloseAction::Resume,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per row of gateway-protocol §6.1 and §6.2.
+    use super::*;
+
+    #[test]
+    fn close_4000_unknown_error_resumes() {
+        assert_eq!(classify(Some(4000)), CloseAction::Resume);
+    }
+    #[test]
+    fn close_4001_unknown_opcode_identifies() {
+        assert_eq!(classify(Some(4001)), CloseAction::Identify);
+    }
+    #[test]
+    fn close_4002_decode_error_resumes() {
+        assert_eq!(classify(Some(4002)), CloseAction::Resume);
+    }
+    #[test]
+    fn close_4003_not_authenticated_identifies() {
+        // E22: 4003 mid-session means the session was invalidated.
+        assert_eq!(classify(Some(4003)), CloseAction::Identify);
+    }
+    #[test]
+    fn close_4004_authentication_failed_is_fatal() {
+        assert_eq!(classify(Some(4004)), CloseAction::Fatal(FatalError::AuthenticationFailed));
+    }
+    #[test]
+    fn close_4005_already_authenticated_identifies() {
+        assert_eq!(classify(Some(4005)), CloseAction::Identify);
+    }
+    #[test]
+    fn close_4006_undocumented_identifies() {
+        assert_eq!(classify(Some(4006)), CloseAction::Identify);
+    }
+    #[test]
+    fn close_4007_invalid_seq_identifies() {
+        assert_eq!(classify(Some(4007)), CloseAction::Identify);
+    }
+    #[test]
+    fn close_4008_rate_limited_resumes() {
+        assert_eq!(classify(Some(4008)), CloseAction::Resume);
+    }
+    #[test]
+    fn close_4009_session_timed_out_identifies() {
+        assert_eq!(classify(Some(4009)), CloseAction::Identify);
+    }
+    #[test]
+    fn close_4010_invalid_shard_is_fatal() {
+        assert_eq!(classify(Some(4010)), CloseAction::Fatal(FatalError::InvalidShard));
+    }
+    #[test]
+    fn close_4011_sharding_required_is_fatal() {
+        assert_eq!(classify(Some(4011)), CloseAction::Fatal(FatalError::ShardingRequired));
+    }
+    #[test]
+    fn close_4012_invalid_api_version_is_fatal() {
+        assert_eq!(classify(Some(4012)), CloseAction::Fatal(FatalError::InvalidApiVersion));
+    }
+    #[test]
+    fn close_4013_invalid_intents_is_fatal() {
+        assert_eq!(classify(Some(4013)), CloseAction::Fatal(FatalError::InvalidIntents));
+    }
+    #[test]
+    fn close_4014_disallowed_intents_is_fatal() {
+        assert_eq!(classify(Some(4014)), CloseAction::Fatal(FatalError::DisallowedIntents));
+    }
+    #[test]
+    fn unknown_4xxx_resumes() {
+        // E20: don't treat undocumented codes as fatal.
+        assert_eq!(classify(Some(4999)), CloseAction::Resume);
+        assert_eq!(classify(Some(4015)), CloseAction::Resume);
+    }
+    #[test]
+    fn server_1000_and_1001_resume() {
+        // §6.2 / E19: a server-sent 1000 has been seen around heartbeat trouble.
+        assert_eq!(classify(Some(1000)), CloseAction::Resume);
+        assert_eq!(classify(Some(1001)), CloseAction::Resume);
+    }
+    #[test]
+    fn no_close_code_resumes() {
+        // §5.3: TCP reset, EOF, 1005 and 1006 are resume cases (E10).
+        assert_eq!(classify(None), CloseAction::Resume);
+        assert_eq!(classify(Some(1005)), CloseAction::Resume);
+        assert_eq!(classify(Some(1006)), CloseAction::Resume);
+    }
+    #[test]
+    fn message_too_big_and_other_1xxx_resume() {
+        for code in [1009, 1011, 1012, 1013, 1014] {
+            assert_eq!(classify(Some(code)), CloseAction::Resume, "{code}");
+        }
+    }
+    #[test]
+    fn fatal_messages_name_the_code_and_the_fix() {
+        let all = [
+            FatalError::AuthenticationFailed,
+            FatalError::InvalidShard,
+            FatalError::ShardingRequired,
+            FatalError::InvalidApiVersion,
+            FatalError::InvalidIntents,
+            FatalError::DisallowedIntents,
+        ];
+        for fatal in all {
+            let text = fatal.to_string();
+            assert!(text.contains(&fatal.code().to_string()), "{text}");
+            assert_eq!(classify(Some(fatal.code())), CloseAction::Fatal(fatal));
+        }
+        assert!(FatalError::DisallowedIntents.to_string().contains("Developer Portal"));
+    }
+    #[test]
+    fn our_own_reconnect_code_keeps_the_session() {
+        // §5.4: only 1000/1001 invalidate; never 1005/1006/1015 in a frame.
+        assert!(!matches!(RESUMABLE_CLOSE, 1000 | 1001 | 1005 | 1006 | 1015));
+        assert_eq!(FINAL_CLOSE, 1000);
+    }
+}

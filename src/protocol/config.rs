@@ -1,0 +1,279 @@
+//! Everything the protocol core needs to know about a shard.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use super::backoff::ReconnectPolicy;
+use super::session::Session;
+use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::{Intents, ShardId};
+
+/// Discord's gateway, used when the application passes no URL of its own (§1.1).
+pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
+
+/// A bot token. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Box<str>);
+
+impl Token {
+    /// Wraps a token; a leading `Bot ` is removed so one form is always sent (§3.2).
+    pub fn new(token: impl AsRef<str>) -> Token {
+        let token = token.as_ref().trim();
+        let bare = token.strip_prefix("Bot ").unwrap_or(token);
+        Token(bare.into())
+    }
+
+    /// The token itself, for building Identify and Resume only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Transport compression (§8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// `compress=zlib-stream`: one zlib stream per connection.
+    #[cfg_attr(feature = "zlib", default)]
+    ZlibStream,
+    /// Plain JSON text frames.
+    #[cfg_attr(not(feature = "zlib"), default)]
+    None,
+}
+
+/// `properties` of Identify (§3.2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IdentifyProperties {
+    /// Operating system.
+    pub os: String,
+    /// Library name.
+    pub browser: String,
+    /// Library name.
+    pub device: String,
+}
+
+impl Default for IdentifyProperties {
+    fn default() -> Self {
+        let library = env!("CARGO_PKG_NAME").to_owned();
+        IdentifyProperties { os: std::env::consts::OS.to_owned(), browser: library.clone(), device: library }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The token is empty.
+    #[error("the bot token is empty")]
+    EmptyToken,
+    /// The base URL cannot be used.
+    #[error("invalid base gateway URL: {0}")]
+    BaseUrl(#[from] super::url::UrlError),
+    /// `large_threshold` is outside 50..=250.
+    #[error("large_threshold must be between 50 and 250, got {0}")]
+    LargeThreshold(u16),
+    /// The presence is not a JSON object.
+    #[error("presence must be a JSON object (the `d` of a presence update)")]
+    Presence,
+    /// Identify would exceed the gateway's 4096-byte limit.
+    #[error("Identify would be {0} bytes, over the gateway's 4096-byte limit: shorten the presence or properties")]
+    IdentifyTooLarge(usize),
+    /// Compression was requested but the `zlib` feature is off.
+    #[error("zlib-stream compression needs the `zlib` feature")]
+    CompressionUnavailable,
+    /// The resume session names a URL that is used verbatim later; it must parse.
+    #[error("a timeout or interval is zero")]
+    ZeroDuration,
+}
+
+/// Configuration of one shard's protocol core.
+///
+/// ```
+/// use discord_gateway_stream::protocol::ProtocolConfig;
+/// use discord_gateway_stream::{Intents, ShardId};
+/// let config = ProtocolConfig::new("my-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
+///     .shard(ShardId::new(0, 2).unwrap())
+///     .large_threshold(100);
+/// assert_eq!(config.shard_id(), ShardId::new(0, 2).unwrap());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProtocolConfig {
+    pub(crate) token: Token,
+    pub(crate) intents: Intents,
+    pub(crate) shard: ShardId,
+    pub(crate) base_url: String,
+    pub(crate) compression: Compression,
+    pub(crate) large_threshold: u16,
+    pub(crate) presence: Option<Box<RawValue>>,
+    pub(crate) properties: IdentifyProperties,
+    pub(crate) hello_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_queued_commands: usize,
+    pub(crate) resume_from: Option<Session>,
+    pub(crate) identify_permits: bool,
+    pub(crate) rng_seed: u64,
+}
+
+impl ProtocolConfig {
+    /// A configuration with every default: shard `[0, 1]`, Discord's gateway,
+    /// zlib-stream (with the `zlib` feature), `large_threshold` 50, Hello
+    /// timeout 30 s, READY/RESUMED timeout 60 s, 64 MiB payload cap, 4096
+    /// queued commands, [`ReconnectPolicy::default`].
+    pub fn new(token: impl AsRef<str>, intents: Intents) -> ProtocolConfig {
+        ProtocolConfig {
+            token: Token::new(token),
+            intents,
+            shard: ShardId::ONE,
+            base_url: DEFAULT_GATEWAY_URL.to_owned(),
+            compression: Compression::default(),
+            large_threshold: 50,
+            presence: None,
+            properties: IdentifyProperties::default(),
+            hello_timeout: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(60),
+            reconnect: ReconnectPolicy::default(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_queued_commands: 4096,
+            resume_from: None,
+            identify_permits: false,
+            rng_seed: 0x5eed,
+        }
+    }
+
+    /// This shard's id and the total shard count.
+    pub fn shard(mut self, shard: ShardId) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// The shard this configuration is for.
+    pub fn shard_id(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The base gateway URL, e.g. the `url` your REST client got from
+    /// `GET /gateway/bot`. The query is added by the crate.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// Transport compression.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Member count above which a guild is "large" (50..=250).
+    pub fn large_threshold(mut self, threshold: u16) -> Self {
+        self.large_threshold = threshold;
+        self
+    }
+
+    /// The presence Identify sets: the JSON `d` of a presence update (§3.2).
+    pub fn presence(mut self, presence: Box<RawValue>) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// Identify `properties`.
+    pub fn properties(mut self, properties: IdentifyProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// How long to wait for Hello after the socket opens (E2).
+    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
+        self.hello_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for READY or RESUMED; every dispatch received while
+    /// resuming extends it, so a long replay never times out (E2).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Reconnect pacing.
+    pub fn reconnect_policy(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Cap on one inflated payload (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// How many application commands may wait for the connection or the
+    /// rate limit before `send_command` refuses more.
+    pub fn max_queued_commands(mut self, count: usize) -> Self {
+        self.max_queued_commands = count;
+        self
+    }
+
+    /// Resume this session instead of identifying (e.g. after a restart).
+    pub fn resume_from(mut self, session: Session) -> Self {
+        self.resume_from = Some(session);
+        self
+    }
+
+    /// When `true`, the core asks for an identify permit
+    /// ([`Action::RequestIdentifyPermit`](super::Action::RequestIdentifyPermit))
+    /// before every Identify and waits for
+    /// [`Machine::grant_identify`](super::Machine::grant_identify); when
+    /// `false` (default) it identifies as soon as Hello arrives.
+    pub fn identify_permits(mut self, enabled: bool) -> Self {
+        self.identify_permits = enabled;
+        self
+    }
+
+    /// Seed of the generator behind every random wait (heartbeat jitter,
+    /// backoff jitter, the op 9 wait). Drivers should seed from entropy;
+    /// tests fix it to replay exactly.
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = seed;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.token.expose().is_empty() {
+            return Err(ConfigError::EmptyToken);
+        }
+        super::url::gateway_url(&self.base_url, self.compression)?;
+        if !(50..=250).contains(&self.large_threshold) {
+            return Err(ConfigError::LargeThreshold(self.large_threshold));
+        }
+        if self.presence.as_ref().is_some_and(|p| !p.get().trim_start().starts_with('{')) {
+            return Err(ConfigError::Presence);
+        }
+        if cfg!(not(feature = "zlib")) && self.compression == Compression::ZlibStream {
+            return Err(ConfigError::CompressionUnavailable);
+        }
+        if self.hello_timeout.is_zero() || self.ready_timeout.is_zero() || self.reconnect.base.is_zero() {
+            return Err(ConfigError::ZeroDuration);
+        }
+        let identify = super::payload::identify(self, self.presence.as_deref());
+        if identify.len() > super::payload::MAX_OUTBOUND_SIZE {
+            return Err(ConfigError::IdentifyTooLarge(identify.len()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! What the core hands out: actions for the driver, events for the application.
+
+use std::time::Duration;
+
+use super::close_code::FatalError;
+use crate::Dispatch;
+
+/// Something the driver must do to the socket. Drain [`Machine::poll_action`](super::Machine::poll_action)
+/// before [`Machine::poll_transmit`](super::Machine::poll_transmit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a WebSocket to `url` (query included), then report
+    /// `handle_open` or `handle_connect_failed`.
+    Connect {
+        /// The full URL to open.
+        url: String,
+    },
+    /// Send a close frame with `code` and drop the socket without waiting for
+    /// the reply (a dead peer never answers: E11). Report nothing more for it.
+    Close {
+        /// 1000 ends the session; 4000 keeps it resumable (§5.4).
+        code: u16,
+    },
+    /// Wait for an identify permit (one per `shard_id % max_concurrency`
+    /// bucket per 5 s, §7.2), then call `grant_identify`. Only asked for when
+    /// the configuration enables identify permits.
+    RequestIdentifyPermit,
+}
+
+/// Something that happened, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An opcode-0 dispatch, READY and RESUMED included, each exactly once and in `s` order.
+    Dispatch(Dispatch),
+    /// The connection moved to a new status.
+    Status(Status),
+    /// A close code that reconnecting cannot fix; the core is finished.
+    Fatal(FatalError),
+}
+
+/// Where the shard's connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Opening a socket, to resume a session or to start one.
+    Connecting {
+        /// Whether the connection will resume (else identify).
+        resume: bool,
+    },
+    /// Socket open, waiting for Hello.
+    AwaitingHello,
+    /// Waiting for an identify permit.
+    AwaitingIdentifyPermit,
+    /// Identify sent, waiting for READY.
+    Identifying,
+    /// Resume sent; replayed dispatches arrive until RESUMED.
+    Resuming,
+    /// READY or RESUMED received: live.
+    Active,
+    /// The connection was lost; the next one opens after `delay`.
+    Reconnecting {
+        /// Why the connection ended.
+        reason: DisconnectReason,
+        /// How long until the next connection attempt.
+        delay: Duration,
+        /// Whether the next connection will resume (else identify).
+        resume: bool,
+    },
+    /// The application closed the shard.
+    Closed,
+    /// Ended by a fatal close code.
+    Fatal(FatalError),
+}
+
+/// Why a connection ended (for logs and metrics; the core has already acted on it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The server sent op 7 Reconnect.
+    Reconnect,
+    /// No heartbeat ACK before the next heartbeat was due (§4 rule 5).
+    Zombie,
+    /// The server sent op 9 Invalid Session.
+    InvalidSession {
+        /// The `d` flag: whether the session may be resumed.
+        resumable: bool,
+    },
+    /// The server or the network closed the socket; `None` when there was no close code.
+    Closed {
+        /// The close code, if any.
+        code: Option<u16>,
+    },
+    /// The socket could not be opened.
+    ConnectFailed,
+    /// No Hello within the Hello timeout (E2).
+    HelloTimeout,
+    /// Hello carried no usable `heartbeat_interval`.
+    BadHello,
+    /// No READY/RESUMED within the ready timeout (E2).
+    ReadyTimeout,
+    /// The zlib stream was corrupt or a payload exceeded the size cap (E17).
+    Decompression {
+        /// What the inflater reported.
+        error: String,
+    },
+}
+
+/// When the application closes the shard (§5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Close with 1000: the session ends and the bot shows offline.
+    Final,
+    /// Close with 4000: the session stays resumable for a few minutes.
+    Resumable,
+}

@@ -1,0 +1,712 @@
+//! The per-shard gateway state machine (gateway-protocol §5.7), sans-IO.
+//!
+//! Inputs carry `now`; outputs are polled. Nothing here reads a clock, opens a
+//! socket or spawns a task, so every rule is testable with a fake clock.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+
+use super::backoff::{Backoff, FailureKind};
+use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
+use super::command::{Command, CommandError};
+use super::config::{Compression, ConfigError, ProtocolConfig};
+use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
+use super::heartbeat::{Beat, Heartbeat};
+use super::opcode::OpCode;
+use super::payload::{self, MAX_OUTBOUND_SIZE};
+use super::ratelimit::{Priority, SendLimiter};
+use super::rng::Rng;
+use super::session::Session;
+use super::url::gateway_url;
+use crate::codec::{Envelope, StrSpan};
+use crate::Dispatch;
+
+/// One WebSocket message as the driver received it.
+#[derive(Debug, Clone, Copy)]
+pub enum Incoming<'a> {
+    /// A text message: one JSON payload.
+    Text(&'a str),
+    /// A binary message: a piece of the zlib stream (or, uncompressed, JSON bytes).
+    Binary(&'a [u8]),
+}
+
+/// Where the machine is. Connection-scoped data lives beside it in `Link`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting out a reconnect delay.
+    Waiting { until: Instant },
+    /// `Action::Connect` issued, socket not yet open.
+    Connecting,
+    AwaitingHello { deadline: Instant },
+    AwaitingIdentifyPermit,
+    Identifying { deadline: Instant },
+    Resuming { deadline: Instant },
+    Active { since: Instant },
+    Closed,
+    Terminated,
+}
+
+impl Phase {
+    fn has_socket(self) -> bool {
+        !matches!(self, Phase::Waiting { .. } | Phase::Connecting | Phase::Closed | Phase::Terminated)
+    }
+}
+
+/// State of the current connection attempt; replaced on every connect (§8.4).
+#[derive(Debug, Default)]
+struct Link {
+    resume: bool,
+    via_resume_url: bool,
+    heartbeat: Option<Heartbeat>,
+    limiter: Option<SendLimiter>,
+    reached_active: bool,
+}
+
+/// The session being kept, minus the sequence (tracked on its own, §4 rule 2).
+#[derive(Debug, Clone)]
+struct SessionIds {
+    id: String,
+    resume_url: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct HelloData {
+    heartbeat_interval: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ReadyData {
+    session_id: String,
+    #[serde(default)]
+    resume_gateway_url: Option<String>,
+}
+
+/// Everything but the inflater, so a payload borrowed from the inflater can be
+/// handed to it (disjoint borrows).
+#[derive(Debug)]
+struct Core {
+    config: ProtocolConfig,
+    base_url: String,
+    rng: Rng,
+    phase: Phase,
+    status: Status,
+    link: Link,
+    session: Option<SessionIds>,
+    last_seq: Option<u64>,
+    presence: Option<Box<RawValue>>,
+    backoff: Backoff,
+    resume_failures: u32,
+    commands: VecDeque<String>,
+    transmits: VecDeque<String>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+}
+
+/// The sans-IO protocol state machine of one shard.
+///
+/// Feed it socket events with [`handle_open`](Machine::handle_open),
+/// [`handle_message`](Machine::handle_message),
+/// [`handle_close`](Machine::handle_close),
+/// [`handle_connect_failed`](Machine::handle_connect_failed) and
+/// [`handle_timeout`](Machine::handle_timeout); then drain
+/// [`poll_action`](Machine::poll_action), [`poll_transmit`](Machine::poll_transmit),
+/// [`poll_event`](Machine::poll_event) and arm a timer for
+/// [`poll_timeout`](Machine::poll_timeout).
+///
+/// ```
+/// use std::time::Instant;
+/// use discord_gateway_stream::protocol::{Action, Compression, Incoming, Machine, ProtocolConfig};
+/// use discord_gateway_stream::Intents;
+///
+/// let now = Instant::now();
+/// let config = ProtocolConfig::new("token", Intents::GUILDS).compression(Compression::None);
+/// let mut machine = Machine::new(config, now).unwrap();
+/// assert_eq!(
+///     machine.poll_action(),
+///     Some(Action::Connect { url: "wss://gateway.discord.gg/?v=10&encoding=json".into() })
+/// );
+/// machine.handle_open(now);
+/// machine.handle_message(now, Incoming::Text(r#"{"op":10,"d":{"heartbeat_interval":41250}}"#));
+/// let identify = machine.poll_transmit().unwrap();
+/// assert!(identify.starts_with(r#"{"op":2,"d":{"token":"token""#));
+/// ```
+#[derive(Debug)]
+pub struct Machine {
+    core: Core,
+    #[cfg(feature = "zlib")]
+    inflater: crate::codec::Inflater,
+}
+
+impl Machine {
+    /// A machine that starts connecting at once (its first action is `Connect`).
+    pub fn new(config: ProtocolConfig, now: Instant) -> Result<Machine, ConfigError> {
+        config.validate()?;
+        let base_url = gateway_url(&config.base_url, config.compression)?;
+        let session = config.resume_from.as_ref().map(|s| SessionIds { id: s.id.clone(), resume_url: s.resume_url.clone() });
+        let last_seq = config.resume_from.as_ref().map(|s| s.seq);
+        let mut core = Core {
+            rng: Rng::new(config.rng_seed),
+            presence: config.presence.clone(),
+            #[cfg(feature = "zlib")]
+            config: config.clone(),
+            #[cfg(not(feature = "zlib"))]
+            config,
+            base_url,
+            phase: Phase::Closed,
+            status: Status::Closed,
+            link: Link::default(),
+            session,
+            last_seq,
+            backoff: Backoff::new(),
+            resume_failures: 0,
+            commands: VecDeque::new(),
+            transmits: VecDeque::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        core.connect(now);
+        Ok(Machine {
+            #[cfg(feature = "zlib")]
+            inflater: crate::codec::Inflater::new(config.max_message_size),
+            core,
+        })
+    }
+
+    /// The socket asked for by the last `Connect` is open.
+    pub fn handle_open(&mut self, now: Instant) {
+        if self.core.phase != Phase::Connecting {
+            tracing::debug!("socket open reported while not connecting; ignored");
+            return;
+        }
+        #[cfg(feature = "zlib")]
+        self.inflater.reset();
+        self.core.phase = Phase::AwaitingHello { deadline: now + self.core.config.hello_timeout };
+        self.core.set_status(Status::AwaitingHello);
+    }
+
+    /// The socket asked for by the last `Connect` could not be opened
+    /// (refused, TLS failure, HTTP error during the upgrade).
+    pub fn handle_connect_failed(&mut self, now: Instant) {
+        if self.core.phase != Phase::Connecting {
+            return;
+        }
+        self.core.lose(now, DisconnectReason::ConnectFailed, Loss::refused());
+    }
+
+    /// The server or the network closed the socket. `code` is the close
+    /// frame's code; `None` when there was none (EOF, reset, 1005, 1006).
+    pub fn handle_close(&mut self, now: Instant, code: Option<u16>) {
+        match self.core.phase {
+            Phase::Connecting => self.handle_connect_failed(now),
+            phase if phase.has_socket() => self.core.on_close(now, code),
+            _ => tracing::debug!(?code, "close reported with no connection; ignored"),
+        }
+    }
+
+    /// One WebSocket message arrived.
+    pub fn handle_message(&mut self, now: Instant, message: Incoming<'_>) {
+        if !self.core.phase.has_socket() {
+            tracing::debug!("message with no connection; ignored");
+            return;
+        }
+        match message {
+            Incoming::Text(text) => self.core.on_payload(now, text),
+            #[cfg(feature = "zlib")]
+            Incoming::Binary(bytes) if self.core.config.compression == Compression::ZlibStream => {
+                match self.inflater.push(bytes) {
+                    Ok(None) => {}
+                    Ok(Some(payload)) => match std::str::from_utf8(payload) {
+                        Ok(text) => self.core.on_payload(now, text),
+                        Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "zlib stream unusable; reconnecting with a fresh inflater (E17)");
+                        let reason = DisconnectReason::Decompression { error: error.to_string() };
+                        self.core.lose(now, reason, Loss::dropped().close(RESUMABLE_CLOSE));
+                    }
+                }
+            }
+            Incoming::Binary(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => self.core.on_payload(now, text),
+                Err(error) => tracing::warn!(%error, "skipping a binary payload that is not UTF-8"),
+            },
+        }
+        self.core.drain_commands(now);
+    }
+
+    /// Time has reached `now`: fire every deadline that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.on_timeout(now);
+        self.core.drain_commands(now);
+    }
+
+    /// The identify permit asked for by `RequestIdentifyPermit` is granted.
+    /// A permit for a connection that has since ended is ignored.
+    pub fn grant_identify(&mut self, now: Instant) {
+        if self.core.phase == Phase::AwaitingIdentifyPermit {
+            self.core.send_identify(now);
+        } else {
+            tracing::debug!("identify permit arrived with no identify pending; ignored");
+        }
+    }
+
+    /// Queues an application command. It is sent once the session is Active
+    /// and the send budget allows (§5.7, §7.1, E7). A presence update (op 3)
+    /// is also remembered for the next Identify (E21).
+    pub fn send_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+        self.core.queue_command(now, command)
+    }
+
+    /// Closes the shard. `Final` sends 1000 and ends the session; `Resumable`
+    /// sends 4000 and returns the [`Session`] so it can be resumed later (§5.4).
+    pub fn close(&mut self, now: Instant, mode: CloseMode) -> Option<Session> {
+        let _ = now;
+        self.core.close(mode)
+    }
+
+    /// Next thing to do to the socket.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.core.actions.pop_front()
+    }
+
+    /// Next text frame to write to the socket.
+    pub fn poll_transmit(&mut self) -> Option<String> {
+        self.core.transmits.pop_front()
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.events.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called; `None` when nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.next_deadline()
+    }
+
+    /// The current status.
+    pub fn status(&self) -> &Status {
+        &self.core.status
+    }
+
+    /// The session that would be resumed now, if any.
+    pub fn session(&self) -> Option<Session> {
+        self.core.session_snapshot()
+    }
+
+    /// The last sequence number received.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.core.last_seq
+    }
+
+    /// Round trip of the last acknowledged heartbeat on this connection.
+    pub fn latency(&self) -> Option<Duration> {
+        self.core.link.heartbeat.as_ref().and_then(Heartbeat::latency)
+    }
+
+    /// Whether the machine has finished (closed by the application or fatally).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.core.phase, Phase::Closed | Phase::Terminated)
+    }
+}
+
+/// How a lost connection affects the session and the pacing.
+#[derive(Debug, Clone, Copy)]
+struct Loss {
+    kind: FailureKind,
+    keep_session: bool,
+    close_code: Option<u16>,
+    invalid_session_wait: bool,
+}
+
+impl Loss {
+    fn refused() -> Loss {
+        Loss { kind: FailureKind::Refused, keep_session: true, close_code: None, invalid_session_wait: false }
+    }
+    fn dropped() -> Loss {
+        Loss { kind: FailureKind::Dropped, ..Loss::refused() }
+    }
+    fn close(self, code: u16) -> Loss {
+        Loss { close_code: Some(code), ..self }
+    }
+    fn forget_session(self) -> Loss {
+        Loss { keep_session: false, ..self }
+    }
+}
+
+impl Core {
+    fn set_status(&mut self, status: Status) {
+        if self.status != status {
+            self.status = status.clone();
+            self.events.push_back(Event::Status(status));
+        }
+    }
+
+    fn session_snapshot(&self) -> Option<Session> {
+        let ids = self.session.as_ref()?;
+        Some(Session { id: ids.id.clone(), seq: self.last_seq.unwrap_or(0), resume_url: ids.resume_url.clone() })
+    }
+
+    /// Opens a new connection: to the resume URL when a session is kept and
+    /// the URL is usable (§1.3, E12, E24), else to the base URL.
+    fn connect(&mut self, _now: Instant) {
+        let resume = self.session.is_some();
+        let mut url = None;
+        if let Some(resume_url) = self.session.as_mut().and_then(|s| s.resume_url.as_ref()) {
+            match gateway_url(resume_url, self.config.compression) {
+                Ok(built) => url = Some(built),
+                Err(error) => {
+                    tracing::warn!(%error, "resume_gateway_url is unusable; resuming through the base URL (E24)");
+                    if let Some(session) = self.session.as_mut() {
+                        session.resume_url = None;
+                    }
+                }
+            }
+        }
+        let via_resume_url = url.is_some();
+        let url = url.unwrap_or_else(|| self.base_url.clone());
+        tracing::info!(resume, via_resume_url, "connecting");
+        self.link = Link { resume, via_resume_url, ..Link::default() };
+        self.phase = Phase::Connecting;
+        self.actions.push_back(Action::Connect { url });
+        self.set_status(Status::Connecting { resume });
+    }
+
+    /// Ends the current connection and schedules the next one.
+    fn lose(&mut self, now: Instant, reason: DisconnectReason, loss: Loss) {
+        if let Some(code) = loss.close_code {
+            self.actions.push_back(Action::Close { code });
+        }
+        self.transmits.clear();
+        let active_since = match self.phase {
+            Phase::Active { since } => Some(since),
+            _ => None,
+        };
+        if active_since.is_some_and(|since| now.saturating_duration_since(since) >= self.config.reconnect.healthy_after) {
+            self.backoff.reset();
+        }
+        let link = std::mem::take(&mut self.link);
+        if link.via_resume_url && loss.kind == FailureKind::Refused {
+            tracing::info!("resume URL failed; falling back to the base URL (§1.3)");
+            if let Some(session) = self.session.as_mut() {
+                session.resume_url = None;
+            }
+        }
+        if !loss.keep_session {
+            self.session = None;
+        } else if link.resume && !link.reached_active && self.session.is_some() {
+            self.resume_failures += 1;
+            if self.resume_failures >= self.config.reconnect.max_resume_attempts {
+                tracing::warn!(attempts = self.resume_failures, "resume keeps failing; starting a new session (E4)");
+                self.session = None;
+            }
+        }
+        if self.session.is_none() {
+            self.resume_failures = 0;
+        }
+        let mut delay = self.backoff.next_delay(loss.kind, &self.config.reconnect, &mut self.rng);
+        if loss.invalid_session_wait {
+            let (low, high) = self.config.reconnect.invalid_session_wait;
+            delay = delay.max(self.rng.duration_between(low, high));
+        }
+        let resume = self.session.is_some();
+        tracing::info!(?reason, ?delay, resume, failures = self.backoff.failures(), "connection lost");
+        self.phase = Phase::Waiting { until: now + delay };
+        self.set_status(Status::Reconnecting { reason, delay, resume });
+        if delay.is_zero() {
+            self.connect(now);
+        }
+    }
+
+    fn terminate(&mut self, fatal: FatalError) {
+        tracing::error!(code = fatal.code(), "{fatal}");
+        self.phase = Phase::Terminated;
+        self.session = None;
+        self.link = Link::default();
+        self.transmits.clear();
+        self.commands.clear();
+        self.events.push_back(Event::Fatal(fatal));
+        self.set_status(Status::Fatal(fatal));
+    }
+
+    fn close(&mut self, mode: CloseMode) -> Option<Session> {
+        if matches!(self.phase, Phase::Closed | Phase::Terminated) {
+            return None;
+        }
+        let code = match mode {
+            CloseMode::Final => FINAL_CLOSE,
+            CloseMode::Resumable => RESUMABLE_CLOSE,
+        };
+        if self.phase.has_socket() || self.phase == Phase::Connecting {
+            self.actions.push_back(Action::Close { code });
+        }
+        let session = match mode {
+            CloseMode::Final => None,
+            CloseMode::Resumable => self.session_snapshot(),
+        };
+        self.session = None;
+        self.phase = Phase::Closed;
+        self.link = Link::default();
+        self.transmits.clear();
+        self.commands.clear();
+        self.set_status(Status::Closed);
+        session
+    }
+
+    fn on_close(&mut self, now: Instant, code: Option<u16>) {
+        let kind = match self.phase {
+            Phase::AwaitingHello { .. } => FailureKind::Refused,
+            _ => FailureKind::Dropped,
+        };
+        let loss = Loss { kind, ..Loss::dropped() };
+        let reason = DisconnectReason::Closed { code };
+        match classify(code) {
+            CloseAction::Fatal(fatal) => self.terminate(fatal),
+            CloseAction::Identify => self.lose(now, reason, loss.forget_session()),
+            CloseAction::Resume => self.lose(now, reason, loss),
+        }
+    }
+
+    fn on_payload(&mut self, now: Instant, text: &str) {
+        let envelope = match Envelope::scan(text) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                tracing::warn!(%error, len = text.len(), "skipping a payload that is not a gateway envelope");
+                return;
+            }
+        };
+        let data = envelope.data.clone().and_then(|range| text.get(range));
+        match OpCode::from_u64(envelope.op) {
+            Some(OpCode::Dispatch) => self.on_dispatch(now, text, envelope),
+            Some(OpCode::Heartbeat) => self.on_heartbeat_request(now),
+            Some(OpCode::HeartbeatAck) => {
+                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
+                    if !heartbeat.acked(now) {
+                        tracing::debug!("unrequested heartbeat ACK (E8)");
+                    }
+                }
+            }
+            Some(OpCode::Hello) => self.on_hello(now, data),
+            Some(OpCode::Reconnect) => {
+                self.lose(now, DisconnectReason::Reconnect, Loss::dropped().close(RESUMABLE_CLOSE));
+            }
+            Some(OpCode::InvalidSession) => {
+                let resumable = data.is_some_and(|d| d.trim() == "true");
+                let reason = DisconnectReason::InvalidSession { resumable };
+                let loss = Loss::dropped().close(RESUMABLE_CLOSE);
+                if resumable && self.session.is_some() {
+                    self.lose(now, reason, loss);
+                } else {
+                    let loss = Loss { invalid_session_wait: true, ..loss.forget_session() };
+                    self.lose(now, reason, loss);
+                }
+            }
+            _ => tracing::warn!(op = envelope.op, "skipping a payload with an unexpected opcode"),
+        }
+    }
+
+    fn on_hello(&mut self, now: Instant, data: Option<&str>) {
+        if !matches!(self.phase, Phase::AwaitingHello { .. }) {
+            tracing::warn!("skipping a second Hello on one connection");
+            return;
+        }
+        let interval = data
+            .and_then(|d| serde_json::from_str::<HelloData>(d).ok())
+            .map(|hello| hello.heartbeat_interval)
+            .filter(|&ms| ms > 0);
+        let Some(interval) = interval else {
+            tracing::warn!("Hello without a usable heartbeat_interval");
+            self.lose(now, DisconnectReason::BadHello, Loss::refused().close(RESUMABLE_CLOSE));
+            return;
+        };
+        let interval = Duration::from_millis(interval);
+        // §4 rule 9 and §7.1: timer and budget belong to this connection, from its Hello.
+        self.link.heartbeat = Some(Heartbeat::new(interval, now, self.rng.unit()));
+        self.link.limiter = Some(SendLimiter::new(interval));
+        match self.session.clone() {
+            Some(session) if self.link.resume => {
+                let seq = self.last_seq.unwrap_or(0);
+                tracing::info!(seq, "resuming");
+                self.send_control(now, payload::resume(&self.config.token, &session.id, seq));
+                self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
+                self.set_status(Status::Resuming);
+            }
+            _ if self.config.identify_permits => {
+                self.phase = Phase::AwaitingIdentifyPermit;
+                self.actions.push_back(Action::RequestIdentifyPermit);
+                self.set_status(Status::AwaitingIdentifyPermit);
+            }
+            _ => self.send_identify(now),
+        }
+    }
+
+    fn send_identify(&mut self, now: Instant) {
+        let mut frame = payload::identify(&self.config, self.presence.as_deref());
+        if frame.len() > MAX_OUTBOUND_SIZE {
+            tracing::warn!("remembered presence makes Identify too large; using the configured presence");
+            frame = payload::identify(&self.config, self.config.presence.as_deref());
+        }
+        tracing::info!(shard = %self.config.shard, "identifying");
+        self.session = None;
+        self.last_seq = None;
+        self.send_control(now, frame);
+        self.phase = Phase::Identifying { deadline: now + self.config.ready_timeout };
+        self.set_status(Status::Identifying);
+    }
+
+    /// Sends a heartbeat, Identify or Resume: they may use the reserved slots.
+    fn send_control(&mut self, now: Instant, frame: String) {
+        let allowed = self.link.limiter.as_mut().is_none_or(|limiter| limiter.try_acquire(now, Priority::Control));
+        if !allowed {
+            tracing::warn!("send budget exhausted; sending a control frame anyway");
+        }
+        self.transmits.push_back(frame);
+    }
+
+    fn on_heartbeat_request(&mut self, now: Instant) {
+        // §4 rule 3: answer at once with our own seq; never before Hello (E8).
+        let Some(limiter) = self.link.limiter.as_mut() else {
+            tracing::debug!("heartbeat request before Hello; ignored");
+            return;
+        };
+        if !limiter.try_acquire(now, Priority::Control) {
+            tracing::warn!("heartbeat request with no send budget left; skipped");
+            return;
+        }
+        self.transmits.push_back(payload::heartbeat(self.last_seq));
+        if let Some(heartbeat) = self.link.heartbeat.as_mut() {
+            heartbeat.sent_on_request(now);
+        }
+    }
+
+    fn on_dispatch(&mut self, now: Instant, text: &str, envelope: Envelope) {
+        let (Some(seq), Some(event)) = (envelope.seq, envelope.event.as_ref()) else {
+            tracing::warn!("skipping a dispatch without `s` or `t`");
+            return;
+        };
+        let name = event.decode(text);
+        let is_ready = name == "READY";
+        // §5.5, E9: within a session `s` only grows; a replayed or repeated
+        // one was already delivered. READY starts a new session.
+        if let Some(last) = self.last_seq.filter(|_| !is_ready) {
+            if seq <= last {
+                tracing::debug!(seq, last, "dropping an already delivered dispatch");
+                return;
+            }
+            if seq > last + 1 {
+                tracing::debug!(seq, last, "sequence gap");
+            }
+        }
+        self.last_seq = Some(seq);
+        let data = envelope.data.clone().unwrap_or(0..0);
+        let event_name = match event {
+            StrSpan { escaped: false, range } => Ok(range.clone()),
+            StrSpan { escaped: true, .. } => Err(Box::from(name.as_ref())),
+        };
+        if is_ready {
+            self.on_ready(now, text.get(data.clone()).unwrap_or_default());
+        } else if name == "RESUMED" {
+            tracing::info!(seq, "resumed");
+            self.become_active(now);
+        } else if let Phase::Resuming { .. } = self.phase {
+            // A long replay is progress, not a stall (E2).
+            self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
+        }
+        let dispatch = Dispatch::new(self.config.shard, seq, Box::from(text), event_name, data);
+        self.events.push_back(Event::Dispatch(dispatch));
+    }
+
+    fn on_ready(&mut self, now: Instant, data: &str) {
+        match serde_json::from_str::<ReadyData>(data) {
+            Ok(ready) => {
+                tracing::info!(resume_url = ?ready.resume_gateway_url, "READY");
+                self.session = Some(SessionIds { id: ready.session_id, resume_url: ready.resume_gateway_url });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "READY without a session_id; this session cannot be resumed");
+                self.session = None;
+            }
+        }
+        self.become_active(now);
+    }
+
+    fn become_active(&mut self, now: Instant) {
+        self.resume_failures = 0;
+        self.link.reached_active = true;
+        self.phase = Phase::Active { since: now };
+        self.set_status(Status::Active);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Waiting { until } if now >= until => return self.connect(now),
+            Phase::AwaitingHello { deadline } if now >= deadline => {
+                tracing::warn!("no Hello in time (E2)");
+                return self.lose(now, DisconnectReason::HelloTimeout, Loss::refused().close(RESUMABLE_CLOSE));
+            }
+            Phase::Identifying { deadline } | Phase::Resuming { deadline } if now >= deadline => {
+                tracing::warn!("no READY/RESUMED in time (E2)");
+                return self.lose(now, DisconnectReason::ReadyTimeout, Loss::refused().close(RESUMABLE_CLOSE));
+            }
+            _ => {}
+        }
+        match self.link.heartbeat.as_ref().and_then(|heartbeat| heartbeat.poll(now)) {
+            Some(Beat::Send) => {
+                self.send_control(now, payload::heartbeat(self.last_seq));
+                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
+                    heartbeat.sent_periodic(now);
+                }
+            }
+            Some(Beat::Zombie) => {
+                tracing::warn!("no heartbeat ACK; connection is a zombie (E11)");
+                self.lose(now, DisconnectReason::Zombie, Loss::dropped().close(RESUMABLE_CLOSE));
+            }
+            None => {}
+        }
+    }
+
+    fn queue_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+        if matches!(self.phase, Phase::Closed | Phase::Terminated) {
+            return Err(CommandError::Closed);
+        }
+        if self.commands.len() >= self.config.max_queued_commands {
+            return Err(CommandError::QueueFull { limit: self.config.max_queued_commands });
+        }
+        if command.op() == OpCode::PresenceUpdate.code() {
+            self.presence = command.data().and_then(|d| RawValue::from_string(d.to_owned()).ok());
+        }
+        self.commands.push_back(command.into_frame());
+        self.drain_commands(now);
+        Ok(())
+    }
+
+    fn drain_commands(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Active { .. }) {
+            return;
+        }
+        let Some(limiter) = self.link.limiter.as_mut() else { return };
+        while !self.commands.is_empty() && limiter.try_acquire(now, Priority::Command) {
+            if let Some(frame) = self.commands.pop_front() {
+                self.transmits.push_back(frame);
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let phase_deadline = match self.phase {
+            Phase::Waiting { until } => Some(until),
+            Phase::AwaitingHello { deadline } | Phase::Identifying { deadline } | Phase::Resuming { deadline } => {
+                Some(deadline)
+            }
+            _ => None,
+        };
+        let heartbeat = self.link.heartbeat.as_ref().map(Heartbeat::next_due);
+        let command_slot = match (self.phase, self.link.limiter.as_ref()) {
+            (Phase::Active { .. }, Some(limiter)) if !self.commands.is_empty() => limiter.next_slot(Priority::Command),
+            _ => None,
+        };
+        [phase_deadline, heartbeat, command_slot].into_iter().flatten().min()
+    }
+}

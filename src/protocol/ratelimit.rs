@@ -1,0 +1,115 @@
+//! Send rate limit (gateway-protocol §7.1, E16): 120 frames per 60 s per
+//! connection, as a sliding-window log, with slots only heartbeats, Identify
+//! and Resume may use.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Frames a connection may send per window.
+pub const SEND_LIMIT: usize = 120;
+/// The window the limit applies to.
+pub const SEND_WINDOW: Duration = Duration::from_secs(60);
+
+/// Who is asking to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priority {
+    /// Heartbeat, Identify, Resume: may use the reserved slots.
+    Control,
+    /// Application commands: must leave the reserved slots free.
+    Command,
+}
+
+/// Sliding-window log of one connection's sends.
+#[derive(Debug, Clone)]
+pub(crate) struct SendLimiter {
+    sent: VecDeque<Instant>,
+    reserved: usize,
+}
+
+impl SendLimiter {
+    /// A fresh budget for a connection whose Hello announced `heartbeat_interval`.
+    ///
+    /// Reserves `ceil(60 s / interval) + 1` slots (at most 10) for heartbeats,
+    /// as twilight does: 3 at the usual 41.25 s interval (twilight#1947).
+    pub(crate) fn new(heartbeat_interval: Duration) -> SendLimiter {
+        let interval_ms = heartbeat_interval.as_millis().max(1);
+        let per_window = SEND_WINDOW.as_millis().div_ceil(interval_ms);
+        let reserved = usize::try_from(per_window).unwrap_or(usize::MAX).saturating_add(1).min(10);
+        SendLimiter { sent: VecDeque::with_capacity(SEND_LIMIT), reserved }
+    }
+
+    /// Slots held back for control frames.
+    #[cfg(test)]
+    pub(crate) fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    fn limit(&self, priority: Priority) -> usize {
+        match priority {
+            Priority::Control => SEND_LIMIT,
+            Priority::Command => SEND_LIMIT - self.reserved,
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self.sent.front().is_some_and(|&t| now.saturating_duration_since(t) >= SEND_WINDOW) {
+            self.sent.pop_front();
+        }
+    }
+
+    /// Takes a slot at `now` if `priority` has one left.
+    pub(crate) fn try_acquire(&mut self, now: Instant, priority: Priority) -> bool {
+        self.expire(now);
+        if self.sent.len() < self.limit(priority) {
+            self.sent.push_back(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When `priority` gets its next slot, if none is free among the sends
+    /// recorded so far (expired ones count until the next acquire, which only
+    /// makes the answer earlier, never later).
+    pub(crate) fn next_slot(&self, priority: Priority) -> Option<Instant> {
+        let limit = self.limit(priority);
+        let index = self.sent.len().checked_sub(limit)?;
+        self.sent.get(index).map(|&t| t + SEND_WINDOW)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserves_three_slots_at_the_usual_interval() {
+        // §7.1: ceil(60 / 41.25) + 1 = 3.
+        assert_eq!(SendLimiter::new(Duration::from_millis(41_250)).reserved(), 3);
+        assert_eq!(SendLimiter::new(Duration::from_millis(100)).reserved(), 10);
+    }
+
+    #[test]
+    fn commands_stop_at_117_and_control_frames_get_the_rest() {
+        let t0 = Instant::now();
+        let mut limiter = SendLimiter::new(Duration::from_millis(41_250));
+        let commands = (0..200).filter(|_| limiter.try_acquire(t0, Priority::Command)).count();
+        assert_eq!(commands, 117);
+        let control = (0..10).filter(|_| limiter.try_acquire(t0, Priority::Control)).count();
+        assert_eq!(control, 3);
+    }
+
+    #[test]
+    fn window_slides_sixty_seconds() {
+        let t0 = Instant::now();
+        let mut limiter = SendLimiter::new(Duration::from_millis(41_250));
+        for i in 0..117u64 {
+            assert!(limiter.try_acquire(t0 + Duration::from_millis(i), Priority::Command));
+        }
+        let at = t0 + Duration::from_secs(1);
+        assert!(!limiter.try_acquire(at, Priority::Command));
+        assert_eq!(limiter.next_slot(Priority::Command), Some(t0 + SEND_WINDOW));
+        assert!(limiter.try_acquire(t0 + SEND_WINDOW, Priority::Command));
+        assert!(!limiter.try_acquire(t0 + SEND_WINDOW, Priority::Command));
+    }
+}

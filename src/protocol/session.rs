@@ -1,0 +1,36 @@
+//! A resumable gateway session (gateway-protocol §5.2, §1.3).
+
+/// What a resume needs: persist it to resume after a process restart.
+///
+/// ```
+/// use discord_gateway_stream::protocol::Session;
+/// let session = Session {
+///     id: "a1b2".into(),
+///     seq: 42,
+///     resume_url: Some("wss://gateway-us-east1-c.discord.gg".into()),
+/// };
+/// let saved = serde_json::to_string(&session).unwrap();
+/// assert_eq!(serde_json::from_str::<Session>(&saved).unwrap(), session);
+/// ```
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    /// `session_id` from READY.
+    pub id: String,
+    /// The last sequence number received in this session.
+    pub seq: u64,
+    /// `resume_gateway_url` from READY, as received (no query); `None` resumes
+    /// through the base URL.
+    #[serde(default)]
+    pub resume_url: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The session id is a credential for resuming: keep it out of logs.
+        f.debug_struct("Session")
+            .field("id", &"<redacted>")
+            .field("seq", &self.seq)
+            .field("resume_url", &self.resume_url)
+            .finish()
+    }
+}
