@@ -85,7 +85,6 @@ struct ReadyData {
 
 /// Everything but the inflater, so a payload borrowed from the inflater can be
 /// handed to it (disjoint borrows).
-#[derive(Debug)]
 struct Core {
     config: ProtocolConfig,
     base_url: String,
@@ -132,7 +131,6 @@ struct Core {
 /// let identify = machine.poll_transmit().unwrap();
 /// assert!(identify.starts_with(r#"{"op":2,"d":{"token":"token""#));
 /// ```
-#[derive(Debug)]
 pub struct Machine {
     core: Core,
     #[cfg(feature = "zlib")]
@@ -309,6 +307,20 @@ impl Machine {
     /// Whether the machine has finished (closed by the application or fatally).
     pub fn is_finished(&self) -> bool {
         matches!(self.core.phase, Phase::Closed | Phase::Terminated)
+    }
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Queued frames may hold Identify or Resume, which carry the token.
+        f.debug_struct("Machine")
+            .field("shard", &self.core.config.shard)
+            .field("status", &self.core.status)
+            .field("last_seq", &self.core.last_seq)
+            .field("has_session", &self.core.session.is_some())
+            .field("queued_commands", &self.core.commands.len())
+            .field("pending_frames", &self.core.transmits.len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,583 @@
+//! Heartbeating (§4), identify/resume payloads (§5.1-5.2), sequence handling
+//! (§5.5), send limits (§7.1), pacing (§5.6), closes (§5.4) and the §11 edge
+//! cases, against the sans-IO machine with a fake clock.
+
+mod support;
+
+use std::time::Duration;
+
+use discord_gateway_stream::protocol::{
+    Action, CloseMode, Command, CommandError, DisconnectReason, Event, Machine, ProtocolConfig, ReconnectPolicy,
+    Session, Status,
+};
+use discord_gateway_stream::Intents;
+use support::*;
+
+const INTERVAL: Duration = Duration::from_millis(INTERVAL_MS);
+
+// ---------------------------------------------------------------- §4 heartbeats
+
+#[test]
+fn hello_schedules_the_first_heartbeat_after_interval_times_jitter_then_every_interval() {
+    let mut firsts = Vec::new();
+    for seed in [1, 2, 3] {
+        let mut h = Harness::new(config().rng_seed(seed));
+        h.open();
+        h.hello();
+        h.ready(1, "s");
+        let hello_at = h.now - h.start;
+        h.advance(INTERVAL * 3);
+        // ACK each heartbeat as it goes out so no zombie is detected.
+        let times: Vec<Duration> = h.sent_at.iter().filter(|(_, f)| f.starts_with(r#"{"op":1"#)).map(|(t, _)| *t).collect();
+        assert!(!times.is_empty());
+        let first = times[0] - hello_at;
+        assert!(first < INTERVAL, "first beat after interval x jitter, jitter in [0,1): {first:?}");
+        firsts.push(first);
+    }
+    assert!(firsts[0] != firsts[1] || firsts[1] != firsts[2], "jitter comes from the seeded generator");
+
+    // Same seed, same schedule; later beats exactly one interval apart while ACKed.
+    let mut h = Harness::new(config().rng_seed(7));
+    h.open();
+    h.hello();
+    h.ready(1, "s");
+    let mut beats = Vec::new();
+    for _ in 0..4 {
+        let due = h.machine.poll_timeout().expect("heartbeat scheduled");
+        h.advance(due - h.now);
+        beats.push(h.now);
+        h.recv(r#"{"op":11}"#);
+    }
+    assert_eq!(h.heartbeats().len(), 4);
+    for pair in beats.windows(2) {
+        assert_eq!(pair[1] - pair[0], INTERVAL);
+    }
+}
+
+#[test]
+fn heartbeat_d_is_null_before_any_dispatch_then_the_last_sequence() {
+    // §4 rule 2, E5 (twilight#1940).
+    let mut h = Harness::new(config());
+    h.open();
+    h.hello();
+    h.advance(INTERVAL);
+    assert_eq!(h.heartbeats(), [r#"{"op":1,"d":null}"#]);
+    h.recv(r#"{"op":11}"#);
+    h.ready(1, "s");
+    h.dispatch(2, "GUILD_CREATE");
+    h.advance(INTERVAL);
+    assert_eq!(h.heartbeats().last().copied(), Some(r#"{"op":1,"d":2}"#));
+}
+
+#[test]
+fn server_heartbeat_request_is_answered_at_once_with_our_own_sequence() {
+    // §4 rule 3: not with op 11, not with the server's d (twilight#1968), timer untouched.
+    let mut h = Harness::active();
+    h.dispatch(5, "MESSAGE_CREATE");
+    let due = h.machine.poll_timeout();
+    h.recv(r#"{"op":1,"d":999}"#);
+    assert_eq!(h.sent, [r#"{"op":1,"d":5}"#]);
+    assert_eq!(h.machine.poll_timeout(), due);
+}
+
+#[test]
+fn ack_clears_the_wait_and_measures_latency() {
+    let mut h = Harness::active();
+    let due = h.machine.poll_timeout().unwrap();
+    h.advance(due - h.now);
+    h.advance(Duration::from_millis(120));
+    h.recv(r#"{"op":11,"s":null,"t":null}"#);
+    assert_eq!(h.machine.latency(), Some(Duration::from_millis(120)));
+    h.advance(INTERVAL);
+    assert_eq!(h.heartbeats().len(), 2, "ACKed: the next beat is sent, not a zombie");
+    assert!(h.reconnect_reasons().is_empty());
+}
+
+#[test]
+fn stray_acks_and_non_dispatch_nulls_change_nothing() {
+    // E8 (twilight#1969) and E5 (discord.io#208: an ACK with s:null wiped the sequence).
+    let mut h = Harness::active();
+    h.dispatch(9, "MESSAGE_CREATE");
+    h.recv(r#"{"t":null,"s":null,"op":11,"d":null}"#);
+    h.recv(r#"{"t":null,"s":null,"op":11}"#);
+    assert_eq!(h.machine.last_seq(), Some(9));
+    assert!(h.events.iter().all(|e| !matches!(e, Event::Status(Status::Reconnecting { .. }))));
+}
+
+#[test]
+fn the_old_connections_heartbeat_timer_never_fires_on_the_new_socket() {
+    // §4 rule 9, E8 (twilight#1974): nothing is sent before the new Hello.
+    let mut h = Harness::active();
+    h.recv(r#"{"op":7,"d":null}"#);
+    h.open();
+    h.clear();
+    h.advance(INTERVAL * 2 + Duration::from_secs(1));
+    assert!(h.sent.is_empty(), "sent before Hello: {:?}", h.sent);
+    // With no Hello, the connection is given up on (E2) instead of idling forever.
+    assert_eq!(h.reconnect_reasons(), [DisconnectReason::HelloTimeout]);
+}
+
+// ------------------------------------------------------- §5.1/5.2 identify, resume
+
+#[test]
+fn identify_sends_token_intents_shard_properties_threshold_and_compress_false() {
+    let config = config().shard(discord_gateway_stream::ShardId::new(2, 4).unwrap()).large_threshold(250);
+    let mut h = Harness::new(config);
+    h.open();
+    h.hello();
+    let identify: serde_json::Value = serde_json::from_str(&h.sent[0]).unwrap();
+    assert_eq!(identify["op"], 2);
+    let d = &identify["d"];
+    assert_eq!(d["token"], TOKEN);
+    assert_eq!(d["intents"], (Intents::GUILDS | Intents::GUILD_MESSAGES).bits());
+    assert_eq!(d["shard"], serde_json::json!([2, 4]));
+    assert_eq!(d["compress"], false);
+    assert_eq!(d["large_threshold"], 250);
+    assert_eq!(d["properties"]["browser"], "discord-gateway-stream");
+    assert!(d.get("presence").is_none());
+    assert_eq!(h.sent.len(), 1, "exactly one Identify per connection (4005)");
+}
+
+#[test]
+fn resume_sends_token_session_and_stored_seq_only_after_hello() {
+    // §5.2 step 2, E6 (twilight#1973).
+    let mut h = Harness::active();
+    h.dispatch(2, "A");
+    h.dispatch(3, "B");
+    h.close(None);
+    h.open();
+    assert!(h.sent.is_empty());
+    h.hello();
+    assert_eq!(h.sent, [resume_frame("sess-1", 3)]);
+    assert_eq!(h.machine.status(), &Status::Resuming);
+}
+
+#[test]
+fn a_persisted_session_resumes_in_a_new_machine() {
+    // Session is serde: persist, restart, resume without an Identify.
+    let mut h = Harness::active();
+    h.dispatch(7, "MESSAGE_CREATE");
+    let session = h.machine.close(h.now, CloseMode::Resumable).expect("session");
+    h.drain();
+    assert_eq!(h.actions, [Action::Close { code: 4000 }]);
+    let saved = serde_json::to_string(&session).unwrap();
+    let session: Session = serde_json::from_str(&saved).unwrap();
+    assert_eq!((session.id.as_str(), session.seq, session.resume_url.as_deref()), ("sess-1", 7, Some(RESUME_HOST)));
+
+    let mut h2 = Harness::new(config().resume_from(session));
+    assert_eq!(h2.connects(), [RESUME]);
+    h2.open();
+    h2.hello();
+    assert_eq!(h2.sent, [resume_frame("sess-1", 7)]);
+    h2.dispatch(8, "MESSAGE_CREATE");
+    h2.recv(r#"{"t":"RESUMED","s":9,"op":0,"d":{}}"#);
+    assert_eq!(h2.seqs(), [8, 9]);
+    assert_eq!(h2.machine.status(), &Status::Active);
+}
+
+#[test]
+fn close_final_sends_1000_and_forgets_the_session() {
+    // §5.4, E14: a shutdown that should show the bot offline.
+    let mut h = Harness::active();
+    assert_eq!(h.machine.close(h.now, CloseMode::Final), None);
+    h.drain();
+    assert_eq!(h.actions, [Action::Close { code: 1000 }]);
+    assert_eq!(h.machine.session(), None);
+    assert!(h.machine.is_finished());
+    assert_eq!(h.machine.poll_timeout(), None);
+    let cmd = Command::new(3, r#"{"since":null,"activities":[],"status":"online","afk":false}"#).unwrap();
+    assert_eq!(h.machine.send_command(h.now, cmd), Err(CommandError::Closed));
+}
+
+#[test]
+fn ready_stores_session_and_resume_url_and_restarts_the_sequence() {
+    // §3.3, E5: READY's own s is recorded; a new session restarts at READY.
+    let mut h = Harness::active();
+    h.dispatch(40, "MESSAGE_CREATE");
+    h.close(Some(4009));
+    let _ = h.reconnect_and_first_frame();
+    h.ready(1, "sess-2");
+    let session = h.machine.session().unwrap();
+    assert_eq!((session.id.as_str(), session.seq), ("sess-2", 1));
+    assert_eq!(h.seqs(), [40, 1], "READY of the new session is delivered even though 1 < 40");
+}
+
+#[test]
+fn identify_waits_for_a_permit_when_permits_are_enabled_and_resume_never_does() {
+    // §5.1 step 3, E15: the identify queue is asked before every Identify, never before Resume.
+    let mut h = Harness::new(config().identify_permits(true));
+    h.open();
+    h.hello();
+    assert_eq!(h.actions.last(), Some(&Action::RequestIdentifyPermit));
+    assert!(h.sent.is_empty());
+    h.advance(Duration::from_secs(2));
+    h.machine.grant_identify(h.now);
+    h.drain();
+    assert!(h.sent.iter().any(|f| f.starts_with(r#"{"op":2"#)));
+    h.ready(1, "sess-1");
+    h.clear();
+    h.close(None);
+    h.open();
+    h.hello();
+    assert!(!h.actions.contains(&Action::RequestIdentifyPermit));
+    assert_eq!(h.sent.last().map(String::as_str), Some(resume_frame("sess-1", 1).as_str()));
+}
+
+#[test]
+fn a_permit_for_a_dead_connection_is_ignored() {
+    let mut h = Harness::new(config().identify_permits(true));
+    h.open();
+    h.hello();
+    h.close(None);
+    h.machine.grant_identify(h.now);
+    h.drain();
+    assert!(!h.sent.iter().any(|f| f.starts_with(r#"{"op":2"#)));
+}
+
+// ----------------------------------------------------------- §5.5 sequence, E9
+
+#[test]
+fn replayed_dispatches_at_or_below_the_last_seq_are_not_emitted_twice() {
+    let mut h = Harness::active();
+    h.dispatch(2, "MESSAGE_CREATE");
+    h.dispatch(3, "MESSAGE_CREATE");
+    h.close(None);
+    let _ = h.reconnect_and_first_frame();
+    // The gateway replays from an older point: 2 and 3 were delivered already.
+    for seq in [2, 3, 4, 5] {
+        h.dispatch(seq, "MESSAGE_CREATE");
+    }
+    h.dispatch(4, "MESSAGE_CREATE");
+    h.recv(r#"{"t":"RESUMED","s":6,"op":0,"d":{"_trace":[]}}"#);
+    assert_eq!(h.seqs(), [1, 2, 3, 4, 5, 6][1..].to_vec());
+    let names: Vec<&str> = h.dispatches().iter().map(|d| d.event()).collect();
+    assert_eq!(names.last(), Some(&"RESUMED"));
+    assert_eq!(h.machine.last_seq(), Some(6));
+}
+
+#[test]
+fn sequence_gaps_are_not_fatal() {
+    // E5 (serenity#1082).
+    let mut h = Harness::active();
+    h.dispatch(5, "X");
+    h.dispatch(9, "Y");
+    assert_eq!(h.seqs(), [5, 9]);
+    assert_eq!(h.machine.status(), &Status::Active);
+}
+
+#[test]
+fn dispatch_carries_the_untouched_d_and_frame() {
+    let mut h = Harness::active();
+    let frame = r#"{ "t" : "MESSAGE_CREATE", "s" : 2, "op" : 0, "d" : {"content":"caf\u00e9 \"q\"","n":[1, 2.5e3]} }"#;
+    h.recv(frame);
+    let d = h.dispatches()[0];
+    assert_eq!(d.event(), "MESSAGE_CREATE");
+    assert_eq!(d.data(), r#"{"content":"caf\u00e9 \"q\"","n":[1, 2.5e3]}"#);
+    assert_eq!(d.frame(), frame);
+    assert_eq!(d.shard(), discord_gateway_stream::ShardId::ONE);
+}
+
+// ---------------------------------------------------------------- §7.1 send limits
+
+fn presence(status: &str) -> Command {
+    Command::new(3, &format!(r#"{{"since":null,"activities":[],"status":"{status}","afk":false}}"#)).unwrap()
+}
+
+#[test]
+fn commands_wait_until_the_session_is_active() {
+    // E7: commands before Identify/READY close with 4003.
+    let mut h = Harness::new(config());
+    h.machine.send_command(h.now, presence("dnd")).unwrap();
+    h.open();
+    h.hello();
+    assert_eq!(h.sent_ops(), [2], "only Identify before READY");
+    h.ready(1, "s");
+    assert_eq!(h.sent_ops(), [2, 3]);
+}
+
+#[test]
+fn commands_get_117_slots_a_minute_and_heartbeats_keep_theirs() {
+    // §7.1 / E16: 120 per 60 s, 3 reserved at a 41.25 s interval; Identify
+    // took one of the other 117.
+    let mut h = Harness::active();
+    for _ in 0..130 {
+        h.machine.send_command(h.now, presence("online")).unwrap();
+    }
+    h.drain();
+    assert_eq!(h.sent.len(), 116);
+    let due = h.machine.poll_timeout().unwrap();
+    h.advance(due - h.now);
+    assert_eq!(h.heartbeats().len(), 1, "the heartbeat still goes out");
+    h.recv(r#"{"op":1}"#);
+    assert_eq!(h.heartbeats().len(), 2, "and a requested one too");
+    // The queued 14 go out once the window slides.
+    h.advance(Duration::from_secs(61));
+    let commands = h.sent.iter().filter(|f| f.starts_with(r#"{"op":3"#)).count();
+    assert_eq!(commands, 130);
+}
+
+#[test]
+fn oversized_and_core_owned_commands_are_refused_and_the_queue_is_bounded() {
+    let mut h = Harness::new(config().max_queued_commands(2));
+    h.machine.send_command(h.now, presence("a")).unwrap();
+    h.machine.send_command(h.now, presence("b")).unwrap();
+    assert_eq!(h.machine.send_command(h.now, presence("c")), Err(CommandError::QueueFull { limit: 2 }));
+    assert!(matches!(Command::new(8, &format!(r#"{{"guild_id":"{}"}}"#, "9".repeat(4096))), Err(CommandError::TooLarge { .. })));
+    assert_eq!(Command::new(2, "{}"), Err(CommandError::CoreOwnedOpcode(2)));
+}
+
+#[test]
+fn nothing_but_identify_follows_an_invalid_session() {
+    // §5.3: after op 9, stop draining the command queue (api-docs#318).
+    let mut h = Harness::active();
+    h.recv(r#"{"op":9,"d":false}"#);
+    h.machine.send_command(h.now, presence("idle")).unwrap();
+    h.drain();
+    assert!(h.sent.is_empty());
+    let delay = h.reconnect_delays()[0];
+    h.advance(delay);
+    h.open();
+    h.hello();
+    assert_eq!(h.sent_ops(), [2]);
+    h.ready(1, "s2");
+    assert_eq!(h.sent_ops(), [2, 3]);
+}
+
+#[test]
+fn the_last_presence_is_sent_again_in_the_next_identify() {
+    // E21 (twilight#2150): a new session does not keep the runtime presence.
+    let mut h = Harness::active();
+    h.machine.send_command(h.now, presence("dnd")).unwrap();
+    h.close(Some(4003));
+    let identify = h.reconnect_and_first_frame();
+    assert_eq!(identify["d"]["presence"]["status"], "dnd");
+}
+
+// ------------------------------------------------------------------ §5.6 pacing
+
+#[test]
+fn refusals_before_hello_back_off_with_growing_delays() {
+    // Peers reconnect with no growing delay when refused before Hello (§5.6, E13).
+    let mut h = Harness::new(config());
+    for _ in 0..7 {
+        h.connect_failed();
+        let delay = *h.reconnect_delays().last().unwrap();
+        h.advance(delay);
+    }
+    let delays = h.reconnect_delays();
+    let policy = ReconnectPolicy::default();
+    for (n, delay) in delays.iter().enumerate() {
+        let ceiling = policy.base * (1 << n);
+        assert!(*delay >= policy.floor && *delay <= ceiling.min(policy.cap), "attempt {}: {delay:?}", n + 1);
+    }
+    assert!(delays[6] > delays[0] * 4, "{delays:?}");
+    assert_eq!(h.connects().len(), 8);
+}
+
+#[test]
+fn a_socket_that_never_sends_hello_is_given_up_on_with_backoff() {
+    // E2: one peer waits forever for Hello.
+    let mut h = Harness::new(config().hello_timeout(Duration::from_secs(5)));
+    for _ in 0..4 {
+        h.open();
+        h.advance(Duration::from_secs(5));
+        let delay = *h.reconnect_delays().last().unwrap();
+        assert!(delay >= Duration::from_millis(500));
+        h.advance(delay);
+    }
+    assert_eq!(h.reconnect_reasons(), vec![DisconnectReason::HelloTimeout; 4]);
+    assert_eq!(h.actions.iter().filter(|a| **a == Action::Close { code: 4000 }).count(), 4);
+    assert_eq!(h.connects().len(), 5);
+}
+
+#[test]
+fn a_flapping_connection_keeps_backing_off_until_it_stays_healthy() {
+    // A connection that dies right after READY must not spin identify calls.
+    let mut h = Harness::active();
+    for _ in 0..5 {
+        h.close(Some(4009));
+        let delay = *h.reconnect_delays().last().unwrap();
+        h.advance(delay);
+        let _ = h.reconnect_and_first_frame();
+        h.ready(1, "again");
+        h.advance(Duration::from_secs(2));
+    }
+    let delays = h.reconnect_delays();
+    assert_eq!(delays[0], Duration::ZERO, "first loss reconnects at once");
+    assert!(delays[1..].iter().all(|d| *d >= Duration::from_millis(500)), "{delays:?}");
+    // Healthy for 30 s: the next loss is immediate again.
+    h.advance(Duration::from_secs(30));
+    h.clear();
+    h.close(None);
+    assert_eq!(h.reconnect_delays(), [Duration::ZERO]);
+}
+
+#[test]
+fn ready_timeout_reconnects_but_a_long_replay_does_not_time_out() {
+    // E2 (discord.js#8759): stalls after Identify/Resume; but replays can be long.
+    let mut h = Harness::new(config().ready_timeout(Duration::from_secs(10)));
+    h.open();
+    h.hello();
+    h.advance(Duration::from_secs(4));
+    h.recv(r#"{"op":11}"#);
+    h.advance(Duration::from_secs(6));
+    assert_eq!(h.reconnect_reasons(), [DisconnectReason::ReadyTimeout]);
+
+    let mut h = Harness::new(config().ready_timeout(Duration::from_secs(10)));
+    h.open();
+    h.hello();
+    h.ready(1, "s");
+    h.close(None);
+    let _ = h.reconnect_and_first_frame();
+    for seq in 2..20 {
+        h.advance(Duration::from_secs(5));
+        h.recv(r#"{"op":11}"#);
+        h.dispatch(seq, "GUILD_CREATE");
+    }
+    assert_eq!(h.machine.status(), &Status::Resuming);
+    assert_eq!(h.reconnect_reasons(), [DisconnectReason::Closed { code: None }]);
+}
+
+// ------------------------------------------------------------------- §11 edge cases
+
+#[test]
+fn op7_instead_of_hello_reconnects() {
+    // E1: a draining node sends op 7 in place of Hello.
+    let mut h = Harness::new(config());
+    h.open();
+    h.recv(r#"{"t":null,"s":null,"op":7,"d":null}"#);
+    assert_eq!(h.reconnect_reasons(), [DisconnectReason::Reconnect]);
+    assert_eq!(h.connects(), [BASE, BASE]);
+}
+
+#[test]
+fn an_unusable_resume_gateway_url_falls_back_to_the_base_url_without_panicking() {
+    // E24: twilight 0.18 panics on op 7 after such a READY; another peer idles forever.
+    for bad in ["not a url", "https://x", "", "wss://", "wss://\u{0}"] {
+        let mut h = Harness::new(config());
+        h.open();
+        h.hello();
+        let ready = serde_json::json!({"t":"READY","s":1,"op":0,"d":{"session_id":"sess-1","resume_gateway_url":bad}});
+        h.recv(&ready.to_string());
+        h.recv(r#"{"op":7,"d":null}"#);
+        assert_eq!(h.connects(), [BASE, BASE], "{bad:?}");
+        let frame = h.reconnect_and_first_frame();
+        assert_eq!(frame["op"], 6, "a resume is accepted on the base URL too");
+    }
+}
+
+#[test]
+fn a_resume_url_that_cannot_be_reached_is_dropped_for_the_base_url() {
+    // §1.3 (twilight#1942): fall back when connecting to the resume URL fails.
+    let mut h = Harness::active();
+    h.close(None);
+    assert_eq!(h.connects(), [RESUME]);
+    h.connect_failed();
+    let delay = *h.reconnect_delays().last().unwrap();
+    h.advance(delay);
+    assert_eq!(h.connects(), [RESUME, BASE]);
+    assert_eq!(h.reconnect_and_first_frame()["op"], 6);
+}
+
+#[test]
+fn malformed_unknown_and_mistyped_payloads_are_skipped() {
+    // Never a panic; later events still arrive.
+    let mut h = Harness::active();
+    for bad in [
+        "",
+        "not json",
+        "{",
+        "[]",
+        r#"{"op":"0"}"#,
+        r#"{"op":0}"#,
+        r#"{"op":0,"s":2}"#,
+        r#"{"op":0,"t":"X"}"#,
+        r#"{"op":0,"t":5,"s":2,"d":{}}"#,
+        r#"{"op":250,"d":{}}"#,
+        r#"{"op":5,"d":null}"#,
+        r#"{"op":10,"d":{"heartbeat_interval":"soon"}}"#,
+        r#"{"op":11,"d":{}} trailing"#,
+    ] {
+        h.recv(bad);
+    }
+    h.dispatch(2, "MESSAGE_CREATE");
+    assert_eq!(h.seqs(), [2]);
+    assert_eq!(h.machine.status(), &Status::Active);
+    assert!(h.reconnect_reasons().is_empty());
+    assert!(h.sent.is_empty());
+}
+
+#[test]
+fn invalid_session_with_a_non_boolean_d_is_treated_as_not_resumable() {
+    // The server said the session is invalid; only an explicit `true` may resume.
+    let mut h = Harness::active();
+    h.recv(r#"{"op":9,"d":"maybe"}"#);
+    assert_eq!(h.reconnect_reasons(), [DisconnectReason::InvalidSession { resumable: false }]);
+    assert!(h.machine.session().is_none());
+}
+
+#[test]
+fn hello_without_a_usable_interval_reconnects() {
+    for hello in [r#"{"op":10,"d":{}}"#, r#"{"op":10,"d":{"heartbeat_interval":0}}"#, r#"{"op":10}"#] {
+        let mut h = Harness::new(config());
+        h.open();
+        h.recv(hello);
+        assert_eq!(h.reconnect_reasons(), [DisconnectReason::BadHello], "{hello}");
+        assert!(h.sent.is_empty());
+    }
+}
+
+#[test]
+fn server_sent_1000_resumes() {
+    // E19 (api-docs#2922).
+    let mut h = Harness::active();
+    h.close(Some(1000));
+    assert_eq!(h.reconnect_and_first_frame()["op"], 6);
+}
+
+#[test]
+fn status_events_trace_the_lifecycle() {
+    let mut h = Harness::new(config());
+    h.open();
+    h.hello();
+    h.ready(1, "s");
+    let statuses: Vec<Status> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Status(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [Status::Connecting { resume: false }, Status::AwaitingHello, Status::Identifying, Status::Active]
+    );
+}
+
+#[test]
+fn configuration_errors_are_reported_up_front() {
+    let now = std::time::Instant::now();
+    let bad = [
+        ProtocolConfig::new("", Intents::GUILDS),
+        ProtocolConfig::new("t", Intents::GUILDS).base_url("https://gateway.discord.gg"),
+        ProtocolConfig::new("t", Intents::GUILDS).large_threshold(10),
+        ProtocolConfig::new("t", Intents::GUILDS).properties(discord_gateway_stream::protocol::IdentifyProperties {
+            os: "x".repeat(5000),
+            browser: "b".into(),
+            device: "d".into(),
+        }),
+    ];
+    for config in bad {
+        assert!(Machine::new(config, now).is_err());
+    }
+}
+
+#[test]
+fn the_token_never_appears_in_debug_output() {
+    let h = Harness::active();
+    let debug = format!("{:?} {:?}", h.machine, config());
+    assert!(!debug.contains(TOKEN), "token leaked into Debug");
+    let session = h.machine.session().unwrap();
+    assert!(!format!("{session:?}").contains("sess-1"));
+}
