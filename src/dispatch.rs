@@ -180,6 +180,7 @@ mod tests {
 
     #[test]
     fn out_of_range_spans_never_panic() {
+        #[allow(clippy::reversed_empty_ranges)]
         let d = Dispatch::new(ShardId::ONE, 1, "{}".into(), Ok(5..9), 3..1);
         assert_eq!((d.event(), d.data()), ("", ""));
     }
