@@ -18,6 +18,8 @@ pub mod codec;
 mod dispatch;
 mod intents;
 pub mod protocol;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use dispatch::{DeserializeError, Dispatch, ShardId};
 pub use intents::Intents;

@@ -11,7 +11,9 @@ use serde_json::value::RawValue;
 use super::backoff::{Backoff, FailureKind};
 use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 use super::command::{Command, CommandError};
-use super::config::{Compression, ConfigError, ProtocolConfig};
+#[cfg(feature = "zlib")]
+use super::config::Compression;
+use super::config::{ConfigError, ProtocolConfig};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
 use super::heartbeat::{Beat, Heartbeat};
 use super::opcode::OpCode;
