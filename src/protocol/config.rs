@@ -94,23 +94,23 @@ pub enum ConfigError {
     /// Compression was requested but the `zlib` feature is off.
     #[error("zlib-stream compression needs the `zlib` feature")]
     CompressionUnavailable,
-    /// The resume session names a URL that is used verbatim later; it must parse.
-    #[error("a timeout or interval is zero")]
+    /// A timeout or the backoff base is zero.
+    #[error("a timeout or the backoff base is zero")]
     ZeroDuration,
 }
 
 /// Configuration of one shard's protocol core.
 ///
 /// ```
-/// use discord_gateway_stream::protocol::ProtocolConfig;
+/// use discord_gateway_stream::protocol::Config;
 /// use discord_gateway_stream::{Intents, ShardId};
-/// let config = ProtocolConfig::new("my-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
+/// let config = Config::new("my-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
 ///     .shard(ShardId::new(0, 2).unwrap())
 ///     .large_threshold(100);
 /// assert_eq!(config.shard_id(), ShardId::new(0, 2).unwrap());
 /// ```
 #[derive(Debug, Clone)]
-pub struct ProtocolConfig {
+pub struct Config {
     pub(crate) token: Token,
     pub(crate) intents: Intents,
     pub(crate) shard: ShardId,
@@ -118,7 +118,9 @@ pub struct ProtocolConfig {
     pub(crate) compression: Compression,
     pub(crate) large_threshold: u16,
     pub(crate) presence: Option<Box<RawValue>>,
+    pub(crate) presence_invalid: bool,
     pub(crate) properties: IdentifyProperties,
+    pub(crate) connect_timeout: Duration,
     pub(crate) hello_timeout: Duration,
     pub(crate) ready_timeout: Duration,
     pub(crate) reconnect: ReconnectPolicy,
@@ -129,13 +131,13 @@ pub struct ProtocolConfig {
     pub(crate) rng_seed: u64,
 }
 
-impl ProtocolConfig {
+impl Config {
     /// A configuration with every default: shard `[0, 1]`, Discord's gateway,
-    /// zlib-stream (with the `zlib` feature), `large_threshold` 50, Hello
-    /// timeout 30 s, READY/RESUMED timeout 60 s, 64 MiB payload cap, 4096
+    /// zlib-stream (with the `zlib` feature), `large_threshold` 50, connect
+    /// and Hello timeouts 30 s each, READY/RESUMED timeout 60 s, 64 MiB payload cap, 4096
     /// queued commands, [`ReconnectPolicy::default`].
-    pub fn new(token: impl AsRef<str>, intents: Intents) -> ProtocolConfig {
-        ProtocolConfig {
+    pub fn new(token: impl AsRef<str>, intents: Intents) -> Config {
+        Config {
             token: Token::new(token),
             intents,
             shard: ShardId::ONE,
@@ -143,7 +145,9 @@ impl ProtocolConfig {
             compression: Compression::default(),
             large_threshold: 50,
             presence: None,
+            presence_invalid: false,
             properties: IdentifyProperties::default(),
+            connect_timeout: Duration::from_secs(30),
             hello_timeout: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(60),
             reconnect: ReconnectPolicy::default(),
@@ -185,15 +189,23 @@ impl ProtocolConfig {
         self
     }
 
-    /// The presence Identify sets: the JSON `d` of a presence update (§3.2).
-    pub fn presence(mut self, presence: Box<RawValue>) -> Self {
-        self.presence = Some(presence);
+    /// The presence Identify sets: anything that serializes to the `d` of a
+    /// presence update (§3.2), e.g. [`Presence`](crate::commands::Presence).
+    pub fn presence<T: serde::Serialize>(mut self, presence: &T) -> Self {
+        self.presence = serde_json::value::to_raw_value(presence).ok();
+        self.presence_invalid = self.presence.is_none();
         self
     }
 
     /// Identify `properties`.
     pub fn properties(mut self, properties: IdentifyProperties) -> Self {
         self.properties = properties;
+        self
+    }
+
+    /// How long opening a socket (TCP, TLS, WebSocket upgrade) may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -261,13 +273,13 @@ impl ProtocolConfig {
         if !(50..=250).contains(&self.large_threshold) {
             return Err(ConfigError::LargeThreshold(self.large_threshold));
         }
-        if self.presence.as_ref().is_some_and(|p| !p.get().trim_start().starts_with('{')) {
+        if self.presence_invalid || self.presence.as_ref().is_some_and(|p| !p.get().trim_start().starts_with('{')) {
             return Err(ConfigError::Presence);
         }
         if cfg!(not(feature = "zlib")) && self.compression == Compression::ZlibStream {
             return Err(ConfigError::CompressionUnavailable);
         }
-        if self.hello_timeout.is_zero() || self.ready_timeout.is_zero() || self.reconnect.base.is_zero() {
+        if self.connect_timeout.is_zero() || self.hello_timeout.is_zero() || self.ready_timeout.is_zero() || self.reconnect.base.is_zero() {
             return Err(ConfigError::ZeroDuration);
         }
         let identify = super::payload::identify(self, self.presence.as_deref());

@@ -13,7 +13,7 @@ use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABL
 use super::command::{Command, CommandError};
 #[cfg(feature = "zlib")]
 use super::config::Compression;
-use super::config::{ConfigError, ProtocolConfig};
+use super::config::{ConfigError, Config};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
 use super::heartbeat::{Beat, Heartbeat};
 use super::opcode::OpCode;
@@ -40,7 +40,7 @@ enum Phase {
     /// Waiting out a reconnect delay.
     Waiting { until: Instant },
     /// `Action::Connect` issued, socket not yet open.
-    Connecting,
+    Connecting { deadline: Instant },
     AwaitingHello { deadline: Instant },
     AwaitingIdentifyPermit,
     Identifying { deadline: Instant },
@@ -52,7 +52,7 @@ enum Phase {
 
 impl Phase {
     fn has_socket(self) -> bool {
-        !matches!(self, Phase::Waiting { .. } | Phase::Connecting | Phase::Closed | Phase::Terminated)
+        !matches!(self, Phase::Waiting { .. } | Phase::Connecting { .. } | Phase::Closed | Phase::Terminated)
     }
 }
 
@@ -88,7 +88,7 @@ struct ReadyData {
 /// Everything but the inflater, so a payload borrowed from the inflater can be
 /// handed to it (disjoint borrows).
 struct Core {
-    config: ProtocolConfig,
+    config: Config,
     base_url: String,
     rng: Rng,
     phase: Phase,
@@ -118,11 +118,11 @@ struct Core {
 ///
 /// ```
 /// use std::time::Instant;
-/// use discord_gateway_stream::protocol::{Action, Compression, Incoming, Machine, ProtocolConfig};
+/// use discord_gateway_stream::protocol::{Action, Compression, Incoming, Machine, Config};
 /// use discord_gateway_stream::Intents;
 ///
 /// let now = Instant::now();
-/// let config = ProtocolConfig::new("token", Intents::GUILDS).compression(Compression::None);
+/// let config = Config::new("token", Intents::GUILDS).compression(Compression::None);
 /// let mut machine = Machine::new(config, now).unwrap();
 /// assert_eq!(
 ///     machine.poll_action(),
@@ -141,7 +141,7 @@ pub struct Machine {
 
 impl Machine {
     /// A machine that starts connecting at once (its first action is `Connect`).
-    pub fn new(config: ProtocolConfig, now: Instant) -> Result<Machine, ConfigError> {
+    pub fn new(config: Config, now: Instant) -> Result<Machine, ConfigError> {
         config.validate()?;
         let base_url = gateway_url(&config.base_url, config.compression)?;
         let session = config.resume_from.as_ref().map(|s| SessionIds { id: s.id.clone(), resume_url: s.resume_url.clone() });
@@ -176,7 +176,7 @@ impl Machine {
 
     /// The socket asked for by the last `Connect` is open.
     pub fn handle_open(&mut self, now: Instant) {
-        if self.core.phase != Phase::Connecting {
+        if !matches!(self.core.phase, Phase::Connecting { .. }) {
             tracing::debug!("socket open reported while not connecting; ignored");
             return;
         }
@@ -189,7 +189,7 @@ impl Machine {
     /// The socket asked for by the last `Connect` could not be opened
     /// (refused, TLS failure, HTTP error during the upgrade).
     pub fn handle_connect_failed(&mut self, now: Instant) {
-        if self.core.phase != Phase::Connecting {
+        if !matches!(self.core.phase, Phase::Connecting { .. }) {
             return;
         }
         self.core.lose(now, DisconnectReason::ConnectFailed, Loss::refused());
@@ -199,7 +199,7 @@ impl Machine {
     /// frame's code; `None` when there was none (EOF, reset, 1005, 1006).
     pub fn handle_close(&mut self, now: Instant, code: Option<u16>) {
         match self.core.phase {
-            Phase::Connecting => self.handle_connect_failed(now),
+            Phase::Connecting { .. } => self.handle_connect_failed(now),
             phase if phase.has_socket() => self.core.on_close(now, code),
             _ => tracing::debug!(?code, "close reported with no connection; ignored"),
         }
@@ -365,7 +365,7 @@ impl Core {
 
     /// Opens a new connection: to the resume URL when a session is kept and
     /// the URL is usable (§1.3, E12, E24), else to the base URL.
-    fn connect(&mut self, _now: Instant) {
+    fn connect(&mut self, now: Instant) {
         let resume = self.session.is_some();
         let mut url = None;
         if let Some(resume_url) = self.session.as_mut().and_then(|s| s.resume_url.as_ref()) {
@@ -383,7 +383,7 @@ impl Core {
         let url = url.unwrap_or_else(|| self.base_url.clone());
         tracing::info!(resume, via_resume_url, "connecting");
         self.link = Link { resume, via_resume_url, ..Link::default() };
-        self.phase = Phase::Connecting;
+        self.phase = Phase::Connecting { deadline: now + self.config.connect_timeout };
         self.actions.push_back(Action::Connect { url });
         self.set_status(Status::Connecting { resume });
     }
@@ -453,7 +453,7 @@ impl Core {
             CloseMode::Final => FINAL_CLOSE,
             CloseMode::Resumable => RESUMABLE_CLOSE,
         };
-        if self.phase.has_socket() || self.phase == Phase::Connecting {
+        if self.phase.has_socket() || matches!(self.phase, Phase::Connecting { .. }) {
             self.actions.push_back(Action::Close { code });
         }
         let session = match mode {
@@ -656,6 +656,11 @@ impl Core {
     fn on_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Waiting { until } if now >= until => return self.connect(now),
+            Phase::Connecting { deadline } if now >= deadline => {
+                tracing::warn!("socket did not open in time");
+                // Close tells the driver to abandon the attempt still in flight.
+                return self.lose(now, DisconnectReason::ConnectFailed, Loss::refused().close(RESUMABLE_CLOSE));
+            }
             Phase::AwaitingHello { deadline } if now >= deadline => {
                 tracing::warn!("no Hello in time (E2)");
                 return self.lose(now, DisconnectReason::HelloTimeout, Loss::refused().close(RESUMABLE_CLOSE));
@@ -711,6 +716,7 @@ impl Core {
     fn next_deadline(&self) -> Option<Instant> {
         let phase_deadline = match self.phase {
             Phase::Waiting { until } => Some(until),
+            Phase::Connecting { deadline } => Some(deadline),
             Phase::AwaitingHello { deadline } | Phase::Identifying { deadline } | Phase::Resuming { deadline } => {
                 Some(deadline)
             }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::config::{IdentifyProperties, ProtocolConfig, Token};
+use super::config::{IdentifyProperties, Config, Token};
 
 /// A sent payload over 4096 bytes closes the connection with 4002 (§2).
 pub const MAX_OUTBOUND_SIZE: usize = 4096;
@@ -45,7 +45,7 @@ pub(crate) fn heartbeat(seq: Option<u64>) -> String {
 }
 
 /// Identify with `compress:false`: transport compression replaces payload compression (§8.3).
-pub(crate) fn identify(config: &ProtocolConfig, presence: Option<&RawValue>) -> String {
+pub(crate) fn identify(config: &Config, presence: Option<&RawValue>) -> String {
     to_json(&Frame {
         op: 2,
         d: Identify {
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn identify_has_every_field_and_compress_false() {
-        let config = ProtocolConfig::new("Bot abc", Intents::GUILDS | Intents::GUILD_MESSAGES)
+        let config = Config::new("Bot abc", Intents::GUILDS | Intents::GUILD_MESSAGES)
             .shard(ShardId::new(1, 4).unwrap())
             .properties(IdentifyProperties { os: "linux".into(), browser: "lib".into(), device: "lib".into() });
         let presence = RawValue::from_string(r#"{"since":null,"activities":[],"status":"idle","afk":false}"#.into()).unwrap();
