@@ -15,11 +15,18 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod commands;
 mod dispatch;
+mod error;
 mod intents;
 pub mod protocol;
+mod shard;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transport;
 
 pub use dispatch::{DeserializeError, Dispatch, ShardId};
+pub use error::ShardError;
 pub use intents::Intents;
+pub use protocol::{CloseMode, Compression, Config, Session};
+pub use shard::{Shard, ShardDriver, ShardHandle};

@@ -265,6 +265,14 @@ impl Config {
         self
     }
 
+    pub(crate) fn max_queued_commands_limit(&self) -> usize {
+        self.max_queued_commands
+    }
+
+    pub(crate) fn max_message_size_limit(&self) -> usize {
+        self.max_message_size
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.token.expose().is_empty() {
             return Err(ConfigError::EmptyToken);

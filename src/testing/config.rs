@@ -173,7 +173,8 @@ impl SimulatorConfig {
 
     /// When `true`, a connection whose client sends no heartbeat for 1.5 ×
     /// the interval (counted from Hello, then from each heartbeat) is closed
-    /// with 4009, which also ends its session. Default: `false`.
+    /// with 1000 and its session stays resumable, as gateway-protocol §4 rule
+    /// 6 and E19 describe. Default: `false`.
     pub fn enforce_heartbeats(mut self, enforce: bool) -> Self {
         self.enforce_heartbeats = enforce;
         self

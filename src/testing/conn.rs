@@ -291,7 +291,9 @@ impl Conn {
                     .heartbeat_from
                     .is_some_and(|t| t.elapsed() > self.interval.mul_f64(1.5))
             {
-                if let Flow::Stop = self.close(Some(4009), "Session timed out") {
+                // §4 rule 6: the server closes and the client has to resume;
+                // E19: a server-sent 1000 was seen around heartbeat timeouts.
+                if let Flow::Stop = self.close(Some(1000), "Heartbeat timed out") {
                     return;
                 }
             }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use discord_gateway_stream::protocol::{
-    Action, Compression, DisconnectReason, Event, Incoming, Machine, ProtocolConfig, Status,
+    Action, Compression, DisconnectReason, Event, Incoming, Machine, Config, Status,
 };
 use discord_gateway_stream::{Dispatch, Intents};
 
@@ -15,8 +15,8 @@ pub const BASE: &str = "wss://gateway.discord.gg/?v=10&encoding=json";
 pub const RESUME_HOST: &str = "wss://gateway-us-east1-c.discord.gg";
 pub const RESUME: &str = "wss://gateway-us-east1-c.discord.gg/?v=10&encoding=json";
 
-pub fn config() -> ProtocolConfig {
-    ProtocolConfig::new(TOKEN, Intents::GUILDS | Intents::GUILD_MESSAGES)
+pub fn config() -> Config {
+    Config::new(TOKEN, Intents::GUILDS | Intents::GUILD_MESSAGES)
         .compression(Compression::None)
         .rng_seed(42)
 }
@@ -33,7 +33,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(config: ProtocolConfig) -> Harness {
+    pub fn new(config: Config) -> Harness {
         let now = Instant::now();
         let machine = Machine::new(config, now).expect("valid config");
         let mut h = Harness {

@@ -1,0 +1,527 @@
+//! The async shard: a `Stream` of dispatches over a real WebSocket.
+//!
+//! The driver here only moves bytes and deadlines between async-tungstenite
+//! and the sans-IO [`Machine`]; every protocol decision is the machine's.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::WebSocketStream;
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use tracing::Instrument;
+
+use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
+use crate::error::ShardError;
+use crate::protocol::{
+    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session, Status,
+};
+use crate::transport::{self, BoxedStream, Connector, Target};
+use crate::{Dispatch, ShardId};
+
+/// How many dispatches wait for the application before the driver stops
+/// reading the socket (heartbeats continue while the driver runs).
+const EVENT_BUFFER: usize = 256;
+/// How long sending a close frame may take before the socket is just dropped (E11).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+type Socket = WebSocketStream<BoxedStream>;
+type Connecting = Pin<Box<dyn Future<Output = io::Result<Socket>> + Send>>;
+type Item = Result<Dispatch, ShardError>;
+
+enum Request {
+    Command(Command),
+    Close(CloseMode, oneshot::Sender<Option<Session>>),
+}
+
+/// One gateway connection as a `Stream` of dispatches.
+///
+/// Items are opcode-0 dispatches only (READY and RESUMED included), in
+/// sequence order, each once. A fatal close yields one `Err` and the stream
+/// ends. By default the connection is driven while you poll the stream; for
+/// consumers that may pause for long, spawn [`Shard::take_driver`] on your
+/// runtime so heartbeats go on regardless.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use discord_gateway_stream::{Config, Intents, Shard};
+/// use futures::StreamExt;
+///
+/// let token = std::env::var("DISCORD_TOKEN")?;
+/// let mut shard = Shard::new(Config::new(token, Intents::GUILDS | Intents::GUILD_MESSAGES))?;
+/// while let Some(item) = shard.next().await {
+///     let dispatch = item?;
+///     println!("{} {} {}", dispatch.seq(), dispatch.event(), dispatch.data().len());
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Shard {
+    id: ShardId,
+    driver: Option<ShardDriver>,
+    events: mpsc::Receiver<Item>,
+    handle: ShardHandle,
+}
+
+/// The future that runs a shard's connection. Spawn it (any runtime) to
+/// keep heartbeating while the application is busy.
+#[must_use = "a driver does nothing unless polled or spawned"]
+pub struct ShardDriver {
+    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// A cloneable handle that sends commands to a shard and closes it.
+///
+/// Commands are queued until the session is Active and paced by the
+/// 120/60 s limit; heartbeats keep their reserved slots.
+#[derive(Clone)]
+pub struct ShardHandle {
+    id: ShardId,
+    requests: mpsc::UnboundedSender<Request>,
+    /// Commands sent but not yet taken by the driver, bounded by `limit`.
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Shard {
+    /// A shard using the default connector (async-std TCP, rustls for `wss://`).
+    #[cfg(feature = "async-std")]
+    pub fn new(config: Config) -> Result<Shard, ShardError> {
+        Shard::with_connector(config, transport::AsyncStdConnector)
+    }
+
+    /// A shard that opens its byte streams through `connector` (e.g. tokio's
+    /// `TcpStream` behind tokio-util's compat layer).
+    pub fn with_connector(config: Config, connector: impl Connector) -> Result<Shard, ShardError> {
+        let id = config.shard_id();
+        let max_queued = config.max_queued_commands_limit();
+        let ws_config = WebSocketConfig::default()
+            // Small eager buffer: idle shards stay cheap; big frames still fit.
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(config.max_message_size_limit()))
+            .max_frame_size(Some(config.max_message_size_limit()));
+        let machine = Machine::new(config, Instant::now())?;
+        let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
+        let (requests_tx, requests) = mpsc::unbounded();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let driver = Driver {
+            machine,
+            connector: Arc::new(connector),
+            ws_config,
+            events: events_tx,
+            pending: VecDeque::new(),
+            requests,
+            queued: Arc::clone(&queued),
+            socket: None,
+            connecting: None,
+            timer: None,
+            close_replies: Vec::new(),
+        };
+        let span = tracing::info_span!("shard", id = id.id, total = id.total);
+        let driver = ShardDriver { inner: Box::pin(driver.run().instrument(span)) };
+        let handle = ShardHandle { id, requests: requests_tx, queued, limit: max_queued };
+        Ok(Shard { id, driver: Some(driver), events, handle })
+    }
+
+    /// This shard's id.
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// A cloneable command sender.
+    pub fn handle(&self) -> ShardHandle {
+        self.handle.clone()
+    }
+
+    /// Takes the connection driver out so you can spawn it; the stream then
+    /// only delivers what the spawned driver produces. `None` if taken already.
+    pub fn take_driver(&mut self) -> Option<ShardDriver> {
+        self.driver.take()
+    }
+
+    /// Closes the shard: `Final` sends 1000 and ends the session;
+    /// `Resumable` sends 4000 and returns the [`Session`] to resume later.
+    /// Dispatches already received stay readable from the stream.
+    pub async fn close(&mut self, mode: CloseMode) -> Option<Session> {
+        let reply = self.handle.request_close(mode)?;
+        match self.driver.as_mut() {
+            // Drive the connection here until it has closed.
+            Some(driver) => {
+                let mut reply = reply.fuse();
+                let mut driving = driver.fuse_ref();
+                loop {
+                    futures::select_biased! {
+                        session = reply => return session.ok().flatten(),
+                        () = driving => {}
+                        complete => return None,
+                    }
+                }
+            }
+            None => reply.await.ok().flatten(),
+        }
+    }
+}
+
+impl ShardDriver {
+    fn fuse_ref(&mut self) -> impl futures::future::FusedFuture<Output = ()> + '_ {
+        futures::future::poll_fn(move |cx| self.inner.as_mut().poll(cx)).fuse()
+    }
+}
+
+impl Future for ShardDriver {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl Stream for Shard {
+    type Item = Result<Dispatch, ShardError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        if let Some(driver) = self.driver.as_mut() {
+            if driver.inner.as_mut().poll(cx).is_ready() {
+                self.driver = None;
+            }
+        }
+        self.events.poll_next_unpin(cx)
+    }
+}
+
+impl futures::stream::FusedStream for Shard {
+    fn is_terminated(&self) -> bool {
+        self.events.is_terminated()
+    }
+}
+
+impl ShardHandle {
+    /// The shard this handle talks to.
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// Queues a command.
+    pub fn send(&self, command: Command) -> Result<(), CommandError> {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limit {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(CommandError::QueueFull { limit: self.limit });
+        }
+        self.requests.unbounded_send(Request::Command(command)).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            CommandError::Closed
+        })
+    }
+
+    /// Presence update (op 3); also used by the next Identify.
+    pub fn update_presence(&self, presence: &Presence) -> Result<(), CommandError> {
+        self.send(Command::try_from(presence)?)
+    }
+
+    /// Request guild members (op 8).
+    pub fn request_guild_members(&self, request: &RequestGuildMembers) -> Result<(), CommandError> {
+        self.send(Command::try_from(request)?)
+    }
+
+    /// Voice state update (op 4).
+    pub fn update_voice_state(&self, update: &VoiceStateUpdate) -> Result<(), CommandError> {
+        self.send(Command::try_from(update)?)
+    }
+
+    /// Request soundboard sounds (op 31).
+    pub fn request_soundboard_sounds(&self, request: &RequestSoundboardSounds) -> Result<(), CommandError> {
+        self.send(Command::try_from(request)?)
+    }
+
+    /// Request channel info (op 43).
+    pub fn request_channel_info(&self, request: &RequestChannelInfo) -> Result<(), CommandError> {
+        self.send(Command::try_from(request)?)
+    }
+
+    /// Any other command: opcode and raw JSON `d` (checked, at most 4096 bytes framed).
+    pub fn send_raw(&self, op: u8, d: &str) -> Result<(), CommandError> {
+        self.send(Command::new(op, d)?)
+    }
+
+    /// Asks the driver to close; resolves once it has. Needs the driver to be
+    /// running (spawned, or the stream being polled).
+    pub async fn close(&self, mode: CloseMode) -> Option<Session> {
+        self.request_close(mode)?.await.ok().flatten()
+    }
+
+    fn request_close(&self, mode: CloseMode) -> Option<oneshot::Receiver<Option<Session>>> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.unbounded_send(Request::Close(mode, tx)).ok()?;
+        Some(rx)
+    }
+}
+
+impl fmt::Debug for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard").field("id", &self.id).field("driver_local", &self.driver.is_some()).finish()
+    }
+}
+
+impl fmt::Debug for ShardDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShardDriver")
+    }
+}
+
+impl fmt::Debug for ShardHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardHandle").field("id", &self.id).finish()
+    }
+}
+
+/// What woke the driver.
+enum Wake {
+    Request(Option<Request>),
+    Connected(io::Result<Socket>),
+    Message(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
+    Timer,
+    Drained,
+}
+
+struct Driver {
+    machine: Machine,
+    connector: Arc<dyn Connector>,
+    ws_config: WebSocketConfig,
+    events: mpsc::Sender<Item>,
+    /// Items the channel has not taken yet; while any wait, the socket is not read.
+    pending: VecDeque<Item>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    queued: Arc<AtomicUsize>,
+    socket: Option<Socket>,
+    connecting: Option<Connecting>,
+    timer: Option<(Instant, async_io::Timer)>,
+    close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            self.apply_outputs().await;
+            if self.machine.is_finished() && self.socket.is_none() {
+                for (reply, session) in self.close_replies.drain(..) {
+                    let _ = reply.send(session);
+                }
+                self.flush_pending().await;
+                return;
+            }
+            match self.next_wake().await {
+                Wake::Request(Some(Request::Command(command))) => {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    if let Err(error) = self.machine.send_command(Instant::now(), command) {
+                        tracing::warn!(%error, "command dropped");
+                    }
+                }
+                Wake::Request(Some(Request::Close(mode, reply))) => {
+                    let session = self.machine.close(Instant::now(), mode);
+                    self.close_replies.push((reply, session));
+                }
+                Wake::Request(None) => {
+                    // Every handle and the Shard are gone: nobody can read events.
+                    let _ = self.machine.close(Instant::now(), CloseMode::Resumable);
+                }
+                Wake::Connected(Ok(socket)) => {
+                    self.connecting = None;
+                    self.socket = Some(socket);
+                    self.machine.handle_open(Instant::now());
+                }
+                Wake::Connected(Err(error)) => {
+                    tracing::warn!(%error, "connect failed");
+                    self.connecting = None;
+                    self.machine.handle_connect_failed(Instant::now());
+                }
+                Wake::Message(message) => self.on_message(message).await,
+                Wake::Timer => {
+                    self.timer = None;
+                    self.machine.handle_timeout(Instant::now());
+                }
+                Wake::Drained => {}
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Option<Result<Message, async_tungstenite::tungstenite::Error>>) {
+        let now = Instant::now();
+        match message {
+            Some(Ok(Message::Text(text))) => self.machine.handle_message(now, Incoming::Text(text.as_str())),
+            Some(Ok(Message::Binary(bytes))) => self.machine.handle_message(now, Incoming::Binary(&bytes)),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                // tungstenite queued the pong; push it out.
+                if let Some(socket) = self.socket.as_mut() {
+                    let _ = socket.flush().await;
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                tracing::info!(?code, "server closed the connection");
+                self.socket = None;
+                self.machine.handle_close(now, code);
+            }
+            Some(Err(error)) => {
+                // E10: after a close, EOF without close_notify is a normal end.
+                tracing::info!(%error, "connection lost");
+                self.socket = None;
+                self.machine.handle_close(now, None);
+            }
+            None => {
+                self.socket = None;
+                self.machine.handle_close(now, None);
+            }
+        }
+    }
+
+    /// Moves the machine's outputs to the socket and the event channel.
+    async fn apply_outputs(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.machine.poll_action() {
+                progressed = true;
+                match action {
+                    Action::Connect { url } => self.start_connect(url),
+                    Action::Close { code } => self.close_socket(code).await,
+                    Action::RequestIdentifyPermit => self.machine.grant_identify(Instant::now()),
+                }
+            }
+            while let Some(frame) = self.machine.poll_transmit() {
+                progressed = true;
+                let Some(socket) = self.socket.as_mut() else { continue };
+                if let Err(error) = socket.send(Message::text(frame)).await {
+                    tracing::info!(%error, "write failed; connection lost");
+                    self.socket = None;
+                    self.machine.handle_close(Instant::now(), None);
+                }
+            }
+            while let Some(event) = self.machine.poll_event() {
+                progressed = true;
+                match event {
+                    Event::Dispatch(dispatch) => self.pending.push_back(Ok(dispatch)),
+                    Event::Fatal(fatal) => self.pending.push_back(Err(ShardError::Fatal(fatal))),
+                    Event::Status(status) => log_status(&status),
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn start_connect(&mut self, url: String) {
+        self.socket = None;
+        let connector = Arc::clone(&self.connector);
+        let ws_config = self.ws_config;
+        self.connecting = Some(Box::pin(async move {
+            let target = Target::from_url(&url)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unusable gateway URL"))?;
+            let mut stream = connector.connect(target.clone()).await?;
+            if target.tls {
+                stream = transport::tls(&target.host, stream).await?;
+            }
+            let (socket, _response) = async_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config))
+                .await
+                .map_err(io::Error::other)?;
+            Ok(socket)
+        }));
+    }
+
+    async fn close_socket(&mut self, code: u16) {
+        self.connecting = None;
+        let Some(mut socket) = self.socket.take() else { return };
+        let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
+        // Best effort, never waiting on a dead peer (E11).
+        let sending = std::pin::pin!(socket.send(Message::Close(Some(frame))));
+        let grace = std::pin::pin!(async_io::Timer::after(CLOSE_GRACE));
+        let _ = futures::future::select(sending, grace).await;
+    }
+
+    async fn flush_pending(&mut self) {
+        while let Some(item) = self.pending.pop_front() {
+            if self.events.send(item).await.is_err() {
+                return;
+            }
+        }
+        self.events.close_channel();
+    }
+
+    async fn next_wake(&mut self) -> Wake {
+        let deadline = self.machine.poll_timeout();
+        match (deadline, self.timer.as_mut()) {
+            (Some(at), Some((armed, timer))) if *armed != at => {
+                timer.set_at(at);
+                *armed = at;
+            }
+            (Some(at), None) => self.timer = Some((at, async_io::Timer::at(at))),
+            (None, Some(_)) => self.timer = None,
+            _ => {}
+        }
+        futures::future::poll_fn(|cx| self.poll_wake(cx)).await
+    }
+
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        let mut drained = false;
+        while !self.pending.is_empty() {
+            match self.events.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    if let Some(item) = self.pending.pop_front() {
+                        let _ = self.events.start_send(item);
+                        drained = true;
+                    }
+                }
+                Poll::Ready(Err(_)) => {
+                    // The stream was dropped; nothing will read these.
+                    self.pending.clear();
+                    drained = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if let Poll::Ready(request) = self.requests.poll_next_unpin(cx) {
+            return Poll::Ready(Wake::Request(request));
+        }
+        if let Some(connecting) = self.connecting.as_mut() {
+            if let Poll::Ready(result) = connecting.as_mut().poll(cx) {
+                return Poll::Ready(Wake::Connected(result));
+            }
+        }
+        // Backpressure: no reading while the application is behind.
+        if self.pending.is_empty() {
+            if let Some(socket) = self.socket.as_mut() {
+                if let Poll::Ready(message) = socket.poll_next_unpin(cx) {
+                    return Poll::Ready(Wake::Message(message));
+                }
+            }
+        }
+        if let Some((_, timer)) = self.timer.as_mut() {
+            if timer.poll_unpin(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+        }
+        if drained {
+            Poll::Ready(Wake::Drained)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+fn log_status(status: &Status) {
+    match status {
+        Status::Reconnecting { reason, delay, resume } => {
+            tracing::info!(?reason, ?delay, resume, "reconnecting");
+        }
+        Status::Fatal(fatal) => tracing::error!(code = fatal.code(), "{fatal}"),
+        other => tracing::debug!(status = ?other, "status"),
+    }
+}
