@@ -1,7 +1,7 @@
 //! A standalone fake Discord gateway, for trying a client by hand.
 //!
 //! ```text
-//! cargo run --example simulator --features testing -- --port 8765 \
+//! cargo run --example simulator -- --port 8765 \
 //!     [--events N] [--script basic|resume|chaos] [--interval MS] [--exit-after-secs S]
 //! ```
 //!

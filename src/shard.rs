@@ -24,7 +24,7 @@ use tracing::Instrument;
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
 use crate::error::ShardError;
 use crate::protocol::{
-    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session, Status,
+    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session,
 };
 use crate::transport::{self, BoxedStream, Connector, Target};
 use crate::{Dispatch, ShardId};
@@ -409,7 +409,8 @@ impl Driver {
                 match event {
                     Event::Dispatch(dispatch) => self.pending.push_back(Ok(dispatch)),
                     Event::Fatal(fatal) => self.pending.push_back(Err(ShardError::Fatal(fatal))),
-                    Event::Status(status) => log_status(&status),
+                    // The machine already logged the transition and its reason.
+                    Event::Status(status) => tracing::debug!(?status, "status"),
                 }
             }
             if !progressed {
@@ -513,15 +514,5 @@ impl Driver {
         } else {
             Poll::Pending
         }
-    }
-}
-
-fn log_status(status: &Status) {
-    match status {
-        Status::Reconnecting { reason, delay, resume } => {
-            tracing::info!(?reason, ?delay, resume, "reconnecting");
-        }
-        Status::Fatal(fatal) => tracing::error!(code = fatal.code(), "{fatal}"),
-        other => tracing::debug!(status = ?other, "status"),
     }
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use discord_gateway_stream::protocol::{FatalError, ReconnectPolicy};
+use discord_gateway_stream::protocol::ReconnectPolicy;
 use discord_gateway_stream::testing::{OnConnect, Simulator, SimulatorConfig};
 use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardError};
 use futures::StreamExt;
@@ -210,39 +210,61 @@ fn close_4007_and_4009_start_a_new_session_without_resuming() {
 }
 
 #[test]
-fn resumable_close_codes_resume() {
-    for code in [4000u16, 4002, 4008, 1000, 1011] {
+fn every_close_code_of_6_1_gets_its_documented_next_step() {
+    // §6.1 "Recommended action", end to end; E13 (fatal codes never loop), E20, E22.
+    for code in 4000u16..=4014 {
         let sim = simulator(false);
         let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
         block_on(async {
             next_dispatch(&mut shard).await;
             assert!(sim.close(code));
-            sim.dispatch("MESSAGE_CREATE", json!({}));
-            let seen = collect_events(&mut shard, 1).await;
-            assert_eq!(payload_seqs(&seen), [2], "close {code}");
+            match code {
+                4000 | 4002 | 4008 => {
+                    let seq = sim.dispatch("MESSAGE_CREATE", json!({})).expect("session kept");
+                    assert_eq!(payload_seqs(&collect_events(&mut shard, 1).await), [seq], "{code}");
+                }
+                4001 | 4003 | 4005 | 4006 | 4007 | 4009 => {
+                    assert_eq!(next_dispatch(&mut shard).await.event(), "READY", "{code}");
+                }
+                _ => {
+                    let err = next(&mut shard).await.expect("an item").expect_err("fatal");
+                    assert_eq!(err.close_code(), Some(code));
+                    assert!(next(&mut shard).await.is_none(), "{code}: the stream ends");
+                }
+            }
         });
-        assert_eq!(sim.resumes().len(), 1, "close {code}");
+        let (resumes, identifies) = (sim.resumes().len(), sim.identifies().len());
+        match code {
+            4000 | 4002 | 4008 => assert_eq!((resumes, identifies), (1, 1), "{code} resumes"),
+            4001 | 4003 | 4005 | 4006 | 4007 | 4009 => assert_eq!((resumes, identifies), (0, 2), "{code} identifies"),
+            _ => {
+                std::thread::sleep(Duration::from_millis(200));
+                assert_eq!(sim.connections().len(), 1, "{code}: no reconnect");
+            }
+        }
     }
 }
 
 #[test]
-fn fatal_close_codes_end_the_stream_with_one_error_and_no_reconnect() {
-    // §5.3 row 8; E13.
-    for (code, fatal) in [(4004u16, FatalError::AuthenticationFailed), (4014, FatalError::DisallowedIntents)] {
-        let sim = simulator(false);
-        let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
-        block_on(async {
-            next_dispatch(&mut shard).await;
-            assert!(sim.close(code));
-            let err = next(&mut shard).await.expect("an item").expect_err("fatal error");
-            assert_eq!(err, ShardError::Fatal(fatal));
-            assert_eq!(err.close_code(), Some(code));
-            assert!(err.to_string().contains(&code.to_string()));
-            assert!(next(&mut shard).await.is_none(), "stream ends");
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(sim.connections().len(), 1, "no reconnect after {code}");
-    }
+fn resumes_that_keep_failing_fall_back_to_identify_on_the_base_url() {
+    // §5.3 row 9, E4; §1.3: a resume URL that fails is dropped for the base URL.
+    let sim = simulator(false);
+    let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+    block_on(async {
+        next_dispatch(&mut shard).await;
+        for _ in 0..3 {
+            sim.push_on_connect(OnConnect::DropTcp);
+        }
+        assert!(sim.drop_connection());
+        let ready = next_dispatch(&mut shard).await;
+        assert_eq!(ready.event(), "READY");
+    });
+    let connections = sim.connections();
+    assert_eq!(connections.len(), 5, "first, three failed resumes, the new session");
+    // (DropTcp ends connections before their path is read; the resume-URL
+    // fallback itself is pinned in protocol_rules.rs.)
+    assert!(!connections[4].via_resume_url, "the new session is on the base URL");
+    assert_eq!(sim.identifies().len(), 2);
 }
 
 #[test]
@@ -449,4 +471,50 @@ fn a_paused_consumer_without_a_spawned_driver_resumes_and_loses_nothing() {
         let seen = collect_events(&mut shard, 10).await;
         assert_eq!(payload_seqs(&seen), (2..12).collect::<Vec<_>>());
     });
+}
+
+#[test]
+fn the_token_never_appears_in_logs_at_any_level() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let token = "SECRET.token-value.do-not-log";
+    let sim = simulator(true);
+    tracing::subscriber::with_default(subscriber, || {
+        let shard = Shard::new(config(&sim, Compression::ZlibStream)).unwrap();
+        let shard_debug = format!("{shard:?} {:?}", config(&sim, Compression::ZlibStream));
+        assert!(!shard_debug.contains("sim-token"));
+        drop(shard);
+        let config = Config::new(token, Intents::GUILDS).base_url(sim.url()).reconnect_policy(fast_policy());
+        let mut shard = Shard::new(config).unwrap();
+        block_on(async {
+            next_dispatch(&mut shard).await; // identify
+            sim.drop_connection();
+            sim.dispatch("MESSAGE_CREATE", json!({}));
+            collect_events(&mut shard, 1).await; // resume
+            sim.close(4004);
+            while next(&mut shard).await.expect("the fatal error before the end").is_ok() {}
+        });
+    });
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("identifying") && logs.contains("resuming"), "logs were captured: {logs}");
+    assert!(!logs.contains(token), "token leaked into logs");
+    assert!(!logs.contains("SECRET"), "token leaked into logs");
 }
