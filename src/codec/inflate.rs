@@ -9,30 +9,100 @@
 //!   (allocation-free in steady state; shrunk back after an unusually big one);
 //! - corrupt data, or a payload inflating past `max_message_size`, is an `Err`
 //!   and leaves the inflater unusable until `reset`.
+//!
+//! Each message goes straight into the decompressor: compressed bytes are
+//! never buffered, only the last four are remembered to find the marker.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+/// The Z_SYNC_FLUSH marker that ends every payload (§8.1).
+const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// First capacity of the output buffer; it doubles from there as needed.
+const BASE_CAPACITY: usize = 4 * 1024;
+
+/// A buffer grown past this by one payload is freed before the next one.
+const LARGE_CAPACITY: usize = 1024 * 1024;
+
+/// Payloads up to this size are copied out so the output buffer can be freed.
+///
+/// A heartbeat ACK (`{"t":null,"s":null,"op":11,"d":null}`, 36 bytes) is all
+/// an idle shard receives, so an idle shard keeps no output buffer: only the
+/// zlib context (46.4 KiB with zlib-rs). A busy shard pays one allocation
+/// per heartbeat interval for it.
+const SMALL_PAYLOAD: usize = 64;
 
 /// Why a zlib-stream could not be inflated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InflateError {
-    /// Placeholder until the inflater lands.
-    #[error("corrupt zlib stream")]
-    Corrupt,
+    /// The compressed bytes are not a valid continuation of the zlib stream
+    /// (also what a stream reused across connections gives, E17).
+    #[error("corrupt zlib stream at compressed byte {at}: {reason}")]
+    Corrupt {
+        /// Offset in the connection's compressed stream where inflation failed.
+        at: u64,
+        /// zlib's description of the problem.
+        reason: String,
+    },
+    /// One payload inflated to more than the configured cap (a decompression bomb, or a cap set too low).
+    #[error("a payload inflated past the {limit}-byte cap")]
+    MessageTooLarge {
+        /// The configured cap, `max_message_size`.
+        limit: usize,
+    },
+    /// An earlier error left the stream unusable: call `reset` (reconnect) first.
+    #[error("the zlib stream failed earlier; reset the inflater on the new connection")]
+    Poisoned,
 }
 
 /// The zlib-stream inflate context of one connection.
 #[derive(Debug)]
 pub struct Inflater {
+    /// The connection's inflate context (zlib-wrapped, RFC 1950).
+    decompress: Decompress,
+    /// Inflated bytes of the payload in progress, or of the payload last returned.
+    out: Vec<u8>,
+    /// Whether `out` holds a payload already returned by `push` (cleared on the next push).
+    returned: bool,
+    /// The last (up to) four compressed bytes pushed, oldest first.
+    tail: [u8; 4],
+    /// Compressed bytes pushed since the last completed payload (saturating).
+    pending_in: usize,
+    /// Holds the last payload when it was at most `SMALL_PAYLOAD` bytes.
+    small: [u8; SMALL_PAYLOAD],
+    /// Set by any error; cleared by `reset`.
+    poisoned: bool,
+    /// Cap on one inflated payload.
     max_message_size: usize,
 }
 
 impl Inflater {
     /// A fresh inflater whose payloads may inflate to at most `max_message_size` bytes.
     pub fn new(max_message_size: usize) -> Self {
-        Inflater { max_message_size }
+        Inflater {
+            decompress: Decompress::new(true),
+            out: Vec::new(),
+            returned: false,
+            tail: [0; 4],
+            pending_in: 0,
+            small: [0; SMALL_PAYLOAD],
+            poisoned: false,
+            max_message_size,
+        }
     }
 
     /// Forgets all stream state: call on every new connection.
-    pub fn reset(&mut self) {}
+    ///
+    /// Afterwards the inflater behaves exactly like a new one (E17: carrying
+    /// the inflate context across connections gives "data error").
+    pub fn reset(&mut self) {
+        self.decompress.reset(true);
+        self.start_payload();
+        self.tail = [0; 4];
+        self.pending_in = 0;
+        self.poisoned = false;
+    }
 
     /// The configured cap on one inflated payload.
     pub fn max_message_size(&self) -> usize {
@@ -40,7 +110,361 @@ impl Inflater {
     }
 
     /// Feeds one binary WebSocket message.
-    pub fn push(&mut self, _message: &[u8]) -> Result<Option<&[u8]>, InflateError> {
-        Err(InflateError::Corrupt)
+    ///
+    /// Returns the inflated payload when the compressed bytes pushed so far
+    /// end with `00 00 ff ff`, even when those four bytes are spread over
+    /// several messages (§8.1). After an error every call returns
+    /// [`InflateError::Poisoned`] until [`Inflater::reset`].
+    pub fn push(&mut self, message: &[u8]) -> Result<Option<&[u8]>, InflateError> {
+        if self.poisoned {
+            return Err(InflateError::Poisoned);
+        }
+        if self.returned {
+            self.start_payload();
+        }
+        if message.is_empty() {
+            return Ok(None);
+        }
+        self.remember_tail(message);
+        if let Err(error) = self.inflate(message) {
+            self.poisoned = true;
+            tracing::debug!(%error, "zlib-stream inflate failed");
+            return Err(error);
+        }
+        if self.pending_in >= SYNC_FLUSH_MARKER.len() && self.tail == SYNC_FLUSH_MARKER {
+            return Ok(Some(self.finish_payload()));
+        }
+        Ok(None)
+    }
+
+    /// Hands out the completed payload; a small one moves out of `out` so that
+    /// the buffer can be freed.
+    fn finish_payload(&mut self) -> &[u8] {
+        self.returned = true;
+        self.pending_in = 0;
+        let len = self.out.len();
+        if let Some(small) = self.small.get_mut(..len) {
+            small.copy_from_slice(&self.out);
+            self.out = Vec::new();
+            return small;
+        }
+        &self.out
+    }
+
+    /// Forgets the payload last returned (or a partial one); frees the buffer
+    /// if that payload made it large.
+    fn start_payload(&mut self) {
+        self.returned = false;
+        if self.out.capacity() > LARGE_CAPACITY {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
+    }
+
+    /// Records the last compressed bytes of `message` after the earlier ones.
+    fn remember_tail(&mut self, message: &[u8]) {
+        self.pending_in = self.pending_in.saturating_add(message.len());
+        if let Some(last) = message.last_chunk::<4>() {
+            self.tail = *last;
+        } else {
+            for &byte in message {
+                let [_, a, b, c] = self.tail;
+                self.tail = [a, b, c, byte];
+            }
+        }
+    }
+
+    /// Inflates all of `input` into `out`, growing it up to the cap.
+    fn inflate(&mut self, mut input: &[u8]) -> Result<(), InflateError> {
+        loop {
+            if self.out.len() == self.out.capacity() {
+                self.grow();
+            }
+            let in_before = self.decompress.total_in();
+            let out_before = self.out.len();
+            let status =
+                self.decompress.decompress_vec(input, &mut self.out, FlushDecompress::Sync).map_err(|error| {
+                    InflateError::Corrupt {
+                        at: self.decompress.total_in(),
+                        reason: error.message().unwrap_or("invalid deflate data").to_owned(),
+                    }
+                })?;
+            let consumed = usize::try_from(self.decompress.total_in() - in_before).unwrap_or(usize::MAX);
+            input = input.get(consumed..).unwrap_or_default();
+            if self.out.len() > self.max_message_size {
+                return Err(InflateError::MessageTooLarge { limit: self.max_message_size });
+            }
+            let out_full = self.out.len() == self.out.capacity();
+            match status {
+                Status::StreamEnd if input.is_empty() => return Ok(()),
+                Status::StreamEnd => {
+                    return Err(InflateError::Corrupt {
+                        at: self.decompress.total_in(),
+                        reason: "data after the end of the zlib stream".to_owned(),
+                    })
+                }
+                Status::Ok | Status::BufError => {
+                    if input.is_empty() && !out_full {
+                        return Ok(());
+                    }
+                    if consumed == 0 && self.out.len() == out_before && !out_full {
+                        return Err(InflateError::Corrupt {
+                            at: self.decompress.total_in(),
+                            reason: "the inflater made no progress".to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Doubles the output capacity, never past `max_message_size + 1` (one byte
+    /// more than allowed is how an oversized payload is noticed).
+    fn grow(&mut self) {
+        let ceiling = self.max_message_size.saturating_add(1);
+        let target = self.out.capacity().saturating_mul(2).max(BASE_CAPACITY).min(ceiling);
+        self.out.reserve_exact(target.saturating_sub(self.out.len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// Compresses `payloads` as one zlib stream with a sync flush after each,
+    /// as Discord does (§8.1); returns one compressed message per payload.
+    fn zlib_stream(payloads: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut compress = Compress::new(Compression::default(), true);
+        payloads
+            .iter()
+            .map(|payload| {
+                let mut out = Vec::with_capacity(payload.len() + 64);
+                let mut input: &[u8] = payload;
+                loop {
+                    let before = compress.total_in();
+                    compress.compress_vec(input, &mut out, FlushCompress::Sync).unwrap();
+                    let consumed = (compress.total_in() - before) as usize;
+                    input = &input[consumed..];
+                    if input.is_empty() && out.len() < out.capacity() {
+                        break;
+                    }
+                    out.reserve(out.capacity().max(64));
+                }
+                assert!(out.ends_with(&SYNC_FLUSH_MARKER));
+                out
+            })
+            .collect()
+    }
+
+    fn payloads() -> Vec<Vec<u8>> {
+        let mut list: Vec<Vec<u8>> = vec![
+            br#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250,"_trace":["gateway-prd-1"]}}"#.to_vec(),
+            br#"{"t":null,"s":null,"op":11,"d":null}"#.to_vec(),
+            br#"{"t":"READY","s":1,"op":0,"d":{"v":10,"session_id":"abc","resume_gateway_url":"wss://x"}}"#.to_vec(),
+        ];
+        let mut big = br#"{"t":"GUILD_CREATE","s":2,"op":0,"d":{"members":["#.to_vec();
+        for n in 0..5000 {
+            big.extend_from_slice(
+                format!(r#"{{"id":"{}","name":"member {}"}},"#, 80_000_000_000_u64 + n * 7919, n).as_bytes(),
+            );
+        }
+        big.extend_from_slice(br#"{}]}}"#);
+        list.push(big);
+        list.push(br#"{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{"content":"hi"}}"#.to_vec());
+        list
+    }
+
+    fn push_all(inflater: &mut Inflater, frames: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for frame in frames {
+            if let Some(payload) = inflater.push(frame).unwrap() {
+                out.push(payload.to_vec());
+            }
+        }
+        out
+    }
+
+    // §8.1: one inflate context per connection, shared by every message on it.
+    #[test]
+    fn stream_of_sync_flushed_messages_decodes_message_by_message() {
+        let payloads = payloads();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let frames = zlib_stream(&refs);
+        let mut inflater = Inflater::new(1 << 20);
+        for (frame, payload) in frames.iter().zip(&payloads) {
+            assert_eq!(inflater.push(frame).unwrap(), Some(payload.as_slice()));
+        }
+    }
+
+    // §8.1 / E17: a payload can span several WebSocket messages.
+    #[test]
+    fn payload_split_over_many_messages_completes_on_the_last() {
+        let payloads = payloads();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let frames = zlib_stream(&refs);
+        let mut inflater = Inflater::new(1 << 20);
+        for (frame, payload) in frames.iter().zip(&payloads) {
+            let pieces: Vec<&[u8]> = frame.chunks(7).collect();
+            let (last, init) = pieces.split_last().unwrap();
+            for piece in init {
+                assert_eq!(inflater.push(piece).unwrap(), None);
+            }
+            assert_eq!(inflater.push(last).unwrap(), Some(payload.as_slice()));
+        }
+    }
+
+    // §8.1 / E17: the marker itself may straddle messages (a last message of
+    // 1-3 bytes); checking only the newest message stalls forever.
+    #[test]
+    fn marker_split_across_messages_still_completes_the_payload() {
+        let payloads = payloads();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        for last_len in 1..=4 {
+            let frames = zlib_stream(&refs);
+            let mut inflater = Inflater::new(1 << 20);
+            for (frame, payload) in frames.iter().zip(&payloads) {
+                let (head, tail) = frame.split_at(frame.len() - last_len);
+                assert_eq!(inflater.push(head).unwrap(), None, "last_len {last_len}");
+                assert_eq!(inflater.push(tail).unwrap(), Some(payload.as_slice()), "last_len {last_len}");
+            }
+        }
+    }
+
+    // §8.1: the marker spread one byte per message, and empty messages in between.
+    #[test]
+    fn marker_one_byte_per_message_and_empty_messages_are_harmless() {
+        let payloads = payloads();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let frames = zlib_stream(&refs);
+        let mut inflater = Inflater::new(1 << 20);
+        for (frame, payload) in frames.iter().zip(&payloads) {
+            let (head, tail) = frame.split_at(frame.len() - 4);
+            assert_eq!(inflater.push(head).unwrap(), None);
+            for byte in &tail[..3] {
+                assert_eq!(inflater.push(&[]).unwrap(), None);
+                assert_eq!(inflater.push(std::slice::from_ref(byte)).unwrap(), None);
+            }
+            assert_eq!(inflater.push(&tail[3..]).unwrap(), Some(payload.as_slice()));
+        }
+    }
+
+    #[test]
+    fn corrupt_bytes_are_an_error_then_poisoned_until_reset() {
+        let frames = zlib_stream(&[b"{\"op\":11}"]);
+        let mut garbage = frames[0].clone();
+        garbage[0] = 0x12; // not a zlib header
+        let mut inflater = Inflater::new(1 << 20);
+        assert!(matches!(inflater.push(&garbage), Err(InflateError::Corrupt { .. })));
+        assert_eq!(inflater.push(&frames[0]), Err(InflateError::Poisoned));
+        inflater.reset();
+        assert_eq!(inflater.push(&frames[0]).unwrap(), Some(&b"{\"op\":11}"[..]));
+    }
+
+    #[test]
+    fn corrupt_bytes_anywhere_never_panic() {
+        let payloads = payloads();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let frames = zlib_stream(&refs);
+        let stream: Vec<u8> = frames.concat();
+        let mut inflater = Inflater::new(1 << 20);
+        for position in (0..stream.len()).step_by(997) {
+            for flip in [0x01_u8, 0x80, 0xff] {
+                let mut bad = stream.clone();
+                bad[position] ^= flip;
+                inflater.reset();
+                for piece in bad.chunks(1000) {
+                    if inflater.push(piece).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decompression_bomb_over_the_cap_is_message_too_large() {
+        let bomb = vec![b' '; 10 << 20];
+        let frames = zlib_stream(&[&bomb]);
+        assert!(frames[0].len() < 64 << 10);
+        let mut inflater = Inflater::new(1 << 20);
+        assert_eq!(inflater.push(&frames[0]), Err(InflateError::MessageTooLarge { limit: 1 << 20 }));
+        assert!(inflater.out.capacity() <= (1 << 20) + 1);
+        assert_eq!(inflater.push(&frames[0]), Err(InflateError::Poisoned));
+    }
+
+    #[test]
+    fn payload_exactly_at_the_cap_is_accepted() {
+        let payload = vec![b'x'; 10_000];
+        let frames = zlib_stream(&[&payload]);
+        let mut inflater = Inflater::new(10_000);
+        assert_eq!(inflater.push(&frames[0]).unwrap(), Some(payload.as_slice()));
+        let mut inflater = Inflater::new(9_999);
+        assert_eq!(inflater.push(&frames[0]), Err(InflateError::MessageTooLarge { limit: 9_999 }));
+    }
+
+    // §8.4 / E17: every new connection starts a new stream with a fresh context.
+    #[test]
+    fn reset_then_a_new_stream_decodes_like_a_new_inflater() {
+        let first = zlib_stream(&[b"{\"op\":10}", b"{\"op\":11}"]);
+        let second = zlib_stream(&[b"{\"op\":10,\"d\":1}", b"{\"op\":11}"]);
+        let mut inflater = Inflater::new(1 << 20);
+        let refs: Vec<&[u8]> = first.iter().map(Vec::as_slice).collect();
+        assert_eq!(push_all(&mut inflater, &refs).len(), 2);
+        // Leave a payload half-pushed, then reconnect.
+        assert_eq!(inflater.push(&first[0][..3]).unwrap(), None);
+        inflater.reset();
+        let refs: Vec<&[u8]> = second.iter().map(Vec::as_slice).collect();
+        assert_eq!(push_all(&mut inflater, &refs), vec![b"{\"op\":10,\"d\":1}".to_vec(), b"{\"op\":11}".to_vec()]);
+    }
+
+    // E17: reusing the inflater across connections without a reset is a "data error".
+    #[test]
+    fn new_stream_without_reset_is_an_error() {
+        let first = zlib_stream(&[b"{\"op\":10}"]);
+        let second = zlib_stream(&[b"{\"op\":10}"]);
+        let mut inflater = Inflater::new(1 << 20);
+        assert!(inflater.push(&first[0]).unwrap().is_some());
+        assert!(matches!(inflater.push(&second[0]), Err(InflateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn buffer_over_one_mib_is_freed_before_the_next_payload() {
+        let big = vec![b'a'; 3 << 20];
+        let medium = vec![b'b'; 5000];
+        let frames = zlib_stream(&[&big, &medium]);
+        let mut inflater = Inflater::new(64 << 20);
+        assert_eq!(inflater.push(&frames[0]).unwrap().map(<[u8]>::len), Some(3 << 20));
+        assert!(inflater.out.capacity() >= 3 << 20);
+        assert_eq!(inflater.push(&frames[1]).unwrap(), Some(medium.as_slice()));
+        assert!(inflater.out.capacity() <= 2 * medium.len());
+    }
+
+    // An idle shard only receives heartbeat ACKs: it must hold no output buffer.
+    #[test]
+    fn heartbeat_ack_sized_payload_frees_the_buffer() {
+        let medium = vec![b'b'; 50_000];
+        let ack = br#"{"t":null,"s":null,"op":11,"d":null}"#;
+        let frames = zlib_stream(&[&medium, ack, ack]);
+        let mut inflater = Inflater::new(64 << 20);
+        assert_eq!(inflater.push(&frames[0]).unwrap(), Some(medium.as_slice()));
+        assert_eq!(inflater.push(&frames[1]).unwrap(), Some(&ack[..]));
+        assert_eq!(inflater.out.capacity(), 0);
+        assert_eq!(inflater.push(&frames[2]).unwrap(), Some(&ack[..]));
+        assert_eq!(inflater.out.capacity(), 0);
+    }
+
+    #[test]
+    fn steady_stream_of_ordinary_payloads_keeps_its_buffer() {
+        let payload = vec![b'a'; 20_000];
+        let frames = zlib_stream(&[&payload, &payload[..1000], &payload, &payload[..100]]);
+        let mut inflater = Inflater::new(64 << 20);
+        inflater.push(&frames[0]).unwrap();
+        let capacity = inflater.out.capacity();
+        for frame in &frames[1..] {
+            inflater.push(frame).unwrap();
+            assert_eq!(inflater.out.capacity(), capacity);
+        }
     }
 }

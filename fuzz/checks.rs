@@ -1,0 +1,246 @@
+//! The codec's differential checks, in one place for the fuzz targets
+//! (`fuzz/fuzz_targets/*.rs`) and for `tests/fuzz_corpus.rs` /
+//! `tests/codec_differential.rs`, which pull this file in with `#[path]`.
+//!
+//! Each check panics when the codec disagrees with its oracle; it depends
+//! only on the crate's public API, serde, serde_json and flate2.
+
+#![allow(dead_code)]
+
+#[path = "payloads.rs"]
+mod payloads;
+
+use discord_gateway_stream::codec::{Envelope, InflateError, Inflater, ScanError};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+/// serde_json's reading of an envelope (gateway-protocol §2): the oracle for
+/// [`Envelope::scan`].
+///
+/// `d` goes through [`present`] so that `"d":null` gives `Some("null")` as
+/// the scanner does (a plain `Option<&RawValue>` turns JSON null into `None`).
+#[derive(Deserialize)]
+pub struct Probe<'a> {
+    /// The opcode.
+    pub op: u64,
+    /// The sequence number.
+    #[serde(default)]
+    pub s: Option<u64>,
+    /// The event name.
+    #[serde(default, borrow)]
+    pub t: Option<Cow<'a, str>>,
+    /// The raw `d`, `None` only when the key is absent.
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub d: Option<&'a RawValue>,
+}
+
+/// Deserializes a present `d`, `null` included, as `Some`.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// How deeply `text` nests arrays and objects (outside strings).
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// [`Envelope::scan`] against serde_json, for any bytes.
+///
+/// - the scan never panics (the fuzzer notices);
+/// - text that is not valid JSON (serde_json cannot even skip it as
+///   `IgnoredAny`) is an error;
+/// - a JSON object that serde reads into [`Probe`] gives the same `op`, `s`,
+///   decoded `t` and the exact byte range of `d` (unless it nests deeper
+///   than the scanner's 1024 levels: then `TooDeep`);
+/// - a scan that succeeds on text serde rejects is only allowed where serde
+///   is stricter than JSON: a key with an unpaired surrogate escape, or a
+///   non-object (serde reads a struct from an array too).
+///
+/// Returns the scan result for callers that want to look further.
+pub fn check_envelope(data: &[u8]) -> Option<Result<Envelope, ScanError>> {
+    let text = std::str::from_utf8(data).ok()?;
+    let scanned = Envelope::scan(text);
+    let valid_json = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+    if !valid_json {
+        assert!(scanned.is_err(), "scanner accepted invalid JSON {text:?}: {scanned:?}");
+        return Some(scanned);
+    }
+    let is_object = text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
+    match serde_json::from_str::<Probe<'_>>(text) {
+        Ok(probe) if is_object => match &scanned {
+            Ok(envelope) => {
+                assert_eq!(envelope.op, probe.op, "op of {text:?}");
+                assert_eq!(envelope.seq, probe.s, "s of {text:?}");
+                assert_eq!(envelope.event.as_ref().map(|span| span.decode(text)), probe.t, "t of {text:?}");
+                let serde_span = probe.d.map(|raw| {
+                    let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+                    start..start + raw.get().len()
+                });
+                assert_eq!(envelope.data, serde_span, "d span of {text:?}");
+            }
+            Err(ScanError::TooDeep) => {
+                assert!(nesting_depth(text) > 1024, "TooDeep for shallow {text:?}")
+            }
+            Err(error) => panic!("scanner rejected {text:?} ({error}) which serde reads"),
+        },
+        Ok(_) => assert_eq!(scanned, Err(ScanError::NotAnObject), "non-object {text:?}"),
+        Err(serde_error) => {
+            if let Ok(envelope) = &scanned {
+                let message = serde_error.to_string();
+                assert!(
+                    message.contains("surrogate") || message.contains("end of hex escape"),
+                    "scanner accepted {text:?} as {envelope:?}, serde says: {message}"
+                );
+            }
+        }
+    }
+    Some(scanned)
+}
+
+/// The fixed traffic [`check_inflate`] replays: payloads and their
+/// compressed frames (one zlib stream, a sync flush per payload).
+pub struct InflateCase {
+    /// The inflated payloads, in stream order.
+    pub payloads: Vec<Vec<u8>>,
+    /// One compressed frame per payload.
+    pub frames: Vec<Vec<u8>>,
+}
+
+/// Built once: Hello, READY, a 30 KB GUILD_CREATE, message traffic, ACKs.
+pub fn inflate_case() -> &'static InflateCase {
+    static CASE: OnceLock<InflateCase> = OnceLock::new();
+    CASE.get_or_init(|| {
+        let mut rng = payloads::Rng::new(7);
+        let mut texts = payloads::gateway_mix(7, 0, 0);
+        texts.push(payloads::guild_create(&mut rng, 2, 30_000));
+        for seq in 3..9 {
+            texts.push(payloads::message_create(&mut rng, seq));
+            texts.push(r#"{"t":null,"s":null,"op":11,"d":null}"#.to_owned());
+        }
+        texts.push("{}".to_owned());
+        let frames = payloads::zlib_stream(&texts);
+        for frame in &frames {
+            let first_marker = frame.windows(4).position(|window| window == [0, 0, 0xff, 0xff]);
+            assert_eq!(first_marker, frame.len().checked_sub(4), "a frame holds a marker before its end");
+        }
+        InflateCase { payloads: texts.into_iter().map(String::into_bytes).collect(), frames }
+    })
+}
+
+/// Reads fuzz bytes as instructions for replaying [`inflate_case`].
+struct Plan<'a> {
+    bytes: &'a [u8],
+}
+
+impl Plan<'_> {
+    fn next(&mut self) -> u8 {
+        match self.bytes.split_first() {
+            Some((&first, rest)) => {
+                self.bytes = rest;
+                first
+            }
+            None => 0,
+        }
+    }
+
+    /// The next WebSocket message length: mostly tiny (marker straddles), sometimes large.
+    fn piece_len(&mut self) -> usize {
+        match self.next() {
+            byte @ 0..=127 => usize::from(byte % 8) + 1,
+            byte => usize::from(byte - 127) * 97,
+        }
+    }
+}
+
+/// [`Inflater`] against the known traffic of [`inflate_case`], with split
+/// points, one corruption and the size cap chosen by `data`.
+///
+/// - nothing panics; a payload never exceeds the cap;
+/// - with no corruption, every payload comes out exactly, on the message
+///   that carries its last byte, and not earlier; a payload over the cap
+///   is `MessageTooLarge`;
+/// - after any error, `push` is `Poisoned` until `reset`;
+/// - after `reset`, the clean stream inflates exactly again (E17).
+pub fn check_inflate(data: &[u8]) {
+    let case = inflate_case();
+    let mut plan = Plan { bytes: data };
+    let control = plan.next();
+    let corrupt = control & 1 == 1;
+    let cap = if control & 2 == 2 { usize::from(plan.next()) * 256 } else { 1 << 20 };
+    let stream_len: usize = case.frames.iter().map(Vec::len).sum();
+    let corrupt_at = usize::from(u16::from_le_bytes([plan.next(), plan.next()])) * 7 % stream_len;
+    let corrupt_with = plan.next() | 1;
+
+    let mut inflater = Inflater::new(cap);
+    let mut offset = 0;
+    let mut failed = false;
+    'frames: for (frame, payload) in case.frames.iter().zip(&case.payloads) {
+        let mut rest: &[u8] = frame;
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at(plan.piece_len().min(rest.len()));
+            rest = tail;
+            let mut piece = piece.to_vec();
+            if corrupt && (offset..offset + piece.len()).contains(&corrupt_at) {
+                piece[corrupt_at - offset] ^= corrupt_with;
+            }
+            offset += piece.len();
+            match inflater.push(&piece) {
+                Ok(Some(out)) => {
+                    assert!(out.len() <= cap, "payload of {} bytes over the {cap}-byte cap", out.len());
+                    if !corrupt {
+                        assert!(rest.is_empty(), "payload completed before its last message");
+                        assert_eq!(out, payload.as_slice(), "inflated payload differs");
+                    }
+                }
+                Ok(None) => {
+                    if !corrupt {
+                        assert!(!rest.is_empty(), "the last message of a payload completed nothing");
+                    }
+                }
+                Err(error) => {
+                    if !corrupt {
+                        assert_eq!(error, InflateError::MessageTooLarge { limit: cap });
+                        assert!(payload.len() > cap, "a {}-byte payload is not over {cap}", payload.len());
+                    }
+                    failed = true;
+                    break 'frames;
+                }
+            }
+        }
+    }
+    if failed {
+        assert_eq!(inflater.push(&case.frames[0]), Err(InflateError::Poisoned));
+    }
+
+    inflater.reset();
+    for (frame, payload) in case.frames.iter().zip(&case.payloads) {
+        if payload.len() > cap {
+            assert_eq!(inflater.push(frame), Err(InflateError::MessageTooLarge { limit: cap }));
+            break;
+        }
+        assert_eq!(inflater.push(frame), Ok(Some(payload.as_slice())), "clean stream after reset");
+    }
+}

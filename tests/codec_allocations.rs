@@ -1,0 +1,118 @@
+//! Heap use of the codec, counted by a global allocator (per thread, so the
+//! tests may run in parallel):
+//! - inflate + UTF-8 check + envelope scan allocate nothing per payload once
+//!   the output buffer has grown (gateway-protocol §8.1);
+//! - an idle inflater (one that last received a heartbeat ACK) holds no
+//!   output buffer: its heap is the zlib context alone, under 48 KiB.
+#![cfg(feature = "zlib")]
+
+#[path = "../fuzz/payloads.rs"]
+mod payloads;
+
+use discord_gateway_stream::codec::{Envelope, Inflater, DEFAULT_MAX_MESSAGE_SIZE};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts this thread's allocations and live heap bytes.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
+}
+
+fn note(allocations: u64, bytes: isize) {
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + allocations));
+    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + bytes));
+}
+
+// SAFETY: forwards every call to `System` unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(1, layout.size() as isize);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note(0, -(layout.size() as isize));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(1, new_size as isize - layout.size() as isize);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn live_bytes() -> isize {
+    LIVE_BYTES.with(Cell::get)
+}
+
+/// What the protocol core does with each payload.
+fn inflate_and_scan(inflater: &mut Inflater, frame: &[u8]) -> Option<u64> {
+    let payload = inflater.push(frame).expect("inflate")?;
+    let text = std::str::from_utf8(payload).expect("UTF-8");
+    Some(Envelope::scan(text).expect("scan").op)
+}
+
+#[test]
+fn inflate_utf8_and_scan_allocate_nothing_per_payload_after_warm_up() {
+    let mut rng = payloads::Rng::new(3);
+    let mut texts: Vec<String> = (0..2000).map(|seq| payloads::message_create(&mut rng, seq)).collect();
+    texts.extend((2000..3000).map(|seq| payloads::small_event(&mut rng, seq)));
+    let largest = texts.iter().map(String::len).max().unwrap_or(0);
+    // Warm up on the largest payload, then measure the whole stream.
+    let index = texts.iter().position(|text| text.len() == largest).unwrap_or(0);
+    let warm_up = texts.remove(index);
+    texts.insert(0, warm_up);
+    let frames = payloads::zlib_stream(&texts);
+
+    let mut inflater = Inflater::new(DEFAULT_MAX_MESSAGE_SIZE);
+    assert_eq!(inflate_and_scan(&mut inflater, &frames[0]), Some(0));
+    let before = allocations();
+    let mut payloads = 0;
+    for frame in &frames[1..] {
+        if inflate_and_scan(&mut inflater, frame).is_some() {
+            payloads += 1;
+        }
+    }
+    let allocated = allocations() - before;
+    eprintln!("{allocated} allocations over {payloads} payloads");
+    assert_eq!(payloads, frames.len() - 1);
+    assert_eq!(allocated, 0, "{allocated} allocations over {payloads} payloads (largest {largest} bytes)");
+}
+
+#[test]
+fn idle_inflater_holds_under_48_kib() {
+    let mut rng = payloads::Rng::new(4);
+    let mut texts = payloads::gateway_mix(4, 2, 0);
+    texts.extend((3..50).map(|seq| payloads::message_create(&mut rng, seq)));
+    texts.push(r#"{"t":null,"s":null,"op":11,"d":null}"#.to_owned());
+    let frames = payloads::zlib_stream(&texts);
+
+    let before = live_bytes();
+    let mut inflater = Inflater::new(DEFAULT_MAX_MESSAGE_SIZE);
+    let mut busiest = 0;
+    for frame in &frames {
+        inflate_and_scan(&mut inflater, frame);
+        busiest = busiest.max(live_bytes() - before);
+    }
+    let idle = live_bytes() - before;
+    eprintln!("inflater heap: {busiest} bytes at most, {idle} bytes idle");
+    assert!(busiest > 1_000_000, "the GUILD_CREATEs grew the buffer ({busiest} bytes)");
+    assert!(idle <= 48 * 1024, "an idle inflater holds {idle} bytes");
+    drop(inflater);
+    // All of it is freed (allow for a little lazily allocated runtime state).
+    let left = live_bytes() - before;
+    assert!(left < 1024, "{left} bytes left after drop");
+}

@@ -1,0 +1,39 @@
+//! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the
+//! same checks the fuzz targets run (`fuzz/checks.rs`), so CI covers the
+//! corpus without a nightly toolchain. An empty or missing corpus fails.
+#![cfg(feature = "zlib")]
+
+#[path = "../fuzz/checks.rs"]
+mod checks;
+
+use std::path::Path;
+
+/// Runs `check` on every file of `fuzz/corpus/<target>/`; returns how many.
+fn replay(target: &str, check: impl Fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("corpus {}: {error}", dir.display()));
+    let mut count = 0;
+    for entry in entries {
+        let path = entry.expect("corpus entry").path();
+        if path.is_file() {
+            let data = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&data)));
+            assert!(result.is_ok(), "corpus file {} fails its check", path.display());
+            count += 1;
+        }
+    }
+    assert!(count > 0, "corpus {} is empty", dir.display());
+    count
+}
+
+#[test]
+fn envelope_corpus_passes_the_differential_check() {
+    replay("envelope", |data| {
+        checks::check_envelope(data);
+    });
+}
+
+#[test]
+fn inflate_corpus_passes_the_inflate_check() {
+    replay("inflate", checks::check_inflate);
+}
