@@ -125,9 +125,11 @@ fn main() -> ExitCode {
         (None, Some(_)) => DEFAULT_GATEWAY_URL.to_owned(),
         (None, None) => {
             eprintln!("firehose: no token and no --url: streaming from the built-in simulator");
-            let config = SimulatorConfig::new()
-                .heartbeat_interval(Duration::from_millis(500))
-                .guilds([81_384_788_765_712_384, 197_038_439_483_310_086, 41_771_983_423_143_937]);
+            let config = SimulatorConfig::new().heartbeat_interval(Duration::from_millis(500)).guilds([
+                81_384_788_765_712_384,
+                197_038_439_483_310_086,
+                41_771_983_423_143_937,
+            ]);
             let sim = match Simulator::start(config) {
                 Ok(sim) => sim,
                 Err(error) => {
@@ -144,11 +146,8 @@ fn main() -> ExitCode {
         }
     };
     let token = args.token.clone().unwrap_or_else(|| "simulated-token".to_owned());
-    let config = Config::new(token, args.intents)
-        .base_url(url)
-        .shard(args.shard)
-        .compression(args.compression)
-        .rng_seed(seed());
+    let config =
+        Config::new(token, args.intents).base_url(url).shard(args.shard).compression(args.compression).rng_seed(seed());
     let mut shard = match Shard::new(config) {
         Ok(shard) => shard,
         Err(error) => {

@@ -44,30 +44,16 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        port: 0,
-        events: 10,
-        script: Script::Basic,
-        interval_ms: 41_250,
-        exit_after: None,
-    };
+    let mut args = Args { port: 0, events: 10, script: Script::Basic, interval_ms: 41_250, exit_after: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: not a number: {value}"))
-        };
+        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value}"));
         match flag.as_str() {
-            "--port" => {
-                args.port = value
-                    .parse()
-                    .map_err(|_| format!("--port: not a port: {value}"))?
-            }
+            "--port" => args.port = value.parse().map_err(|_| format!("--port: not a port: {value}"))?,
             "--events" => args.events = number()?,
             "--interval" => args.interval_ms = number()?.max(1),
             "--exit-after-secs" => args.exit_after = Some(Duration::from_secs(number()?)),
@@ -102,11 +88,7 @@ impl Printer {
                 c.index,
                 c.path,
                 c.query,
-                if c.via_resume_url {
-                    " (resume URL)"
-                } else {
-                    ""
-                },
+                if c.via_resume_url { " (resume URL)" } else { "" },
                 if c.compressed { " (zlib-stream)" } else { "" },
             );
         }
@@ -119,10 +101,7 @@ impl Printer {
             }
             let mut text = shown.to_string();
             if text.len() > 200 {
-                let cut = (0..=200)
-                    .rev()
-                    .find(|i| text.is_char_boundary(*i))
-                    .unwrap_or(0);
+                let cut = (0..=200).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
                 text.truncate(cut);
                 text.push('…');
             }
@@ -178,15 +157,8 @@ impl Runner {
         };
         self.committed = n;
         self.next_at = Instant::now() + PACE;
-        let live = if sim.is_live() {
-            ""
-        } else {
-            " (logged for replay)"
-        };
-        eprintln!(
-            "dispatch MESSAGE_CREATE s={seq} ({n}/{}){live}",
-            self.events
-        );
+        let live = if sim.is_live() { "" } else { " (logged for replay)" };
+        eprintln!("dispatch MESSAGE_CREATE s={seq} ({n}/{}){live}", self.events);
         match self.script {
             Script::Basic => {}
             Script::Resume => {
@@ -238,10 +210,7 @@ fn main() -> ExitCode {
         args.events,
         args.interval_ms
     );
-    eprintln!(
-        "connect to {}/?v=10&encoding=json[&compress=zlib-stream]",
-        sim.url()
-    );
+    eprintln!("connect to {}/?v=10&encoding=json[&compress=zlib-stream]", sim.url());
     let deadline = args.exit_after.map(|d| Instant::now() + d);
     let mut printer = Printer::default();
     let mut runner = Runner {

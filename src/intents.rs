@@ -56,9 +56,8 @@ bitflags::bitflags! {
 
 impl Intents {
     /// The privileged intents, which must be enabled in the Developer Portal.
-    pub const PRIVILEGED: Intents = Intents::GUILD_MEMBERS
-        .union(Intents::GUILD_PRESENCES)
-        .union(Intents::MESSAGE_CONTENT);
+    pub const PRIVILEGED: Intents =
+        Intents::GUILD_MEMBERS.union(Intents::GUILD_PRESENCES).union(Intents::MESSAGE_CONTENT);
 
     /// Every documented intent that is not privileged.
     pub fn non_privileged() -> Intents {

@@ -23,9 +23,7 @@ use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
 use crate::error::ShardError;
-use crate::protocol::{
-    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session,
-};
+use crate::protocol::{Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session};
 use crate::transport::{self, BoxedStream, Connector, Target};
 use crate::{Dispatch, ShardId};
 
@@ -36,7 +34,7 @@ const EVENT_BUFFER: usize = 256;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 type Socket = WebSocketStream<BoxedStream>;
-type Connecting = Pin<Box<dyn Future<Output = io::Result<Socket>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<Socket>>> + Send>>;
 type Item = Result<Dispatch, ShardError>;
 
 enum Request {
@@ -286,7 +284,7 @@ impl fmt::Debug for ShardHandle {
 /// What woke the driver.
 enum Wake {
     Request(Option<Request>),
-    Connected(io::Result<Socket>),
+    Connected(io::Result<Box<Socket>>),
     Message(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
     Timer,
     Drained,
@@ -335,7 +333,7 @@ impl Driver {
                 }
                 Wake::Connected(Ok(socket)) => {
                     self.connecting = None;
-                    self.socket = Some(socket);
+                    self.socket = Some(*socket);
                     self.machine.handle_open(Instant::now());
                 }
                 Wake::Connected(Err(error)) => {
@@ -430,10 +428,11 @@ impl Driver {
             if target.tls {
                 stream = transport::tls(&target.host, stream).await?;
             }
-            let (socket, _response) = async_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config))
-                .await
-                .map_err(io::Error::other)?;
-            Ok(socket)
+            let (socket, _response) =
+                async_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config))
+                    .await
+                    .map_err(io::Error::other)?;
+            Ok(Box::new(socket))
         }));
     }
 

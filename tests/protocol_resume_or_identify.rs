@@ -10,7 +10,10 @@ use support::*;
 
 fn assert_resumes(h: &mut Harness, seq: u64) {
     let frame = h.reconnect_and_first_frame();
-    assert_eq!(frame.to_string(), serde_json::from_str::<serde_json::Value>(&resume_frame("sess-1", seq)).unwrap().to_string());
+    assert_eq!(
+        frame.to_string(),
+        serde_json::from_str::<serde_json::Value>(&resume_frame("sess-1", seq)).unwrap().to_string()
+    );
 }
 
 fn assert_identifies(h: &mut Harness) {

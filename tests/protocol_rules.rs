@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use discord_gateway_stream::protocol::{
-    Action, CloseMode, Command, CommandError, DisconnectReason, Event, Machine, Config, ReconnectPolicy,
-    Session, Status,
+    Action, CloseMode, Command, CommandError, Config, DisconnectReason, Event, Machine, ReconnectPolicy, Session,
+    Status,
 };
 use discord_gateway_stream::Intents;
 use support::*;
@@ -28,7 +28,8 @@ fn hello_schedules_the_first_heartbeat_after_interval_times_jitter_then_every_in
         let hello_at = h.now - h.start;
         h.advance(INTERVAL * 3);
         // ACK each heartbeat as it goes out so no zombie is detected.
-        let times: Vec<Duration> = h.sent_at.iter().filter(|(_, f)| f.starts_with(r#"{"op":1"#)).map(|(t, _)| *t).collect();
+        let times: Vec<Duration> =
+            h.sent_at.iter().filter(|(_, f)| f.starts_with(r#"{"op":1"#)).map(|(t, _)| *t).collect();
         assert!(!times.is_empty());
         let first = times[0] - hello_at;
         assert!(first < INTERVAL, "first beat after interval x jitter, jitter in [0,1): {first:?}");
@@ -322,7 +323,10 @@ fn oversized_and_core_owned_commands_are_refused_and_the_queue_is_bounded() {
     h.machine.send_command(h.now, presence("a")).unwrap();
     h.machine.send_command(h.now, presence("b")).unwrap();
     assert_eq!(h.machine.send_command(h.now, presence("c")), Err(CommandError::QueueFull { limit: 2 }));
-    assert!(matches!(Command::new(8, &format!(r#"{{"guild_id":"{}"}}"#, "9".repeat(4096))), Err(CommandError::TooLarge { .. })));
+    assert!(matches!(
+        Command::new(8, &format!(r#"{{"guild_id":"{}"}}"#, "9".repeat(4096))),
+        Err(CommandError::TooLarge { .. })
+    ));
     assert_eq!(Command::new(2, "{}"), Err(CommandError::CoreOwnedOpcode(2)));
 }
 

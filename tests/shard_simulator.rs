@@ -282,7 +282,8 @@ fn a_wrong_token_ends_with_4004_naming_the_fix() {
 fn op9_false_forgets_the_session_and_identifies_after_one_to_five_seconds() {
     // §5.3 row 6, with the default 1-5 s wait.
     let sim = simulator(false);
-    let policy = ReconnectPolicy { invalid_session_wait: ReconnectPolicy::default().invalid_session_wait, ..fast_policy() };
+    let policy =
+        ReconnectPolicy { invalid_session_wait: ReconnectPolicy::default().invalid_session_wait, ..fast_policy() };
     let mut shard = Shard::new(config(&sim, Compression::None).reconnect_policy(policy)).unwrap();
     block_on(async {
         next_dispatch(&mut shard).await;
@@ -374,7 +375,8 @@ fn close_final_sends_1000_and_close_resumable_hands_over_a_session() {
     // Another process resumes it: no Identify, the missed events replayed.
     sim.dispatch("MESSAGE_CREATE", json!({"missed": true}));
     let saved = serde_json::to_string(&session).unwrap();
-    let mut second = Shard::new(config(&sim, Compression::None).resume_from(serde_json::from_str(&saved).unwrap())).unwrap();
+    let mut second =
+        Shard::new(config(&sim, Compression::None).resume_from(serde_json::from_str(&saved).unwrap())).unwrap();
     block_on(async {
         let seen = collect_events(&mut second, 1).await;
         assert_eq!(payload_seqs(&seen), [3]);
@@ -394,7 +396,11 @@ fn commands_are_queued_until_ready_and_sent_with_exact_bytes() {
     let presence = discord_gateway_stream::commands::Presence::online();
     handle.update_presence(&presence).unwrap();
     handle
-        .request_guild_members(&discord_gateway_stream::commands::RequestGuildMembers::query("81384788765712384", "", 0))
+        .request_guild_members(&discord_gateway_stream::commands::RequestGuildMembers::query(
+            "81384788765712384",
+            "",
+            0,
+        ))
         .unwrap();
     block_on(async {
         next_dispatch(&mut shard).await;
@@ -491,10 +497,8 @@ fn the_token_never_appears_in_logs_at_any_level() {
 
     let capture = Capture::default();
     let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
     let token = "SECRET.token-value.do-not-log";
     let sim = simulator(true);
     tracing::subscriber::with_default(subscriber, || {

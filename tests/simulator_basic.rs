@@ -21,10 +21,7 @@ fn hello_identify_ready_and_records() {
     let mut c = Client::plain(&sim.url());
 
     let hello = c.payload();
-    assert_eq!(
-        c.payloads[0],
-        r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":250}}"#
-    );
+    assert_eq!(c.payloads[0], r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":250}}"#);
     assert_eq!(hello["d"]["heartbeat_interval"], 250);
 
     let identify = json!({
@@ -39,10 +36,7 @@ fn hello_identify_ready_and_records() {
     let raw = identify.to_string();
     c.send_text(&raw);
     let ready = c.payload();
-    assert_eq!(
-        (ready["op"].clone(), ready["t"].clone(), ready["s"].clone()),
-        (json!(0), json!("READY"), json!(1))
-    );
+    assert_eq!((ready["op"].clone(), ready["t"].clone(), ready["s"].clone()), (json!(0), json!("READY"), json!(1)));
     let d = &ready["d"];
     assert_eq!(d["v"], 10);
     assert_eq!(d["shard"], json!([1, 2]));
@@ -52,15 +46,9 @@ fn hello_identify_ready_and_records() {
     assert_eq!(d["resume_gateway_url"], sim.resume_url());
     assert!(sim.resume_url().starts_with(&sim.url()));
     // Only the shard's guild (5 << 22 is on shard 1 of 2) is listed, then created.
-    assert_eq!(
-        d["guilds"],
-        json!([{ "id": (5u64 << 22).to_string(), "unavailable": true }])
-    );
+    assert_eq!(d["guilds"], json!([{ "id": (5u64 << 22).to_string(), "unavailable": true }]));
     let create = c.payload();
-    assert_eq!(
-        (create["t"].clone(), create["s"].clone()),
-        (json!("GUILD_CREATE"), json!(2))
-    );
+    assert_eq!((create["t"].clone(), create["s"].clone()), (json!("GUILD_CREATE"), json!(2)));
     assert!(sim.wait_until_live(WAIT));
 
     let ids = sim.identifies();
@@ -70,10 +58,7 @@ fn hello_identify_ready_and_records() {
     assert_eq!(ids[0].connection, 0);
     let conns = sim.connections();
     assert_eq!(conns.len(), 1);
-    assert_eq!(
-        (conns[0].path.as_str(), conns[0].query.as_str()),
-        ("/", "v=10&encoding=json")
-    );
+    assert_eq!((conns[0].path.as_str(), conns[0].query.as_str()), ("/", "v=10&encoding=json"));
     assert_eq!(conns[0].version.as_deref(), Some("10"));
     assert!(!conns[0].compressed && !conns[0].via_resume_url && conns[0].handshake);
     assert_eq!(conns[0].session_id.as_deref(), Some(session_id));
@@ -84,10 +69,7 @@ fn hello_identify_ready_and_records() {
     assert_eq!(closes.len(), 1);
     assert_eq!(closes[0].code, Some(4000));
     assert!(closes[0].initiated_by_client);
-    assert_eq!(
-        sim.connections()[0].end,
-        Some(ConnectionEnd::ClientClose(Some(4000)))
-    );
+    assert_eq!(sim.connections()[0].end, Some(ConnectionEnd::ClientClose(Some(4000))));
     // 4000 keeps the session.
     assert_eq!(sim.session_id().as_deref(), Some(session_id));
 }
@@ -99,10 +81,7 @@ fn heartbeats_are_acked_unless_withheld() {
     c.hello();
     c.send_text(r#"{"op":1,"d":null}"#);
     c.payload();
-    assert_eq!(
-        c.payloads.last().map(String::as_str),
-        Some(r#"{"t":null,"s":null,"op":11,"d":null}"#)
-    );
+    assert_eq!(c.payloads.last().map(String::as_str), Some(r#"{"t":null,"s":null,"op":11,"d":null}"#));
 
     sim.withhold_acks(true);
     c.send_text(r#"{"op":1,"d":null}"#);
@@ -112,10 +91,7 @@ fn heartbeats_are_acked_unless_withheld() {
     assert_eq!(c.payload()["op"], 11);
 
     assert!(sim.request_heartbeat());
-    assert_eq!(
-        c.payload(),
-        json!({"t": null, "s": null, "op": 1, "d": null})
-    );
+    assert_eq!(c.payload(), json!({"t": null, "s": null, "op": 1, "d": null}));
     let beats = sim.heartbeats();
     assert_eq!(beats.len(), 3);
     assert!(beats.iter().all(|b| b.d() == Some(&Value::Null)));
@@ -130,23 +106,14 @@ fn dispatches_arrive_in_order_with_increasing_s() {
     assert_eq!(c.payload()["s"], 2);
     assert!(sim.wait_until_live(WAIT));
     assert_eq!(sim.dispatch("MESSAGE_CREATE", json!({"n": 1})), Some(3));
-    assert_eq!(
-        sim.dispatch_many((2..=4).map(|n| ("MESSAGE_CREATE", json!({ "n": n })))),
-        vec![4, 5, 6]
-    );
+    assert_eq!(sim.dispatch_many((2..=4).map(|n| ("MESSAGE_CREATE", json!({ "n": n })))), vec![4, 5, 6]);
     for (s, n) in (3..=6).zip(1..) {
         let p = c.payload();
-        assert_eq!(
-            p,
-            json!({"t": "MESSAGE_CREATE", "s": s, "op": 0, "d": { "n": n }})
-        );
+        assert_eq!(p, json!({"t": "MESSAGE_CREATE", "s": s, "op": 0, "d": { "n": n }}));
     }
     assert_eq!(sim.last_seq(), Some(6));
     let log = sim.session_log();
-    assert_eq!(
-        log.iter().map(|l| l.seq).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5, 6]
-    );
+    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(log[5].frame, *c.payloads.last().expect("payload"));
 }
 
@@ -166,23 +133,11 @@ fn identify_d(token: &str, intents: u64) -> Value {
 #[test]
 fn identify_validation_close_codes() {
     let strict = || SimulatorConfig::new().token("right");
-    assert_eq!(
-        identify_close(strict(), identify_d("wrong", INTENTS)),
-        Some(4004)
-    );
-    assert_eq!(
-        identify_close(SimulatorConfig::new(), identify_d("", INTENTS)),
-        Some(4004)
-    );
+    assert_eq!(identify_close(strict(), identify_d("wrong", INTENTS)), Some(4004));
+    assert_eq!(identify_close(SimulatorConfig::new(), identify_d("", INTENTS)), Some(4004));
     // Undocumented bit 17 → 4013; MESSAGE_CONTENT not allowed → 4014.
-    assert_eq!(
-        identify_close(strict(), identify_d("right", 1 << 17)),
-        Some(4013)
-    );
-    assert_eq!(
-        identify_close(strict(), identify_d("right", 1 << 15)),
-        Some(4014)
-    );
+    assert_eq!(identify_close(strict(), identify_d("right", 1 << 17)), Some(4013));
+    assert_eq!(identify_close(strict(), identify_d("right", 1 << 15)), Some(4014));
     let mut d = identify_d("right", 1);
     d["shard"] = json!([2, 2]);
     assert_eq!(identify_close(strict(), d), Some(4010));
@@ -197,10 +152,7 @@ fn identify_validation_close_codes() {
     c.send(&json!({ "op": 2, "d": identify_d("right", 1) }));
     assert_eq!(c.expect_close(), Some(4005));
     assert!(sim.wait_for_connection_end(0, WAIT));
-    assert_eq!(
-        sim.connections()[0].end,
-        Some(ConnectionEnd::ServerClose(Some(4005)))
-    );
+    assert_eq!(sim.connections()[0].end, Some(ConnectionEnd::ServerClose(Some(4005))));
     assert_eq!(sim.session_id(), None, "4005 ends the session");
 }
 
@@ -242,14 +194,13 @@ fn send_rate_limit_closes_4008() {
 #[test]
 fn server_closes_stale_heartbeats_when_enforced() {
     let sim = Simulator::start(
-        SimulatorConfig::new()
-            .heartbeat_interval(Duration::from_millis(100))
-            .enforce_heartbeats(true),
+        SimulatorConfig::new().heartbeat_interval(Duration::from_millis(100)).enforce_heartbeats(true),
     )
     .expect("start");
     let mut c = Client::plain(&sim.url());
     c.hello();
-    assert_eq!(c.expect_close(), Some(4009));
+    // §4 rule 6 / E19: the server closes and the session stays resumable.
+    assert_eq!(c.expect_close(), Some(1000));
 }
 
 #[test]
@@ -263,10 +214,7 @@ fn scripted_connect_behaviours() {
     let url = format!("{}/?v=10&encoding=json", sim.url());
 
     let mut c = Client::connect(&url);
-    assert_eq!(
-        c.payload(),
-        json!({"t": null, "s": null, "op": 7, "d": null})
-    );
+    assert_eq!(c.payload(), json!({"t": null, "s": null, "op": 7, "d": null}));
     c.close(4000);
 
     assert_eq!(Client::connect(&url).expect_close(), Some(4000));
@@ -276,10 +224,7 @@ fn scripted_connect_behaviours() {
         Err(e) => panic!("expected HTTP 503, got {e}"),
         Ok(_) => panic!("expected HTTP 503, got a connection"),
     }
-    assert!(
-        Client::try_connect(&url).is_err(),
-        "TCP dropped before the upgrade"
-    );
+    assert!(Client::try_connect(&url).is_err(), "TCP dropped before the upgrade");
 
     let mut c = Client::connect(&url);
     assert_eq!(c.recv(QUIET), Received::Timeout, "silence: no Hello");
@@ -314,10 +259,7 @@ fn raw_frames_and_server_closes() {
     assert!(sim.wait_for_client_closes(1, WAIT));
     assert!(!sim.client_closes()[0].initiated_by_client);
     assert!(!sim.close(4000), "no open connection left");
-    assert!(
-        sim.session_id().is_some(),
-        "an empty close keeps the session"
-    );
+    assert!(sim.session_id().is_some(), "an empty close keeps the session");
 }
 
 #[test]

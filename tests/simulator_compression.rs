@@ -22,24 +22,15 @@ fn frames_are_binary_and_inflate_to_the_same_json() {
     assert!(sim.wait_until_live(WAIT));
     let big = "y".repeat(200_000);
     sim.dispatch("MESSAGE_CREATE", json!({ "content": big }));
-    assert_eq!(
-        c.payload()["d"]["content"].as_str().map(str::len),
-        Some(200_000)
-    );
+    assert_eq!(c.payload()["d"]["content"].as_str().map(str::len), Some(200_000));
     c.send_text(r#"{"op":1,"d":3}"#);
     assert_eq!(c.payload()["op"], 11);
 
     assert!(c.messages.iter().all(|(binary, _)| *binary));
     assert_eq!(&c.messages[0].1[..2], &[0x78, 0x9c], "zlib-wrapped stream");
-    assert!(c
-        .messages
-        .iter()
-        .all(|(_, m)| m.ends_with(&[0, 0, 0xff, 0xff])));
+    assert!(c.messages.iter().all(|(_, m)| m.ends_with(&[0, 0, 0xff, 0xff])));
     let sent: Vec<String> = sim.server_frames().into_iter().map(|f| f.text).collect();
-    assert_eq!(
-        c.payloads, sent,
-        "inflated text equals what the simulator sent"
-    );
+    assert_eq!(c.payloads, sent, "inflated text equals what the simulator sent");
     assert!(sim.server_frames().iter().all(|f| f.compressed));
     let conn = &sim.connections()[0];
     assert!(conn.compressed);

@@ -11,25 +11,19 @@ use serde_json::{json, Value};
 use simulator_support::{Client, Received, QUIET, TOKEN, WAIT};
 
 fn sim() -> Simulator {
-    Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(250)))
-        .expect("start")
+    Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(250))).expect("start")
 }
 
 /// Connects to READY's resume URL with the original query and gets Hello.
 fn resume_client(ready: &Value) -> Client {
-    let url = ready["d"]["resume_gateway_url"]
-        .as_str()
-        .expect("resume url");
+    let url = ready["d"]["resume_gateway_url"].as_str().expect("resume url");
     let mut c = Client::connect(&format!("{url}?v=10&encoding=json"));
     c.hello();
     c
 }
 
 fn session_id(ready: &Value) -> String {
-    ready["d"]["session_id"]
-        .as_str()
-        .expect("session_id")
-        .to_owned()
+    ready["d"]["session_id"].as_str().expect("session_id").to_owned()
 }
 
 fn message(n: u64) -> Value {
@@ -60,16 +54,10 @@ fn drop_then_resume_replays_exactly_the_missed_dispatches() {
     let mut r = resume_client(&ready);
     r.send_resume(&session_id(&ready), 4);
     for (s, n) in (5..=7).zip(4..) {
-        assert_eq!(
-            r.payload(),
-            json!({"t": "MESSAGE_CREATE", "s": s, "op": 0, "d": message(n)})
-        );
+        assert_eq!(r.payload(), json!({"t": "MESSAGE_CREATE", "s": s, "op": 0, "d": message(n)}));
     }
     let resumed = r.payload();
-    assert_eq!(
-        (resumed["t"].clone(), resumed["s"].clone()),
-        (json!("RESUMED"), json!(8))
-    );
+    assert_eq!((resumed["t"].clone(), resumed["s"].clone()), (json!("RESUMED"), json!(8)));
     assert!(sim.wait_until_live(WAIT));
     assert_eq!(sim.dispatch("MESSAGE_CREATE", message(7)), Some(9));
     assert_eq!(r.payload()["s"], 9);
@@ -81,10 +69,7 @@ fn drop_then_resume_replays_exactly_the_missed_dispatches() {
     assert_eq!(conns[1].query, "v=10&encoding=json");
     let resumes = sim.resumes();
     assert_eq!(resumes.len(), 1);
-    assert_eq!(
-        resumes[0].d(),
-        Some(&json!({ "token": TOKEN, "session_id": session_id(&ready), "seq": 4 }))
-    );
+    assert_eq!(resumes[0].d(), Some(&json!({ "token": TOKEN, "session_id": session_id(&ready), "seq": 4 })));
     assert_eq!(resumes[0].connection, 1);
 
     // A second resume from an older seq replays from there (RESUMED 8 is not logged).
@@ -102,10 +87,7 @@ fn unknown_or_ended_sessions_get_op9_false() {
     let mut c = Client::plain(&sim.url());
     c.hello();
     c.send_resume("no-such-session", 1);
-    assert_eq!(
-        c.payload(),
-        json!({"t": null, "s": null, "op": 9, "d": false})
-    );
+    assert_eq!(c.payload(), json!({"t": null, "s": null, "op": 9, "d": false}));
     // Identify on the same socket after op 9 is allowed.
     c.send_identify(TOKEN, 1);
     let ready = c.payload();
@@ -139,10 +121,7 @@ fn reconnect_op7_then_resume_loses_nothing() {
     let ready = c.start_session();
     assert!(sim.wait_until_live(WAIT));
     assert!(sim.reconnect());
-    assert_eq!(
-        c.payload(),
-        json!({"t": null, "s": null, "op": 7, "d": null})
-    );
+    assert_eq!(c.payload(), json!({"t": null, "s": null, "op": 7, "d": null}));
     // After op 7 dispatches only go to the log.
     assert_eq!(sim.dispatch("MESSAGE_CREATE", message(1)), Some(2));
     assert_eq!(c.recv(QUIET), Received::Timeout);
@@ -170,10 +149,7 @@ fn invalid_session_true_keeps_and_false_ends_the_session() {
 
     assert!(sim.wait_until_live(WAIT));
     assert!(sim.invalid_session(false));
-    assert_eq!(
-        r.payload(),
-        json!({"t": null, "s": null, "op": 9, "d": false})
-    );
+    assert_eq!(r.payload(), json!({"t": null, "s": null, "op": 9, "d": false}));
     // op 9 revokes authentication on this socket: a command now gets 4003.
     r.send_text(r#"{"op":3,"d":{"since":null,"activities":[],"status":"idle","afk":false}}"#);
     assert_eq!(r.expect_close(), Some(4003));

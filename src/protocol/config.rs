@@ -287,7 +287,11 @@ impl Config {
         if cfg!(not(feature = "zlib")) && self.compression == Compression::ZlibStream {
             return Err(ConfigError::CompressionUnavailable);
         }
-        if self.connect_timeout.is_zero() || self.hello_timeout.is_zero() || self.ready_timeout.is_zero() || self.reconnect.base.is_zero() {
+        if self.connect_timeout.is_zero()
+            || self.hello_timeout.is_zero()
+            || self.ready_timeout.is_zero()
+            || self.reconnect.base.is_zero()
+        {
             return Err(ConfigError::ZeroDuration);
         }
         let identify = super::payload::identify(self, self.presence.as_deref());

@@ -13,7 +13,7 @@ use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABL
 use super::command::{Command, CommandError};
 #[cfg(feature = "zlib")]
 use super::config::Compression;
-use super::config::{ConfigError, Config};
+use super::config::{Config, ConfigError};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
 use super::heartbeat::{Beat, Heartbeat};
 use super::opcode::OpCode;
@@ -38,14 +38,26 @@ pub enum Incoming<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Waiting out a reconnect delay.
-    Waiting { until: Instant },
+    Waiting {
+        until: Instant,
+    },
     /// `Action::Connect` issued, socket not yet open.
-    Connecting { deadline: Instant },
-    AwaitingHello { deadline: Instant },
+    Connecting {
+        deadline: Instant,
+    },
+    AwaitingHello {
+        deadline: Instant,
+    },
     AwaitingIdentifyPermit,
-    Identifying { deadline: Instant },
-    Resuming { deadline: Instant },
-    Active { since: Instant },
+    Identifying {
+        deadline: Instant,
+    },
+    Resuming {
+        deadline: Instant,
+    },
+    Active {
+        since: Instant,
+    },
     Closed,
     Terminated,
 }
@@ -144,7 +156,8 @@ impl Machine {
     pub fn new(config: Config, now: Instant) -> Result<Machine, ConfigError> {
         config.validate()?;
         let base_url = gateway_url(&config.base_url, config.compression)?;
-        let session = config.resume_from.as_ref().map(|s| SessionIds { id: s.id.clone(), resume_url: s.resume_url.clone() });
+        let session =
+            config.resume_from.as_ref().map(|s| SessionIds { id: s.id.clone(), resume_url: s.resume_url.clone() });
         let last_seq = config.resume_from.as_ref().map(|s| s.seq);
         let mut core = Core {
             rng: Rng::new(config.rng_seed),
@@ -398,7 +411,8 @@ impl Core {
             Phase::Active { since } => Some(since),
             _ => None,
         };
-        if active_since.is_some_and(|since| now.saturating_duration_since(since) >= self.config.reconnect.healthy_after) {
+        if active_since.is_some_and(|since| now.saturating_duration_since(since) >= self.config.reconnect.healthy_after)
+        {
             self.backoff.reset();
         }
         let link = std::mem::take(&mut self.link);

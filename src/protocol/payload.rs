@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::config::{IdentifyProperties, Config, Token};
+use super::config::{Config, IdentifyProperties, Token};
 
 /// A sent payload over 4096 bytes closes the connection with 4002 (§2).
 pub const MAX_OUTBOUND_SIZE: usize = 4096;
@@ -86,7 +86,8 @@ mod tests {
         let config = Config::new("Bot abc", Intents::GUILDS | Intents::GUILD_MESSAGES)
             .shard(ShardId::new(1, 4).unwrap())
             .properties(IdentifyProperties { os: "linux".into(), browser: "lib".into(), device: "lib".into() });
-        let presence = RawValue::from_string(r#"{"since":null,"activities":[],"status":"idle","afk":false}"#.into()).unwrap();
+        let presence =
+            RawValue::from_string(r#"{"since":null,"activities":[],"status":"idle","afk":false}"#.into()).unwrap();
         assert_eq!(
             identify(&config, Some(&presence)),
             concat!(

@@ -92,7 +92,17 @@ mod tests {
     #[test]
     fn unusable_urls_are_errors_not_panics() {
         // E24: treat resume_gateway_url as untrusted input.
-        for bad in ["", "https://gateway.discord.gg", "wss://", "wss:///path", "gateway.discord.gg", "wss://a b", "wss://o\nk", "ws", "wss://:443"] {
+        for bad in [
+            "",
+            "https://gateway.discord.gg",
+            "wss://",
+            "wss:///path",
+            "gateway.discord.gg",
+            "wss://a b",
+            "wss://o\nk",
+            "ws",
+            "wss://:443",
+        ] {
             assert!(gateway_url(bad, Compression::None).is_err(), "{bad:?}");
         }
         assert_eq!(gateway_url("WSS://Host", Compression::None).unwrap(), "wss://Host/?v=10&encoding=json");

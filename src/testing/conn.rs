@@ -91,19 +91,9 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
             rec.via_resume_url = path.starts_with(RESUME_PATH);
         }
         if let Some(slot) = st.slots.get_mut(index) {
-            *slot = Some(Slot {
-                tx,
-                open: true,
-                session: None,
-                live: false,
-            });
+            *slot = Some(Slot { tx, open: true, session: None, live: false });
         }
-        (
-            compression,
-            st.cfg.heartbeat_interval,
-            st.cfg.enforce_heartbeats,
-            st.cfg.send_limit,
-        )
+        (compression, st.cfg.heartbeat_interval, st.cfg.enforce_heartbeats, st.cfg.send_limit)
     });
     let _ = ws.get_ref().set_read_timeout(Some(POLL));
 
@@ -128,10 +118,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
     } else if encoding.as_deref().is_some_and(|e| e != "json") {
         conn.close(Some(4002), "Decode error: only encoding=json is simulated")
     } else if compression && compress.as_deref().is_some_and(|c| c != "zlib-stream") {
-        conn.close(
-            Some(4002),
-            "Decode error: only compress=zlib-stream is simulated",
-        )
+        conn.close(Some(4002), "Decode error: only compress=zlib-stream is simulated")
     } else {
         if compression && compress.is_some() {
             conn.deflater = Some(Deflater::new());
@@ -171,16 +158,12 @@ fn handshake(
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut target: Option<Target> = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        target = Some((
-            req.uri().path().to_owned(),
-            req.uri().query().unwrap_or("").to_owned(),
-        ));
+        target = Some((req.uri().path().to_owned(), req.uri().query().unwrap_or("").to_owned()));
         match refuse {
             None => Ok(resp),
             Some(status) => {
                 let mut err = ErrorResponse::new(Some("refused by the gateway simulator".into()));
-                *err.status_mut() =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                *err.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 Err(err)
             }
         }
@@ -262,9 +245,7 @@ impl Conn {
                     Flow::Continue
                 }
                 Ok(_) => Flow::Continue,
-                Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                {
+                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     Flow::Continue
                 }
                 Err(_) => {
@@ -286,10 +267,7 @@ impl Conn {
             if let Flow::Stop = self.drain_commands() {
                 return;
             }
-            if self.enforce_heartbeats
-                && self
-                    .heartbeat_from
-                    .is_some_and(|t| t.elapsed() > self.interval.mul_f64(1.5))
+            if self.enforce_heartbeats && self.heartbeat_from.is_some_and(|t| t.elapsed() > self.interval.mul_f64(1.5))
             {
                 // §4 rule 6: the server closes and the client has to resume;
                 // E19: a server-sent 1000 was seen around heartbeat timeouts.
@@ -344,12 +322,7 @@ impl Conn {
     fn record_sent(&self, text: String, compressed: bool) {
         let index = self.index;
         self.shared.update(|st| {
-            st.sent.push(ServerFrame {
-                connection: index,
-                at: Instant::now(),
-                text,
-                compressed,
-            });
+            st.sent.push(ServerFrame { connection: index, at: Instant::now(), text, compressed });
         });
     }
 
@@ -404,10 +377,7 @@ impl Conn {
         self.shared.update(|st| st.server_closing(index, code));
         self.end.get_or_insert(ConnectionEnd::ServerClose(code));
         self.closing_since = Some(Instant::now());
-        let frame = code.map(|code| CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        });
+        let frame = code.map(|code| CloseFrame { code: CloseCode::from(code), reason: reason.into() });
         match self.ws.close(frame) {
             Ok(()) => Flow::Continue,
             Err(_) => {
@@ -451,19 +421,10 @@ impl Conn {
     fn on_text(&mut self, raw: &str) -> Flow {
         let now = Instant::now();
         let value: Option<Value> = serde_json::from_str(raw).ok();
-        let op = value
-            .as_ref()
-            .and_then(|v| v.get("op"))
-            .and_then(Value::as_u64);
+        let op = value.as_ref().and_then(|v| v.get("op")).and_then(Value::as_u64);
         let index = self.index;
         self.shared.update(|st| {
-            st.frames.push(ClientFrame {
-                connection: index,
-                at: now,
-                raw: raw.to_owned(),
-                value: value.clone(),
-                op,
-            });
+            st.frames.push(ClientFrame { connection: index, at: now, raw: raw.to_owned(), value: value.clone(), op });
         });
         if self.closing_since.is_some() {
             return Flow::Continue;
@@ -471,11 +432,7 @@ impl Conn {
 
         let (max, window) = self.send_limit;
         self.recent.push_back(now);
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= window) {
             self.recent.pop_front();
         }
         if self.recent.len() > max {
@@ -492,9 +449,7 @@ impl Conn {
             Some(1) => self.on_heartbeat(d),
             Some(2) => self.on_identify(d),
             Some(6) => self.on_resume(d),
-            Some(3 | 4 | 8 | 31 | 43) if !self.authenticated => {
-                self.close(Some(4003), "Not authenticated")
-            }
+            Some(3 | 4 | 8 | 31 | 43) if !self.authenticated => self.close(Some(4003), "Not authenticated"),
             Some(3 | 4 | 8 | 31 | 43) => Flow::Continue,
             _ => self.close(Some(4001), "Unknown opcode"),
         }
@@ -524,10 +479,7 @@ impl Conn {
         if self.authenticated {
             return self.close(Some(4005), "Already authenticated");
         }
-        let (Some(token), true) = (
-            as_str(d, "token"),
-            d.get("properties").is_some_and(Value::is_object),
-        ) else {
+        let (Some(token), true) = (as_str(d, "token"), d.get("properties").is_some_and(Value::is_object)) else {
             return self.close(Some(4001), "Unknown opcode: malformed identify");
         };
         if !self.token_ok(token) {
@@ -616,10 +568,8 @@ impl Conn {
                 ));
             }
             events.extend(st.cfg.initial_dispatches.iter().cloned());
-            let frames: Vec<String> = events
-                .iter()
-                .filter_map(|(event, d)| st.commit(&id, event, d).map(|(_, f)| f))
-                .collect();
+            let frames: Vec<String> =
+                events.iter().filter_map(|(event, d)| st.commit(&id, event, d).map(|(_, f)| f)).collect();
             st.bind(index, &id);
             frames
         });
@@ -631,11 +581,9 @@ impl Conn {
         if self.authenticated {
             return self.close(Some(4005), "Already authenticated");
         }
-        let (Some(token), Some(session_id), Some(seq)) = (
-            as_str(d, "token"),
-            as_str(d, "session_id"),
-            d.get("seq").and_then(Value::as_u64),
-        ) else {
+        let (Some(token), Some(session_id), Some(seq)) =
+            (as_str(d, "token"), as_str(d, "session_id"), d.get("seq").and_then(Value::as_u64))
+        else {
             return self.close(Some(4001), "Unknown opcode: malformed resume");
         };
         if !self.token_ok(token) {
@@ -654,18 +602,9 @@ impl Conn {
             if seq > session.last_seq {
                 return Outcome::BadSeq;
             }
-            let mut frames: Vec<String> = session
-                .log
-                .iter()
-                .filter(|l| l.seq > seq)
-                .map(|l| l.frame.clone())
-                .collect();
+            let mut frames: Vec<String> = session.log.iter().filter(|l| l.seq > seq).map(|l| l.frame.clone()).collect();
             session.last_seq += 1;
-            frames.push(super::server::dispatch_frame(
-                "RESUMED",
-                session.last_seq,
-                &json!({}),
-            ));
+            frames.push(super::server::dispatch_frame("RESUMED", session.last_seq, &json!({})));
             st.bind(index, session_id);
             Outcome::Replay(frames)
         });

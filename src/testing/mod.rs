@@ -40,7 +40,5 @@ mod server;
 mod zlib;
 
 pub use config::{OnConnect, SimulatorConfig};
-pub use record::{
-    ClientClose, ClientFrame, ConnectionEnd, ConnectionRecord, LoggedDispatch, ServerFrame,
-};
+pub use record::{ClientClose, ClientFrame, ConnectionEnd, ConnectionRecord, LoggedDispatch, ServerFrame};
 pub use server::Simulator;

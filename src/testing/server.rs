@@ -23,9 +23,7 @@ pub(crate) const RESUME_PATH: &str = "/resumed-host";
 
 /// Server close codes after which the session cannot be resumed (§6.1,
 /// "Resume?" column); the simulator invalidates the session when it sends one.
-const NON_RESUMABLE: [u16; 11] = [
-    4001, 4003, 4004, 4005, 4007, 4009, 4010, 4011, 4012, 4013, 4014,
-];
+const NON_RESUMABLE: [u16; 11] = [4001, 4003, 4004, 4005, 4007, 4009, 4010, 4011, 4012, 4013, 4014];
 
 /// A request from the test thread to a connection thread.
 pub(crate) enum Command {
@@ -88,11 +86,7 @@ fn splitmix(mut x: u64) -> u64 {
 
 /// `{"t":EVENT,"s":SEQ,"op":0,"d":D}` in Discord's field order.
 pub(crate) fn dispatch_frame(event: &str, seq: u64, d: &Value) -> String {
-    format!(
-        "{{\"t\":{},\"s\":{seq},\"op\":0,\"d\":{}}}",
-        Value::String(event.to_owned()),
-        d
-    )
+    format!("{{\"t\":{},\"s\":{seq},\"op\":0,\"d\":{}}}", Value::String(event.to_owned()), d)
 }
 
 impl State {
@@ -105,32 +99,16 @@ impl State {
 
     pub(crate) fn new_session(&mut self) -> String {
         let id = self.new_session_id();
-        self.sessions.insert(
-            id.clone(),
-            Session {
-                log: Vec::new(),
-                last_seq: 0,
-                valid: true,
-            },
-        );
+        self.sessions.insert(id.clone(), Session { log: Vec::new(), last_seq: 0, valid: true });
         id
     }
 
     /// Logs a dispatch in a valid session and returns `(s, frame)`.
-    pub(crate) fn commit(
-        &mut self,
-        session: &str,
-        event: &str,
-        d: &Value,
-    ) -> Option<(u64, String)> {
+    pub(crate) fn commit(&mut self, session: &str, event: &str, d: &Value) -> Option<(u64, String)> {
         let s = self.sessions.get_mut(session).filter(|s| s.valid)?;
         s.last_seq += 1;
         let frame = dispatch_frame(event, s.last_seq, d);
-        s.log.push(LoggedDispatch {
-            seq: s.last_seq,
-            event: event.to_owned(),
-            frame: frame.clone(),
-        });
+        s.log.push(LoggedDispatch { seq: s.last_seq, event: event.to_owned(), frame: frame.clone() });
         Some((s.last_seq, frame))
     }
 
@@ -138,11 +116,8 @@ impl State {
     fn commit_current(&mut self, event: &str, d: &Value) -> Option<u64> {
         let id = self.current.clone()?;
         let (seq, frame) = self.commit(&id, event, d)?;
-        if let Some(slot) = self
-            .slots
-            .iter()
-            .flatten()
-            .find(|s| s.live && s.open && s.session.as_deref() == Some(id.as_str()))
+        if let Some(slot) =
+            self.slots.iter().flatten().find(|s| s.live && s.open && s.session.as_deref() == Some(id.as_str()))
         {
             let _ = slot.tx.send(Command::Payload(frame));
         }
@@ -212,12 +187,7 @@ impl State {
 
     /// The newest connection that still takes commands.
     fn target(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, s)| s.as_ref().is_some_and(|s| s.open))
-            .map(|(i, _)| i)
+        self.slots.iter().enumerate().rev().find(|(_, s)| s.as_ref().is_some_and(|s| s.open)).map(|(i, _)| i)
     }
 
     fn send_to(&self, index: usize, cmd: Command) -> bool {
@@ -231,10 +201,7 @@ impl State {
         let Some(id) = self.current.as_deref() else {
             return false;
         };
-        self.slots
-            .iter()
-            .flatten()
-            .any(|s| s.live && s.open && s.session.as_deref() == Some(id))
+        self.slots.iter().flatten().any(|s| s.live && s.open && s.session.as_deref() == Some(id))
     }
 }
 
@@ -274,9 +241,7 @@ pub struct Simulator {
 
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator")
-            .field("addr", &self.addr)
-            .finish()
+        f.debug_struct("Simulator").field("addr", &self.addr).finish()
     }
 }
 
@@ -291,10 +256,7 @@ impl Simulator {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let resume_url = config
-            .resume_url
-            .clone()
-            .unwrap_or_else(|| format!("ws://{addr}{RESUME_PATH}"));
+        let resume_url = config.resume_url.clone().unwrap_or_else(|| format!("ws://{addr}{RESUME_PATH}"));
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -324,11 +286,7 @@ impl Simulator {
                 .name(format!("gateway-sim-accept-{}", addr.port()))
                 .spawn(move || accept_loop(&shared, &listener))?
         };
-        Ok(Simulator {
-            shared,
-            addr,
-            accept: Some(accept),
-        })
+        Ok(Simulator { shared, addr, accept: Some(accept) })
     }
 
     /// The base URL, `ws://127.0.0.1:PORT`; clients append
@@ -362,12 +320,8 @@ impl Simulator {
         I: IntoIterator<Item = (S, Value)>,
         S: AsRef<str>,
     {
-        self.shared.update(|st| {
-            events
-                .into_iter()
-                .map_while(|(event, d)| st.commit_current(event.as_ref(), &d))
-                .collect()
-        })
+        self.shared
+            .update(|st| events.into_iter().map_while(|(event, d)| st.commit_current(event.as_ref(), &d)).collect())
     }
 
     /// Sends Reconnect (op 7). The connection stops receiving dispatches at
@@ -477,8 +431,7 @@ impl Simulator {
     /// Queues a one-shot behaviour for the next connection (see
     /// [`SimulatorConfig::on_next_connect`]).
     pub fn push_on_connect(&self, behaviour: OnConnect) {
-        self.shared
-            .update(|st| st.cfg.on_connect_queue.push_back(behaviour));
+        self.shared.update(|st| st.cfg.on_connect_queue.push_back(behaviour));
     }
 
     /// Changes [`SimulatorConfig::split_frames`] for later payloads.
@@ -513,11 +466,7 @@ impl Simulator {
     /// RESUMED not), in `s` order.
     pub fn session_log(&self) -> Vec<LoggedDispatch> {
         let st = self.shared.lock();
-        st.current
-            .as_deref()
-            .and_then(|id| st.sessions.get(id))
-            .map(|s| s.log.clone())
-            .unwrap_or_default()
+        st.current.as_deref().and_then(|id| st.sessions.get(id)).map(|s| s.log.clone()).unwrap_or_default()
     }
 
     /// Whether the current session is READY/RESUMED on an open connection.
@@ -537,11 +486,7 @@ impl Simulator {
 
     fn frames_with_op(&self, op: u64) -> Vec<ClientFrame> {
         let st = self.shared.lock();
-        st.frames
-            .iter()
-            .filter(|f| f.op == Some(op))
-            .cloned()
-            .collect()
+        st.frames.iter().filter(|f| f.op == Some(op)).cloned().collect()
     }
 
     /// Every Identify (op 2) clients sent.
@@ -594,17 +539,11 @@ impl Simulator {
 
     /// Waits until connection `index` has ended.
     pub fn wait_for_connection_end(&self, index: usize, timeout: Duration) -> bool {
-        self.wait(timeout, |st| {
-            st.conns.get(index).is_some_and(|c| c.ended_at.is_some())
-        })
+        self.wait(timeout, |st| st.conns.get(index).is_some_and(|c| c.ended_at.is_some()))
     }
 
     /// Waits until `done` holds for all client frames so far.
-    pub fn wait_for_frames(
-        &self,
-        mut done: impl FnMut(&[ClientFrame]) -> bool,
-        timeout: Duration,
-    ) -> bool {
+    pub fn wait_for_frames(&self, mut done: impl FnMut(&[ClientFrame]) -> bool, timeout: Duration) -> bool {
         self.wait(timeout, |st| done(&st.frames))
     }
 
@@ -641,13 +580,7 @@ impl Drop for Simulator {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
-        let threads = std::mem::take(
-            &mut *self
-                .shared
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let threads = std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for t in threads {
             let _ = t.join();
         }
@@ -671,11 +604,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             }
         };
         let (index, behaviour) = shared.update(|st| {
-            let behaviour = st
-                .cfg
-                .on_connect_queue
-                .pop_front()
-                .unwrap_or_else(|| st.cfg.on_connect.clone());
+            let behaviour = st.cfg.on_connect_queue.pop_front().unwrap_or_else(|| st.cfg.on_connect.clone());
             let index = st.conns.len();
             st.conns.push(ConnectionRecord {
                 index,
@@ -704,10 +633,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
         };
         match worker {
             Ok(handle) => {
-                let mut threads = shared
-                    .threads
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut threads = shared.threads.lock().unwrap_or_else(PoisonError::into_inner);
                 threads.retain(|t| !t.is_finished());
                 threads.push(handle);
             }

@@ -12,9 +12,7 @@ pub(crate) struct Deflater {
 
 impl Deflater {
     pub(crate) fn new() -> Self {
-        Self {
-            inner: Compress::new(Compression::default(), true),
-        }
+        Self { inner: Compress::new(Compression::default(), true) }
     }
 
     /// Compresses one payload and sync-flushes.
@@ -27,9 +25,7 @@ impl Deflater {
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity().max(256));
             }
-            self.inner
-                .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
-                .map_err(io::Error::other)?;
+            self.inner.compress_vec(&input[consumed..], &mut out, FlushCompress::Sync).map_err(io::Error::other)?;
             let consumed = usize::try_from(self.inner.total_in() - start)
                 .map_err(|_| io::Error::other("deflate: input counter overflow"))?;
             // Done once all input is in and the flush did not fill the buffer.
@@ -72,8 +68,7 @@ mod tests {
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity());
             }
-            d.decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
-                .unwrap();
+            d.decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync).unwrap();
             if (d.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
                 return out;
             }
@@ -85,10 +80,7 @@ mod tests {
         let mut c = Deflater::new();
         let mut d = Decompress::new(true);
         let big = "x".repeat(100_000);
-        for (i, p) in ["{\"op\":10}", big.as_str(), "{\"op\":11}"]
-            .iter()
-            .enumerate()
-        {
+        for (i, p) in ["{\"op\":10}", big.as_str(), "{\"op\":11}"].iter().enumerate() {
             let bytes = c.compress(p.as_bytes()).unwrap();
             if i == 0 {
                 assert_eq!(&bytes[..2], &[0x78, 0x9c]);

@@ -53,12 +53,9 @@ impl Client {
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         let (ws, _) = tungstenite::client(url, stream).map_err(|e| match e {
             tungstenite::HandshakeError::Failure(e) => e,
-            tungstenite::HandshakeError::Interrupted(_) => {
-                tungstenite::Error::Io(std::io::ErrorKind::TimedOut.into())
-            }
+            tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::Io(std::io::ErrorKind::TimedOut.into()),
         })?;
-        ws.get_ref()
-            .set_read_timeout(Some(Duration::from_millis(20)))?;
+        ws.get_ref().set_read_timeout(Some(Duration::from_millis(20)))?;
         let compressed = url.contains("compress=zlib-stream");
         Ok(Client {
             ws,
@@ -92,10 +89,7 @@ impl Client {
     }
 
     pub fn close(&mut self, code: u16) {
-        let _ = self.ws.close(Some(tungstenite::protocol::CloseFrame {
-            code: code.into(),
-            reason: "".into(),
-        }));
+        let _ = self.ws.close(Some(tungstenite::protocol::CloseFrame { code: code.into(), reason: "".into() }));
         // Drive the close handshake a little.
         let _ = self.recv(Duration::from_millis(500));
     }
@@ -110,8 +104,7 @@ impl Client {
             if out.capacity() - out.len() < 256 {
                 out.reserve(out.capacity());
             }
-            d.decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
-                .expect("inflate");
+            d.decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync).expect("inflate");
             if (d.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
                 return out;
             }
@@ -148,9 +141,7 @@ impl Client {
                     if self.buf.ends_with(&[0, 0, 0xff, 0xff]) {
                         let text = String::from_utf8(self.inflate()).expect("UTF-8 payload");
                         self.payloads.push(text.clone());
-                        return Received::Payload(
-                            serde_json::from_str(&text).expect("JSON payload"),
-                        );
+                        return Received::Payload(serde_json::from_str(&text).expect("JSON payload"));
                     }
                 }
                 Ok(Message::Close(frame)) => {
@@ -160,10 +151,7 @@ impl Client {
                 }
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
                 {
                     if Instant::now() >= deadline {
                         return Received::Timeout;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use discord_gateway_stream::protocol::{
-    Action, Compression, DisconnectReason, Event, Incoming, Machine, Config, Status,
+    Action, Compression, Config, DisconnectReason, Event, Incoming, Machine, Status,
 };
 use discord_gateway_stream::{Dispatch, Intents};
 
@@ -16,9 +16,7 @@ pub const RESUME_HOST: &str = "wss://gateway-us-east1-c.discord.gg";
 pub const RESUME: &str = "wss://gateway-us-east1-c.discord.gg/?v=10&encoding=json";
 
 pub fn config() -> Config {
-    Config::new(TOKEN, Intents::GUILDS | Intents::GUILD_MESSAGES)
-        .compression(Compression::None)
-        .rng_seed(42)
+    Config::new(TOKEN, Intents::GUILDS | Intents::GUILD_MESSAGES).compression(Compression::None).rng_seed(42)
 }
 
 pub struct Harness {
@@ -36,15 +34,8 @@ impl Harness {
     pub fn new(config: Config) -> Harness {
         let now = Instant::now();
         let machine = Machine::new(config, now).expect("valid config");
-        let mut h = Harness {
-            machine,
-            now,
-            start: now,
-            actions: vec![],
-            sent: vec![],
-            sent_at: vec![],
-            events: vec![],
-        };
+        let mut h =
+            Harness { machine, now, start: now, actions: vec![], sent: vec![], sent_at: vec![], events: vec![] };
         h.drain();
         h
     }
@@ -108,7 +99,9 @@ impl Harness {
     }
 
     pub fn hello(&mut self) {
-        self.recv(&format!(r#"{{"t":null,"s":null,"op":10,"d":{{"heartbeat_interval":{INTERVAL_MS},"_trace":["gw"]}}}}"#));
+        self.recv(&format!(
+            r#"{{"t":null,"s":null,"op":10,"d":{{"heartbeat_interval":{INTERVAL_MS},"_trace":["gw"]}}}}"#
+        ));
     }
 
     pub fn ready(&mut self, seq: u64, session_id: &str) {
