@@ -254,7 +254,6 @@ impl Simulator {
     /// Like [`start`](Self::start) on a chosen port (`0`: ephemeral).
     pub fn start_on(port: u16, config: SimulatorConfig) -> io::Result<Simulator> {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let resume_url = config.resume_url.clone().unwrap_or_else(|| format!("ws://{addr}{RESUME_PATH}"));
         let seed = std::time::SystemTime::now()
@@ -577,6 +576,8 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.changed.notify_all();
+        // The accept loop blocks (no polling delay on connect); wake it.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port()));
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
@@ -597,6 +598,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
     // `shard_id % max_concurrency` bucket within 5 s) once a test needs it.
     while !shared.shutdown.load(Ordering::SeqCst) {
         let stream = match listener.accept() {
+            Ok((_, _)) if shared.shutdown.load(Ordering::SeqCst) => return,
             Ok((stream, _)) => stream,
             Err(_) => {
                 thread::sleep(POLL);
