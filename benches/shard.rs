@@ -80,7 +80,7 @@ fn allocations_per_dispatch(compression: Compression) -> f64 {
         count_here(true);
         let _ready = shard.next().await;
         // The simulator's own work is not the client's: don't count it.
-        let mut run = |n: usize| {
+        let run = |n: usize| {
             count_here(false);
             sim.dispatch_many((0..n).map(|_| ("MESSAGE_CREATE", message.clone())));
             count_here(true);

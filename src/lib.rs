@@ -20,6 +20,7 @@ mod dispatch;
 mod error;
 mod intents;
 pub mod protocol;
+mod queue;
 mod shard;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
 use crate::error::ShardError;
 use crate::protocol::{Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session};
+use crate::queue;
 use crate::transport::{self, BoxedStream, Connector, Target};
 use crate::{Dispatch, ShardId};
 
@@ -66,7 +67,7 @@ enum Request {
 pub struct Shard {
     id: ShardId,
     driver: Option<ShardDriver>,
-    events: mpsc::Receiver<Item>,
+    events: queue::Consumer<Item>,
     handle: ShardHandle,
 }
 
@@ -109,7 +110,7 @@ impl Shard {
             .max_message_size(Some(config.max_message_size_limit()))
             .max_frame_size(Some(config.max_message_size_limit()));
         let machine = Machine::new(config, Instant::now())?;
-        let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
+        let (events_tx, events) = queue::bounded(EVENT_BUFFER);
         let (requests_tx, requests) = mpsc::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
         let driver = Driver {
@@ -192,13 +193,13 @@ impl Stream for Shard {
                 self.driver = None;
             }
         }
-        self.events.poll_next_unpin(cx)
+        self.events.poll_next(cx)
     }
 }
 
 impl futures::stream::FusedStream for Shard {
     fn is_terminated(&self) -> bool {
-        self.events.is_terminated()
+        self.events.is_finished()
     }
 }
 
@@ -294,7 +295,7 @@ struct Driver {
     machine: Machine,
     connector: Arc<dyn Connector>,
     ws_config: WebSocketConfig,
-    events: mpsc::Sender<Item>,
+    events: queue::Producer<Item>,
     /// Items the channel has not taken yet; while any wait, the socket is not read.
     pending: VecDeque<Item>,
     requests: mpsc::UnboundedReceiver<Request>,
@@ -447,12 +448,12 @@ impl Driver {
     }
 
     async fn flush_pending(&mut self) {
+        // The stream ends when the driver (and with it the producer) is dropped.
         while let Some(item) = self.pending.pop_front() {
-            if self.events.send(item).await.is_err() {
+            if self.events.push(item).await.is_err() {
                 return;
             }
         }
-        self.events.close_channel();
     }
 
     async fn next_wake(&mut self) -> Wake {
@@ -471,20 +472,18 @@ impl Driver {
 
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         let mut drained = false;
-        while !self.pending.is_empty() {
-            match self.events.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    if let Some(item) = self.pending.pop_front() {
-                        let _ = self.events.start_send(item);
-                        drained = true;
-                    }
+        while let Some(item) = self.pending.pop_front() {
+            match self.events.try_push(item, cx) {
+                Ok(None) => drained = true,
+                Ok(Some(back)) => {
+                    self.pending.push_front(back);
+                    break;
                 }
-                Poll::Ready(Err(_)) => {
+                Err(queue::Gone) => {
                     // The stream was dropped; nothing will read these.
                     self.pending.clear();
                     drained = true;
                 }
-                Poll::Pending => break,
             }
         }
         if let Poll::Ready(request) = self.requests.poll_next_unpin(cx) {
