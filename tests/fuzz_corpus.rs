@@ -37,3 +37,22 @@ fn envelope_corpus_passes_the_differential_check() {
 fn inflate_corpus_passes_the_inflate_check() {
     replay("inflate", checks::check_inflate);
 }
+
+mod support;
+
+#[path = "../fuzz/machine_checks.rs"]
+mod machine_checks;
+
+#[test]
+fn machine_corpus_keeps_the_protocol_invariants() {
+    use arbitrary::Arbitrary;
+    replay("machine", |data| {
+        // Decoded exactly as libfuzzer-sys decodes the target's typed input.
+        let input = <(Vec<machine_checks::Step>, bool)>::arbitrary_take_rest(arbitrary::Unstructured::new(data));
+        if let Ok((steps, permits)) = input {
+            if let Err(violation) = machine_checks::check_machine(&steps, permits) {
+                panic!("invariant violated: {violation}");
+            }
+        }
+    });
+}

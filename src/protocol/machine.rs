@@ -599,7 +599,7 @@ impl Core {
             tracing::debug!("heartbeat request before Hello; ignored");
             return;
         };
-        if !limiter.try_acquire(now, Priority::Control) {
+        if !limiter.try_acquire(now, Priority::HeartbeatReply) {
             tracing::warn!("heartbeat request with no send budget left; skipped");
             return;
         }

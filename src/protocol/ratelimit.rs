@@ -13,9 +13,13 @@ pub const SEND_WINDOW: Duration = Duration::from_secs(60);
 /// Who is asking to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Priority {
-    /// Heartbeat, Identify, Resume: may use the reserved slots.
+    /// Periodic heartbeats, Identify, Resume: may use every slot.
     Control,
-    /// Application commands: must leave the reserved slots free.
+    /// Answers to a server heartbeat request (op 1): may use the reserve
+    /// except the slots periodic heartbeats need, so a server that keeps
+    /// asking cannot push a periodic beat past the limit (found by fuzzing).
+    HeartbeatReply,
+    /// Application commands: must leave the whole reserve free.
     Command,
 }
 
@@ -23,7 +27,10 @@ pub(crate) enum Priority {
 #[derive(Debug, Clone)]
 pub(crate) struct SendLimiter {
     sent: VecDeque<Instant>,
+    /// Slots commands may not use: periodic heartbeats plus one reply to op 1.
     reserved: usize,
+    /// Periodic heartbeats that fit in one window (they are an interval apart).
+    periodic: usize,
 }
 
 impl SendLimiter {
@@ -34,8 +41,8 @@ impl SendLimiter {
     pub(crate) fn new(heartbeat_interval: Duration) -> SendLimiter {
         let interval_ms = heartbeat_interval.as_millis().max(1);
         let per_window = SEND_WINDOW.as_millis().div_ceil(interval_ms);
-        let reserved = usize::try_from(per_window).unwrap_or(usize::MAX).saturating_add(1).min(10);
-        SendLimiter { sent: VecDeque::with_capacity(SEND_LIMIT), reserved }
+        let periodic = usize::try_from(per_window).unwrap_or(usize::MAX).min(9);
+        SendLimiter { sent: VecDeque::with_capacity(SEND_LIMIT), reserved: periodic + 1, periodic }
     }
 
     /// Slots held back for control frames.
@@ -47,6 +54,7 @@ impl SendLimiter {
     fn limit(&self, priority: Priority) -> usize {
         match priority {
             Priority::Control => SEND_LIMIT,
+            Priority::HeartbeatReply => SEND_LIMIT - self.periodic,
             Priority::Command => SEND_LIMIT - self.reserved,
         }
     }
@@ -97,6 +105,19 @@ mod tests {
         assert_eq!(commands, 117);
         let control = (0..10).filter(|_| limiter.try_acquire(t0, Priority::Control)).count();
         assert_eq!(control, 3);
+    }
+
+    #[test]
+    fn heartbeat_requests_cannot_take_the_periodic_heartbeats_slots() {
+        // Fuzz finding: commands plus op 1 replies filled all 120 slots and
+        // the next periodic heartbeat was frame 121 (a 4008 close).
+        let t0 = Instant::now();
+        let mut limiter = SendLimiter::new(Duration::from_millis(41_250));
+        let commands = (0..200).filter(|_| limiter.try_acquire(t0, Priority::Command)).count();
+        let replies = (0..200).filter(|_| limiter.try_acquire(t0, Priority::HeartbeatReply)).count();
+        assert_eq!((commands, replies), (117, 1));
+        let periodic = (0..200).filter(|_| limiter.try_acquire(t0, Priority::Control)).count();
+        assert_eq!(periodic, 2, "two periodic beats fit in any 60 s window at 41.25 s");
     }
 
     #[test]
