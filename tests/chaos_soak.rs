@@ -11,7 +11,9 @@
 //! replay a failure with `CHAOS_SEED=<seed printed on failure>`.
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,44 @@ use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use discord_gateway_stream::{CloseMode, Compression, Config, Intents, Shard};
 use futures::StreamExt;
 use serde_json::json;
+
+/// Live heap bytes allocated by client threads (the simulator's are not counted).
+static CLIENT_HEAP: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    static CLIENT_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+struct ClientHeap;
+
+fn on_client_thread() -> bool {
+    CLIENT_THREAD.try_with(Cell::get).unwrap_or(false)
+}
+
+// Counts bytes per thread flag; the memory itself comes from the system allocator.
+unsafe impl GlobalAlloc for ClientHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if on_client_thread() {
+            CLIENT_HEAP.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if on_client_thread() {
+            CLIENT_HEAP.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if on_client_thread() {
+            CLIENT_HEAP.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: ClientHeap = ClientHeap;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -111,7 +151,12 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         .rng_seed(seed);
     let mut shard = Shard::new(config).expect("shard");
     let driver = shard.take_driver().expect("driver");
-    let driver_thread = std::thread::spawn(move || async_io::block_on(driver));
+    // Memory freed on one client thread may have been allocated on the other;
+    // the sum over both is what is measured.
+    let driver_thread = std::thread::spawn(move || {
+        CLIENT_THREAD.with(|c| c.set(true));
+        async_io::block_on(driver)
+    });
 
     // The consumer records (event, n) of every dispatch.
     let received: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
@@ -122,6 +167,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         let delivered_n = Arc::clone(&delivered_n);
         let done = Arc::clone(&consumer_done);
         std::thread::spawn(move || {
+            CLIENT_THREAD.with(|c| c.set(true));
             async_io::block_on(async {
                 while let Some(item) = shard.next().await {
                     let dispatch = item.expect("no fatal error in the soak");
@@ -133,8 +179,13 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
                     } else {
                         0
                     };
+                    let is_message = dispatch.event() == "MESSAGE_CREATE";
+                    // The record of what arrived is the test's, not the client's.
+                    CLIENT_THREAD.with(|c| c.set(false));
                     received.lock().unwrap().push((dispatch.event().to_owned(), n));
-                    if done.load(Ordering::Acquire) && dispatch.event() == "MESSAGE_CREATE" && n == u64::MAX {
+                    CLIENT_THREAD.with(|c| c.set(true));
+                    drop(dispatch); // counted: it was allocated on a client thread
+                    if done.load(Ordering::Acquire) && is_message && n == u64::MAX {
                         break;
                     }
                 }
@@ -150,6 +201,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
     let mut faults_done = 0u64;
     let mut fault_log = Vec::new();
     let mut identify_boundaries = 0usize;
+    let mut heap_early: Option<i64> = None;
     let wait_delivered = |upto: u64| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while delivered_n.load(Ordering::Acquire) < upto {
@@ -169,6 +221,10 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
                 }
                 None => std::thread::sleep(Duration::from_millis(1)),
             }
+        }
+        if heap_early.is_none() && next_n > total / 10 {
+            wait_delivered(next_n - 1);
+            heap_early = Some(CLIENT_HEAP.load(Ordering::Relaxed));
         }
         if faults_done < fault_count {
             let fault = pick(&mut rng);
@@ -217,6 +273,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         }
     }
     wait_delivered(total);
+    let heap_late = CLIENT_HEAP.load(Ordering::Relaxed);
     consumer_done.store(true, Ordering::Release);
     // A sentinel wakes the consumer so it stops.
     while sim.dispatch("MESSAGE_CREATE", json!({ "n": u64::MAX })).is_none() {
@@ -235,9 +292,16 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
     let resumed = received.iter().filter(|(e, _)| e == "RESUMED").count();
     assert!(readies > identify_boundaries, "each re-identify boundary is reported through READY");
     assert!(resumed > 0);
+    let heap_early = heap_early.unwrap_or(heap_late);
+    assert!(
+        heap_late - heap_early < 1 << 20,
+        "client heap grew from {heap_early} to {heap_late} bytes between 10% and 100% of the soak"
+    );
     eprintln!(
-        "chaos soak: {total} dispatches, {faults_done} faults, {} connections, {readies} READY, {resumed} RESUMED in {:.1} s",
+        "chaos soak: {total} dispatches, {faults_done} faults, {} connections, {readies} READY, {resumed} RESUMED in {:.1} s; client heap {} KiB at 10%, {} KiB at the end",
         sim.connections().len(),
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        heap_early / 1024,
+        heap_late / 1024
     );
 }
