@@ -532,6 +532,22 @@ fn hello_without_a_usable_interval_reconnects() {
 }
 
 #[test]
+fn absurd_numbers_from_the_wire_never_panic() {
+    // Instant + Duration overflows on a Hello interval near u64::MAX ms.
+    let mut h = Harness::new(config());
+    h.open();
+    h.recv(&format!(r#"{{"op":10,"d":{{"heartbeat_interval":{}}}}}"#, u64::MAX));
+    assert_eq!(h.reconnect_reasons(), [DisconnectReason::BadHello]);
+    let mut h = Harness::active();
+    h.dispatch(u64::MAX, "MESSAGE_CREATE");
+    h.dispatch(u64::MAX, "MESSAGE_CREATE");
+    assert_eq!(h.seqs(), [u64::MAX], "delivered once");
+    let now = std::time::Instant::now();
+    let too_long = config().hello_timeout(Duration::from_secs(u64::MAX / 2));
+    assert!(Machine::new(too_long, now).is_err());
+}
+
+#[test]
 fn server_sent_1000_resumes() {
     // E19 (api-docs#2922).
     let mut h = Harness::active();

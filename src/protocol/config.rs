@@ -97,6 +97,9 @@ pub enum ConfigError {
     /// A timeout or the backoff base is zero.
     #[error("a timeout or the backoff base is zero")]
     ZeroDuration,
+    /// A timeout or backoff setting is longer than a day.
+    #[error("timeouts and backoff settings must be at most one day")]
+    DurationTooLong,
 }
 
 /// Configuration of one shard's protocol core.
@@ -286,6 +289,25 @@ impl Config {
         }
         if cfg!(not(feature = "zlib")) && self.compression == Compression::ZlibStream {
             return Err(ConfigError::CompressionUnavailable);
+        }
+        let r = &self.reconnect;
+        let longest = [
+            self.connect_timeout,
+            self.hello_timeout,
+            self.ready_timeout,
+            r.base,
+            r.cap,
+            r.floor,
+            r.healthy_after,
+            r.invalid_session_wait.0,
+            r.invalid_session_wait.1,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+        // Keeps every `Instant + Duration` in the machine far from overflow.
+        if longest > Duration::from_secs(86_400) {
+            return Err(ConfigError::DurationTooLong);
         }
         if self.connect_timeout.is_zero()
             || self.hello_timeout.is_zero()

@@ -25,6 +25,9 @@ use super::url::gateway_url;
 use crate::codec::{Envelope, StrSpan};
 use crate::Dispatch;
 
+/// Longest `heartbeat_interval` accepted from Hello (Discord sends ~41 s).
+const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
+
 /// One WebSocket message as the driver received it.
 #[derive(Debug, Clone, Copy)]
 pub enum Incoming<'a> {
@@ -543,7 +546,8 @@ impl Core {
         let interval = data
             .and_then(|d| serde_json::from_str::<HelloData>(d).ok())
             .map(|hello| hello.heartbeat_interval)
-            .filter(|&ms| ms > 0);
+            // Zero would spin; absurd values would overflow `Instant` math.
+            .filter(|&ms| ms > 0 && ms <= MAX_HEARTBEAT_INTERVAL_MS);
         let Some(interval) = interval else {
             tracing::warn!("Hello without a usable heartbeat_interval");
             self.lose(now, DisconnectReason::BadHello, Loss::refused().close(RESUMABLE_CLOSE));
@@ -557,7 +561,7 @@ impl Core {
             Some(session) if self.link.resume => {
                 let seq = self.last_seq.unwrap_or(0);
                 tracing::info!(seq, "resuming");
-                self.send_control(now, payload::resume(&self.config.token, &session.id, seq));
+                self.send_control(now, payload::resume(&self.config.token, &session.id, seq), Priority::Control);
                 self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
                 self.set_status(Status::Resuming);
             }
@@ -579,14 +583,14 @@ impl Core {
         tracing::info!(shard = %self.config.shard, "identifying");
         self.session = None;
         self.last_seq = None;
-        self.send_control(now, frame);
+        self.send_control(now, frame, Priority::Control);
         self.phase = Phase::Identifying { deadline: now + self.config.ready_timeout };
         self.set_status(Status::Identifying);
     }
 
     /// Sends a heartbeat, Identify or Resume: they may use the reserved slots.
-    fn send_control(&mut self, now: Instant, frame: String) {
-        let allowed = self.link.limiter.as_mut().is_none_or(|limiter| limiter.try_acquire(now, Priority::Control));
+    fn send_control(&mut self, now: Instant, frame: String, priority: Priority) {
+        let allowed = self.link.limiter.as_mut().is_none_or(|limiter| limiter.try_acquire(now, priority));
         if !allowed {
             tracing::warn!("send budget exhausted; sending a control frame anyway");
         }
@@ -623,7 +627,7 @@ impl Core {
                 tracing::debug!(seq, last, "dropping an already delivered dispatch");
                 return;
             }
-            if seq > last + 1 {
+            if seq > last.saturating_add(1) {
                 tracing::debug!(seq, last, "sequence gap");
             }
         }
@@ -687,7 +691,7 @@ impl Core {
         }
         match self.link.heartbeat.as_ref().and_then(|heartbeat| heartbeat.poll(now)) {
             Some(Beat::Send) => {
-                self.send_control(now, payload::heartbeat(self.last_seq));
+                self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
                 if let Some(heartbeat) = self.link.heartbeat.as_mut() {
                     heartbeat.sent_periodic(now);
                 }

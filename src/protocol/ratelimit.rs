@@ -13,11 +13,14 @@ pub const SEND_WINDOW: Duration = Duration::from_secs(60);
 /// Who is asking to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Priority {
-    /// Periodic heartbeats, Identify, Resume: may use every slot.
+    /// Periodic heartbeats: may use every slot.
+    Periodic,
+    /// Identify, Resume: may use every slot.
     Control,
     /// Answers to a server heartbeat request (op 1): may use the reserve
-    /// except the slots periodic heartbeats need, so a server that keeps
-    /// asking cannot push a periodic beat past the limit (found by fuzzing).
+    /// except the slots the periodic heartbeats still need in this window,
+    /// so a server that keeps asking cannot push a periodic beat past the
+    /// limit (found by fuzzing).
     HeartbeatReply,
     /// Application commands: must leave the whole reserve free.
     Command,
@@ -26,7 +29,8 @@ pub(crate) enum Priority {
 /// Sliding-window log of one connection's sends.
 #[derive(Debug, Clone)]
 pub(crate) struct SendLimiter {
-    sent: VecDeque<Instant>,
+    /// When each frame in the window was sent, and whether it was a periodic heartbeat.
+    sent: VecDeque<(Instant, bool)>,
     /// Slots commands may not use: periodic heartbeats plus one reply to op 1.
     reserved: usize,
     /// Periodic heartbeats that fit in one window (they are an interval apart).
@@ -53,14 +57,17 @@ impl SendLimiter {
 
     fn limit(&self, priority: Priority) -> usize {
         match priority {
-            Priority::Control => SEND_LIMIT,
-            Priority::HeartbeatReply => SEND_LIMIT - self.periodic,
+            Priority::Periodic | Priority::Control => SEND_LIMIT,
+            Priority::HeartbeatReply => {
+                let periodic_sent = self.sent.iter().filter(|(_, periodic)| *periodic).count();
+                SEND_LIMIT - self.periodic.saturating_sub(periodic_sent)
+            }
             Priority::Command => SEND_LIMIT - self.reserved,
         }
     }
 
     fn expire(&mut self, now: Instant) {
-        while self.sent.front().is_some_and(|&t| now.saturating_duration_since(t) >= SEND_WINDOW) {
+        while self.sent.front().is_some_and(|&(t, _)| now.saturating_duration_since(t) >= SEND_WINDOW) {
             self.sent.pop_front();
         }
     }
@@ -69,7 +76,7 @@ impl SendLimiter {
     pub(crate) fn try_acquire(&mut self, now: Instant, priority: Priority) -> bool {
         self.expire(now);
         if self.sent.len() < self.limit(priority) {
-            self.sent.push_back(now);
+            self.sent.push_back((now, priority == Priority::Periodic));
             true
         } else {
             false
@@ -82,7 +89,7 @@ impl SendLimiter {
     pub(crate) fn next_slot(&self, priority: Priority) -> Option<Instant> {
         let limit = self.limit(priority);
         let index = self.sent.len().checked_sub(limit)?;
-        self.sent.get(index).map(|&t| t + SEND_WINDOW)
+        self.sent.get(index).map(|&(t, _)| t + SEND_WINDOW)
     }
 }
 
@@ -116,8 +123,10 @@ mod tests {
         let commands = (0..200).filter(|_| limiter.try_acquire(t0, Priority::Command)).count();
         let replies = (0..200).filter(|_| limiter.try_acquire(t0, Priority::HeartbeatReply)).count();
         assert_eq!((commands, replies), (117, 1));
-        let periodic = (0..200).filter(|_| limiter.try_acquire(t0, Priority::Control)).count();
-        assert_eq!(periodic, 2, "two periodic beats fit in any 60 s window at 41.25 s");
+        assert!(limiter.try_acquire(t0, Priority::Periodic));
+        assert!(!limiter.try_acquire(t0, Priority::HeartbeatReply), "the last slot is the next periodic beat's");
+        assert!(limiter.try_acquire(t0, Priority::Periodic));
+        assert!(!limiter.try_acquire(t0, Priority::Periodic), "120 in the window");
     }
 
     #[test]
