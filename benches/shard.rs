@@ -6,9 +6,6 @@
 //! A counting global allocator counts only on threads that run client code
 //! (the simulator's threads are not counted).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use discord_gateway_stream::protocol::ReconnectPolicy;
@@ -17,48 +14,13 @@ use discord_gateway_stream::{Compression, Config, Intents, Shard};
 use futures::StreamExt;
 use serde_json::json;
 
-struct Counting;
+#[path = "../tests/alloc_counter/mod.rs"]
+mod alloc_counter;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
-
-thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counted() -> bool {
-    COUNTED.try_with(Cell::get).unwrap_or(false)
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counted() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if counted() {
-            LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counted() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-            LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use alloc_counter::{allocations, count_this_thread as count_here, live_bytes};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn count_here(on: bool) {
-    COUNTED.with(|c| c.set(on));
-}
+static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
 fn config(sim: &Simulator, compression: Compression) -> Config {
     Config::new("bench-token", Intents::GUILDS).base_url(sim.url()).compression(compression).reconnect_policy(
@@ -91,13 +53,13 @@ fn allocations_per_dispatch(compression: Compression) -> f64 {
         for _ in 0..warm {
             let _ = shard.next().await;
         }
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         let measured = run(20_000);
         for _ in 0..measured {
             let item = shard.next().await;
             drop(item);
         }
-        let after = ALLOCATIONS.load(Ordering::Relaxed);
+        let after = allocations();
         count_here(false);
         (after - before) as f64 / measured as f64
     })
@@ -108,7 +70,7 @@ fn heap_per_idle_shard(count: usize) -> f64 {
     let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_secs(40))).unwrap();
     async_io::block_on(async {
         count_here(true);
-        let base = LIVE_BYTES.load(Ordering::Relaxed);
+        let base = live_bytes();
         let mut shards: Vec<Shard> =
             (0..count).map(|_| Shard::new(config(&sim, Compression::ZlibStream)).unwrap()).collect();
         let mut ready = 0;
@@ -119,7 +81,7 @@ fn heap_per_idle_shard(count: usize) -> f64 {
             ready += usize::from(ok);
         }
         drop(pending);
-        let held = LIVE_BYTES.load(Ordering::Relaxed) - base;
+        let held = live_bytes() - base;
         count_here(false);
         assert_eq!(ready, count, "every shard reached READY");
         let per_shard = held as f64 / count as f64;

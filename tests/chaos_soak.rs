@@ -11,9 +11,7 @@
 //! replay a failure with `CHAOS_SEED=<seed printed on failure>`.
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,43 +21,14 @@ use discord_gateway_stream::{CloseMode, Compression, Config, Intents, Shard};
 use futures::StreamExt;
 use serde_json::json;
 
-/// Live heap bytes allocated by client threads (the simulator's are not counted).
-static CLIENT_HEAP: AtomicI64 = AtomicI64::new(0);
+#[path = "alloc_counter/mod.rs"]
+mod alloc_counter;
 
-thread_local! {
-    static CLIENT_THREAD: Cell<bool> = const { Cell::new(false) };
-}
+use alloc_counter::{count_this_thread, live_bytes as client_heap};
 
-struct ClientHeap;
-
-fn on_client_thread() -> bool {
-    CLIENT_THREAD.try_with(Cell::get).unwrap_or(false)
-}
-
-// Counts bytes per thread flag; the memory itself comes from the system allocator.
-unsafe impl GlobalAlloc for ClientHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if on_client_thread() {
-            CLIENT_HEAP.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if on_client_thread() {
-            CLIENT_HEAP.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if on_client_thread() {
-            CLIENT_HEAP.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Only the driver's and consumer's threads are counted, not the simulator's.
 #[global_allocator]
-static GLOBAL: ClientHeap = ClientHeap;
+static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -154,7 +123,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
     // Memory freed on one client thread may have been allocated on the other;
     // the sum over both is what is measured.
     let driver_thread = std::thread::spawn(move || {
-        CLIENT_THREAD.with(|c| c.set(true));
+        count_this_thread(true);
         async_io::block_on(driver)
     });
 
@@ -167,7 +136,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         let delivered_n = Arc::clone(&delivered_n);
         let done = Arc::clone(&consumer_done);
         std::thread::spawn(move || {
-            CLIENT_THREAD.with(|c| c.set(true));
+            count_this_thread(true);
             async_io::block_on(async {
                 while let Some(item) = shard.next().await {
                     let dispatch = item.expect("no fatal error in the soak");
@@ -181,9 +150,9 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
                     };
                     let is_message = dispatch.event() == "MESSAGE_CREATE";
                     // The record of what arrived is the test's, not the client's.
-                    CLIENT_THREAD.with(|c| c.set(false));
+                    count_this_thread(false);
                     received.lock().unwrap().push((dispatch.event().to_owned(), n));
-                    CLIENT_THREAD.with(|c| c.set(true));
+                    count_this_thread(true);
                     drop(dispatch); // counted: it was allocated on a client thread
                     if done.load(Ordering::Acquire) && is_message && n == u64::MAX {
                         break;
@@ -224,7 +193,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         }
         if heap_early.is_none() && next_n > total / 10 {
             wait_delivered(next_n - 1);
-            heap_early = Some(CLIENT_HEAP.load(Ordering::Relaxed));
+            heap_early = Some(client_heap());
         }
         if faults_done < fault_count {
             let fault = pick(&mut rng);
@@ -273,7 +242,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         }
     }
     wait_delivered(total);
-    let heap_late = CLIENT_HEAP.load(Ordering::Relaxed);
+    let heap_late = client_heap();
     consumer_done.store(true, Ordering::Release);
     // A sentinel wakes the consumer so it stops.
     while sim.dispatch("MESSAGE_CREATE", json!({ "n": u64::MAX })).is_none() {

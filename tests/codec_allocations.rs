@@ -10,52 +10,23 @@
 mod payloads;
 
 use discord_gateway_stream::codec::{Envelope, Inflater, DEFAULT_MAX_MESSAGE_SIZE};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-/// Counts this thread's allocations and live heap bytes.
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-}
-
-fn note(allocations: u64, bytes: isize) {
-    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + allocations));
-    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + bytes));
-}
-
-// SAFETY: forwards every call to `System` unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(1, layout.size() as isize);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note(0, -(layout.size() as isize));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(1, new_size as isize - layout.size() as isize);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "alloc_counter/mod.rs"]
+mod alloc_counter;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
+/// This thread's allocations (each test counts only its own thread).
 fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
+    alloc_counter::count_this_thread(true);
+    alloc_counter::thread_allocations()
 }
 
-fn live_bytes() -> isize {
-    LIVE_BYTES.with(Cell::get)
+/// This thread's live heap bytes.
+fn live_bytes() -> i64 {
+    alloc_counter::count_this_thread(true);
+    alloc_counter::thread_live_bytes()
 }
 
 /// What the protocol core does with each payload.
