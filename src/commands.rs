@@ -1,6 +1,6 @@
 //! Typed gateway commands (gateway-protocol §3.2): the payloads an
 //! application sends. Each converts into a size-checked
-//! [`Command`](crate::protocol::Command).
+//! [`crate::protocol::Command`].
 
 use serde::Serialize;
 
