@@ -82,6 +82,9 @@ fn server_close_with_a_reconnect_code_resumes_or_identifies_per_the_table() {
     for code in identify_codes {
         let mut h = Harness::active();
         h.close(Some(code));
+        assert!(h.connects().is_empty(), "close {code}: re-identify waits 1-5 s (§5.6)");
+        let delay = h.reconnect_delays()[0];
+        h.advance(delay);
         assert_eq!(h.connects(), [BASE], "close {code} must go to the base URL");
         assert_identifies(&mut h);
     }
@@ -126,6 +129,8 @@ fn close_4007_and_4009_identify_without_trying_a_resume_first() {
         let mut h = Harness::active();
         h.close(Some(code));
         assert!(h.machine.session().is_none(), "{code}");
+        let delay = h.reconnect_delays()[0];
+        h.advance(delay);
         assert_identifies(&mut h);
         assert!(!h.sent.iter().any(|f| f.contains(r#""op":6"#)), "no Resume after {code}");
     }

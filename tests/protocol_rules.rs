@@ -196,6 +196,8 @@ fn ready_stores_session_and_resume_url_and_restarts_the_sequence() {
     let mut h = Harness::active();
     h.dispatch(40, "MESSAGE_CREATE");
     h.close(Some(4009));
+    let delay = h.reconnect_delays()[0];
+    h.advance(delay);
     let _ = h.reconnect_and_first_frame();
     h.ready(1, "sess-2");
     let session = h.machine.session().unwrap();
@@ -353,6 +355,8 @@ fn the_last_presence_is_sent_again_in_the_next_identify() {
     let mut h = Harness::active();
     h.machine.send_command(h.now, presence("dnd")).unwrap();
     h.close(Some(4003));
+    let delay = h.reconnect_delays()[0];
+    h.advance(delay);
     let identify = h.reconnect_and_first_frame();
     assert_eq!(identify["d"]["presence"]["status"], "dnd");
 }
@@ -407,8 +411,9 @@ fn a_flapping_connection_keeps_backing_off_until_it_stays_healthy() {
         h.advance(Duration::from_secs(2));
     }
     let delays = h.reconnect_delays();
-    assert_eq!(delays[0], Duration::ZERO, "first loss reconnects at once");
-    assert!(delays[1..].iter().all(|d| *d >= Duration::from_millis(500)), "{delays:?}");
+    // Each loss ends the session (4009), so every re-identify waits 1-5 s at
+    // least, and the backoff under it keeps growing while the flapping lasts.
+    assert!(delays.iter().all(|d| *d >= Duration::from_secs(1)), "{delays:?}");
     // Healthy for 30 s: the next loss is immediate again.
     h.advance(Duration::from_secs(30));
     h.clear();
@@ -613,4 +618,49 @@ fn a_socket_that_never_opens_is_abandoned_and_retried_with_backoff() {
     assert!(delay >= Duration::from_millis(500));
     h.advance(delay);
     assert_eq!(h.connects().len(), 2);
+}
+
+#[test]
+fn resumed_ends_the_replay_whatever_its_seq() {
+    // Review finding: a RESUMED with an already seen `s` (or none) left the
+    // shard Resuming until the ready timeout, holding commands back.
+    for resumed in [r#"{"t":"RESUMED","s":2,"op":0,"d":{}}"#, r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#] {
+        let mut h = Harness::active();
+        h.dispatch(2, "MESSAGE_CREATE");
+        h.close(None);
+        let _ = h.reconnect_and_first_frame();
+        h.recv(resumed);
+        assert_eq!(h.machine.status(), &Status::Active, "{resumed}");
+        assert_eq!(h.seqs(), [2], "no duplicate emitted");
+    }
+}
+
+#[test]
+fn commands_not_yet_taken_by_the_driver_survive_a_lost_connection() {
+    // Review finding: a failed write dropped the commands queued behind it.
+    let mut h = Harness::active();
+    h.machine.send_command(h.now, presence("dnd")).unwrap();
+    h.machine.send_command(h.now, presence("idle")).unwrap();
+    // The driver takes nothing (its write would fail); the connection drops.
+    h.machine.handle_close(h.now, None);
+    h.drain();
+    assert!(h.sent.is_empty());
+    h.open();
+    h.hello();
+    h.recv(r#"{"t":"RESUMED","s":2,"op":0,"d":{}}"#);
+    let statuses: Vec<serde_json::Value> = h.sent.iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    let sent: Vec<&str> =
+        statuses.iter().filter(|v| v["op"] == 3).map(|v| v["d"]["status"].as_str().unwrap()).collect();
+    assert_eq!(sent, ["dnd", "idle"], "sent after the resume, in order");
+}
+
+#[test]
+fn every_reidentify_after_a_lost_session_waits_one_to_five_seconds() {
+    // §5.6: "Re-identify: at least the 1-5 s random wait" (review finding).
+    for code in [4001, 4003, 4007, 4009] {
+        let mut h = Harness::active();
+        h.close(Some(code));
+        let delay = h.reconnect_delays()[0];
+        assert!(delay >= Duration::from_secs(1) && delay <= Duration::from_secs(5), "{code}: {delay:?}");
+    }
 }

@@ -115,7 +115,9 @@ struct Core {
     backoff: Backoff,
     resume_failures: u32,
     commands: VecDeque<String>,
-    transmits: VecDeque<String>,
+    /// Frames for the driver; `true` marks application commands, which go
+    /// back to `commands` if the connection ends before they are taken.
+    transmits: VecDeque<(String, bool)>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -289,7 +291,7 @@ impl Machine {
 
     /// Next text frame to write to the socket.
     pub fn poll_transmit(&mut self) -> Option<String> {
-        self.core.transmits.pop_front()
+        self.core.transmits.pop_front().map(|(frame, _)| frame)
     }
 
     /// Next event for the application.
@@ -409,7 +411,12 @@ impl Core {
         if let Some(code) = loss.close_code {
             self.actions.push_back(Action::Close { code });
         }
-        self.transmits.clear();
+        // Commands not yet taken by the driver are sent on the next session.
+        while let Some((frame, is_command)) = self.transmits.pop_back() {
+            if is_command {
+                self.commands.push_front(frame);
+            }
+        }
         let active_since = match self.phase {
             Phase::Active { since } => Some(since),
             _ => None,
@@ -425,6 +432,7 @@ impl Core {
                 session.resume_url = None;
             }
         }
+        let had_session = self.session.is_some();
         if !loss.keep_session {
             self.session = None;
         } else if link.resume && !link.reached_active && self.session.is_some() {
@@ -438,7 +446,8 @@ impl Core {
             self.resume_failures = 0;
         }
         let mut delay = self.backoff.next_delay(loss.kind, &self.config.reconnect, &mut self.rng);
-        if loss.invalid_session_wait {
+        // §5.6: re-identify waits at least a random 1-5 s, whatever ended the session.
+        if loss.invalid_session_wait || (had_session && self.session.is_none()) {
             let (low, high) = self.config.reconnect.invalid_session_wait;
             delay = delay.max(self.rng.duration_between(low, high));
         }
@@ -594,7 +603,7 @@ impl Core {
         if !allowed {
             tracing::warn!("send budget exhausted; sending a control frame anyway");
         }
-        self.transmits.push_back(frame);
+        self.transmits.push_back((frame, false));
     }
 
     fn on_heartbeat_request(&mut self, now: Instant) {
@@ -607,19 +616,32 @@ impl Core {
             tracing::warn!("heartbeat request with no send budget left; skipped");
             return;
         }
-        self.transmits.push_back(payload::heartbeat(self.last_seq));
+        self.transmits.push_back((payload::heartbeat(self.last_seq), false));
         if let Some(heartbeat) = self.link.heartbeat.as_mut() {
             heartbeat.sent_on_request(now);
         }
     }
 
     fn on_dispatch(&mut self, now: Instant, text: &str, envelope: Envelope) {
-        let (Some(seq), Some(event)) = (envelope.seq, envelope.event.as_ref()) else {
-            tracing::warn!("skipping a dispatch without `s` or `t`");
+        let Some(event) = envelope.event.as_ref() else {
+            tracing::warn!("skipping a dispatch without `t`");
             return;
         };
         let name = event.decode(text);
         let is_ready = name == "READY";
+        if name == "RESUMED" {
+            // The replay is over whatever its `s` says: the state must not
+            // hinge on the duplicate check below.
+            tracing::info!(seq = ?envelope.seq, "resumed");
+            self.become_active(now);
+        } else if let Phase::Resuming { .. } = self.phase {
+            // A long replay is progress, not a stall (E2).
+            self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
+        }
+        let Some(seq) = envelope.seq else {
+            tracing::warn!("skipping a dispatch without `s`");
+            return;
+        };
         // §5.5, E9: within a session `s` only grows; a replayed or repeated
         // one was already delivered. READY starts a new session.
         if let Some(last) = self.last_seq.filter(|_| !is_ready) {
@@ -639,12 +661,6 @@ impl Core {
         };
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
-        } else if name == "RESUMED" {
-            tracing::info!(seq, "resumed");
-            self.become_active(now);
-        } else if let Phase::Resuming { .. } = self.phase {
-            // A long replay is progress, not a stall (E2).
-            self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
         }
         let dispatch = Dispatch::new(self.config.shard, seq, Box::from(text), event_name, data);
         self.events.push_back(Event::Dispatch(dispatch));
@@ -726,7 +742,7 @@ impl Core {
         let Some(limiter) = self.link.limiter.as_mut() else { return };
         while !self.commands.is_empty() && limiter.try_acquire(now, Priority::Command) {
             if let Some(frame) = self.commands.pop_front() {
-                self.transmits.push_back(frame);
+                self.transmits.push_back((frame, true));
             }
         }
     }
