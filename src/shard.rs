@@ -18,7 +18,7 @@ use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
 use futures::channel::{mpsc, oneshot};
-use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
@@ -76,6 +76,7 @@ pub struct Shard {
 #[must_use = "a driver does nothing unless polled or spawned"]
 pub struct ShardDriver {
     inner: Pin<Box<dyn Future<Output = ()> + Send>>,
+    done: bool,
 }
 
 /// A cloneable handle that sends commands to a shard and closes it.
@@ -109,12 +110,15 @@ impl Shard {
             .write_buffer_size(0)
             .max_message_size(Some(config.max_message_size_limit()))
             .max_frame_size(Some(config.max_message_size_limit()));
-        let machine = Machine::new(config, Instant::now())?;
+        // Validate now; the real machine starts when the driver first runs, so
+        // its connect deadline is not spent before anyone polls.
+        let machine = Machine::new(config.clone(), Instant::now())?;
         let (events_tx, events) = queue::bounded(EVENT_BUFFER);
         let (requests_tx, requests) = mpsc::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
         let driver = Driver {
             machine,
+            config: Some(config),
             connector: Arc::new(connector),
             ws_config,
             events: events_tx,
@@ -125,9 +129,13 @@ impl Shard {
             connecting: None,
             timer: None,
             close_replies: Vec::new(),
+            reading_paused: false,
+            commands_in_machine: 0,
+            outbox: VecDeque::new(),
+            flush_needed: false,
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
-        let driver = ShardDriver { inner: Box::pin(driver.run().instrument(span)) };
+        let driver = ShardDriver { inner: Box::pin(driver.run().instrument(span)), done: false };
         let handle = ShardHandle { id, requests: requests_tx, queued, limit: max_queued };
         Ok(Shard { id, driver: Some(driver), events, handle })
     }
@@ -153,34 +161,45 @@ impl Shard {
     /// Dispatches already received stay readable from the stream.
     pub async fn close(&mut self, mode: CloseMode) -> Option<Session> {
         let reply = self.handle.request_close(mode)?;
-        match self.driver.as_mut() {
-            // Drive the connection here until it has closed.
-            Some(driver) => {
-                let mut reply = reply.fuse();
-                let mut driving = driver.fuse_ref();
-                loop {
-                    futures::select_biased! {
-                        session = reply => return session.ok().flatten(),
-                        () = driving => {}
-                        complete => return None,
-                    }
-                }
+        let Some(driver) = self.driver.as_mut() else {
+            return reply.await.ok().flatten();
+        };
+        // Drive the connection here until it has closed.
+        let mut reply = reply.fuse();
+        let mut driving = driver.fuse_ref();
+        loop {
+            futures::select_biased! {
+                session = reply => return session.ok().flatten(),
+                () = driving => {}
+                complete => return None,
             }
-            None => reply.await.ok().flatten(),
         }
     }
 }
 
 impl ShardDriver {
+    /// Polls the connection; once it has finished, stays finished (never
+    /// resumes the completed future).
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.done && self.inner.as_mut().poll(cx).is_ready() {
+            self.done = true;
+        }
+        if self.done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     fn fuse_ref(&mut self) -> impl futures::future::FusedFuture<Output = ()> + '_ {
-        futures::future::poll_fn(move |cx| self.inner.as_mut().poll(cx)).fuse()
+        futures::future::poll_fn(move |cx| self.poll_drive(cx)).fuse()
     }
 }
 
 impl Future for ShardDriver {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.inner.as_mut().poll(cx)
+        self.poll_drive(cx)
     }
 }
 
@@ -189,7 +208,7 @@ impl Stream for Shard {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         if let Some(driver) = self.driver.as_mut() {
-            if driver.inner.as_mut().poll(cx).is_ready() {
+            if driver.poll_drive(cx).is_ready() {
                 self.driver = None;
             }
         }
@@ -289,6 +308,7 @@ enum Wake {
     Message(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
     Timer,
     Drained,
+    WriteFailed(async_tungstenite::tungstenite::Error),
 }
 
 struct Driver {
@@ -304,12 +324,41 @@ struct Driver {
     connecting: Option<Connecting>,
     timer: Option<(Instant, async_io::Timer)>,
     close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
+    /// The configuration the machine is rebuilt from when the driver starts.
+    config: Option<Config>,
+    /// Whether the machine was told that the socket is not being read.
+    reading_paused: bool,
+    /// Commands in the machine's queue, part of the handle's `queued` count.
+    commands_in_machine: usize,
+    /// Frames for the current socket not yet handed to it.
+    outbox: VecDeque<Message>,
+    /// Something was handed to the socket (or a pong queued) since the last flush.
+    flush_needed: bool,
 }
 
 impl Driver {
     async fn run(mut self) {
+        if let Some(config) = self.config.take() {
+            // Start the machine's clock now, not when the Shard was built.
+            match Machine::new(config, Instant::now()) {
+                Ok(machine) => self.machine = machine,
+                Err(error) => {
+                    self.pending.push_back(Err(ShardError::Config(error)));
+                    self.flush_pending().await;
+                    return;
+                }
+            }
+        }
         loop {
             self.apply_outputs().await;
+            self.settle_command_count();
+            // Backpressure pauses reading; the machine must know so unread ACKs
+            // are not taken for a zombie (heartbeats continue).
+            let paused = !self.pending.is_empty();
+            if paused != self.reading_paused {
+                self.reading_paused = paused;
+                self.machine.set_reading_paused(Instant::now(), paused);
+            }
             if self.machine.is_finished() && self.socket.is_none() {
                 for (reply, session) in self.close_replies.drain(..) {
                     let _ = reply.send(session);
@@ -319,9 +368,14 @@ impl Driver {
             }
             match self.next_wake().await {
                 Wake::Request(Some(Request::Command(command))) => {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    if let Err(error) = self.machine.send_command(Instant::now(), command) {
-                        tracing::warn!(%error, "command dropped");
+                    // It stays counted against the handle's bound while the
+                    // machine holds it (see settle_command_count).
+                    match self.machine.send_command(Instant::now(), command) {
+                        Ok(()) => self.commands_in_machine += 1,
+                        Err(error) => {
+                            self.queued.fetch_sub(1, Ordering::AcqRel);
+                            tracing::warn!(%error, "command dropped");
+                        }
                     }
                 }
                 Wake::Request(Some(Request::Close(mode, reply))) => {
@@ -334,6 +388,7 @@ impl Driver {
                 }
                 Wake::Connected(Ok(socket)) => {
                     self.connecting = None;
+                    self.drop_socket();
                     self.socket = Some(*socket);
                     self.machine.handle_open(Instant::now());
                 }
@@ -348,6 +403,11 @@ impl Driver {
                     self.machine.handle_timeout(Instant::now());
                 }
                 Wake::Drained => {}
+                Wake::WriteFailed(error) => {
+                    tracing::info!(%error, "write failed; connection lost");
+                    self.drop_socket();
+                    self.machine.handle_close(Instant::now(), None);
+                }
             }
         }
     }
@@ -358,25 +418,23 @@ impl Driver {
             Some(Ok(Message::Text(text))) => self.machine.handle_message(now, Incoming::Text(text.as_str())),
             Some(Ok(Message::Binary(bytes))) => self.machine.handle_message(now, Incoming::Binary(&bytes)),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                // tungstenite queued the pong; push it out.
-                if let Some(socket) = self.socket.as_mut() {
-                    let _ = socket.flush().await;
-                }
+                // tungstenite queued the pong; the next poll flushes it out.
+                self.flush_needed = true;
             }
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map(|f| u16::from(f.code));
                 tracing::info!(?code, "server closed the connection");
-                self.socket = None;
+                self.drop_socket();
                 self.machine.handle_close(now, code);
             }
             Some(Err(error)) => {
                 // E10: after a close, EOF without close_notify is a normal end.
                 tracing::info!(%error, "connection lost");
-                self.socket = None;
+                self.drop_socket();
                 self.machine.handle_close(now, None);
             }
             None => {
-                self.socket = None;
+                self.drop_socket();
                 self.machine.handle_close(now, None);
             }
         }
@@ -396,11 +454,10 @@ impl Driver {
             }
             while let Some(frame) = self.machine.poll_transmit() {
                 progressed = true;
-                let Some(socket) = self.socket.as_mut() else { continue };
-                if let Err(error) = socket.send(Message::text(frame)).await {
-                    tracing::info!(%error, "write failed; connection lost");
-                    self.socket = None;
-                    self.machine.handle_close(Instant::now(), None);
+                // Written from poll_wake, so a stalled socket never blocks
+                // timers, requests or zombie detection (E11).
+                if self.socket.is_some() {
+                    self.outbox.push_back(Message::text(frame));
                 }
             }
             while let Some(event) = self.machine.poll_event() {
@@ -418,8 +475,27 @@ impl Driver {
         }
     }
 
-    fn start_connect(&mut self, url: String) {
+    /// Keeps the handle's count equal to commands in the channel plus those
+    /// the machine still queues (it can take some back after a lost connection).
+    fn settle_command_count(&mut self) {
+        let now_in_machine = self.machine.queued_commands();
+        if now_in_machine < self.commands_in_machine {
+            self.queued.fetch_sub(self.commands_in_machine - now_in_machine, Ordering::AcqRel);
+        } else {
+            self.queued.fetch_add(now_in_machine - self.commands_in_machine, Ordering::AcqRel);
+        }
+        self.commands_in_machine = now_in_machine;
+    }
+
+    /// Forgets the current socket and what was waiting to be written to it.
+    fn drop_socket(&mut self) {
         self.socket = None;
+        self.outbox.clear();
+        self.flush_needed = false;
+    }
+
+    fn start_connect(&mut self, url: String) {
+        self.drop_socket();
         let connector = Arc::clone(&self.connector);
         let ws_config = self.ws_config;
         self.connecting = Some(Box::pin(async move {
@@ -439,6 +515,8 @@ impl Driver {
 
     async fn close_socket(&mut self, code: u16) {
         self.connecting = None;
+        self.outbox.clear();
+        self.flush_needed = false;
         let Some(mut socket) = self.socket.take() else { return };
         let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
         // Best effort, never waiting on a dead peer (E11).
@@ -492,6 +570,28 @@ impl Driver {
         if let Some(connecting) = self.connecting.as_mut() {
             if let Poll::Ready(result) = connecting.as_mut().poll(cx) {
                 return Poll::Ready(Wake::Connected(result));
+            }
+        }
+        if let Some(socket) = self.socket.as_mut() {
+            while !self.outbox.is_empty() {
+                match Pin::new(&mut *socket).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let Some(message) = self.outbox.pop_front() else { break };
+                        if let Err(error) = Pin::new(&mut *socket).start_send(message) {
+                            return Poll::Ready(Wake::WriteFailed(error));
+                        }
+                        self.flush_needed = true;
+                    }
+                    Poll::Ready(Err(error)) => return Poll::Ready(Wake::WriteFailed(error)),
+                    Poll::Pending => break,
+                }
+            }
+            if self.flush_needed {
+                match Pin::new(&mut *socket).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.flush_needed = false,
+                    Poll::Ready(Err(error)) => return Poll::Ready(Wake::WriteFailed(error)),
+                    Poll::Pending => {}
+                }
             }
         }
         // Backpressure: no reading while the application is behind.

@@ -664,3 +664,38 @@ fn every_reidentify_after_a_lost_session_waits_one_to_five_seconds() {
         assert!(delay >= Duration::from_secs(1) && delay <= Duration::from_secs(5), "{code}: {delay:?}");
     }
 }
+
+#[test]
+fn while_reading_is_paused_heartbeats_continue_and_nothing_is_a_zombie() {
+    // Review finding: a slow consumer stopped the driver reading, ACKs sat
+    // unread, and the connection was declared a zombie and dropped.
+    let mut h = Harness::active();
+    h.machine.set_reading_paused(h.now, true);
+    h.advance(INTERVAL * 4);
+    assert!(h.heartbeats().len() >= 3, "heartbeats keep going: {:?}", h.heartbeats());
+    assert!(h.reconnect_reasons().is_empty(), "{:?}", h.reconnect_reasons());
+    // Reading again: the buffered ACK arrives and all is well.
+    h.machine.set_reading_paused(h.now, false);
+    h.recv(r#"{"op":11}"#);
+    h.advance(INTERVAL);
+    assert!(h.reconnect_reasons().is_empty());
+    // But a connection that stays silent once reading resumes is a zombie.
+    h.advance(INTERVAL * 2);
+    assert_eq!(h.reconnect_reasons().first(), Some(&DisconnectReason::Zombie));
+}
+
+#[test]
+fn a_paused_reader_does_not_time_out_waiting_for_ready() {
+    let mut h = Harness::new(config().ready_timeout(Duration::from_secs(10)));
+    h.open();
+    h.hello();
+    h.machine.set_reading_paused(h.now, true);
+    h.advance(Duration::from_secs(30));
+    assert!(h.reconnect_reasons().is_empty());
+    h.machine.set_reading_paused(h.now, false);
+    h.advance(Duration::from_secs(9));
+    h.recv(r#"{"op":11}"#);
+    assert!(h.reconnect_reasons().is_empty(), "the deadline restarted when reading resumed");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.reconnect_reasons(), [DisconnectReason::ReadyTimeout]);
+}

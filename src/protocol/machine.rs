@@ -114,6 +114,8 @@ struct Core {
     presence: Option<Box<RawValue>>,
     backoff: Backoff,
     resume_failures: u32,
+    /// The driver is not reading the socket (the application is behind).
+    reading_paused: bool,
     commands: VecDeque<String>,
     /// Frames for the driver; `true` marks application commands, which go
     /// back to `commands` if the connection ends before they are taken.
@@ -179,6 +181,7 @@ impl Machine {
             last_seq,
             backoff: Backoff::new(),
             resume_failures: 0,
+            reading_paused: false,
             commands: VecDeque::new(),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
@@ -268,6 +271,32 @@ impl Machine {
         } else {
             tracing::debug!("identify permit arrived with no identify pending; ignored");
         }
+    }
+
+    /// The driver stopped (`true`) or resumed (`false`) reading the socket
+    /// because the application is behind. While paused, heartbeats go on but
+    /// an unanswered one is not a zombie and the Hello/READY deadlines stand
+    /// still: the answers are in the unread socket buffer. On resume the
+    /// deadlines restart from `now`.
+    pub fn set_reading_paused(&mut self, now: Instant, paused: bool) {
+        if self.core.reading_paused == paused {
+            return;
+        }
+        self.core.reading_paused = paused;
+        if !paused {
+            let config = &self.core.config;
+            self.core.phase = match self.core.phase {
+                Phase::AwaitingHello { .. } => Phase::AwaitingHello { deadline: now + config.hello_timeout },
+                Phase::Identifying { .. } => Phase::Identifying { deadline: now + config.ready_timeout },
+                Phase::Resuming { .. } => Phase::Resuming { deadline: now + config.ready_timeout },
+                other => other,
+            };
+        }
+    }
+
+    /// Application commands waiting for the session or the send budget.
+    pub fn queued_commands(&self) -> usize {
+        self.core.commands.len()
     }
 
     /// Queues an application command. It is sent once the session is Active
@@ -695,11 +724,13 @@ impl Core {
                 // Close tells the driver to abandon the attempt still in flight.
                 return self.lose(now, DisconnectReason::ConnectFailed, Loss::refused().close(RESUMABLE_CLOSE));
             }
-            Phase::AwaitingHello { deadline } if now >= deadline => {
+            Phase::AwaitingHello { deadline } if now >= deadline && !self.reading_paused => {
                 tracing::warn!("no Hello in time (E2)");
                 return self.lose(now, DisconnectReason::HelloTimeout, Loss::refused().close(RESUMABLE_CLOSE));
             }
-            Phase::Identifying { deadline } | Phase::Resuming { deadline } if now >= deadline => {
+            Phase::Identifying { deadline } | Phase::Resuming { deadline }
+                if now >= deadline && !self.reading_paused =>
+            {
                 tracing::warn!("no READY/RESUMED in time (E2)");
                 return self.lose(now, DisconnectReason::ReadyTimeout, Loss::refused().close(RESUMABLE_CLOSE));
             }
@@ -707,6 +738,13 @@ impl Core {
         }
         match self.link.heartbeat.as_ref().and_then(|heartbeat| heartbeat.poll(now)) {
             Some(Beat::Send) => {
+                self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
+                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
+                    heartbeat.sent_periodic(now);
+                }
+            }
+            Some(Beat::Zombie) if self.reading_paused => {
+                // The ACK may be sitting unread in the socket: keep beating.
                 self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
                 if let Some(heartbeat) = self.link.heartbeat.as_mut() {
                     heartbeat.sent_periodic(now);
@@ -751,7 +789,9 @@ impl Core {
         let phase_deadline = match self.phase {
             Phase::Waiting { until } => Some(until),
             Phase::Connecting { deadline } => Some(deadline),
-            Phase::AwaitingHello { deadline } | Phase::Identifying { deadline } | Phase::Resuming { deadline } => {
+            Phase::AwaitingHello { deadline } | Phase::Identifying { deadline } | Phase::Resuming { deadline }
+                if !self.reading_paused =>
+            {
                 Some(deadline)
             }
             _ => None,
