@@ -23,7 +23,9 @@ use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
 use crate::error::ShardError;
-use crate::protocol::{Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session};
+use crate::protocol::{
+    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session, FINAL_CLOSE,
+};
 use crate::queue;
 use crate::transport::{self, BoxedStream, Connector, Target};
 use crate::{Dispatch, ShardId};
@@ -519,10 +521,23 @@ impl Driver {
         self.flush_needed = false;
         let Some(mut socket) = self.socket.take() else { return };
         let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
-        // Best effort, never waiting on a dead peer (E11).
-        let sending = std::pin::pin!(socket.send(Message::Close(Some(frame))));
+        // Bounded: never wait long on a dead peer (E11).
+        let closing = async {
+            if socket.send(Message::Close(Some(frame))).await.is_err() || code != FINAL_CLOSE {
+                return;
+            }
+            // A final close must reach the gateway (it ends the session).
+            // Dropping a socket with unread input makes TCP reset it, which
+            // can discard our close frame, so read to the server's reply.
+            while let Some(Ok(message)) = socket.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let closing = std::pin::pin!(closing);
         let grace = std::pin::pin!(async_io::Timer::after(CLOSE_GRACE));
-        let _ = futures::future::select(sending, grace).await;
+        let _ = futures::future::select(closing, grace).await;
     }
 
     async fn flush_pending(&mut self) {
