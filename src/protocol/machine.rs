@@ -604,6 +604,9 @@ impl Core {
                 self.set_status(Status::Resuming);
             }
             _ if self.config.identify_permits => {
+                if let Some(limiter) = self.link.limiter.as_mut() {
+                    limiter.owe_identify(true);
+                }
                 self.phase = Phase::AwaitingIdentifyPermit;
                 self.actions.push_back(Action::RequestIdentifyPermit);
                 self.set_status(Status::AwaitingIdentifyPermit);
@@ -621,6 +624,9 @@ impl Core {
         tracing::info!(shard = %self.config.shard, "identifying");
         self.session = None;
         self.last_seq = None;
+        if let Some(limiter) = self.link.limiter.as_mut() {
+            limiter.owe_identify(false);
+        }
         self.send_control(now, frame, Priority::Control);
         self.phase = Phase::Identifying { deadline: now + self.config.ready_timeout };
         self.set_status(Status::Identifying);

@@ -35,6 +35,9 @@ pub(crate) struct SendLimiter {
     reserved: usize,
     /// Periodic heartbeats that fit in one window (they are an interval apart).
     periodic: usize,
+    /// Control frames this connection still owes (an Identify waiting for
+    /// its permit): replies to op 1 must leave room for them too.
+    owed: usize,
 }
 
 impl SendLimiter {
@@ -46,7 +49,7 @@ impl SendLimiter {
         let interval_ms = heartbeat_interval.as_millis().max(1);
         let per_window = SEND_WINDOW.as_millis().div_ceil(interval_ms);
         let periodic = usize::try_from(per_window).unwrap_or(usize::MAX).min(9);
-        SendLimiter { sent: VecDeque::with_capacity(SEND_LIMIT), reserved: periodic + 1, periodic }
+        SendLimiter { sent: VecDeque::with_capacity(SEND_LIMIT), reserved: periodic + 1, periodic, owed: 0 }
     }
 
     /// Slots held back for control frames.
@@ -60,7 +63,7 @@ impl SendLimiter {
             Priority::Periodic | Priority::Control => SEND_LIMIT,
             Priority::HeartbeatReply => {
                 let periodic_sent = self.sent.iter().filter(|(_, periodic)| *periodic).count();
-                SEND_LIMIT - self.periodic.saturating_sub(periodic_sent)
+                SEND_LIMIT - self.periodic.saturating_sub(periodic_sent) - self.owed
             }
             Priority::Command => SEND_LIMIT - self.reserved,
         }
@@ -70,6 +73,12 @@ impl SendLimiter {
         while self.sent.front().is_some_and(|&(t, _)| now.saturating_duration_since(t) >= SEND_WINDOW) {
             self.sent.pop_front();
         }
+    }
+
+    /// Whether an Identify is still to be sent on this connection (the
+    /// permit wait): heartbeat replies then keep a slot free for it.
+    pub(crate) fn owe_identify(&mut self, owed: bool) {
+        self.owed = usize::from(owed);
     }
 
     /// Takes a slot at `now` if `priority` has one left.
@@ -127,6 +136,22 @@ mod tests {
         assert!(!limiter.try_acquire(t0, Priority::HeartbeatReply), "the last slot is the next periodic beat's");
         assert!(limiter.try_acquire(t0, Priority::Periodic));
         assert!(!limiter.try_acquire(t0, Priority::Periodic), "120 in the window");
+    }
+
+    #[test]
+    fn heartbeat_requests_leave_room_for_an_identify_still_owed() {
+        // Fuzz finding: during a long identify-permit wait, replies filled the
+        // window and the late Identify took a periodic heartbeat's slot.
+        let t0 = Instant::now();
+        let mut limiter = SendLimiter::new(Duration::from_millis(41_250));
+        limiter.owe_identify(true);
+        assert!(limiter.try_acquire(t0, Priority::Periodic));
+        let replies = (0..200).filter(|_| limiter.try_acquire(t0, Priority::HeartbeatReply)).count();
+        assert_eq!(replies, 117);
+        limiter.owe_identify(false);
+        assert!(limiter.try_acquire(t0, Priority::Control), "the Identify");
+        assert!(limiter.try_acquire(t0, Priority::Periodic), "the next periodic beat still fits");
+        assert!(!limiter.try_acquire(t0, Priority::Periodic));
     }
 
     #[test]
