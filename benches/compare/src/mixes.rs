@@ -1,0 +1,228 @@
+//! The replayed traffic: two payload mixes from `fuzz/payloads.rs`, repeated
+//! with increasing `s`, turned into ready-to-write WebSocket frames.
+
+use std::time::Instant;
+
+use discord_gateway_stream::codec::Envelope;
+use flate2::{Compress, Compression, FlushCompress};
+
+use crate::payloads;
+
+/// Which payload mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixKind {
+    /// `gateway_mix(1, 8, 2000)`: eight 0.1–1.5 MB GUILD_CREATEs then 2,000
+    /// MESSAGE_CREATE / TYPING_START / PRESENCE_UPDATE events (op 11 every 100).
+    Realistic,
+    /// `gateway_mix(2, 0, 3000)` without any payload over 2 KB.
+    Small,
+}
+
+impl MixKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MixKind::Realistic => "realistic",
+            MixKind::Small => "small",
+        }
+    }
+}
+
+/// One copy of a mix (no Hello/READY: the server sends its own).
+pub struct Mix {
+    pub kind: MixKind,
+    pub texts: Vec<String>,
+    pub copies: usize,
+}
+
+pub const HELLO: &str = r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}"#;
+pub const ACK: &str = r#"{"t":null,"s":null,"op":11,"d":null}"#;
+/// Heartbeat ACKs precomputed at the end of a compressed stream.
+const ACKS: usize = 16;
+
+pub fn ready(port: u16) -> String {
+    format!(
+        r#"{{"t":"READY","s":1,"op":0,"d":{{"v":10,"session_id":"bench","resume_gateway_url":"ws://127.0.0.1:{port}","user":{{"id":"1","username":"b","discriminator":"0"}},"guilds":[],"application":{{"id":"1","flags":0}}}}}}"#
+    )
+}
+
+impl Mix {
+    /// Generates one copy and picks how many copies make about `target_bytes`.
+    pub fn new(kind: MixKind, target_bytes: u64) -> Mix {
+        let mut texts = match kind {
+            MixKind::Realistic => payloads::gateway_mix(1, 8, 2000),
+            MixKind::Small => payloads::gateway_mix(2, 0, 3000),
+        };
+        texts.drain(..2); // the generator's Hello and READY
+        if kind == MixKind::Small {
+            texts.retain(|text| text.len() <= 2048);
+        }
+        let bytes: u64 = texts.iter().map(|t| t.len() as u64).sum();
+        let copies = target_bytes.div_ceil(bytes).max(1) as usize;
+        Mix { kind, texts, copies }
+    }
+
+    pub fn copy_bytes(&self) -> u64 {
+        self.texts.iter().map(|t| t.len() as u64).sum()
+    }
+
+    pub fn copy_dispatches(&self) -> u64 {
+        self.texts.iter().filter(|t| is_dispatch(t)).count() as u64
+    }
+
+    /// Every payload after READY, in order, dispatches renumbered from `s` = 2.
+    fn for_each_payload(&self, mut f: impl FnMut(&str)) {
+        let mut seq = 2u64;
+        let mut buf = String::new();
+        for _ in 0..self.copies {
+            for text in &self.texts {
+                if is_dispatch(text) {
+                    renumber(text, seq, &mut buf);
+                    seq += 1;
+                    f(&buf);
+                } else {
+                    f(text);
+                }
+            }
+        }
+    }
+}
+
+fn is_dispatch(text: &str) -> bool {
+    text.as_bytes()[..text.len().min(96)].windows(6).any(|w| w == br#""op":0"#)
+}
+
+/// `text` with its `"s":N` replaced by `seq` (into `out`).
+fn renumber(text: &str, seq: u64, out: &mut String) {
+    let at = text.find(r#""s":"#).expect("dispatch has s") + 4;
+    let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+    out.clear();
+    out.push_str(&text[..at]);
+    out.push_str(&seq.to_string());
+    out.push_str(&text[at + digits..]);
+}
+
+/// A server-to-client WebSocket frame (FIN, unmasked) appended to `out`;
+/// returns the payload's range in `out`.
+fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) -> (usize, usize) {
+    out.push(0x80 | opcode);
+    let len = payload.len();
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let start = out.len();
+    out.extend_from_slice(payload);
+    (start, len)
+}
+
+/// One zlib stream, sync flush per payload (as `payloads::zlib_stream`, streaming).
+struct Deflater {
+    compress: Compress,
+    out: Vec<u8>,
+}
+
+impl Deflater {
+    fn new() -> Deflater {
+        Deflater { compress: Compress::new(Compression::default(), true), out: Vec::new() }
+    }
+
+    fn push(&mut self, payload: &[u8]) -> &[u8] {
+        let mut input = payload;
+        self.out.clear();
+        self.out.reserve(input.len() / 2 + 64);
+        loop {
+            let before = self.compress.total_in();
+            self.compress.compress_vec(input, &mut self.out, FlushCompress::Sync).expect("compress");
+            input = &input[(self.compress.total_in() - before) as usize..];
+            if input.is_empty() && self.out.len() < self.out.capacity() {
+                break;
+            }
+            self.out.reserve(self.out.capacity().max(64));
+        }
+        &self.out
+    }
+}
+
+/// Everything the server writes for one run, precomputed.
+pub struct Replay {
+    pub zlib: bool,
+    /// The Hello frame (sent on connect).
+    pub hello: Vec<u8>,
+    /// READY and every mix payload as consecutive frames (sent after Identify).
+    pub bulk: Vec<u8>,
+    /// Heartbeat ACK frames, used in order (compressed ones continue the stream).
+    pub acks: Vec<Vec<u8>>,
+    /// Payload ranges of the bulk's frames (for the in-process inflate timing).
+    pub frames: Vec<(usize, usize)>,
+    /// The Hello frame's payload.
+    pub hello_payload: Vec<u8>,
+    /// Dispatches including READY.
+    pub dispatches: u64,
+    /// Sum over dispatches (READY included) of the whole payload text / of `d`.
+    pub full_bytes: u64,
+    pub d_bytes: u64,
+    /// Payload bytes of the timed window: dispatches 3..=N (after READY and
+    /// the first dispatch after it, at which the clock starts).
+    pub window_bytes: u64,
+}
+
+impl Replay {
+    pub fn build(mix: &Mix, port: u16, zlib: bool) -> Replay {
+        let started = Instant::now();
+        let mut deflater = Deflater::new();
+        let opcode = if zlib { 2 } else { 1 };
+        let frame = |deflater: &mut Deflater, out: &mut Vec<u8>, text: &str| {
+            if zlib {
+                let compressed = deflater.push(text.as_bytes());
+                push_frame(out, opcode, compressed)
+            } else {
+                push_frame(out, opcode, text.as_bytes())
+            }
+        };
+        let mut hello = Vec::new();
+        let (start, len) = frame(&mut deflater, &mut hello, HELLO);
+        let hello_payload = hello[start..start + len].to_vec();
+
+        let raw = mix.copy_bytes() * mix.copies as u64;
+        let mut bulk = Vec::with_capacity(if zlib { raw as usize / 3 } else { raw as usize + raw as usize / 50 });
+        let mut frames = Vec::new();
+        let (mut dispatches, mut full_bytes, mut d_bytes, mut window_bytes, mut inflated_bytes) = (0, 0, 0, 0, 0);
+        let mut add = |deflater: &mut Deflater, bulk: &mut Vec<u8>, text: &str| {
+            frames.push(frame(deflater, bulk, text));
+            inflated_bytes += text.len() as u64;
+            if is_dispatch(text) {
+                dispatches += 1;
+                full_bytes += text.len() as u64;
+                let envelope = Envelope::scan(text).expect("valid payload");
+                d_bytes += envelope.data.map_or(0, |d| d.len()) as u64;
+                if dispatches >= 3 {
+                    window_bytes += text.len() as u64;
+                }
+            }
+        };
+        add(&mut deflater, &mut bulk, &ready(port));
+        mix.for_each_payload(|text| add(&mut deflater, &mut bulk, text));
+        let mut acks = Vec::new();
+        for _ in 0..ACKS {
+            let mut ack = Vec::new();
+            frame(&mut deflater, &mut ack, ACK);
+            acks.push(ack);
+        }
+        eprintln!(
+            "  built {} {}: {} payloads, {} dispatches, {:.1} MB inflated, {:.1} MB on the wire, in {:.1} s",
+            mix.kind.name(),
+            if zlib { "zlib" } else { "none" },
+            frames.len(),
+            dispatches,
+            inflated_bytes as f64 / 1e6,
+            bulk.len() as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        Replay { zlib, hello, bulk, acks, frames, hello_payload, dispatches, full_bytes, d_bytes, window_bytes }
+    }
+}

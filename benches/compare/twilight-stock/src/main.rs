@@ -1,0 +1,13 @@
+//! twilight-gateway as shipped (see Cargo.toml): `twilight-stock client twilight ...`.
+
+#[path = "../../src/report.rs"]
+mod report;
+#[path = "../../src/twilight_client.rs"]
+mod twilight_client;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    assert_eq!(args.next().as_deref(), Some("client"), "usage: twilight-stock client twilight --port P --expect N");
+    let args = report::ClientArgs::parse(args);
+    twilight_client::run(&args);
+}
