@@ -112,32 +112,43 @@ impl Shard {
             .write_buffer_size(0)
             .max_message_size(Some(config.max_message_size_limit()))
             .max_frame_size(Some(config.max_message_size_limit()));
-        // Validate now; the real machine starts when the driver first runs, so
-        // its connect deadline is not spent before anyone polls.
-        let machine = Machine::new(config.clone(), Instant::now())?;
+        config.validate()?;
         let (events_tx, events) = queue::bounded(EVENT_BUFFER);
         let (requests_tx, requests) = mpsc::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
-        let driver = Driver {
-            machine,
-            config: Some(config),
-            connector: Arc::new(connector),
-            ws_config,
-            events: events_tx,
-            pending: VecDeque::new(),
-            requests,
-            queued: Arc::clone(&queued),
-            socket: None,
-            connecting: None,
-            timer: None,
-            close_replies: Vec::new(),
-            reading_paused: false,
-            commands_in_machine: 0,
-            outbox: VecDeque::new(),
-            flush_needed: false,
+        let driver_queued = Arc::clone(&queued);
+        let connector: Arc<dyn Connector> = Arc::new(connector);
+        // The machine is built when the driver first runs, so its connect
+        // deadline is not spent before anyone polls.
+        let run = async move {
+            let machine = match Machine::new(config, Instant::now()) {
+                Ok(machine) => machine,
+                Err(error) => {
+                    let _ = events_tx.push(Err(ShardError::Config(error))).await;
+                    return;
+                }
+            };
+            let driver = Driver {
+                machine,
+                connector,
+                ws_config,
+                events: events_tx,
+                pending: VecDeque::new(),
+                requests,
+                queued: driver_queued,
+                socket: None,
+                connecting: None,
+                timer: None,
+                close_replies: Vec::new(),
+                reading_paused: false,
+                commands_in_machine: 0,
+                outbox: VecDeque::new(),
+                flush_needed: false,
+            };
+            driver.run().await;
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
-        let driver = ShardDriver { inner: Box::pin(driver.run().instrument(span)), done: false };
+        let driver = ShardDriver { inner: Box::pin(run.instrument(span)), done: false };
         let handle = ShardHandle { id, requests: requests_tx, queued, limit: max_queued };
         Ok(Shard { id, driver: Some(driver), events, handle })
     }
@@ -326,8 +337,6 @@ struct Driver {
     connecting: Option<Connecting>,
     timer: Option<(Instant, async_io::Timer)>,
     close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
-    /// The configuration the machine is rebuilt from when the driver starts.
-    config: Option<Config>,
     /// Whether the machine was told that the socket is not being read.
     reading_paused: bool,
     /// Commands in the machine's queue, part of the handle's `queued` count.
@@ -340,17 +349,6 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self) {
-        if let Some(config) = self.config.take() {
-            // Start the machine's clock now, not when the Shard was built.
-            match Machine::new(config, Instant::now()) {
-                Ok(machine) => self.machine = machine,
-                Err(error) => {
-                    self.pending.push_back(Err(ShardError::Config(error)));
-                    self.flush_pending().await;
-                    return;
-                }
-            }
-        }
         loop {
             self.apply_outputs().await;
             self.settle_command_count();
@@ -517,9 +515,9 @@ impl Driver {
 
     async fn close_socket(&mut self, code: u16) {
         self.connecting = None;
-        self.outbox.clear();
-        self.flush_needed = false;
-        let Some(mut socket) = self.socket.take() else { return };
+        let socket = self.socket.take();
+        self.drop_socket();
+        let Some(mut socket) = socket else { return };
         let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
         // Bounded: never wait long on a dead peer (E11).
         let closing = async {
