@@ -743,22 +743,16 @@ impl Core {
             _ => {}
         }
         match self.link.heartbeat.as_ref().and_then(|heartbeat| heartbeat.poll(now)) {
-            Some(Beat::Send) => {
-                self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
-                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
-                    heartbeat.sent_periodic(now);
-                }
-            }
-            Some(Beat::Zombie) if self.reading_paused => {
-                // The ACK may be sitting unread in the socket: keep beating.
-                self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
-                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
-                    heartbeat.sent_periodic(now);
-                }
-            }
-            Some(Beat::Zombie) => {
+            Some(Beat::Zombie) if !self.reading_paused => {
                 tracing::warn!("no heartbeat ACK; connection is a zombie (E11)");
                 self.lose(now, DisconnectReason::Zombie, Loss::dropped().close(RESUMABLE_CLOSE));
+            }
+            // While reading is paused the ACK may sit unread in the socket: keep beating.
+            Some(Beat::Send | Beat::Zombie) => {
+                self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
+                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
+                    heartbeat.sent_periodic(now);
+                }
             }
             None => {}
         }

@@ -31,8 +31,6 @@ pub(crate) enum Priority {
 pub(crate) struct SendLimiter {
     /// When each frame in the window was sent, and whether it was a periodic heartbeat.
     sent: VecDeque<(Instant, bool)>,
-    /// Slots commands may not use: periodic heartbeats plus one reply to op 1.
-    reserved: usize,
     /// Periodic heartbeats that fit in one window (they are an interval apart).
     periodic: usize,
     /// Control frames this connection still owes (an Identify waiting for
@@ -49,13 +47,12 @@ impl SendLimiter {
         let interval_ms = heartbeat_interval.as_millis().max(1);
         let per_window = SEND_WINDOW.as_millis().div_ceil(interval_ms);
         let periodic = usize::try_from(per_window).unwrap_or(usize::MAX).min(9);
-        SendLimiter { sent: VecDeque::with_capacity(SEND_LIMIT), reserved: periodic + 1, periodic, owed: 0 }
+        SendLimiter { sent: VecDeque::with_capacity(SEND_LIMIT), periodic, owed: 0 }
     }
 
-    /// Slots held back for control frames.
-    #[cfg(test)]
-    pub(crate) fn reserved(&self) -> usize {
-        self.reserved
+    /// Slots commands may not use: the periodic heartbeats plus one reply to op 1.
+    fn reserved(&self) -> usize {
+        self.periodic + 1
     }
 
     fn limit(&self, priority: Priority) -> usize {
@@ -65,7 +62,7 @@ impl SendLimiter {
                 let periodic_sent = self.sent.iter().filter(|(_, periodic)| *periodic).count();
                 SEND_LIMIT - self.periodic.saturating_sub(periodic_sent) - self.owed
             }
-            Priority::Command => SEND_LIMIT - self.reserved,
+            Priority::Command => SEND_LIMIT - self.reserved(),
         }
     }
 
