@@ -1,5 +1,6 @@
 //! Errors a [`Shard`](crate::Shard) stream yields.
 
+use crate::identify::IdentifyError;
 use crate::protocol::{ConfigError, FatalError};
 
 /// Why a shard stopped. Recoverable trouble (dropped sockets, corrupt
@@ -13,6 +14,10 @@ pub enum ShardError {
     /// The configuration was rejected before connecting.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The identify queue refused this shard (e.g. the daily session-start
+    /// budget is exhausted, §7.2); the shard has stopped.
+    #[error(transparent)]
+    Identify(#[from] IdentifyError),
 }
 
 impl ShardError {
@@ -20,7 +25,7 @@ impl ShardError {
     pub fn close_code(&self) -> Option<u16> {
         match self {
             ShardError::Fatal(fatal) => Some(fatal.code()),
-            ShardError::Config(_) => None,
+            ShardError::Config(_) | ShardError::Identify(_) => None,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod commands;
 mod dispatch;
 mod error;
+pub mod identify;
 mod intents;
 pub mod protocol;
 mod queue;
@@ -28,6 +29,7 @@ pub mod transport;
 
 pub use dispatch::{DeserializeError, Dispatch, ShardId};
 pub use error::ShardError;
+pub use identify::{IdentifyQueue, LocalIdentifyQueue};
 pub use intents::Intents;
 pub use protocol::{CloseMode, Compression, Config, Session};
-pub use shard::{Shard, ShardDriver, ShardHandle};
+pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};

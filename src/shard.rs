@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,15 @@ use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
 use futures::channel::{mpsc, oneshot};
+use futures::future::BoxFuture;
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
 use crate::error::ShardError;
+use crate::identify::{IdentifyError, IdentifyQueue};
 use crate::protocol::{
-    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session, FINAL_CLOSE,
+    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session, Status, FINAL_CLOSE,
 };
 use crate::queue;
 use crate::transport::{self, BoxedStream, Connector, Target};
@@ -39,6 +41,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 type Socket = WebSocketStream<BoxedStream>;
 type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<Socket>>> + Send>>;
 type Item = Result<Dispatch, ShardError>;
+type Permit = BoxFuture<'static, Result<(), IdentifyError>>;
 
 enum Request {
     Command(Command),
@@ -81,7 +84,8 @@ pub struct ShardDriver {
     done: bool,
 }
 
-/// A cloneable handle that sends commands to a shard and closes it.
+/// A cloneable handle that sends commands to a shard, reads its status and
+/// closes it.
 ///
 /// Commands are queued until the session is Active and paced by the
 /// 120/60 s limit; heartbeats keep their reserved slots.
@@ -89,22 +93,107 @@ pub struct ShardDriver {
 pub struct ShardHandle {
     id: ShardId,
     requests: mpsc::UnboundedSender<Request>,
+    status: Arc<Mutex<Status>>,
     /// Commands sent but not yet taken by the driver, bounded by `limit`.
     queued: Arc<AtomicUsize>,
     limit: usize,
+}
+
+/// Builds a [`Shard`] with a chosen connector and identify queue.
+///
+/// ```no_run
+/// # fn build() -> Result<(), discord_gateway_stream::ShardError> {
+/// use discord_gateway_stream::identify::{IdentifyLimits, LocalIdentifyQueue};
+/// use discord_gateway_stream::{Config, Intents, Shard, ShardId};
+///
+/// let queue = LocalIdentifyQueue::new(IdentifyLimits::new(1));
+/// let config = Config::new("token", Intents::GUILDS);
+/// let first = Shard::builder(config.clone().shard(ShardId::new(0, 2).unwrap()))
+///     .identify_queue(queue.clone())
+///     .build()?;
+/// let second = Shard::builder(config.shard(ShardId::new(1, 2).unwrap())).identify_queue(queue).build()?;
+/// # Ok(()) }
+/// ```
+#[must_use = "call build() to get the shard"]
+pub struct ShardBuilder {
+    config: Config,
+    connector: Option<Arc<dyn Connector>>,
+    queue: Option<Arc<dyn IdentifyQueue>>,
+}
+
+impl ShardBuilder {
+    /// Opens byte streams through `connector` (e.g. tokio's `TcpStream`
+    /// behind tokio-util's compat layer) instead of the default.
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.connector = Some(Arc::new(connector));
+        self
+    }
+
+    /// Opens byte streams through a shared connector.
+    pub fn shared_connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    /// Awaits `queue` before every Identify (never before a Resume, §7.2).
+    /// Without one, a shard identifies as soon as Hello arrives: fine for a
+    /// single shard, a collision (op 9) for several.
+    pub fn identify_queue(mut self, queue: impl IdentifyQueue) -> Self {
+        self.queue = Some(Arc::new(queue));
+        self
+    }
+
+    /// Awaits a shared queue before every Identify.
+    pub fn shared_identify_queue(mut self, queue: Arc<dyn IdentifyQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// The shard. Fails if the configuration is invalid.
+    #[cfg(feature = "async-std")]
+    pub fn build(self) -> Result<Shard, ShardError> {
+        let connector = self.connector.unwrap_or_else(|| Arc::new(transport::AsyncStdConnector));
+        Shard::build(self.config, connector, self.queue)
+    }
+
+    /// The shard. Fails if the configuration is invalid. Without the
+    /// `async-std` feature there is no default connector: set one.
+    #[cfg(not(feature = "async-std"))]
+    pub fn build(self) -> Result<Shard, ShardError> {
+        let connector = self.connector.ok_or(ShardError::Config(crate::protocol::ConfigError::NoConnector))?;
+        Shard::build(self.config, connector, self.queue)
+    }
 }
 
 impl Shard {
     /// A shard using the default connector (async-std TCP, rustls for `wss://`).
     #[cfg(feature = "async-std")]
     pub fn new(config: Config) -> Result<Shard, ShardError> {
-        Shard::with_connector(config, transport::AsyncStdConnector)
+        Shard::builder(config).build()
     }
 
     /// A shard that opens its byte streams through `connector` (e.g. tokio's
     /// `TcpStream` behind tokio-util's compat layer).
     pub fn with_connector(config: Config, connector: impl Connector) -> Result<Shard, ShardError> {
+        Shard::builder(config).connector(connector).build()
+    }
+
+    /// A builder for a shard with a custom connector or identify queue.
+    pub fn builder(config: Config) -> ShardBuilder {
+        ShardBuilder { config, connector: None, queue: None }
+    }
+
+    fn build(
+        mut config: Config,
+        connector: Arc<dyn Connector>,
+        queue: Option<Arc<dyn IdentifyQueue>>,
+    ) -> Result<Shard, ShardError> {
         let id = config.shard_id();
+        if config.seed().is_none() {
+            config = config.rng_seed(entropy_seed(id));
+        }
+        config = config.identify_permits(queue.is_some());
+        let status = Arc::new(Mutex::new(Status::Connecting { resume: config.resume_from.is_some() }));
         let max_queued = config.max_queued_commands_limit();
         let ws_config = WebSocketConfig::default()
             // Small eager buffer: idle shards stay cheap; big frames still fit.
@@ -117,7 +206,7 @@ impl Shard {
         let (requests_tx, requests) = mpsc::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
         let driver_queued = Arc::clone(&queued);
-        let connector: Arc<dyn Connector> = Arc::new(connector);
+        let driver_status = Arc::clone(&status);
         // The machine is built when the driver first runs, so its connect
         // deadline is not spent before anyone polls.
         let run = async move {
@@ -129,6 +218,7 @@ impl Shard {
                 }
             };
             let driver = Driver {
+                id,
                 machine,
                 connector,
                 ws_config,
@@ -144,18 +234,26 @@ impl Shard {
                 commands_in_machine: 0,
                 outbox: VecDeque::new(),
                 flush_needed: false,
+                queue,
+                permit: None,
+                status: driver_status,
             };
             driver.run().await;
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
         let driver = ShardDriver { inner: Box::pin(run.instrument(span)), done: false };
-        let handle = ShardHandle { id, requests: requests_tx, queued, limit: max_queued };
+        let handle = ShardHandle { id, requests: requests_tx, status, queued, limit: max_queued };
         Ok(Shard { id, driver: Some(driver), events, handle })
     }
 
     /// This shard's id.
     pub fn id(&self) -> ShardId {
         self.id
+    }
+
+    /// Where the connection stands now (see [`Status`]).
+    pub fn status(&self) -> Status {
+        self.handle.status()
     }
 
     /// A cloneable command sender.
@@ -241,6 +339,13 @@ impl ShardHandle {
         self.id
     }
 
+    /// Where the shard's connection stands now: connecting, waiting for an
+    /// identify permit, identifying, resuming, active, reconnecting (with the
+    /// delay), closed, or fatal (with the code).
+    pub fn status(&self) -> Status {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Queues a command.
     pub fn send(&self, command: Command) -> Result<(), CommandError> {
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limit {
@@ -322,9 +427,11 @@ enum Wake {
     Timer,
     Drained,
     WriteFailed(async_tungstenite::tungstenite::Error),
+    Permit(Result<(), IdentifyError>),
 }
 
 struct Driver {
+    id: ShardId,
     machine: Machine,
     connector: Arc<dyn Connector>,
     ws_config: WebSocketConfig,
@@ -345,6 +452,12 @@ struct Driver {
     outbox: VecDeque<Message>,
     /// Something was handed to the socket (or a pong queued) since the last flush.
     flush_needed: bool,
+    /// Awaited before every Identify; `None`: identify at once.
+    queue: Option<Arc<dyn IdentifyQueue>>,
+    /// The identify permit being waited for.
+    permit: Option<Permit>,
+    /// What [`ShardHandle::status`] reads.
+    status: Arc<Mutex<Status>>,
 }
 
 impl Driver {
@@ -408,6 +521,17 @@ impl Driver {
                     self.drop_socket();
                     self.machine.handle_close(Instant::now(), None);
                 }
+                Wake::Permit(result) => {
+                    self.permit = None;
+                    match result {
+                        Ok(()) => self.machine.grant_identify(Instant::now()),
+                        Err(error) => {
+                            tracing::error!(%error, "identify refused; the shard stops");
+                            self.pending.push_back(Err(ShardError::Identify(error)));
+                            let _ = self.machine.close(Instant::now(), CloseMode::Final);
+                        }
+                    }
+                }
             }
         }
     }
@@ -449,7 +573,10 @@ impl Driver {
                 match action {
                     Action::Connect { url } => self.start_connect(url),
                     Action::Close { code } => self.close_socket(code).await,
-                    Action::RequestIdentifyPermit => self.machine.grant_identify(Instant::now()),
+                    Action::RequestIdentifyPermit => match &self.queue {
+                        Some(queue) => self.permit = Some(queue.acquire(self.id)),
+                        None => self.machine.grant_identify(Instant::now()),
+                    },
                 }
             }
             while let Some(frame) = self.machine.poll_transmit() {
@@ -466,7 +593,15 @@ impl Driver {
                     Event::Dispatch(dispatch) => self.pending.push_back(Ok(dispatch)),
                     Event::Fatal(fatal) => self.pending.push_back(Err(ShardError::Fatal(fatal))),
                     // The machine already logged the transition and its reason.
-                    Event::Status(status) => tracing::debug!(?status, "status"),
+                    Event::Status(status) => {
+                        tracing::debug!(?status, "status");
+                        if status != Status::AwaitingIdentifyPermit {
+                            // The connection that asked is gone: withdraw (the
+                            // queue gives the slot back).
+                            self.permit = None;
+                        }
+                        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+                    }
                 }
             }
             if !progressed {
@@ -620,10 +755,25 @@ impl Driver {
                 return Poll::Ready(Wake::Timer);
             }
         }
+        if let Some(permit) = self.permit.as_mut() {
+            if let Poll::Ready(result) = permit.as_mut().poll(cx) {
+                return Poll::Ready(Wake::Permit(result));
+            }
+        }
         if drained {
             Poll::Ready(Wake::Drained)
         } else {
             Poll::Pending
         }
     }
+}
+
+/// A seed for the machine's jitter that differs between shards and runs.
+fn entropy_seed(id: ShardId) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    // std's RandomState is keyed from OS entropy.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    id.hash(&mut hasher);
+    Instant::now().hash(&mut hasher);
+    hasher.finish()
 }

@@ -91,6 +91,9 @@ pub enum ConfigError {
     /// Identify would exceed the gateway's 4096-byte limit.
     #[error("Identify would be {0} bytes, over the gateway's 4096-byte limit: shorten the presence or properties")]
     IdentifyTooLarge(usize),
+    /// No connector was given and the default one (feature `async-std`) is off.
+    #[error("no connector: set one with ShardBuilder::connector (the default needs the `async-std` feature)")]
+    NoConnector,
     /// Compression was requested but the `zlib` feature is off.
     #[error("zlib-stream compression needs the `zlib` feature")]
     CompressionUnavailable,
@@ -131,7 +134,8 @@ pub struct Config {
     pub(crate) max_queued_commands: usize,
     pub(crate) resume_from: Option<Session>,
     pub(crate) identify_permits: bool,
-    pub(crate) rng_seed: u64,
+    /// `None`: the machine uses a fixed seed; drivers seed from entropy.
+    pub(crate) rng_seed: Option<u64>,
 }
 
 impl Config {
@@ -158,7 +162,7 @@ impl Config {
             max_queued_commands: 4096,
             resume_from: None,
             identify_permits: false,
-            rng_seed: 0x5eed,
+            rng_seed: None,
         }
     }
 
@@ -261,11 +265,18 @@ impl Config {
     }
 
     /// Seed of the generator behind every random wait (heartbeat jitter,
-    /// backoff jitter, the op 9 wait). Drivers should seed from entropy;
-    /// tests fix it to replay exactly.
+    /// backoff jitter, the op 9 wait). Unset, the sans-IO machine uses a
+    /// fixed seed and [`Shard`](crate::Shard) seeds from entropy, so shards
+    /// started together do not heartbeat or reconnect in lockstep; tests fix
+    /// it to replay exactly.
     pub fn rng_seed(mut self, seed: u64) -> Self {
-        self.rng_seed = seed;
+        self.rng_seed = Some(seed);
         self
+    }
+
+    /// The seed set with [`rng_seed`](Self::rng_seed), if any.
+    pub(crate) fn seed(&self) -> Option<u64> {
+        self.rng_seed
     }
 
     pub(crate) fn max_queued_commands_limit(&self) -> usize {

@@ -27,6 +27,9 @@ use crate::Dispatch;
 
 /// Longest `heartbeat_interval` accepted from Hello (Discord sends ~41 s).
 const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
+/// The generator's seed when the configuration sets none (the sans-IO core
+/// stays deterministic; [`Shard`](crate::Shard) seeds from entropy).
+const DEFAULT_RNG_SEED: u64 = 0x5eed;
 
 /// One WebSocket message as the driver received it.
 #[derive(Debug, Clone, Copy)]
@@ -167,7 +170,7 @@ impl Machine {
             config.resume_from.as_ref().map(|s| SessionIds { id: s.id.clone(), resume_url: s.resume_url.clone() });
         let last_seq = config.resume_from.as_ref().map(|s| s.seq);
         let mut core = Core {
-            rng: Rng::new(config.rng_seed),
+            rng: Rng::new(config.rng_seed.unwrap_or(DEFAULT_RNG_SEED)),
             presence: config.presence.clone(),
             #[cfg(feature = "zlib")]
             config: config.clone(),

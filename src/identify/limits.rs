@@ -1,0 +1,123 @@
+//! The numbers an identify queue enforces (gateway-protocol §7.2).
+
+use std::time::Duration;
+
+/// Discord's window for one Identify per concurrency bucket (§7.2).
+pub const IDENTIFY_WINDOW: Duration = Duration::from_secs(5);
+
+/// How long a fresh session-start budget lasts once the old one resets.
+pub(crate) const BUDGET_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `session_start_limit` from `GET /gateway/bot`, as your REST client
+/// returned it (§7.2). Deserializes from that JSON object directly.
+///
+/// ```
+/// use discord_gateway_stream::identify::SessionStartLimit;
+/// let limit: SessionStartLimit = serde_json::from_str(
+///     r#"{"total":1000,"remaining":998,"reset_after":14400000,"max_concurrency":16}"#,
+/// ).unwrap();
+/// assert_eq!(limit.max_concurrency, 16);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionStartLimit {
+    /// Session starts allowed per window (typically 1000).
+    pub total: u32,
+    /// Session starts left in the current window.
+    pub remaining: u32,
+    /// Milliseconds until the window resets.
+    pub reset_after: u64,
+    /// Identifies allowed per 5 s, one per `shard_id % max_concurrency` bucket.
+    pub max_concurrency: u32,
+}
+
+/// What a queue does when the daily budget is down to its reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBudgetExhausted {
+    /// Refuse with [`IdentifyError::BudgetExhausted`](super::IdentifyError::BudgetExhausted):
+    /// the shard stops and reports it (default).
+    #[default]
+    Fail,
+    /// Hold the identify until the budget resets (the shard waits in
+    /// `AwaitingIdentifyPermit`, possibly for hours).
+    WaitForReset,
+}
+
+/// The rules an identify queue enforces: buckets, window and daily budget.
+///
+/// ```
+/// use std::time::Duration;
+/// use discord_gateway_stream::identify::{IdentifyLimits, OnBudgetExhausted, SessionStartLimit};
+/// let from_rest = SessionStartLimit { total: 1000, remaining: 990, reset_after: 3_600_000, max_concurrency: 16 };
+/// let limits = IdentifyLimits::from_session_start_limit(from_rest)
+///     .reserve(10)
+///     .on_exhausted(OnBudgetExhausted::WaitForReset);
+/// assert_eq!(limits.max_concurrency(), 16);
+/// assert_eq!(limits.window(), Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentifyLimits {
+    pub(crate) max_concurrency: u32,
+    pub(crate) window: Duration,
+    pub(crate) budget: Option<SessionStartLimit>,
+    pub(crate) reserve: u32,
+    pub(crate) on_exhausted: OnBudgetExhausted,
+}
+
+impl IdentifyLimits {
+    /// `max_concurrency` buckets (0 is taken as 1), a 5 s window and no
+    /// daily budget tracking.
+    pub fn new(max_concurrency: u32) -> IdentifyLimits {
+        IdentifyLimits {
+            max_concurrency: max_concurrency.max(1),
+            window: IDENTIFY_WINDOW,
+            budget: None,
+            reserve: 0,
+            on_exhausted: OnBudgetExhausted::default(),
+        }
+    }
+
+    /// Buckets and daily budget from `GET /gateway/bot`.
+    pub fn from_session_start_limit(limit: SessionStartLimit) -> IdentifyLimits {
+        IdentifyLimits { budget: Some(limit), ..IdentifyLimits::new(limit.max_concurrency) }
+    }
+
+    /// The per-bucket window. Discord's is 5 s; shorten it only against a
+    /// simulator.
+    pub fn window(self) -> Duration {
+        self.window
+    }
+
+    /// Sets the per-bucket window (tests and benchmarks against the simulator).
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// The number of concurrency buckets.
+    pub fn max_concurrency(self) -> u32 {
+        self.max_concurrency
+    }
+
+    /// Session starts to keep unused: the queue treats the budget as
+    /// exhausted when `remaining <= reserve` (default 0).
+    pub fn reserve(mut self, starts: u32) -> Self {
+        self.reserve = starts;
+        self
+    }
+
+    /// What to do when the budget is exhausted (default: fail).
+    pub fn on_exhausted(mut self, policy: OnBudgetExhausted) -> Self {
+        self.on_exhausted = policy;
+        self
+    }
+
+    /// The daily budget this queue tracks, if any.
+    pub fn session_start_limit(self) -> Option<SessionStartLimit> {
+        self.budget
+    }
+
+    /// The bucket of `shard_id`: `shard_id % max_concurrency` (§7.2).
+    pub fn bucket(self, shard_id: u32) -> u32 {
+        shard_id % self.max_concurrency
+    }
+}

@@ -1,0 +1,150 @@
+//! The identify schedule's rules, with a fake clock (gateway-protocol §7.2).
+
+use std::time::{Duration, Instant};
+
+use discord_gateway_stream::identify::{
+    IdentifyError, IdentifyLimits, IdentifySchedule, OnBudgetExhausted, SessionStartLimit,
+};
+use discord_gateway_stream::ShardId;
+
+const WINDOW: Duration = Duration::from_secs(5);
+
+fn shard(id: u32) -> ShardId {
+    ShardId::new(id, 64).expect("valid shard")
+}
+
+fn budget(total: u32, remaining: u32, reset_after: Duration) -> IdentifyLimits {
+    IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total,
+        remaining,
+        reset_after: u64::try_from(reset_after.as_millis()).unwrap(),
+        max_concurrency: 1,
+    })
+}
+
+/// §7.2: `rate_limit_key = shard_id % max_concurrency`; every bucket may
+/// identify at once, and the next round starts one window later.
+#[test]
+fn buckets_run_in_parallel_and_each_waits_one_window() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(16), t0);
+    let slots: Vec<Duration> = (0..48).map(|id| schedule.reserve(shard(id), t0).unwrap().at - t0).collect();
+    for (id, slot) in slots.iter().enumerate() {
+        let round = u32::try_from(id / 16).unwrap();
+        assert_eq!(*slot, WINDOW * round, "shard {id}");
+    }
+}
+
+/// One Identify per bucket per 5 s (§7.2, E15): a late request after an idle
+/// bucket goes at once; one inside the window waits for the window's end.
+#[test]
+fn a_bucket_spaces_identifies_by_the_window_from_the_last_one() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(2), t0);
+    assert_eq!(schedule.reserve(shard(0), t0).unwrap().at, t0);
+    let later = t0 + Duration::from_secs(2);
+    assert_eq!(schedule.reserve(shard(2), later).unwrap().at, t0 + WINDOW);
+    let idle = t0 + Duration::from_secs(60);
+    assert_eq!(schedule.reserve(shard(4), idle).unwrap().at, idle);
+    // Bucket 1 was never used.
+    assert_eq!(schedule.reserve(shard(1), later).unwrap().at, later);
+}
+
+/// A custom window (simulator tests and the 1,000-shard benchmark).
+#[test]
+fn the_window_is_configurable() {
+    let t0 = Instant::now();
+    let window = Duration::from_millis(50);
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1).with_window(window), t0);
+    let slots: Vec<Instant> = (0..3).map(|id| schedule.reserve(shard(id), t0).unwrap().at).collect();
+    assert_eq!(slots, vec![t0, t0 + window, t0 + window * 2]);
+}
+
+/// §7.2: the crate refuses to identify when the budget is gone, instead of
+/// spending it (which resets the token).
+#[test]
+fn an_exhausted_budget_fails_with_the_time_to_reset() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(budget(1000, 2, Duration::from_secs(3600)), t0);
+    schedule.reserve(shard(0), t0).unwrap();
+    schedule.reserve(shard(1), t0).unwrap();
+    assert_eq!(schedule.remaining(t0), Some(0));
+    let at = t0 + Duration::from_secs(600);
+    assert_eq!(
+        schedule.reserve(shard(2), at),
+        Err(IdentifyError::BudgetExhausted { remaining: 0, reserve: 0, reset_after: Duration::from_secs(3000) })
+    );
+}
+
+/// A reserve keeps starts back for emergencies: "low" counts as exhausted.
+#[test]
+fn the_reserve_is_never_spent() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(budget(1000, 5, Duration::from_secs(60)).reserve(3), t0);
+    schedule.reserve(shard(0), t0).unwrap();
+    schedule.reserve(shard(1), t0).unwrap();
+    let refused = schedule.reserve(shard(2), t0);
+    assert!(matches!(refused, Err(IdentifyError::BudgetExhausted { remaining: 3, reserve: 3, .. })), "{refused:?}");
+}
+
+/// With `WaitForReset`, an identify past the budget is scheduled at the
+/// reset, and so is every later one, even in another bucket.
+#[test]
+fn waiting_for_the_reset_schedules_after_it() {
+    let t0 = Instant::now();
+    let reset = Duration::from_secs(3600);
+    let limits = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 1000,
+        remaining: 1,
+        reset_after: 3_600_000,
+        max_concurrency: 4,
+    })
+    .on_exhausted(OnBudgetExhausted::WaitForReset);
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    assert_eq!(schedule.reserve(shard(0), t0).unwrap().at, t0);
+    assert_eq!(schedule.reserve(shard(1), t0).unwrap().at, t0 + reset);
+    assert_eq!(schedule.reserve(shard(2), t0).unwrap().at, t0 + reset);
+    assert_eq!(schedule.reserve(shard(5), t0).unwrap().at, t0 + reset + WINDOW);
+}
+
+/// After `reset_after`, the budget is `total` again.
+#[test]
+fn the_budget_refills_after_reset_after() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(budget(10, 0, Duration::from_secs(30)), t0);
+    assert!(schedule.reserve(shard(0), t0).is_err());
+    let after = t0 + Duration::from_secs(31);
+    assert_eq!(schedule.remaining(after), Some(10));
+    assert_eq!(schedule.reserve(shard(0), after).unwrap().at, after);
+    assert_eq!(schedule.remaining(after), Some(9));
+}
+
+/// A withdrawn request (the connection dropped while it waited) refunds its
+/// session start and, if nobody queued behind it, its slot.
+#[test]
+fn a_cancelled_reservation_gives_back_its_start_and_slot() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(budget(100, 100, Duration::from_secs(60)), t0);
+    let first = schedule.reserve(shard(0), t0).unwrap();
+    let second = schedule.reserve(shard(1), t0).unwrap();
+    assert_eq!(second.at, t0 + WINDOW);
+    assert_eq!(schedule.remaining(t0), Some(98));
+    schedule.cancel(second);
+    assert_eq!(schedule.remaining(t0), Some(99));
+    // The slot is free again: the next one takes it, not the one after.
+    assert_eq!(schedule.reserve(shard(2), t0).unwrap().at, t0 + WINDOW);
+    // Cancelling one with a reservation behind it keeps the spacing.
+    let third = schedule.reserve(shard(3), t0).unwrap();
+    assert_eq!(third.at, t0 + WINDOW * 2);
+    schedule.cancel(first);
+    assert_eq!(schedule.reserve(shard(4), t0).unwrap().at, t0 + WINDOW * 3);
+}
+
+/// `max_concurrency` 0 (a bad REST answer) is one bucket, never a panic.
+#[test]
+fn zero_max_concurrency_is_one_bucket() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(0), t0);
+    assert_eq!(schedule.reserve(shard(7), t0).unwrap().at, t0);
+    assert_eq!(schedule.reserve(shard(8), t0).unwrap().at, t0 + WINDOW);
+}
