@@ -18,6 +18,7 @@ pub mod codec;
 pub mod commands;
 mod dispatch;
 mod error;
+mod group;
 pub mod identify;
 mod intents;
 pub mod protocol;
@@ -29,6 +30,7 @@ pub mod transport;
 
 pub use dispatch::{DeserializeError, Dispatch, ShardId};
 pub use error::ShardError;
+pub use group::{shard_for_guild, ControlError, GroupError, ShardGroup, ShardGroupBuilder, ShardSession};
 pub use identify::{IdentifyQueue, LocalIdentifyQueue};
 pub use intents::Intents;
 pub use protocol::{CloseMode, Compression, Config, Session};

@@ -91,6 +91,14 @@ pub enum ConfigError {
     /// Identify would exceed the gateway's 4096-byte limit.
     #[error("Identify would be {0} bytes, over the gateway's 4096-byte limit: shorten the presence or properties")]
     IdentifyTooLarge(usize),
+    /// A shard id is not below the shard total (Discord closes with 4010, §9).
+    #[error("shard {id} is out of range for a total of {total} shards")]
+    ShardOutOfRange {
+        /// The shard id asked for.
+        id: u32,
+        /// The total shard count.
+        total: u32,
+    },
     /// No connector was given and the default one (feature `async-std`) is off.
     #[error("no connector: set one with ShardBuilder::connector (the default needs the `async-std` feature)")]
     NoConnector,

@@ -1,0 +1,422 @@
+//! [`ShardGroup`]: many shards, one merged stream (gateway-protocol §9, §7.2).
+
+mod merge;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+
+use self::merge::{Merge, Merged};
+use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
+use crate::protocol::{CloseMode, Config, ConfigError, Session, Status};
+use crate::transport::Connector;
+use crate::{Dispatch, Shard, ShardDriver, ShardError, ShardHandle, ShardId};
+
+type Configure = Arc<dyn Fn(ShardId, Config) -> Config + Send + Sync>;
+type Spawner = Arc<dyn Fn(ShardDriver) + Send + Sync>;
+
+/// A shard of a [`ShardGroup`] stopped: which one, and why. The other shards
+/// go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard {shard}: {error}")]
+pub struct GroupError {
+    /// The shard that stopped.
+    pub shard: ShardId,
+    /// Why it stopped.
+    #[source]
+    pub error: ShardError,
+}
+
+/// Why a [`ShardGroup`] could not add, restart or remove a shard.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The shard is already running in this group.
+    #[error("shard {0} is already running in this group")]
+    AlreadyRunning(ShardId),
+    /// The group has no such shard.
+    #[error("shard {0} is not in this group")]
+    UnknownShard(ShardId),
+    /// The shard could not be built (its configuration was rejected).
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+}
+
+/// A shard's [`Session`], tagged with the shard: what
+/// [`ShardGroup::shutdown`] returns and [`ShardGroupBuilder::resume`] takes.
+/// Serialize it to hand a group's sessions to the next process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardSession {
+    /// The shard the session belongs to.
+    pub shard: ShardId,
+    /// What a resume needs.
+    pub session: Session,
+}
+
+/// The shard that receives a guild's events: `(guild_id >> 22) % total` (§9).
+/// `None` when `total` is 0.
+pub fn shard_for_guild(guild_id: u64, total: u32) -> Option<ShardId> {
+    ShardId::for_guild(guild_id, total)
+}
+
+/// A shard the group knows: running, or stopped with its last status.
+struct Member {
+    handle: ShardHandle,
+    /// Its stream's key in the merge while the stream has not ended.
+    key: Option<usize>,
+}
+
+/// Many shards of one bot as a single `Stream` of dispatches.
+///
+/// Each item is a [`Dispatch`] (its [`shard()`](Dispatch::shard) says which
+/// shard) or a [`GroupError`] for a shard that stopped, e.g. on a fatal
+/// close code; the other shards go on. The merge is fair: after each item a
+/// shard goes to the back of the line, so one busy shard cannot starve the
+/// rest. Every Identify waits for the group's [`IdentifyQueue`]; Resumes
+/// never do.
+///
+/// Shards can be added, restarted and removed while the group runs, and
+/// shards of another total can run beside the old ones (resharding, §9).
+/// [`shutdown`](Self::shutdown) closes every shard resumably and returns its
+/// session, so the next process resumes them all without an Identify.
+///
+/// The connections are driven while the group is polled; spawn each driver
+/// instead with [`ShardGroupBuilder::spawn_drivers`] if the consumer may
+/// pause for long. The stream ends when no shard is left (all removed,
+/// failed or shut down); adding a shard later restarts it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use discord_gateway_stream::identify::{IdentifyLimits, LocalIdentifyQueue, SessionStartLimit};
+/// use discord_gateway_stream::{Config, Intents, ShardGroup};
+/// use futures::StreamExt;
+///
+/// // From your REST client's GET /gateway/bot:
+/// let limit = SessionStartLimit { total: 1000, remaining: 996, reset_after: 3_600_000, max_concurrency: 16 };
+/// let config = Config::new(std::env::var("DISCORD_TOKEN")?, Intents::GUILDS);
+/// let mut group = ShardGroup::builder(config, 64)
+///     .shards(16..32)
+///     .identify_queue(LocalIdentifyQueue::new(IdentifyLimits::from_session_start_limit(limit)))
+///     .build()?;
+/// while let Some(item) = group.next().await {
+///     match item {
+///         Ok(dispatch) => println!("{} {} {}", dispatch.shard(), dispatch.seq(), dispatch.event()),
+///         Err(stopped) => eprintln!("{stopped}"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub struct ShardGroup {
+    template: Config,
+    connector: Arc<dyn Connector>,
+    queue: Arc<dyn IdentifyQueue>,
+    configure: Option<Configure>,
+    spawner: Option<Spawner>,
+    /// Sessions to resume, taken when their shard starts.
+    resume: HashMap<ShardId, Session>,
+    members: BTreeMap<ShardId, Member>,
+    merge: Merge<Shard>,
+}
+
+/// Configures a [`ShardGroup`].
+#[must_use = "call build() to get the group"]
+pub struct ShardGroupBuilder {
+    config: Config,
+    total: u32,
+    range: Range<u32>,
+    queue: Option<Arc<dyn IdentifyQueue>>,
+    connector: Option<Arc<dyn Connector>>,
+    resume: Vec<ShardSession>,
+    configure: Option<Configure>,
+    spawner: Option<Spawner>,
+}
+
+impl ShardGroup {
+    /// A group of shards of `total`; `config` is the template for each
+    /// shard (its shard id is set per shard). Runs every shard of `total`
+    /// unless [`shards`](ShardGroupBuilder::shards) picks a range.
+    pub fn builder(config: Config, total: u32) -> ShardGroupBuilder {
+        ShardGroupBuilder {
+            config,
+            total,
+            range: 0..total,
+            queue: None,
+            connector: None,
+            resume: Vec::new(),
+            configure: None,
+            spawner: None,
+        }
+    }
+
+    /// Every shard the group knows, running or stopped, in order.
+    pub fn shard_ids(&self) -> Vec<ShardId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Whether `shard` is in the group and its connection still runs.
+    pub fn is_running(&self, shard: ShardId) -> bool {
+        self.members.get(&shard).is_some_and(|member| member.key.is_some())
+    }
+
+    /// The status of `shard` now (`None` if the group has no such shard).
+    pub fn status(&self, shard: ShardId) -> Option<Status> {
+        Some(self.members.get(&shard)?.handle.status())
+    }
+
+    /// Every shard's status now, in shard order.
+    pub fn statuses(&self) -> Vec<(ShardId, Status)> {
+        self.members.iter().map(|(id, member)| (*id, member.handle.status())).collect()
+    }
+
+    /// How many shards (of `total`, or of any total when `None`) are Active.
+    pub fn active_count(&self, total: Option<u32>) -> usize {
+        self.members
+            .iter()
+            .filter(|(id, member)| total.is_none_or(|t| id.total == t) && member.handle.status() == Status::Active)
+            .count()
+    }
+
+    /// The command sender of `shard`.
+    pub fn handle(&self, shard: ShardId) -> Option<ShardHandle> {
+        Some(self.members.get(&shard)?.handle.clone())
+    }
+
+    /// The command sender of the shard of `total` that receives `guild_id`'s
+    /// events (§9), if the group runs it.
+    pub fn handle_for_guild(&self, guild_id: u64, total: u32) -> Option<ShardHandle> {
+        self.handle(shard_for_guild(guild_id, total)?)
+    }
+
+    /// Starts `shard` (resuming it if the group holds its session). A shard
+    /// of another total may run beside the current ones: resharding starts
+    /// the new total, waits for it to be Active, then removes the old one.
+    pub fn add(&mut self, shard: ShardId) -> Result<(), ControlError> {
+        if self.is_running(shard) {
+            return Err(ControlError::AlreadyRunning(shard));
+        }
+        let session = self.resume.remove(&shard);
+        self.start(shard, session)?;
+        Ok(())
+    }
+
+    /// Starts shards `range` of `total` (see [`add`](Self::add)); stops at
+    /// the first error.
+    pub fn add_range(&mut self, total: u32, range: Range<u32>) -> Result<(), ControlError> {
+        for id in range {
+            let shard = ShardId::new(id, total).ok_or(ShardError::Config(ConfigError::ShardOutOfRange { id, total }))?;
+            self.add(shard)?;
+        }
+        Ok(())
+    }
+
+    /// Closes `shard` with `mode` and forgets it; returns its session when
+    /// `mode` is `Resumable`. Dispatches it had already received are still
+    /// yielded by the stream.
+    pub async fn remove(&mut self, shard: ShardId, mode: CloseMode) -> Result<Option<Session>, ControlError> {
+        let member = self.members.remove(&shard).ok_or(ControlError::UnknownShard(shard))?;
+        Ok(self.close_one(member.key, mode).await)
+    }
+
+    /// Closes every shard of `total` with `mode` (the old set, after a
+    /// reshard) and returns the sessions of those closed resumably.
+    pub async fn remove_total(&mut self, total: u32, mode: CloseMode) -> Vec<ShardSession> {
+        self.close_where(|id| id.total == total, mode).await
+    }
+
+    /// Restarts `shard`: a running one is closed resumably and reconnects
+    /// resuming its session (no Identify); a stopped one starts afresh.
+    pub async fn restart(&mut self, shard: ShardId) -> Result<(), ControlError> {
+        let key = self.members.get(&shard).ok_or(ControlError::UnknownShard(shard))?.key;
+        let session = self.close_one(key, CloseMode::Resumable).await;
+        self.start(shard, session)?;
+        Ok(())
+    }
+
+    /// Closes every shard resumably (close code 4000, §5.4) and returns
+    /// their sessions, for a process that takes over with
+    /// [`ShardGroupBuilder::resume`] and resumes them all without a single
+    /// Identify. Keep polling the stream afterwards: it yields the
+    /// dispatches the shards had already received, then ends.
+    pub async fn shutdown(&mut self) -> Vec<ShardSession> {
+        self.close_where(|_| true, CloseMode::Resumable).await
+    }
+
+    /// Closes every running shard matching `select`, all at once, and
+    /// forgets them.
+    async fn close_where(&mut self, select: impl Fn(ShardId) -> bool, mode: CloseMode) -> Vec<ShardSession> {
+        let chosen: HashMap<usize, ShardId> = self
+            .members
+            .iter()
+            .filter(|(id, _)| select(**id))
+            .filter_map(|(id, member)| Some((member.key?, *id)))
+            .collect();
+        self.members.retain(|id, _| !select(*id));
+        let closing = self
+            .merge
+            .iter_mut()
+            .filter_map(|(key, shard)| chosen.get(&key).map(|id| (*id, shard)))
+            .map(|(id, shard)| async move { shard.close(mode).await.map(|session| ShardSession { shard: id, session }) });
+        let sessions = futures::future::join_all(closing).await.into_iter().flatten().collect();
+        for key in chosen.keys() {
+            self.merge.wake(*key);
+        }
+        sessions
+    }
+
+    /// Closes the shard whose stream is at `key`; its stream stays in the
+    /// merge to yield what it had received.
+    async fn close_one(&mut self, key: Option<usize>, mode: CloseMode) -> Option<Session> {
+        let key = key?;
+        let session = self.merge.get_mut(key)?.close(mode).await;
+        self.merge.wake(key);
+        session
+    }
+
+    fn start(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ShardError> {
+        let mut config = self.template.clone().shard(shard);
+        if let Some(configure) = &self.configure {
+            config = configure(shard, config);
+        }
+        if let Some(session) = session {
+            config = config.resume_from(session);
+        }
+        let mut running = Shard::builder(config.shard(shard))
+            .shared_connector(Arc::clone(&self.connector))
+            .shared_identify_queue(Arc::clone(&self.queue))
+            .build()?;
+        if let Some(spawn) = &self.spawner {
+            if let Some(driver) = running.take_driver() {
+                spawn(driver);
+            }
+        }
+        let handle = running.handle();
+        let key = self.merge.insert(running);
+        // A member replaced by a restart keeps draining under its old key.
+        self.members.insert(shard, Member { handle, key: Some(key) });
+        Ok(())
+    }
+}
+
+impl ShardGroupBuilder {
+    /// Runs only shards `range` of the total (e.g. `16..32` of 64, the
+    /// rest running in other processes).
+    pub fn shards(mut self, range: Range<u32>) -> Self {
+        self.range = range;
+        self
+    }
+
+    /// The identify coordinator shared by the group's shards (default: a
+    /// [`LocalIdentifyQueue`] with one bucket). Give every group of the bot
+    /// the same queue: in one process a clone of one `LocalIdentifyQueue`,
+    /// across processes a shared one such as the `redis` feature's.
+    pub fn identify_queue(mut self, queue: impl IdentifyQueue) -> Self {
+        self.queue = Some(Arc::new(queue));
+        self
+    }
+
+    /// Opens byte streams through `connector` (default: async-std TCP and rustls).
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.connector = Some(Arc::new(connector));
+        self
+    }
+
+    /// Sessions from a previous process's [`ShardGroup::shutdown`]: those
+    /// shards resume instead of identifying.
+    pub fn resume(mut self, sessions: impl IntoIterator<Item = ShardSession>) -> Self {
+        self.resume.extend(sessions);
+        self
+    }
+
+    /// Adjusts each shard's configuration (e.g. a presence per shard).
+    pub fn configure(mut self, configure: impl Fn(ShardId, Config) -> Config + Send + Sync + 'static) -> Self {
+        self.configure = Some(Arc::new(configure));
+        self
+    }
+
+    /// Hands each shard's connection driver to `spawn` (e.g.
+    /// `|driver| { tokio::spawn(driver); }`), so connections keep
+    /// heartbeating while the stream is not polled.
+    pub fn spawn_drivers(mut self, spawn: impl Fn(ShardDriver) + Send + Sync + 'static) -> Self {
+        self.spawner = Some(Arc::new(spawn));
+        self
+    }
+
+    /// Starts the shards. Fails if the range does not fit the total or the
+    /// configuration is invalid.
+    pub fn build(self) -> Result<ShardGroup, ShardError> {
+        if self.total == 0 || self.range.end > self.total {
+            return Err(ShardError::Config(ConfigError::ShardOutOfRange {
+                id: self.range.end.saturating_sub(1),
+                total: self.total,
+            }));
+        }
+        self.config.validate()?;
+        let connector = match self.connector {
+            Some(connector) => connector,
+            #[cfg(feature = "async-std")]
+            None => Arc::new(crate::transport::AsyncStdConnector),
+            #[cfg(not(feature = "async-std"))]
+            None => return Err(ShardError::Config(ConfigError::NoConnector)),
+        };
+        let mut group = ShardGroup {
+            template: self.config,
+            connector,
+            queue: self.queue.unwrap_or_else(|| Arc::new(LocalIdentifyQueue::default())),
+            configure: self.configure,
+            spawner: self.spawner,
+            resume: self.resume.into_iter().map(|s| (s.shard, s.session)).collect(),
+            members: BTreeMap::new(),
+            merge: Merge::new(),
+        };
+        for id in self.range {
+            if let Some(shard) = ShardId::new(id, self.total) {
+                let session = group.resume.remove(&shard);
+                group.start(shard, session)?;
+            }
+        }
+        Ok(group)
+    }
+}
+
+impl Stream for ShardGroup {
+    type Item = Result<Dispatch, GroupError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match this.merge.poll_next(cx) {
+                Poll::Ready(Some(Merged::Item(_, Ok(dispatch)))) => return Poll::Ready(Some(Ok(dispatch))),
+                Poll::Ready(Some(Merged::Item(key, Err(error)))) => {
+                    let shard = this.merge.get_mut(key).map_or(ShardId::ONE, |s| s.id());
+                    return Poll::Ready(Some(Err(GroupError { shard, error })));
+                }
+                Poll::Ready(Some(Merged::Ended(key, ended))) => {
+                    if let Some(member) = this.members.get_mut(&ended.id()) {
+                        if member.key == Some(key) {
+                            member.key = None;
+                        }
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ShardGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardGroup").field("shards", &self.shard_ids()).finish()
+    }
+}
+
+impl fmt::Debug for ShardGroupBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardGroupBuilder").field("total", &self.total).field("range", &self.range).finish()
+    }
+}
