@@ -7,7 +7,8 @@ use discord_gateway_stream::identify::{
 };
 use discord_gateway_stream::ShardId;
 
-const WINDOW: Duration = Duration::from_secs(5);
+/// Discord's 5 s window plus the default 2% margin against arrival jitter.
+const WINDOW: Duration = Duration::from_millis(5100);
 
 fn shard(id: u32) -> ShardId {
     ShardId::new(id, 64).expect("valid shard")
@@ -55,7 +56,9 @@ fn a_bucket_spaces_identifies_by_the_window_from_the_last_one() {
 fn the_window_is_configurable() {
     let t0 = Instant::now();
     let window = Duration::from_millis(50);
-    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1).with_window(window), t0);
+    let limits = IdentifyLimits::new(1).with_window(window).with_margin(Duration::ZERO);
+    assert_eq!(IdentifyLimits::new(1).with_window(window).spacing(), Duration::from_millis(51));
+    let mut schedule = IdentifySchedule::new(limits, t0);
     let slots: Vec<Instant> = (0..3).map(|id| schedule.reserve(shard(id), t0).unwrap().at).collect();
     assert_eq!(slots, vec![t0, t0 + window, t0 + window * 2]);
 }

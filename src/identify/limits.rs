@@ -58,6 +58,7 @@ pub enum OnBudgetExhausted {
 pub struct IdentifyLimits {
     pub(crate) max_concurrency: u32,
     pub(crate) window: Duration,
+    pub(crate) margin: Option<Duration>,
     pub(crate) budget: Option<SessionStartLimit>,
     pub(crate) reserve: u32,
     pub(crate) on_exhausted: OnBudgetExhausted,
@@ -70,6 +71,7 @@ impl IdentifyLimits {
         IdentifyLimits {
             max_concurrency: max_concurrency.max(1),
             window: IDENTIFY_WINDOW,
+            margin: None,
             budget: None,
             reserve: 0,
             on_exhausted: OnBudgetExhausted::default(),
@@ -91,6 +93,20 @@ impl IdentifyLimits {
     pub fn with_window(mut self, window: Duration) -> Self {
         self.window = window;
         self
+    }
+
+    /// Extra time added to each window so that two Identifies of a bucket
+    /// never *arrive* closer than the window: a permit's grant and the
+    /// frame's arrival at the gateway are separated by scheduling and network
+    /// jitter (default: 2% of the window, 100 ms of Discord's 5 s).
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = Some(margin);
+        self
+    }
+
+    /// The time between two Identifies of one bucket: window plus margin.
+    pub fn spacing(self) -> Duration {
+        self.window + self.margin.unwrap_or(self.window / 50)
     }
 
     /// The number of concurrency buckets.

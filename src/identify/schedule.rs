@@ -113,7 +113,7 @@ impl IdentifySchedule {
             budget.remaining -= 1;
             epoch = Some(budget.epoch);
         }
-        self.next_free[bucket] = Some(at + self.limits.window);
+        self.next_free[bucket] = Some(at + self.limits.spacing());
         Ok(Reservation { at, bucket, previous, epoch })
     }
 
@@ -126,7 +126,7 @@ impl IdentifySchedule {
             }
         }
         if let Some(slot) = self.next_free.get_mut(reservation.bucket) {
-            if *slot == Some(reservation.at + self.limits.window) {
+            if *slot == Some(reservation.at + self.limits.spacing()) {
                 *slot = reservation.previous;
             }
         }
