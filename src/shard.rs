@@ -19,6 +19,7 @@ use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
+use futures::task::AtomicWaker;
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use tracing::Instrument;
 
@@ -119,6 +120,7 @@ pub struct ShardBuilder {
     config: Config,
     connector: Option<Arc<dyn Connector>>,
     queue: Option<Arc<dyn IdentifyQueue>>,
+    status_waker: Option<Arc<AtomicWaker>>,
 }
 
 impl ShardBuilder {
@@ -149,19 +151,25 @@ impl ShardBuilder {
         self
     }
 
+    /// Woken whenever the shard's status changes (a group watching its shards).
+    pub(crate) fn status_waker(mut self, waker: Arc<AtomicWaker>) -> Self {
+        self.status_waker = Some(waker);
+        self
+    }
+
     /// The shard. Fails if the configuration is invalid.
     #[cfg(feature = "async-std")]
     pub fn build(self) -> Result<Shard, ShardError> {
-        let connector = self.connector.unwrap_or_else(|| Arc::new(transport::AsyncStdConnector));
-        Shard::build(self.config, connector, self.queue)
+        let connector = self.connector.clone().unwrap_or_else(|| Arc::new(transport::AsyncStdConnector));
+        Shard::build(self, connector)
     }
 
     /// The shard. Fails if the configuration is invalid. Without the
     /// `async-std` feature there is no default connector: set one.
     #[cfg(not(feature = "async-std"))]
     pub fn build(self) -> Result<Shard, ShardError> {
-        let connector = self.connector.ok_or(ShardError::Config(crate::protocol::ConfigError::NoConnector))?;
-        Shard::build(self.config, connector, self.queue)
+        let connector = self.connector.clone().ok_or(ShardError::Config(crate::protocol::ConfigError::NoConnector))?;
+        Shard::build(self, connector)
     }
 }
 
@@ -180,14 +188,11 @@ impl Shard {
 
     /// A builder for a shard with a custom connector or identify queue.
     pub fn builder(config: Config) -> ShardBuilder {
-        ShardBuilder { config, connector: None, queue: None }
+        ShardBuilder { config, connector: None, queue: None, status_waker: None }
     }
 
-    fn build(
-        mut config: Config,
-        connector: Arc<dyn Connector>,
-        queue: Option<Arc<dyn IdentifyQueue>>,
-    ) -> Result<Shard, ShardError> {
+    fn build(builder: ShardBuilder, connector: Arc<dyn Connector>) -> Result<Shard, ShardError> {
+        let ShardBuilder { mut config, queue, status_waker, .. } = builder;
         let id = config.shard_id();
         if config.seed().is_none() {
             config = config.rng_seed(entropy_seed(id));
@@ -237,6 +242,7 @@ impl Shard {
                 queue,
                 permit: None,
                 status: driver_status,
+                status_waker,
             };
             driver.run().await;
         };
@@ -458,6 +464,8 @@ struct Driver {
     permit: Option<Permit>,
     /// What [`ShardHandle::status`] reads.
     status: Arc<Mutex<Status>>,
+    /// Woken on every status change.
+    status_waker: Option<Arc<AtomicWaker>>,
 }
 
 impl Driver {
@@ -601,6 +609,9 @@ impl Driver {
                             self.permit = None;
                         }
                         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+                        if let Some(waker) = &self.status_waker {
+                            waker.wake();
+                        }
                     }
                 }
             }

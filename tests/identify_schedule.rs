@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use discord_gateway_stream::identify::{
-    IdentifyError, IdentifyLimits, IdentifySchedule, OnBudgetExhausted, SessionStartLimit,
+    IdentifyError, IdentifyLimits, IdentifySchedule, OnBudgetExhausted, Reservation, SessionStartLimit,
 };
 use discord_gateway_stream::ShardId;
 
@@ -12,6 +12,36 @@ const WINDOW: Duration = Duration::from_millis(5100);
 
 fn shard(id: u32) -> ShardId {
     ShardId::new(id, 64).expect("valid shard")
+}
+
+/// Runs punctual waiters on a fake clock: each request joins at its time
+/// and asks again exactly when told. Returns each request's grant instant.
+fn grants(schedule: &mut IdentifySchedule, requests: &[(ShardId, Instant)]) -> Vec<Instant> {
+    let mut now = requests.iter().map(|(_, at)| *at).min().expect("requests");
+    let mut joined: Vec<Option<Reservation>> = vec![None; requests.len()];
+    let mut granted: Vec<Option<Instant>> = vec![None; requests.len()];
+    let mut asks: Vec<Instant> = requests.iter().map(|(_, at)| *at).collect();
+    while granted.iter().any(Option::is_none) {
+        for i in 0..requests.len() {
+            if granted[i].is_some() || asks[i] > now {
+                continue;
+            }
+            let reservation = *joined[i].get_or_insert_with(|| schedule.reserve(requests[i].0, now).expect("budget"));
+            match schedule.poll_grant(&reservation, now) {
+                Ok(()) => granted[i] = Some(now),
+                Err(retry) => asks[i] = retry,
+            }
+        }
+        let next = (0..requests.len()).filter(|i| granted[*i].is_none()).map(|i| asks[i]).min();
+        if let Some(next) = next {
+            now = now.max(next);
+        }
+    }
+    granted.into_iter().map(|g| g.expect("granted")).collect()
+}
+
+fn at_once(ids: std::ops::Range<u32>, t0: Instant) -> Vec<(ShardId, Instant)> {
+    ids.map(|id| (shard(id), t0)).collect()
 }
 
 fn budget(total: u32, remaining: u32, reset_after: Duration) -> IdentifyLimits {
@@ -29,7 +59,7 @@ fn budget(total: u32, remaining: u32, reset_after: Duration) -> IdentifyLimits {
 fn buckets_run_in_parallel_and_each_waits_one_window() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(IdentifyLimits::new(16), t0);
-    let slots: Vec<Duration> = (0..48).map(|id| schedule.reserve(shard(id), t0).unwrap().at - t0).collect();
+    let slots: Vec<Duration> = grants(&mut schedule, &at_once(0..48, t0)).iter().map(|at| *at - t0).collect();
     for (id, slot) in slots.iter().enumerate() {
         let round = u32::try_from(id / 16).unwrap();
         assert_eq!(*slot, WINDOW * round, "shard {id}");
@@ -42,13 +72,11 @@ fn buckets_run_in_parallel_and_each_waits_one_window() {
 fn a_bucket_spaces_identifies_by_the_window_from_the_last_one() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(IdentifyLimits::new(2), t0);
-    assert_eq!(schedule.reserve(shard(0), t0).unwrap().at, t0);
     let later = t0 + Duration::from_secs(2);
-    assert_eq!(schedule.reserve(shard(2), later).unwrap().at, t0 + WINDOW);
     let idle = t0 + Duration::from_secs(60);
-    assert_eq!(schedule.reserve(shard(4), idle).unwrap().at, idle);
-    // Bucket 1 was never used.
-    assert_eq!(schedule.reserve(shard(1), later).unwrap().at, later);
+    let requests = [(shard(0), t0), (shard(2), later), (shard(4), idle), (shard(1), later)];
+    // Bucket 1 was never used: shard 1 goes when it asks.
+    assert_eq!(grants(&mut schedule, &requests), vec![t0, t0 + WINDOW, idle, later]);
 }
 
 /// A custom window (simulator tests and the 1,000-shard benchmark).
@@ -59,8 +87,7 @@ fn the_window_is_configurable() {
     let limits = IdentifyLimits::new(1).with_window(window).with_margin(Duration::ZERO);
     assert_eq!(IdentifyLimits::new(1).with_window(window).spacing(), Duration::from_millis(51));
     let mut schedule = IdentifySchedule::new(limits, t0);
-    let slots: Vec<Instant> = (0..3).map(|id| schedule.reserve(shard(id), t0).unwrap().at).collect();
-    assert_eq!(slots, vec![t0, t0 + window, t0 + window * 2]);
+    assert_eq!(grants(&mut schedule, &at_once(0..3, t0)), vec![t0, t0 + window, t0 + window * 2]);
 }
 
 /// §7.2: the crate refuses to identify when the budget is gone, instead of
@@ -104,10 +131,8 @@ fn waiting_for_the_reset_schedules_after_it() {
     })
     .on_exhausted(OnBudgetExhausted::WaitForReset);
     let mut schedule = IdentifySchedule::new(limits, t0);
-    assert_eq!(schedule.reserve(shard(0), t0).unwrap().at, t0);
-    assert_eq!(schedule.reserve(shard(1), t0).unwrap().at, t0 + reset);
-    assert_eq!(schedule.reserve(shard(2), t0).unwrap().at, t0 + reset);
-    assert_eq!(schedule.reserve(shard(5), t0).unwrap().at, t0 + reset + WINDOW);
+    let requests = [(shard(0), t0), (shard(1), t0), (shard(2), t0), (shard(5), t0)];
+    assert_eq!(grants(&mut schedule, &requests), vec![t0, t0 + reset, t0 + reset, t0 + reset + WINDOW]);
 }
 
 /// After `reset_after`, the budget is `total` again.
@@ -118,29 +143,41 @@ fn the_budget_refills_after_reset_after() {
     assert!(schedule.reserve(shard(0), t0).is_err());
     let after = t0 + Duration::from_secs(31);
     assert_eq!(schedule.remaining(after), Some(10));
-    assert_eq!(schedule.reserve(shard(0), after).unwrap().at, after);
+    assert_eq!(grants(&mut schedule, &[(shard(0), after)]), vec![after]);
     assert_eq!(schedule.remaining(after), Some(9));
 }
 
-/// A withdrawn request (the connection dropped while it waited) refunds its
-/// session start and, if nobody queued behind it, its slot.
+/// A withdrawn request (the connection dropped while it waited) leaves the
+/// line, so the one behind it moves up, and its session start is refunded.
 #[test]
-fn a_cancelled_reservation_gives_back_its_start_and_slot() {
+fn a_cancelled_reservation_gives_back_its_start_and_place() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(budget(100, 100, Duration::from_secs(60)), t0);
     let first = schedule.reserve(shard(0), t0).unwrap();
     let second = schedule.reserve(shard(1), t0).unwrap();
-    assert_eq!(second.at, t0 + WINDOW);
+    let third = schedule.reserve(shard(2), t0).unwrap();
+    assert_eq!(schedule.remaining(t0), Some(97));
+    assert_eq!(schedule.poll_grant(&first, t0), Ok(()));
+    assert_eq!(schedule.poll_grant(&third, t0), Err(t0 + WINDOW * 2), "an estimate: one ahead");
+    schedule.cancel(&second);
     assert_eq!(schedule.remaining(t0), Some(98));
-    schedule.cancel(second);
-    assert_eq!(schedule.remaining(t0), Some(99));
-    // The slot is free again: the next one takes it, not the one after.
-    assert_eq!(schedule.reserve(shard(2), t0).unwrap().at, t0 + WINDOW);
-    // Cancelling one with a reservation behind it keeps the spacing.
-    let third = schedule.reserve(shard(3), t0).unwrap();
-    assert_eq!(third.at, t0 + WINDOW * 2);
-    schedule.cancel(first);
-    assert_eq!(schedule.reserve(shard(4), t0).unwrap().at, t0 + WINDOW * 3);
+    assert_eq!(schedule.poll_grant(&third, t0 + WINDOW), Ok(()), "moved up to the next turn");
+}
+
+/// The spacing counts from the grant, not the plan: a shard late to take
+/// its turn (a busy executor) pushes the next one back, so Identifies never
+/// arrive closer than the window (E15).
+#[test]
+fn a_late_grant_pushes_the_next_turn_back() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1), t0);
+    let first = schedule.reserve(shard(0), t0).unwrap();
+    let second = schedule.reserve(shard(1), t0).unwrap();
+    let late = t0 + Duration::from_millis(700);
+    assert_eq!(schedule.poll_grant(&second, t0), Err(t0 + WINDOW), "not its turn yet");
+    assert_eq!(schedule.poll_grant(&first, late), Ok(()));
+    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Err(late + WINDOW));
+    assert_eq!(schedule.poll_grant(&second, late + WINDOW), Ok(()));
 }
 
 /// `max_concurrency` 0 (a bad REST answer) is one bucket, never a panic.
@@ -148,6 +185,5 @@ fn a_cancelled_reservation_gives_back_its_start_and_slot() {
 fn zero_max_concurrency_is_one_bucket() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(IdentifyLimits::new(0), t0);
-    assert_eq!(schedule.reserve(shard(7), t0).unwrap().at, t0);
-    assert_eq!(schedule.reserve(shard(8), t0).unwrap().at, t0 + WINDOW);
+    assert_eq!(grants(&mut schedule, &at_once(7..9, t0)), vec![t0, t0 + WINDOW]);
 }

@@ -2,13 +2,14 @@
 
 mod merge;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures::task::AtomicWaker;
 use futures::Stream;
 
 use self::merge::{Merge, Merged};
@@ -19,6 +20,9 @@ use crate::{Dispatch, Shard, ShardDriver, ShardError, ShardHandle, ShardId};
 
 type Configure = Arc<dyn Fn(ShardId, Config) -> Config + Send + Sync>;
 type Spawner = Arc<dyn Fn(ShardDriver) + Send + Sync>;
+
+/// Default for [`ShardGroupBuilder::max_connecting`].
+const DEFAULT_MAX_CONNECTING: usize = 8;
 
 /// A shard of a [`ShardGroup`] stopped: which one, and why. The other shards
 /// go on.
@@ -121,6 +125,13 @@ pub struct ShardGroup {
     resume: HashMap<ShardId, Session>,
     members: BTreeMap<ShardId, Member>,
     merge: Merge<Shard>,
+    /// Shards waiting for a free connecting slot, in order.
+    to_start: VecDeque<ShardId>,
+    /// Started shards that may still be opening their socket.
+    starting: Vec<ShardId>,
+    max_connecting: usize,
+    /// Woken by any shard's status change (a connecting slot may be free).
+    status_waker: Arc<AtomicWaker>,
 }
 
 /// Configures a [`ShardGroup`].
@@ -134,6 +145,7 @@ pub struct ShardGroupBuilder {
     resume: Vec<ShardSession>,
     configure: Option<Configure>,
     spawner: Option<Spawner>,
+    max_connecting: usize,
 }
 
 impl ShardGroup {
@@ -150,27 +162,40 @@ impl ShardGroup {
             resume: Vec::new(),
             configure: None,
             spawner: None,
+            max_connecting: DEFAULT_MAX_CONNECTING,
         }
     }
 
-    /// Every shard the group knows, running or stopped, in order.
+    /// Every shard the group knows (running, stopped, or waiting to
+    /// connect), in order.
     pub fn shard_ids(&self) -> Vec<ShardId> {
-        self.members.keys().copied().collect()
+        let mut ids: Vec<ShardId> = self.members.keys().chain(self.to_start.iter()).copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
-    /// Whether `shard` is in the group and its connection still runs.
+    /// Whether `shard` is in the group and its connection runs (or waits
+    /// for a connecting slot).
     pub fn is_running(&self, shard: ShardId) -> bool {
-        self.members.get(&shard).is_some_and(|member| member.key.is_some())
+        self.members.get(&shard).is_some_and(|member| member.key.is_some()) || self.to_start.contains(&shard)
     }
 
-    /// The status of `shard` now (`None` if the group has no such shard).
+    /// The status of `shard` now (`None` if the group has no such shard). A
+    /// shard waiting for a connecting slot is `Connecting`.
     pub fn status(&self, shard: ShardId) -> Option<Status> {
-        Some(self.members.get(&shard)?.handle.status())
+        match self.members.get(&shard) {
+            Some(member) => Some(member.handle.status()),
+            None => self.to_start.contains(&shard).then(|| self.queued_status(shard)),
+        }
     }
 
     /// Every shard's status now, in shard order.
     pub fn statuses(&self) -> Vec<(ShardId, Status)> {
-        self.members.iter().map(|(id, member)| (*id, member.handle.status())).collect()
+        self.shard_ids().into_iter().filter_map(|id| Some((id, self.status(id)?))).collect()
+    }
+
+    fn queued_status(&self, shard: ShardId) -> Status {
+        Status::Connecting { resume: self.resume.contains_key(&shard) }
     }
 
     /// How many shards (of `total`, or of any total when `None`) are Active.
@@ -192,23 +217,24 @@ impl ShardGroup {
         self.handle(shard_for_guild(guild_id, total)?)
     }
 
-    /// Starts `shard` (resuming it if the group holds its session). A shard
-    /// of another total may run beside the current ones: resharding starts
-    /// the new total, waits for it to be Active, then removes the old one.
+    /// Starts `shard` (resuming it if the group holds its session) once a
+    /// connecting slot is free. A shard of another total may run beside the
+    /// current ones: resharding starts the new total, waits for it to be
+    /// Active, then removes the old one.
     pub fn add(&mut self, shard: ShardId) -> Result<(), ControlError> {
         if self.is_running(shard) {
             return Err(ControlError::AlreadyRunning(shard));
         }
-        let session = self.resume.remove(&shard);
-        self.start(shard, session)?;
-        Ok(())
+        self.to_start.push_back(shard);
+        self.start_queued().map_err(|failed| ControlError::Shard(failed.error))
     }
 
     /// Starts shards `range` of `total` (see [`add`](Self::add)); stops at
     /// the first error.
     pub fn add_range(&mut self, total: u32, range: Range<u32>) -> Result<(), ControlError> {
         for id in range {
-            let shard = ShardId::new(id, total).ok_or(ShardError::Config(ConfigError::ShardOutOfRange { id, total }))?;
+            let shard =
+                ShardId::new(id, total).ok_or(ShardError::Config(ConfigError::ShardOutOfRange { id, total }))?;
             self.add(shard)?;
         }
         Ok(())
@@ -218,6 +244,10 @@ impl ShardGroup {
     /// `mode` is `Resumable`. Dispatches it had already received are still
     /// yielded by the stream.
     pub async fn remove(&mut self, shard: ShardId, mode: CloseMode) -> Result<Option<Session>, ControlError> {
+        if let Some(position) = self.to_start.iter().position(|id| *id == shard) {
+            self.to_start.remove(position);
+            return Ok(None);
+        }
         let member = self.members.remove(&shard).ok_or(ControlError::UnknownShard(shard))?;
         Ok(self.close_one(member.key, mode).await)
     }
@@ -231,6 +261,9 @@ impl ShardGroup {
     /// Restarts `shard`: a running one is closed resumably and reconnects
     /// resuming its session (no Identify); a stopped one starts afresh.
     pub async fn restart(&mut self, shard: ShardId) -> Result<(), ControlError> {
+        if self.to_start.contains(&shard) {
+            return Ok(());
+        }
         let key = self.members.get(&shard).ok_or(ControlError::UnknownShard(shard))?.key;
         let session = self.close_one(key, CloseMode::Resumable).await;
         self.start(shard, session)?;
@@ -256,11 +289,10 @@ impl ShardGroup {
             .filter_map(|(id, member)| Some((member.key?, *id)))
             .collect();
         self.members.retain(|id, _| !select(*id));
-        let closing = self
-            .merge
-            .iter_mut()
-            .filter_map(|(key, shard)| chosen.get(&key).map(|id| (*id, shard)))
-            .map(|(id, shard)| async move { shard.close(mode).await.map(|session| ShardSession { shard: id, session }) });
+        self.to_start.retain(|id| !select(*id));
+        let closing = self.merge.iter_mut().filter_map(|(key, shard)| chosen.get(&key).map(|id| (*id, shard))).map(
+            |(id, shard)| async move { shard.close(mode).await.map(|session| ShardSession { shard: id, session }) },
+        );
         let sessions = futures::future::join_all(closing).await.into_iter().flatten().collect();
         for key in chosen.keys() {
             self.merge.wake(*key);
@@ -288,6 +320,7 @@ impl ShardGroup {
         let mut running = Shard::builder(config.shard(shard))
             .shared_connector(Arc::clone(&self.connector))
             .shared_identify_queue(Arc::clone(&self.queue))
+            .status_waker(Arc::clone(&self.status_waker))
             .build()?;
         if let Some(spawn) = &self.spawner {
             if let Some(driver) = running.take_driver() {
@@ -298,6 +331,28 @@ impl ShardGroup {
         let key = self.merge.insert(running);
         // A member replaced by a restart keeps draining under its old key.
         self.members.insert(shard, Member { handle, key: Some(key) });
+        self.starting.push(shard);
+        Ok(())
+    }
+
+    /// Starts queued shards while fewer than `max_connecting` are opening a
+    /// socket: a thousand shards do not all hit the network (and the CPU)
+    /// in the same instant, and identify pacing (§7.2) is not skewed by it.
+    fn start_queued(&mut self) -> Result<(), GroupError> {
+        if self.to_start.is_empty() {
+            return Ok(());
+        }
+        let members = &self.members;
+        self.starting.retain(|id| {
+            members
+                .get(id)
+                .is_some_and(|m| matches!(m.handle.status(), Status::Connecting { .. } | Status::AwaitingHello))
+        });
+        while self.starting.len() < self.max_connecting {
+            let Some(shard) = self.to_start.pop_front() else { break };
+            let session = self.resume.remove(&shard);
+            self.start(shard, session).map_err(|error| GroupError { shard, error })?;
+        }
         Ok(())
     }
 }
@@ -346,6 +401,13 @@ impl ShardGroupBuilder {
         self
     }
 
+    /// How many shards may be opening a socket at once (default 8); the
+    /// others wait their turn. Identify pacing is slower than this anyway.
+    pub fn max_connecting(mut self, count: usize) -> Self {
+        self.max_connecting = count.max(1);
+        self
+    }
+
     /// Starts the shards. Fails if the range does not fit the total or the
     /// configuration is invalid.
     pub fn build(self) -> Result<ShardGroup, ShardError> {
@@ -372,13 +434,12 @@ impl ShardGroupBuilder {
             resume: self.resume.into_iter().map(|s| (s.shard, s.session)).collect(),
             members: BTreeMap::new(),
             merge: Merge::new(),
+            to_start: self.range.filter_map(|id| ShardId::new(id, self.total)).collect(),
+            starting: Vec::new(),
+            max_connecting: self.max_connecting,
+            status_waker: Arc::default(),
         };
-        for id in self.range {
-            if let Some(shard) = ShardId::new(id, self.total) {
-                let session = group.resume.remove(&shard);
-                group.start(shard, session)?;
-            }
-        }
+        group.start_queued().map_err(|failed| failed.error)?;
         Ok(group)
     }
 }
@@ -388,6 +449,11 @@ impl Stream for ShardGroup {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        this.status_waker.register(cx.waker());
+        if let Err(failed) = this.start_queued() {
+            // A configuration `configure` made invalid for this shard.
+            return Poll::Ready(Some(Err(failed)));
+        }
         loop {
             match this.merge.poll_next(cx) {
                 Poll::Ready(Some(Merged::Item(_, Ok(dispatch)))) => return Poll::Ready(Some(Ok(dispatch))),
@@ -402,8 +468,8 @@ impl Stream for ShardGroup {
                         }
                     }
                 }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) if this.to_start.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
     }

@@ -66,10 +66,16 @@ struct Pending {
     reservation: Option<Reservation>,
 }
 
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdentifySchedule> {
+        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(reservation) = self.reservation.take() {
-            self.schedule.lock().unwrap_or_else(PoisonError::into_inner).cancel(reservation);
+            self.lock().cancel(&reservation);
         }
     }
 }
@@ -80,12 +86,19 @@ impl IdentifyQueue for LocalIdentifyQueue {
         Box::pin(async move {
             let reservation = schedule.lock().unwrap_or_else(PoisonError::into_inner).reserve(shard, Instant::now())?;
             let mut pending = Pending { schedule, reservation: Some(reservation) };
-            if reservation.at > Instant::now() {
-                tracing::debug!(%shard, wait = ?reservation.at - Instant::now(), "waiting for an identify slot");
-                async_io::Timer::at(reservation.at).await;
+            loop {
+                let polled = pending.lock().poll_grant(&reservation, Instant::now());
+                match polled {
+                    Ok(()) => {
+                        pending.reservation = None;
+                        return Ok(());
+                    }
+                    Err(retry_at) => {
+                        tracing::trace!(%shard, wait = ?retry_at.saturating_duration_since(Instant::now()), "waiting for an identify slot");
+                        async_io::Timer::at(retry_at).await;
+                    }
+                }
             }
-            pending.reservation = None;
-            Ok(())
         })
     }
 }

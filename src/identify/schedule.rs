@@ -1,21 +1,28 @@
 //! The sans-IO identify schedule: buckets, window and daily budget, fed the
 //! current `Instant` (gateway-protocol §7.2). [`LocalIdentifyQueue`](super::LocalIdentifyQueue)
 //! wraps it with a timer.
+//!
+//! Each bucket is a first-come, first-served line. A request is granted
+//! when it heads its bucket's line and a full spacing has passed since the
+//! bucket's previous *grant*, measured when the grant happens rather than
+//! planned ahead: a shard that is late to take its turn (a busy executor)
+//! pushes the next one back instead of letting two Identifies arrive
+//! closer than the window.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::limits::{IdentifyLimits, OnBudgetExhausted, BUDGET_PERIOD};
 use super::IdentifyError;
 use crate::ShardId;
 
-/// When one shard may identify, as handed out by [`IdentifySchedule::reserve`].
+/// A place in a bucket's line, from [`IdentifySchedule::reserve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reservation {
-    /// The earliest instant the Identify may be sent.
-    pub at: Instant,
+    id: u64,
     bucket: usize,
-    /// The bucket's `next_free` before this reservation, to give the slot back.
-    previous: Option<Instant>,
+    /// Not before this (a start counted in the next budget window).
+    not_before: Option<Instant>,
     /// Which budget window the start was counted in (`None`: no budget).
     epoch: Option<u64>,
 }
@@ -41,14 +48,20 @@ impl Budget {
     }
 }
 
-/// First-come, first-served identify slots: one per bucket per window, all
-/// buckets in parallel, within the daily budget. Reads no clock.
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    last_grant: Option<Instant>,
+    line: VecDeque<u64>,
+}
+
+/// One Identify per bucket per spacing, all buckets in parallel, within the
+/// daily budget. Reads no clock.
 #[derive(Debug, Clone)]
 pub struct IdentifySchedule {
     limits: IdentifyLimits,
-    /// Per bucket: the earliest instant its next Identify may go.
-    next_free: Vec<Option<Instant>>,
+    buckets: Vec<Bucket>,
     budget: Option<Budget>,
+    next_id: u64,
 }
 
 impl IdentifySchedule {
@@ -62,7 +75,7 @@ impl IdentifySchedule {
             not_before: None,
             epoch: 0,
         });
-        IdentifySchedule { limits, next_free: vec![None; buckets], budget }
+        IdentifySchedule { limits, buckets: vec![Bucket::default(); buckets], budget, next_id: 0 }
     }
 
     /// The limits this schedule enforces.
@@ -76,13 +89,12 @@ impl IdentifySchedule {
         Some(if now >= budget.resets_at { budget.total } else { budget.remaining })
     }
 
-    /// Reserves the next Identify slot of `shard`'s bucket and counts one
-    /// session start. Errors when the budget is at its reserve and the
-    /// policy is [`OnBudgetExhausted::Fail`].
+    /// Joins the line of `shard`'s bucket and counts one session start.
+    /// Errors when the budget is at its reserve and the policy is
+    /// [`OnBudgetExhausted::Fail`].
     pub fn reserve(&mut self, shard: ShardId, now: Instant) -> Result<Reservation, IdentifyError> {
-        let bucket = usize::try_from(self.limits.bucket(shard.id)).unwrap_or(0) % self.next_free.len();
-        let previous = self.next_free[bucket];
-        let mut at = previous.map_or(now, |free| free.max(now));
+        let bucket = usize::try_from(self.limits.bucket(shard.id)).unwrap_or(0) % self.buckets.len();
+        let mut not_before = None;
         let mut epoch = None;
         if let Some(budget) = self.budget.as_mut() {
             while now >= budget.resets_at {
@@ -107,27 +119,47 @@ impl IdentifySchedule {
                     }
                 }
             }
-            if let Some(not_before) = budget.not_before {
-                at = at.max(not_before);
-            }
+            not_before = budget.not_before.filter(|at| *at > now);
             budget.remaining -= 1;
             epoch = Some(budget.epoch);
         }
-        self.next_free[bucket] = Some(at + self.limits.spacing());
-        Ok(Reservation { at, bucket, previous, epoch })
+        let id = self.next_id;
+        self.next_id += 1;
+        self.buckets[bucket].line.push_back(id);
+        Ok(Reservation { id, bucket, not_before, epoch })
     }
 
-    /// Gives back a reservation whose Identify was never sent: the session
-    /// start is refunded and, if nobody reserved after it, the slot too.
-    pub fn cancel(&mut self, reservation: Reservation) {
+    /// Grants `reservation` if its turn has come at `now` (it leaves the
+    /// line and the bucket's spacing restarts from `now`); otherwise returns
+    /// when to ask again. A reservation no longer in line (granted or
+    /// cancelled) is granted at once.
+    pub fn poll_grant(&mut self, reservation: &Reservation, now: Instant) -> Result<(), Instant> {
+        let spacing = self.limits.spacing();
+        let Some(bucket) = self.buckets.get_mut(reservation.bucket) else { return Ok(()) };
+        let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return Ok(()) };
+        let mut turn = bucket.last_grant.map_or(now, |last| last + spacing);
+        if let Some(not_before) = reservation.not_before {
+            turn = turn.max(not_before);
+        }
+        if position == 0 && now >= turn {
+            bucket.line.pop_front();
+            bucket.last_grant = Some(now);
+            return Ok(());
+        }
+        // An estimate: those ahead take one spacing each, if on time.
+        let ahead = u32::try_from(position).unwrap_or(u32::MAX);
+        Err(turn.max(now) + spacing.saturating_mul(ahead))
+    }
+
+    /// Withdraws a reservation that was not granted: it leaves the line and
+    /// its session start is refunded.
+    pub fn cancel(&mut self, reservation: &Reservation) {
+        let Some(bucket) = self.buckets.get_mut(reservation.bucket) else { return };
+        let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return };
+        bucket.line.remove(position);
         if let (Some(budget), Some(epoch)) = (self.budget.as_mut(), reservation.epoch) {
             if budget.epoch == epoch {
                 budget.remaining = (budget.remaining + 1).min(budget.total);
-            }
-        }
-        if let Some(slot) = self.next_free.get_mut(reservation.bucket) {
-            if *slot == Some(reservation.at + self.limits.spacing()) {
-                *slot = reservation.previous;
             }
         }
     }
