@@ -2,12 +2,17 @@
 //!
 //! ```text
 //! cargo run --example simulator -- --port 8765 \
-//!     [--events N] [--script basic|resume|chaos] [--interval MS] [--exit-after-secs S]
+//!     [--events N] [--script basic|resume|chaos] [--interval MS] [--exit-after-secs S] \
+//!     [--max-concurrency N] [--identify-window-ms MS]
 //! ```
 //!
 //! Point a client at `ws://127.0.0.1:PORT/?v=10&encoding=json[&compress=zlib-stream]`.
 //! It serves until Ctrl-C (or `--exit-after-secs`) and prints one line per
 //! connection, client frame and scripted event to stderr.
+//!
+//! `--max-concurrency N` enforces the identify limit of gateway-protocol §7.2
+//! (one Identify per `shard_id % N` bucket per `--identify-window-ms`, default
+//! 5000; a faster one gets op 9) and prints each rejected Identify.
 //!
 //! Scripts:
 //! - `basic`: READY, then N `MESSAGE_CREATE` dispatches, paced.
@@ -24,7 +29,7 @@ use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use serde_json::json;
 
 const USAGE: &str = "usage: simulator [--port P] [--events N] [--script basic|resume|chaos] \
-                     [--interval MS] [--exit-after-secs S]";
+                     [--interval MS] [--exit-after-secs S] [--max-concurrency N] [--identify-window-ms MS]";
 const TICK: Duration = Duration::from_millis(50);
 const PACE: Duration = Duration::from_millis(200);
 
@@ -41,10 +46,20 @@ struct Args {
     script: Script,
     interval_ms: u64,
     exit_after: Option<Duration>,
+    max_concurrency: u32,
+    identify_window: Duration,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { port: 0, events: 10, script: Script::Basic, interval_ms: 41_250, exit_after: None };
+    let mut args = Args {
+        port: 0,
+        events: 10,
+        script: Script::Basic,
+        interval_ms: 41_250,
+        exit_after: None,
+        max_concurrency: 0,
+        identify_window: Duration::from_secs(5),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -57,6 +72,10 @@ fn parse_args() -> Result<Args, String> {
             "--events" => args.events = number()?,
             "--interval" => args.interval_ms = number()?.max(1),
             "--exit-after-secs" => args.exit_after = Some(Duration::from_secs(number()?)),
+            "--max-concurrency" => {
+                args.max_concurrency = value.parse().map_err(|_| format!("{flag}: not a number: {value}"))?
+            }
+            "--identify-window-ms" => args.identify_window = Duration::from_millis(number()?),
             "--script" => {
                 args.script = match value.as_str() {
                     "basic" => Script::Basic,
@@ -77,6 +96,7 @@ struct Printer {
     connections: usize,
     ended: Vec<bool>,
     frames: usize,
+    violations: usize,
 }
 
 impl Printer {
@@ -109,6 +129,13 @@ impl Printer {
             eprintln!("conn #{} -> op {op}: {text}", f.connection);
         }
         self.frames = frames.len();
+        let violations = sim.identify_violations();
+        for v in violations.iter().skip(self.violations) {
+            let shard = v.shard.map_or_else(|| "none".to_owned(), |s| s.to_string());
+            let bucket = v.bucket.map_or_else(|| "-".to_owned(), |b| b.to_string());
+            eprintln!("conn #{}: identify too fast (shard {shard}, bucket {bucket}): rejected", v.connection);
+        }
+        self.violations = violations.len();
         self.ended.resize(conns.len(), false);
         for c in &conns {
             if let (Some(end), false) = (&c.end, self.ended[c.index]) {
@@ -195,7 +222,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = SimulatorConfig::new().heartbeat_interval(Duration::from_millis(args.interval_ms));
+    let config = SimulatorConfig::new()
+        .heartbeat_interval(Duration::from_millis(args.interval_ms))
+        .max_concurrency(args.max_concurrency)
+        .identify_window(args.identify_window);
     let sim = match Simulator::start_on(args.port, config) {
         Ok(sim) => sim,
         Err(e) => {

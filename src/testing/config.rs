@@ -26,6 +26,19 @@ pub enum OnConnect {
     DropTcp,
 }
 
+/// What the simulator does with an Identify that comes too soon after the
+/// last accepted one in its concurrency bucket (gateway-protocol §7.2; see
+/// [`SimulatorConfig::max_concurrency`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentifyTooFast {
+    /// Answer with Invalid Session (op 9, `d: false`), as Discord does; the
+    /// connection stays open and unauthenticated.
+    InvalidSession,
+    /// Close the connection with this code (e.g. 4008 or 4009).
+    Close(u16),
+}
+
 /// How a [`Simulator`](super::Simulator) behaves. Build it with the setters;
 /// every setter documents its default.
 ///
@@ -54,6 +67,9 @@ pub struct SimulatorConfig {
     pub(crate) send_limit: (usize, Duration),
     pub(crate) enforce_heartbeats: bool,
     pub(crate) withhold_acks: bool,
+    pub(crate) max_concurrency: u32,
+    pub(crate) identify_window: Duration,
+    pub(crate) on_identify_too_fast: IdentifyTooFast,
 }
 
 impl Default for SimulatorConfig {
@@ -68,7 +84,7 @@ impl SimulatorConfig {
     /// Hello on every connection, no guilds, no initial dispatches, the resume
     /// URL pointing back at the simulator, one WebSocket message per payload,
     /// 120 client frames per 60 s, no server-side heartbeat enforcement, ACKs
-    /// sent.
+    /// sent, no identify concurrency limit.
     pub fn new() -> Self {
         Self {
             heartbeat_interval: Duration::from_millis(41_250),
@@ -84,6 +100,9 @@ impl SimulatorConfig {
             send_limit: (120, Duration::from_secs(60)),
             enforce_heartbeats: false,
             withhold_acks: false,
+            max_concurrency: 0,
+            identify_window: Duration::from_secs(5),
+            on_identify_too_fast: IdentifyTooFast::InvalidSession,
         }
     }
 
@@ -184,6 +203,36 @@ impl SimulatorConfig {
     /// Default: `false`.
     pub fn withhold_acks(mut self, withhold: bool) -> Self {
         self.withhold_acks = withhold;
+        self
+    }
+
+    /// Enforces the identify concurrency limit of gateway-protocol §7.2 and
+    /// §9: Identifies share `max_concurrency` buckets keyed by
+    /// `shard_id % max_concurrency` (an Identify without `shard` counts as
+    /// shard 0), and each bucket accepts one Identify per
+    /// [`identify_window`](Self::identify_window). A later one within the
+    /// window is rejected as [`on_identify_too_fast`](Self::on_identify_too_fast)
+    /// says and recorded in
+    /// [`Simulator::identify_violations`](super::Simulator::identify_violations).
+    /// Resumes are never limited. `0` turns the limit off. Default: `0` (off).
+    pub fn max_concurrency(mut self, max_concurrency: u32) -> Self {
+        self.max_concurrency = max_concurrency;
+        self
+    }
+
+    /// How long a concurrency bucket stays taken after an accepted Identify
+    /// (only with [`max_concurrency`](Self::max_concurrency)). Default: 5 s
+    /// (gateway-protocol §7.2).
+    pub fn identify_window(mut self, window: Duration) -> Self {
+        self.identify_window = window;
+        self
+    }
+
+    /// What a too-fast Identify gets (see [`IdentifyTooFast`]). Default:
+    /// [`IdentifyTooFast::InvalidSession`], op 9 `d: false` as Discord sends
+    /// (gateway-protocol §7.2).
+    pub fn on_identify_too_fast(mut self, behaviour: IdentifyTooFast) -> Self {
+        self.on_identify_too_fast = behaviour;
         self
     }
 }

@@ -1,12 +1,15 @@
-//! One thread per connection: handshake, then a loop that reads client frames
-//! (short read timeout) and runs the test's commands in between.
+//! One thread per connection: handshake, then a loop that blocks on one
+//! channel carrying both the test's commands and the client's bytes (which a
+//! small reader thread per connection forwards), so an idle connection costs
+//! no wake-ups at all.
 
 use std::collections::VecDeque;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -15,12 +18,15 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use super::config::IdentifyTooFast;
 use super::config::OnConnect;
 use super::record::{ClientClose, ClientFrame, ConnectionEnd, ServerFrame};
-use super::server::{op_frame, Command, Shared, Slot, POLL, RESUME_PATH};
+use super::server::{op_frame, Command, Input, Shared, Slot, RESUME_PATH};
 use super::zlib::{self, Deflater};
+use crate::ShardId;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,6 +40,73 @@ const DOCUMENTED_INTENTS: u64 = 0x331_FFFF;
 const PRIVILEGED_INTENTS: u64 = (1 << 1) | (1 << 8) | (1 << 15);
 const USER_ID: &str = "1000000000000000001";
 const APPLICATION_ID: &str = "1000000000000000001";
+/// Stack size of a reader thread (its buffer is on the heap).
+const READER_STACK: usize = 64 * 1024;
+/// Read buffer of a reader thread; client payloads are at most 4096 bytes.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// The connection thread's side of the socket. During the handshake it reads
+/// the socket directly (with a short timeout); afterwards reads come from the
+/// bytes the reader thread forwarded, and `WouldBlock` means "none yet".
+/// Writes always go straight to the socket.
+pub(crate) struct Pipe {
+    tcp: TcpStream,
+    direct: bool,
+    inbound: VecDeque<u8>,
+    /// Set once the reader thread has seen the end of the stream.
+    ended: Option<Option<ErrorKind>>,
+}
+
+impl Pipe {
+    fn shutdown(&self) {
+        let _ = self.tcp.shutdown(Shutdown::Both);
+    }
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.direct {
+            return (&self.tcp).read(buf);
+        }
+        if !self.inbound.is_empty() {
+            return self.inbound.read(buf);
+        }
+        match self.ended {
+            None => Err(ErrorKind::WouldBlock.into()),
+            Some(None) => Ok(0),
+            Some(Some(kind)) => Err(kind.into()),
+        }
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.tcp).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&self.tcp).flush()
+    }
+}
+
+/// Forwards everything the client sends to the connection thread, blocking
+/// on the socket; ends at EOF, on an error, or when the connection thread is
+/// gone.
+fn pump(mut tcp: TcpStream, tx: &Sender<Input>) {
+    let mut buf = vec![0; READ_CHUNK];
+    loop {
+        let input = match tcp.read(&mut buf) {
+            Ok(0) => Input::ReadEnd(None),
+            Ok(n) => Input::Bytes(buf.get(..n).unwrap_or_default().to_vec()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => Input::ReadEnd(Some(e.kind())),
+        };
+        let end = matches!(input, Input::ReadEnd(_));
+        if tx.send(input).is_err() || end {
+            return;
+        }
+    }
+}
 
 enum Flow {
     Continue,
@@ -78,6 +151,24 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
     let compress = param("compress");
 
     let (tx, rx) = mpsc::channel();
+    let reader = ws.get_ref().tcp.try_clone().and_then(|tcp| {
+        let _ = tcp.set_read_timeout(None);
+        let tx = tx.clone();
+        thread::Builder::new()
+            .name(format!("gateway-sim-read-{index}"))
+            .stack_size(READER_STACK)
+            .spawn(move || pump(tcp, &tx))
+    });
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(_) => {
+            ws.get_ref().shutdown();
+            finish(shared, index, ConnectionEnd::ServerDrop);
+            return;
+        }
+    };
+    let mut ws = ws;
+    ws.get_mut().direct = false;
     let (compression, interval, enforce, send_limit) = shared.update(|st| {
         let compression = st.cfg.compression;
         if let Some(rec) = st.conns.get_mut(index) {
@@ -91,11 +182,10 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
             rec.via_resume_url = path.starts_with(RESUME_PATH);
         }
         if let Some(slot) = st.slots.get_mut(index) {
-            *slot = Some(Slot { tx, open: true, session: None, live: false });
+            *slot = Some(Slot { tx, open: true, session: None });
         }
         (compression, st.cfg.heartbeat_interval, st.cfg.enforce_heartbeats, st.cfg.send_limit)
     });
-    let _ = ws.get_ref().set_read_timeout(Some(POLL));
 
     let mut conn = Conn {
         shared: Arc::clone(shared),
@@ -138,7 +228,10 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
         conn.run();
     }
     let end = conn.end.take().unwrap_or(ConnectionEnd::ClientDrop);
+    // Ends the reader thread's blocking read, whatever state the socket is in.
+    conn.ws.get_ref().shutdown();
     drop(conn);
+    let _ = reader.join();
     finish(shared, index, end);
 }
 
@@ -151,11 +244,12 @@ fn handshake(
     shared: &Shared,
     stream: TcpStream,
     refuse: Option<u16>,
-) -> Result<(WebSocket<TcpStream>, Target), (Option<Target>, ConnectionEnd)> {
+) -> Result<(WebSocket<Pipe>, Target), (Option<Target>, ConnectionEnd)> {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let stream = Pipe { tcp: stream, direct: true, inbound: VecDeque::new(), ended: None };
     let mut target: Option<Target> = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         target = Some((req.uri().path().to_owned(), req.uri().query().unwrap_or("").to_owned()));
@@ -169,7 +263,10 @@ fn handshake(
         }
     };
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut result = tungstenite::accept_hdr(stream, callback);
+    // tungstenite zeroes `read_buffer_size` bytes (128 KiB by default) per
+    // read; client payloads are at most 4096 bytes.
+    let config = WebSocketConfig::default().read_buffer_size(READ_CHUNK);
+    let mut result = tungstenite::accept_hdr_with_config(stream, callback, Some(config));
     let ws = loop {
         match result {
             Ok(ws) => break Some(ws),
@@ -179,7 +276,7 @@ fn handshake(
                 result = mid.handshake();
             }
             Err(HandshakeError::Interrupted(mid)) => {
-                let _ = mid.get_ref().get_ref().shutdown(Shutdown::Both);
+                mid.get_ref().get_ref().shutdown();
                 break None;
             }
             Err(HandshakeError::Failure(_)) => break None,
@@ -213,9 +310,9 @@ fn as_str<'a>(d: &'a Value, key: &str) -> Option<&'a str> {
 struct Conn {
     shared: Arc<Shared>,
     index: usize,
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<Pipe>,
     deflater: Option<Deflater>,
-    rx: Receiver<Command>,
+    rx: Receiver<Input>,
     /// Identified or resumed on this connection (and not told op 9 since).
     authenticated: bool,
     /// Arrival times of recent client frames, for the send limit.
@@ -237,6 +334,65 @@ impl Conn {
                 self.drop_tcp();
                 return;
             }
+            if let Flow::Stop = self.read_available() {
+                return;
+            }
+            let now = Instant::now();
+            let deadline = if let Some(since) = self.closing_since {
+                let end = since + CLOSE_GRACE;
+                if now >= end {
+                    self.ws.get_ref().shutdown();
+                    return;
+                }
+                Some(end)
+            } else if let (true, Some(from)) = (self.enforce_heartbeats, self.heartbeat_from) {
+                let end = from + self.interval.mul_f64(1.5);
+                if now >= end {
+                    // §4 rule 6: the server closes and the client has to resume;
+                    // E19: a server-sent 1000 was seen around heartbeat timeouts.
+                    if let Flow::Stop = self.close(Some(1000), "Heartbeat timed out") {
+                        return;
+                    }
+                    continue;
+                }
+                Some(end)
+            } else {
+                None
+            };
+            let input = match deadline {
+                Some(end) => match self.rx.recv_timeout(end.saturating_duration_since(now)) {
+                    Ok(input) => input,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Input::Shutdown,
+                },
+                None => self.rx.recv().unwrap_or(Input::Shutdown),
+            };
+            let flow = match input {
+                Input::Bytes(bytes) => {
+                    self.ws.get_mut().inbound.extend(bytes);
+                    Flow::Continue
+                }
+                Input::ReadEnd(kind) => {
+                    self.ws.get_mut().ended = Some(kind);
+                    Flow::Continue
+                }
+                // After a close frame, commands are moot.
+                Input::Command(_) if self.closing_since.is_some() => Flow::Continue,
+                Input::Command(cmd) => self.run_command(cmd),
+                Input::Shutdown => {
+                    self.drop_tcp();
+                    Flow::Stop
+                }
+            };
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    /// Handles every complete client message received so far.
+    fn read_available(&mut self) -> Flow {
+        loop {
             let flow = match self.ws.read() {
                 Ok(Message::Text(text)) => self.on_text(text.as_str()),
                 Ok(Message::Binary(bytes)) => self.on_text(&String::from_utf8_lossy(&bytes)),
@@ -246,75 +402,45 @@ impl Conn {
                 }
                 Ok(_) => Flow::Continue,
                 Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    Flow::Continue
+                    return Flow::Continue
                 }
                 Err(_) => {
                     // Closed after a handshake, reset or EOF: the stream is done.
-                    let _ = self.ws.get_ref().shutdown(Shutdown::Both);
-                    return;
-                }
-            };
-            if let Flow::Stop = flow {
-                return;
-            }
-            if let Some(since) = self.closing_since {
-                if since.elapsed() > CLOSE_GRACE {
-                    let _ = self.ws.get_ref().shutdown(Shutdown::Both);
-                    return;
-                }
-                continue;
-            }
-            if let Flow::Stop = self.drain_commands() {
-                return;
-            }
-            if self.enforce_heartbeats && self.heartbeat_from.is_some_and(|t| t.elapsed() > self.interval.mul_f64(1.5))
-            {
-                // §4 rule 6: the server closes and the client has to resume;
-                // E19: a server-sent 1000 was seen around heartbeat timeouts.
-                if let Flow::Stop = self.close(Some(1000), "Heartbeat timed out") {
-                    return;
-                }
-            }
-        }
-    }
-
-    fn drain_commands(&mut self) -> Flow {
-        loop {
-            let cmd = match self.rx.try_recv() {
-                Ok(cmd) => cmd,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return Flow::Continue,
-            };
-            let flow = match cmd {
-                Command::Payload(text) => self.send_payload(&text),
-                Command::RawText(text) => {
-                    self.record_sent(text.clone(), false);
-                    self.send(Message::text(text))
-                }
-                Command::RawBinary(bytes) => {
-                    self.record_sent(format!("<raw binary, {} bytes>", bytes.len()), false);
-                    self.send(Message::binary(bytes))
-                }
-                Command::Corrupt => {
-                    // 0xde: a deflate block of reserved type 3, and not a zlib header.
-                    let bytes = vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0xff, 0xff];
-                    self.record_sent("<corrupt zlib frame>".to_owned(), true);
-                    self.send(Message::binary(bytes))
-                }
-                Command::InvalidSession(resumable) => {
-                    self.authenticated = false;
-                    self.send_payload(&op_frame(9, if resumable { "true" } else { "false" }))
-                }
-                Command::Close(code) => self.close(code, ""),
-                Command::Drop => {
-                    self.drop_tcp();
-                    Flow::Stop
+                    self.ws.get_ref().shutdown();
+                    return Flow::Stop;
                 }
             };
             if let Flow::Stop = flow {
                 return Flow::Stop;
             }
-            if self.closing_since.is_some() {
-                return Flow::Continue;
+        }
+    }
+
+    fn run_command(&mut self, cmd: Command) -> Flow {
+        match cmd {
+            Command::Payload(text) => self.send_payload(&text),
+            Command::RawText(text) => {
+                self.record_sent(text.clone(), false);
+                self.send(Message::text(text))
+            }
+            Command::RawBinary(bytes) => {
+                self.record_sent(format!("<raw binary, {} bytes>", bytes.len()), false);
+                self.send(Message::binary(bytes))
+            }
+            Command::Corrupt => {
+                // 0xde: a deflate block of reserved type 3, and not a zlib header.
+                let bytes = vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0xff, 0xff];
+                self.record_sent("<corrupt zlib frame>".to_owned(), true);
+                self.send(Message::binary(bytes))
+            }
+            Command::InvalidSession(resumable) => {
+                self.authenticated = false;
+                self.send_payload(&op_frame(9, if resumable { "true" } else { "false" }))
+            }
+            Command::Close(code) => self.close(code, ""),
+            Command::Drop => {
+                self.drop_tcp();
+                Flow::Stop
             }
         }
     }
@@ -330,7 +456,7 @@ impl Conn {
         match self.ws.send(msg) {
             Ok(()) => Flow::Continue,
             Err(_) => {
-                let _ = self.ws.get_ref().shutdown(Shutdown::Both);
+                self.ws.get_ref().shutdown();
                 self.end.get_or_insert(ConnectionEnd::ClientDrop);
                 Flow::Stop
             }
@@ -381,14 +507,14 @@ impl Conn {
         match self.ws.close(frame) {
             Ok(()) => Flow::Continue,
             Err(_) => {
-                let _ = self.ws.get_ref().shutdown(Shutdown::Both);
+                self.ws.get_ref().shutdown();
                 Flow::Stop
             }
         }
     }
 
     fn drop_tcp(&mut self) {
-        let _ = self.ws.get_ref().shutdown(Shutdown::Both);
+        self.ws.get_ref().shutdown();
         self.end.get_or_insert(ConnectionEnd::ServerDrop);
     }
 
@@ -488,16 +614,17 @@ impl Conn {
         let shard = match d.get("shard") {
             None | Some(Value::Null) => None,
             Some(s) => match s.as_array().map(Vec::as_slice) {
-                Some([id, total]) => match (id.as_u64(), total.as_u64()) {
-                    (Some(id), Some(total)) => Some((id, total)),
-                    _ => return self.close(Some(4010), "Invalid shard"),
-                },
+                Some([id, total]) => {
+                    let id = id.as_u64().and_then(|n| u32::try_from(n).ok());
+                    let total = total.as_u64().and_then(|n| u32::try_from(n).ok());
+                    match id.zip(total).and_then(|(id, total)| ShardId::new(id, total)) {
+                        Some(shard) => Some(shard),
+                        None => return self.close(Some(4010), "Invalid shard"),
+                    }
+                }
                 _ => return self.close(Some(4010), "Invalid shard"),
             },
         };
-        if shard.is_some_and(|(id, total)| total == 0 || id >= total) {
-            return self.close(Some(4010), "Invalid shard");
-        }
         let Some(intents) = d.get("intents").and_then(Value::as_u64) else {
             return self.close(Some(4013), "Invalid intent(s)");
         };
@@ -510,14 +637,15 @@ impl Conn {
         }
 
         let index = self.index;
-        let frames = self.shared.update(|st| {
-            let id = st.new_session();
+        let admitted = self.shared.update(|st| {
+            st.admit_identify(index, shard)?;
+            let id = st.new_session(shard.unwrap_or(ShardId::ONE));
             let guilds: Vec<u64> = st
                 .cfg
                 .guilds
                 .iter()
                 .copied()
-                .filter(|g| shard.is_none_or(|(sid, total)| (g >> 22) % total == sid))
+                .filter(|g| shard.is_none_or(|s| ShardId::for_guild(*g, s.total) == Some(s)))
                 .collect();
             let mut ready = json!({
                 "v": 10,
@@ -543,8 +671,8 @@ impl Conn {
                 "relationships": [],
                 "application": { "id": APPLICATION_ID, "flags": 0 },
             });
-            if let (Some((sid, total)), Some(obj)) = (shard, ready.as_object_mut()) {
-                obj.insert("shard".into(), json!([sid, total]));
+            if let (Some(shard), Some(obj)) = (shard, ready.as_object_mut()) {
+                obj.insert("shard".into(), json!([shard.id, shard.total]));
             }
             let mut events = vec![("READY".to_owned(), ready)];
             for (i, g) in guilds.iter().enumerate() {
@@ -571,10 +699,17 @@ impl Conn {
             let frames: Vec<String> =
                 events.iter().filter_map(|(event, d)| st.commit(&id, event, d).map(|(_, f)| f)).collect();
             st.bind(index, &id);
-            frames
+            Ok::<_, IdentifyTooFast>(frames)
         });
-        self.authenticated = true;
-        self.send_all(frames)
+        match admitted {
+            Ok(frames) => {
+                self.authenticated = true;
+                self.send_all(frames)
+            }
+            // §7.2: "Identifying past this limit gets op 9 back."
+            Err(IdentifyTooFast::InvalidSession) => self.send_payload(&op_frame(9, "false")),
+            Err(IdentifyTooFast::Close(code)) => self.close(Some(code), "Identify too fast for its concurrency bucket"),
+        }
     }
 
     fn on_resume(&mut self, d: &Value) -> Flow {
@@ -613,6 +748,7 @@ impl Conn {
             Outcome::BadSeq => {
                 // Bind first so that the 4007 close invalidates this session.
                 self.shared.update(|st| {
+                    st.unlive(index);
                     if let Some(Some(slot)) = st.slots.get_mut(index) {
                         slot.session = Some(session_id.to_owned());
                     }

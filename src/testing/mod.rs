@@ -32,6 +32,34 @@
 //! Everything is recorded ([`Simulator::connections`],
 //! [`Simulator::client_frames`], [`Simulator::client_closes`], …), and the
 //! `wait_*` helpers block with a timeout until a condition holds.
+//!
+//! # Many shards at once
+//!
+//! One simulator serves any number of shards side by side, each on its own
+//! connection (one thread per connection, blocked until the client or the
+//! test has something for it: an idle connection costs no wake-ups).
+//!
+//! - **Identify concurrency** (gateway-protocol §7.2):
+//!   [`SimulatorConfig::max_concurrency`] keys Identifies by
+//!   `shard_id % max_concurrency` and lets each bucket accept one per
+//!   [`identify_window`](SimulatorConfig::identify_window) (5 s); a faster
+//!   one gets op 9 `d: false` or the close code chosen with
+//!   [`on_identify_too_fast`](SimulatorConfig::on_identify_too_fast).
+//!   [`Simulator::identify_log`] and [`Simulator::identify_violations`]
+//!   record every Identify with its shard, bucket and verdict.
+//! - **Sessions per shard** (§9): a session belongs to the shard it
+//!   identified with (a resume keeps it).
+//!   [`dispatch_to_shard`](Simulator::dispatch_to_shard) commits to one
+//!   shard's session; [`dispatch_guild`](Simulator::dispatch_guild) routes a
+//!   guild's event to shard `(guild_id >> 22) % total` of every shard total
+//!   in use (resharding with two sets side by side); [`Simulator::dispatch`]
+//!   still commits to the newest READY/RESUMED session.
+//! - **Per-shard controls**: [`close_shard`](Simulator::close_shard),
+//!   [`reconnect_shard`](Simulator::reconnect_shard),
+//!   [`invalid_session_shard`](Simulator::invalid_session_shard) and
+//!   [`drop_shard_connection`](Simulator::drop_shard_connection) act on that
+//!   shard's live connection; [`live_shards`](Simulator::live_shards) and
+//!   [`wait_for_live_shards`](Simulator::wait_for_live_shards) tell which are up.
 
 mod config;
 mod conn;
@@ -39,6 +67,8 @@ mod record;
 mod server;
 mod zlib;
 
-pub use config::{OnConnect, SimulatorConfig};
-pub use record::{ClientClose, ClientFrame, ConnectionEnd, ConnectionRecord, LoggedDispatch, ServerFrame};
+pub use config::{IdentifyTooFast, OnConnect, SimulatorConfig};
+pub use record::{
+    ClientClose, ClientFrame, ConnectionEnd, ConnectionRecord, IdentifyRecord, LoggedDispatch, ServerFrame,
+};
 pub use server::Simulator;

@@ -1,10 +1,12 @@
-//! What the simulator records: connections, client frames, closes, server frames.
+//! What the simulator records: connections, client frames, closes, server
+//! frames, identifies.
 
 use std::time::Instant;
 
 use serde_json::Value;
 
 use super::OnConnect;
+use crate::ShardId;
 
 /// One accepted TCP connection, in accept order.
 #[derive(Debug, Clone)]
@@ -114,4 +116,23 @@ pub struct LoggedDispatch {
     pub event: String,
     /// The whole frame text, sent verbatim live and on replay.
     pub frame: String,
+}
+
+/// One well-formed Identify (token, shard and intents accepted), in arrival
+/// order across all connections, whether the concurrency limit let it through
+/// or not (gateway-protocol §7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifyRecord {
+    /// When it arrived.
+    pub at: Instant,
+    /// Index of the connection it arrived on.
+    pub connection: usize,
+    /// The `shard` it carried (`None`: no `shard` field).
+    pub shard: Option<ShardId>,
+    /// Its concurrency bucket, `shard_id % max_concurrency` (`None`: no limit
+    /// configured).
+    pub bucket: Option<u32>,
+    /// `true` if it started a session; `false` if it came too soon after the
+    /// bucket's last accepted Identify and was rejected.
+    pub accepted: bool,
 }

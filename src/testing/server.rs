@@ -1,22 +1,28 @@
 //! [`Simulator`]: the listener, the shared state and the test-facing controls.
 
-use std::collections::HashMap;
-use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::config::{OnConnect, SimulatorConfig};
+use super::config::{IdentifyTooFast, OnConnect, SimulatorConfig};
 use super::conn;
-use super::record::{ClientClose, ClientFrame, ConnectionRecord, LoggedDispatch, ServerFrame};
+use super::record::{ClientClose, ClientFrame, ConnectionRecord, IdentifyRecord, LoggedDispatch, ServerFrame};
+use crate::ShardId;
 
-/// How often idle threads look at the shutdown flag.
+/// How long the accept loop backs off after a failed `accept` (e.g. out of
+/// file descriptors).
 pub(crate) const POLL: Duration = Duration::from_millis(5);
+
+/// Stack size of a connection thread. Connection threads only parse and
+/// build small JSON values and run one deflate stream.
+pub(crate) const CONN_STACK: usize = 256 * 1024;
 
 /// Path of the default `resume_gateway_url`.
 pub(crate) const RESUME_PATH: &str = "/resumed-host";
@@ -43,15 +49,26 @@ pub(crate) enum Command {
     Drop,
 }
 
+/// Everything that wakes a connection thread, in arrival order. The thread
+/// blocks on its channel: an idle connection costs no wake-ups.
+pub(crate) enum Input {
+    /// A request from the test.
+    Command(Command),
+    /// Bytes the client sent, from the connection's reader thread.
+    Bytes(Vec<u8>),
+    /// The client's side of the stream ended: EOF (`None`) or a read error.
+    ReadEnd(Option<ErrorKind>),
+    /// The simulator is shutting down.
+    Shutdown,
+}
+
 /// The test's handle on one open connection.
 pub(crate) struct Slot {
-    pub(crate) tx: Sender<Command>,
+    pub(crate) tx: Sender<Input>,
     /// Still usable for commands (no close or drop decided yet).
     pub(crate) open: bool,
     /// The session it identified or resumed into.
     pub(crate) session: Option<String>,
-    /// Dispatches committed to `session` are sent here.
-    pub(crate) live: bool,
 }
 
 /// A gateway session; it outlives connections.
@@ -59,6 +76,12 @@ pub(crate) struct Session {
     pub(crate) log: Vec<LoggedDispatch>,
     pub(crate) last_seq: u64,
     pub(crate) valid: bool,
+    /// The shard it identified with (`[0, 1]` without `shard`); a resume keeps it.
+    pub(crate) shard: ShardId,
+    /// The open connection it is READY/RESUMED on: dispatches committed to it
+    /// are sent there. Invariant: `Some(i)` only while the session is valid,
+    /// slot `i` is open and slot `i`'s session is this one.
+    pub(crate) live: Option<usize>,
 }
 
 /// Everything behind the simulator's lock.
@@ -75,6 +98,17 @@ pub(crate) struct State {
     pub(crate) frames: Vec<ClientFrame>,
     pub(crate) closes: Vec<ClientClose>,
     pub(crate) sent: Vec<ServerFrame>,
+    /// Valid sessions per shard, least recently READY/RESUMED first.
+    by_shard: HashMap<ShardId, Vec<String>>,
+    /// How many valid sessions there are per shard total.
+    totals: BTreeMap<u32, usize>,
+    /// How many sessions are live (`Session::live` is `Some`).
+    live_sessions: usize,
+    /// Every well-formed Identify, accepted or not.
+    pub(crate) identify_log: Vec<IdentifyRecord>,
+    accepted_identifies: usize,
+    /// When each concurrency bucket last accepted an Identify.
+    last_identify: HashMap<u32, Instant>,
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -90,6 +124,28 @@ pub(crate) fn dispatch_frame(event: &str, seq: u64, d: &Value) -> String {
 }
 
 impl State {
+    fn new(cfg: SimulatorConfig, resume_url: String, seed: u64) -> State {
+        State {
+            cfg,
+            resume_url,
+            sessions: HashMap::new(),
+            current: None,
+            session_counter: 0,
+            seed,
+            conns: Vec::new(),
+            slots: Vec::new(),
+            frames: Vec::new(),
+            closes: Vec::new(),
+            sent: Vec::new(),
+            by_shard: HashMap::new(),
+            totals: BTreeMap::new(),
+            live_sessions: 0,
+            identify_log: Vec::new(),
+            accepted_identifies: 0,
+            last_identify: HashMap::new(),
+        }
+    }
+
     pub(crate) fn new_session_id(&mut self) -> String {
         self.session_counter += 1;
         let a = splitmix(self.seed ^ self.session_counter);
@@ -97,10 +153,35 @@ impl State {
         format!("{a:016x}{b:016x}")
     }
 
-    pub(crate) fn new_session(&mut self) -> String {
+    /// Starts a valid session for `shard`.
+    pub(crate) fn new_session(&mut self, shard: ShardId) -> String {
         let id = self.new_session_id();
-        self.sessions.insert(id.clone(), Session { log: Vec::new(), last_seq: 0, valid: true });
+        self.sessions.insert(id.clone(), Session { log: Vec::new(), last_seq: 0, valid: true, shard, live: None });
+        self.by_shard.entry(shard).or_default().push(id.clone());
+        *self.totals.entry(shard.total).or_default() += 1;
         id
+    }
+
+    /// Checks an Identify from connection `index` against the concurrency
+    /// limit (§7.2) and records it. `Err` carries what to answer when it is
+    /// too fast; it then counts for nothing.
+    pub(crate) fn admit_identify(&mut self, index: usize, shard: Option<ShardId>) -> Result<(), IdentifyTooFast> {
+        let now = Instant::now();
+        let max = self.cfg.max_concurrency;
+        let bucket = (max > 0).then(|| shard.map_or(0, |s| s.id) % max);
+        let window = self.cfg.identify_window;
+        let too_fast = bucket
+            .and_then(|b| self.last_identify.get(&b))
+            .is_some_and(|last| now.saturating_duration_since(*last) < window);
+        self.identify_log.push(IdentifyRecord { at: now, connection: index, shard, bucket, accepted: !too_fast });
+        if too_fast {
+            return Err(self.cfg.on_identify_too_fast);
+        }
+        if let Some(b) = bucket {
+            self.last_identify.insert(b, now);
+        }
+        self.accepted_identifies += 1;
+        Ok(())
     }
 
     /// Logs a dispatch in a valid session and returns `(s, frame)`.
@@ -112,28 +193,78 @@ impl State {
         Some((s.last_seq, frame))
     }
 
-    /// Commits to the current session and sends to its live connection.
-    fn commit_current(&mut self, event: &str, d: &Value) -> Option<u64> {
-        let id = self.current.clone()?;
-        let (seq, frame) = self.commit(&id, event, d)?;
-        if let Some(slot) =
-            self.slots.iter().flatten().find(|s| s.live && s.open && s.session.as_deref() == Some(id.as_str()))
-        {
-            let _ = slot.tx.send(Command::Payload(frame));
+    /// Commits to `session` and sends to its live connection, if any.
+    fn commit_to(&mut self, session: &str, event: &str, d: &Value) -> Option<u64> {
+        let (seq, frame) = self.commit(session, event, d)?;
+        if let Some(index) = self.sessions.get(session).and_then(|s| s.live) {
+            self.send_to(index, Command::Payload(frame));
         }
         Some(seq)
     }
 
-    /// Makes connection `index` the live connection of `session`.
-    pub(crate) fn bind(&mut self, index: usize, session: &str) {
-        for slot in self.slots.iter_mut().flatten() {
-            if slot.session.as_deref() == Some(session) {
-                slot.live = false;
+    /// Commits to the current session and sends to its live connection.
+    fn commit_current(&mut self, event: &str, d: &Value) -> Option<u64> {
+        let id = self.current.clone()?;
+        self.commit_to(&id, event, d)
+    }
+
+    /// The newest valid session of `shard` (the last one READY or RESUMED).
+    fn shard_session(&self, shard: ShardId) -> Option<&String> {
+        self.by_shard.get(&shard)?.last()
+    }
+
+    /// Commits to the newest valid session of `shard`.
+    fn commit_shard(&mut self, shard: ShardId, event: &str, d: &Value) -> Option<u64> {
+        let id = self.shard_session(shard)?.clone();
+        self.commit_to(&id, event, d)
+    }
+
+    /// Commits to every shard set that routes `guild_id` (§9).
+    fn commit_guild(&mut self, guild_id: u64, event: &str, d: &Value) -> Vec<(ShardId, u64)> {
+        let shards: Vec<ShardId> = self
+            .totals
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(total, _)| ShardId::for_guild(guild_id, *total))
+            .collect();
+        shards.into_iter().filter_map(|shard| Some((shard, self.commit_shard(shard, event, d)?))).collect()
+    }
+
+    /// The newest live connection of `shard`.
+    fn shard_target(&self, shard: ShardId) -> Option<usize> {
+        let ids = self.by_shard.get(&shard)?;
+        ids.iter().rev().find_map(|id| self.sessions.get(id)?.live)
+    }
+
+    fn clear_live(&mut self, session: &str) {
+        if let Some(s) = self.sessions.get_mut(session) {
+            if s.live.take().is_some() {
+                self.live_sessions -= 1;
             }
         }
-        if let Some(Some(slot)) = self.slots.get_mut(index) {
-            slot.session = Some(session.to_owned());
-            slot.live = true;
+    }
+
+    /// Makes connection `index` the live connection of `session`, and
+    /// `session` the current one and the newest of its shard.
+    pub(crate) fn bind(&mut self, index: usize, session: &str) {
+        self.unlive(index);
+        let open = match self.slots.get_mut(index) {
+            Some(Some(slot)) => {
+                slot.session = Some(session.to_owned());
+                slot.open
+            }
+            _ => false,
+        };
+        if let Some(s) = self.sessions.get_mut(session).filter(|s| s.valid) {
+            if open && s.live.replace(index).is_none() {
+                self.live_sessions += 1;
+            }
+            if let Some(ids) = self.by_shard.get_mut(&s.shard) {
+                if let Some(pos) = ids.iter().position(|id| id == session) {
+                    let id = ids.remove(pos);
+                    ids.push(id);
+                }
+            }
         }
         if let Some(rec) = self.conns.get_mut(index) {
             rec.session_id = Some(session.to_owned());
@@ -143,16 +274,19 @@ impl State {
 
     /// Ends a session: resumes get op 9, dispatches are refused.
     pub(crate) fn invalidate(&mut self, session: &str) {
-        if let Some(s) = self.sessions.get_mut(session) {
+        self.clear_live(session);
+        if let Some(s) = self.sessions.get_mut(session).filter(|s| s.valid) {
             s.valid = false;
+            let shard = s.shard;
+            if let Some(ids) = self.by_shard.get_mut(&shard) {
+                ids.retain(|id| id != session);
+            }
+            if let Some(n) = self.totals.get_mut(&shard.total) {
+                *n = n.saturating_sub(1);
+            }
         }
         if self.current.as_deref() == Some(session) {
             self.current = None;
-        }
-        for slot in self.slots.iter_mut().flatten() {
-            if slot.session.as_deref() == Some(session) {
-                slot.live = false;
-            }
         }
     }
 
@@ -162,15 +296,17 @@ impl State {
 
     /// Connection `index` stops receiving dispatches (they go to the log only).
     pub(crate) fn unlive(&mut self, index: usize) {
-        if let Some(Some(slot)) = self.slots.get_mut(index) {
-            slot.live = false;
+        if let Some(id) = self.slot_session(index) {
+            if self.sessions.get(&id).is_some_and(|s| s.live == Some(index)) {
+                self.clear_live(&id);
+            }
         }
     }
 
     /// Connection `index` takes no more commands.
     pub(crate) fn shut(&mut self, index: usize) {
+        self.unlive(index);
         if let Some(Some(slot)) = self.slots.get_mut(index) {
-            slot.live = false;
             slot.open = false;
         }
     }
@@ -192,16 +328,44 @@ impl State {
 
     fn send_to(&self, index: usize, cmd: Command) -> bool {
         match self.slots.get(index) {
-            Some(Some(slot)) => slot.tx.send(cmd).is_ok(),
+            Some(Some(slot)) => slot.tx.send(Input::Command(cmd)).is_ok(),
             _ => false,
         }
     }
 
+    /// Sends op 7 to connection `index`; it stops receiving dispatches.
+    fn reconnect_at(&mut self, index: usize) -> bool {
+        self.unlive(index);
+        self.send_to(index, Command::Payload(op_frame(7, "null")))
+    }
+
+    /// Sends op 9 to connection `index`; `false` also invalidates its session.
+    fn invalid_session_at(&mut self, index: usize, resumable: bool) -> bool {
+        self.unlive(index);
+        if !resumable {
+            if let Some(id) = self.slot_session(index) {
+                self.invalidate(&id);
+            }
+        }
+        self.send_to(index, Command::InvalidSession(resumable))
+    }
+
+    /// Closes connection `index` with `code`.
+    fn close_at(&mut self, index: usize, code: Option<u16>) -> bool {
+        let sent = self.send_to(index, Command::Close(code));
+        self.server_closing(index, code);
+        sent
+    }
+
+    /// Drops connection `index` without a close frame.
+    fn drop_at(&mut self, index: usize) -> bool {
+        let sent = self.send_to(index, Command::Drop);
+        self.shut(index);
+        sent
+    }
+
     fn is_live(&self) -> bool {
-        let Some(id) = self.current.as_deref() else {
-            return false;
-        };
-        self.slots.iter().flatten().any(|s| s.live && s.open && s.session.as_deref() == Some(id))
+        self.current.as_deref().and_then(|id| self.sessions.get(id)).is_some_and(|s| s.live.is_some())
     }
 }
 
@@ -232,11 +396,13 @@ impl Shared {
 ///
 /// Controls that act on "the connection" (such as [`reconnect`](Self::reconnect))
 /// target the newest connection that is open and has not been told to close
-/// or drop; they return `false` when there is none.
+/// or drop; they return `false` when there is none. Their `*_shard`
+/// variants target one shard's live connection instead.
 pub struct Simulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    accept: Option<JoinHandle<()>>,
+    /// The accept thread, then the thread that starts connection threads.
+    accept: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -262,30 +428,28 @@ impl Simulator {
             .unwrap_or(0)
             ^ u64::from(addr.port());
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                cfg: config,
-                resume_url,
-                sessions: HashMap::new(),
-                current: None,
-                session_counter: 0,
-                seed,
-                conns: Vec::new(),
-                slots: Vec::new(),
-                frames: Vec::new(),
-                closes: Vec::new(),
-                sent: Vec::new(),
-            }),
+            state: Mutex::new(State::new(config, resume_url, seed)),
             changed: Condvar::new(),
             shutdown: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
+        // The accept thread only accepts, so that a burst of connects drains
+        // the listen backlog (128 with std) quickly; a second thread records
+        // each connection and starts its thread, in accept order.
+        let (tx, rx) = mpsc::channel();
+        let spawner = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("gateway-sim-spawn-{}", addr.port()))
+                .spawn(move || spawn_loop(&shared, &rx))?
+        };
         let accept = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name(format!("gateway-sim-accept-{}", addr.port()))
-                .spawn(move || accept_loop(&shared, &listener))?
+                .spawn(move || accept_loop(&shared, &listener, &tx))?
         };
-        Ok(Simulator { shared, addr, accept: Some(accept) })
+        Ok(Simulator { shared, addr, accept: vec![accept, spawner] })
     }
 
     /// The base URL, `ws://127.0.0.1:PORT`; clients append
@@ -326,29 +490,14 @@ impl Simulator {
     /// Sends Reconnect (op 7). The connection stops receiving dispatches at
     /// once; later ones go to the log, for the resume.
     pub fn reconnect(&self) -> bool {
-        self.shared.update(|st| {
-            st.target().is_some_and(|i| {
-                st.unlive(i);
-                st.send_to(i, Command::Payload(op_frame(7, "null")))
-            })
-        })
+        self.shared.update(|st| st.target().is_some_and(|i| st.reconnect_at(i)))
     }
 
     /// Sends Invalid Session (op 9) with `d = resumable`. The connection stops
     /// receiving dispatches and must identify or resume again; with `false`
     /// the session is also invalidated in the simulator.
     pub fn invalid_session(&self, resumable: bool) -> bool {
-        self.shared.update(|st| {
-            st.target().is_some_and(|i| {
-                st.unlive(i);
-                if !resumable {
-                    if let Some(id) = st.slot_session(i) {
-                        st.invalidate(&id);
-                    }
-                }
-                st.send_to(i, Command::InvalidSession(resumable))
-            })
-        })
+        self.shared.update(|st| st.target().is_some_and(|i| st.invalid_session_at(i, resumable)))
     }
 
     /// Sends a close frame with any `code`. Codes the gateway documents as
@@ -364,25 +513,13 @@ impl Simulator {
     }
 
     fn close_with(&self, code: Option<u16>) -> bool {
-        self.shared.update(|st| {
-            st.target().is_some_and(|i| {
-                let sent = st.send_to(i, Command::Close(code));
-                st.server_closing(i, code);
-                sent
-            })
-        })
+        self.shared.update(|st| st.target().is_some_and(|i| st.close_at(i, code)))
     }
 
     /// Drops the TCP stream without a close frame; the session stays
     /// resumable.
     pub fn drop_connection(&self) -> bool {
-        self.shared.update(|st| {
-            st.target().is_some_and(|i| {
-                let sent = st.send_to(i, Command::Drop);
-                st.shut(i);
-                sent
-            })
-        })
+        self.shared.update(|st| st.target().is_some_and(|i| st.drop_at(i)))
     }
 
     /// Sends `text` as a text WebSocket message, never compressed.
@@ -570,6 +707,114 @@ impl Simulator {
     pub fn wait_until_live(&self, timeout: Duration) -> bool {
         self.wait(timeout, State::is_live)
     }
+
+    // Identify concurrency (gateway-protocol §7.2).
+
+    /// Changes [`SimulatorConfig::max_concurrency`] for later Identifies
+    /// (`0`: off) and forgets when each bucket last accepted one.
+    pub fn set_max_concurrency(&self, max_concurrency: u32) {
+        self.shared.update(|st| {
+            st.cfg.max_concurrency = max_concurrency;
+            st.last_identify.clear();
+        });
+    }
+
+    /// Changes [`SimulatorConfig::identify_window`] for later Identifies.
+    pub fn set_identify_window(&self, window: Duration) {
+        self.shared.update(|st| st.cfg.identify_window = window);
+    }
+
+    /// Changes [`SimulatorConfig::on_identify_too_fast`] for later Identifies.
+    pub fn set_on_identify_too_fast(&self, behaviour: IdentifyTooFast) {
+        self.shared.update(|st| st.cfg.on_identify_too_fast = behaviour);
+    }
+
+    /// Every well-formed Identify (valid token, shard and intents), accepted
+    /// or rejected by the concurrency limit, in arrival order.
+    pub fn identify_log(&self) -> Vec<IdentifyRecord> {
+        self.shared.lock().identify_log.clone()
+    }
+
+    /// The Identifies the concurrency limit rejected, in arrival order.
+    pub fn identify_violations(&self) -> Vec<IdentifyRecord> {
+        self.shared.lock().identify_log.iter().filter(|r| !r.accepted).cloned().collect()
+    }
+
+    /// Waits until at least `accepted` Identifies have started a session.
+    pub fn wait_for_identifies(&self, accepted: usize, timeout: Duration) -> bool {
+        self.wait(timeout, |st| st.accepted_identifies >= accepted)
+    }
+
+    // Many shards at once (gateway-protocol §9). A session belongs to the
+    // shard it identified with (`[0, 1]` for an Identify without `shard`),
+    // and a resume keeps it. "The shard's session" is its newest valid one
+    // (the last READY or RESUMED); "the shard's connection" is the newest
+    // live connection among its valid sessions.
+
+    /// Commits a dispatch to `shard`'s session and sends it to its live
+    /// connection, if any (otherwise it waits in the log for a resume).
+    /// Returns its `s`, or `None` when the shard has no valid session.
+    pub fn dispatch_to_shard(&self, shard: ShardId, event: &str, d: Value) -> Option<u64> {
+        self.shared.update(|st| st.commit_shard(shard, event, &d))
+    }
+
+    /// Commits a guild's dispatch to every shard set that routes it: for
+    /// each `total` among valid sessions, the session of shard
+    /// `(guild_id >> 22) % total` (§9), if it has one. Several totals side by
+    /// side model resharding with no downtime. Returns each shard reached
+    /// with its `s`, by ascending `total`.
+    pub fn dispatch_guild(&self, guild_id: u64, event: &str, d: Value) -> Vec<(ShardId, u64)> {
+        self.shared.update(|st| st.commit_guild(guild_id, event, &d))
+    }
+
+    /// The shards of every live session (READY/RESUMED on an open
+    /// connection), sorted; a shard appears once per live session.
+    pub fn live_shards(&self) -> Vec<ShardId> {
+        let st = self.shared.lock();
+        let mut shards: Vec<ShardId> = st.sessions.values().filter(|s| s.live.is_some()).map(|s| s.shard).collect();
+        shards.sort_unstable();
+        shards
+    }
+
+    /// Waits until at least `n` sessions are live at once.
+    pub fn wait_for_live_shards(&self, n: usize, timeout: Duration) -> bool {
+        self.wait(timeout, |st| st.live_sessions >= n)
+    }
+
+    /// The id of `shard`'s session.
+    pub fn shard_session_id(&self, shard: ShardId) -> Option<String> {
+        self.shared.lock().shard_session(shard).cloned()
+    }
+
+    /// Every dispatch committed to `shard`'s session (READY included,
+    /// RESUMED not), in `s` order.
+    pub fn shard_session_log(&self, shard: ShardId) -> Vec<LoggedDispatch> {
+        let st = self.shared.lock();
+        st.shard_session(shard).and_then(|id| st.sessions.get(id)).map(|s| s.log.clone()).unwrap_or_default()
+    }
+
+    /// [`close`](Self::close) on `shard`'s connection; `false` when it has none.
+    pub fn close_shard(&self, shard: ShardId, code: u16) -> bool {
+        self.shared.update(|st| st.shard_target(shard).is_some_and(|i| st.close_at(i, Some(code))))
+    }
+
+    /// [`reconnect`](Self::reconnect) (op 7) on `shard`'s connection; `false`
+    /// when it has none.
+    pub fn reconnect_shard(&self, shard: ShardId) -> bool {
+        self.shared.update(|st| st.shard_target(shard).is_some_and(|i| st.reconnect_at(i)))
+    }
+
+    /// [`invalid_session`](Self::invalid_session) (op 9) on `shard`'s
+    /// connection; `false` when it has none.
+    pub fn invalid_session_shard(&self, shard: ShardId, resumable: bool) -> bool {
+        self.shared.update(|st| st.shard_target(shard).is_some_and(|i| st.invalid_session_at(i, resumable)))
+    }
+
+    /// [`drop_connection`](Self::drop_connection) on `shard`'s connection;
+    /// `false` when it has none.
+    pub fn drop_shard_connection(&self, shard: ShardId) -> bool {
+        self.shared.update(|st| st.shard_target(shard).is_some_and(|i| st.drop_at(i)))
+    }
 }
 
 impl Drop for Simulator {
@@ -578,8 +823,12 @@ impl Drop for Simulator {
         self.shared.changed.notify_all();
         // The accept loop blocks (no polling delay on connect); wake it.
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port()));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
+        for t in self.accept.drain(..) {
+            let _ = t.join();
+        }
+        // Connection threads block on their channel; wake each one.
+        for slot in self.shared.lock().slots.iter().flatten() {
+            let _ = slot.tx.send(Input::Shutdown);
         }
         let threads = std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for t in threads {
@@ -593,18 +842,26 @@ pub(crate) fn op_frame(op: u8, d: &str) -> String {
     format!("{{\"t\":null,\"s\":null,\"op\":{op},\"d\":{d}}}")
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
-    // TODO: enforce max_concurrency (op 9 for a second Identify in the same
-    // `shard_id % max_concurrency` bucket within 5 s) once a test needs it.
+fn accept_loop(shared: &Shared, listener: &TcpListener, tx: &Sender<TcpStream>) {
     while !shared.shutdown.load(Ordering::SeqCst) {
-        let stream = match listener.accept() {
+        match listener.accept() {
             Ok((_, _)) if shared.shutdown.load(Ordering::SeqCst) => return,
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                thread::sleep(POLL);
-                continue;
+            Ok((stream, _)) => {
+                if tx.send(stream).is_err() {
+                    return;
+                }
             }
-        };
+            Err(_) => thread::sleep(POLL),
+        }
+    }
+}
+
+/// Records each accepted stream and starts its connection thread.
+fn spawn_loop(shared: &Arc<Shared>, rx: &Receiver<TcpStream>) {
+    for stream in rx {
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
         let (index, behaviour) = shared.update(|st| {
             let behaviour = st.cfg.on_connect_queue.pop_front().unwrap_or_else(|| st.cfg.on_connect.clone());
             let index = st.conns.len();
@@ -631,6 +888,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             let shared = Arc::clone(shared);
             thread::Builder::new()
                 .name(format!("gateway-sim-conn-{index}"))
+                .stack_size(CONN_STACK)
                 .spawn(move || conn::serve(&shared, index, stream, behaviour))
         };
         match worker {
