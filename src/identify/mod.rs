@@ -7,15 +7,20 @@
 //! the daily budget resets the bot's token.
 //!
 //! - [`LocalIdentifyQueue`]: the in-process implementation.
-//! - `RedisIdentifyQueue` (feature `redis`): the same rules shared through Redis.
+//! - `RedisIdentifyQueue` (feature `redis`): the same rules shared through Redis
+//!   by every process, on every machine.
 
 mod error;
 mod limits;
 mod local;
+#[cfg(feature = "redis")]
+mod redis;
 mod schedule;
 
 use futures::future::BoxFuture;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisIdentifyQueue;
 pub use error::IdentifyError;
 pub use limits::{IdentifyLimits, OnBudgetExhausted, SessionStartLimit, IDENTIFY_WINDOW};
 pub use local::LocalIdentifyQueue;
