@@ -1,0 +1,384 @@
+//! `ShardGroup` against the simulator: many shards, one merged stream,
+//! identify pacing, isolation of failures, resharding and zero-downtime
+//! handover (gateway-protocol §5.2, §5.4, §6.1, §7.2, §9, E15).
+#![cfg(all(feature = "testing", feature = "async-std"))]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use discord_gateway_stream::identify::{
+    IdentifyError, IdentifyLimits, IdentifyQueue, LocalIdentifyQueue, SessionStartLimit,
+};
+use discord_gateway_stream::protocol::{ReconnectPolicy, Status};
+use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
+use discord_gateway_stream::{
+    shard_for_guild, CloseMode, Compression, Config, Dispatch, GroupError, Intents, ShardError, ShardGroup,
+    ShardGroupBuilder, ShardId, ShardSession,
+};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+const WINDOW: Duration = Duration::from_millis(300);
+
+fn simulator(max_concurrency: u32) -> Simulator {
+    Simulator::start(
+        SimulatorConfig::new()
+            .heartbeat_interval(Duration::from_millis(500))
+            .max_concurrency(max_concurrency)
+            .identify_window(WINDOW),
+    )
+    .expect("simulator starts")
+}
+
+fn config(sim: &Simulator) -> Config {
+    Config::new("sim-token", Intents::GUILDS).base_url(sim.url()).compression(Compression::ZlibStream).reconnect_policy(
+        ReconnectPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(400),
+            floor: Duration::from_millis(20),
+            invalid_session_wait: (Duration::from_millis(50), Duration::from_millis(100)),
+            ..ReconnectPolicy::default()
+        },
+    )
+}
+
+fn queue(max_concurrency: u32) -> LocalIdentifyQueue {
+    LocalIdentifyQueue::new(IdentifyLimits::new(max_concurrency).with_window(WINDOW))
+}
+
+/// A group whose connections run on async-std's executor, so the test
+/// thread may block on the simulator while they heartbeat.
+fn spawned(builder: ShardGroupBuilder) -> ShardGroup {
+    builder
+        .spawn_drivers(|driver| {
+            async_std::task::spawn(driver);
+        })
+        .build()
+        .expect("group builds")
+}
+
+fn shard(id: u32, total: u32) -> ShardId {
+    ShardId::new(id, total).expect("valid shard")
+}
+
+fn block_on<T>(future: impl Future<Output = T>) -> T {
+    async_io::block_on(future)
+}
+
+async fn next(group: &mut ShardGroup) -> Result<Dispatch, GroupError> {
+    let timeout = async_io::Timer::after(WAIT);
+    match futures::future::select(group.next(), timeout).await {
+        futures::future::Either::Left((item, _)) => item.expect("group stream ended"),
+        futures::future::Either::Right(_) => panic!("no group item within {WAIT:?}"),
+    }
+}
+
+async fn next_dispatch(group: &mut ShardGroup) -> Dispatch {
+    next(group).await.expect("no shard error")
+}
+
+/// Reads until `count` dispatches named `event` arrived; returns them.
+async fn collect(group: &mut ShardGroup, event: &str, count: usize) -> Vec<Dispatch> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let dispatch = next_dispatch(group).await;
+        if dispatch.event() == event {
+            got.push(dispatch);
+        }
+    }
+    got
+}
+
+/// Reads READYs (and RESUMEDs) until every shard in `shards` has sent one.
+async fn until_live(group: &mut ShardGroup, shards: &[ShardId], event: &str) {
+    let mut waiting: BTreeSet<ShardId> = shards.iter().copied().collect();
+    while !waiting.is_empty() {
+        let dispatch = next_dispatch(group).await;
+        if dispatch.event() == event {
+            waiting.remove(&dispatch.shard());
+        }
+    }
+}
+
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not met within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Asserts that the simulator accepted no two Identifies of one bucket
+/// within the window (§7.2).
+fn assert_buckets_spaced(sim: &Simulator, max_concurrency: u32) {
+    let log = sim.identify_log();
+    assert!(sim.identify_violations().is_empty(), "identifies too fast: {:?}", sim.identify_violations());
+    for bucket in 0..max_concurrency {
+        let times: Vec<Instant> = log.iter().filter(|r| r.accepted && r.bucket == Some(bucket)).map(|r| r.at).collect();
+        for pair in times.windows(2) {
+            // The client's timer and the simulator's clock differ by
+            // scheduling only; allow 10 ms of it.
+            assert!(pair[1] - pair[0] + Duration::from_millis(10) >= WINDOW, "bucket {bucket}: {times:?}");
+        }
+    }
+}
+
+/// §7.2 and E15: with the queue, every shard identifies once, one per
+/// bucket per window, buckets in parallel; the simulator sees no violation.
+/// Driven only by polling the group (no spawned drivers).
+#[test]
+fn every_shard_identifies_once_paced_by_its_bucket() {
+    let sim = simulator(2);
+    let mut group = ShardGroup::builder(config(&sim), 6).identify_queue(queue(2)).build().unwrap();
+    let all: Vec<ShardId> = (0..6).map(|id| shard(id, 6)).collect();
+    let started = Instant::now();
+    block_on(until_live(&mut group, &all, "READY"));
+    // Three rounds of two buckets: at least two windows.
+    assert!(started.elapsed() >= WINDOW * 2, "{:?}", started.elapsed());
+    let t0 = sim.identify_log().first().map(|r| r.at).unwrap();
+    let log: Vec<_> = sim.identify_log().iter().map(|r| (r.at - t0, r.shard, r.accepted)).collect();
+    assert_eq!(sim.identifies().len(), 6, "{log:?}");
+    assert_buckets_spaced(&sim, 2);
+    assert_eq!(group.active_count(Some(6)), 6);
+    let statuses = group.statuses();
+    assert_eq!(statuses.len(), 6);
+    assert!(statuses.iter().all(|(_, status)| *status == Status::Active), "{statuses:?}");
+}
+
+/// The negative control: a queue that claims more buckets than the gateway
+/// allows makes the simulator reject identifies (op 9), so the test above
+/// can fail. The shards still recover.
+#[test]
+fn a_queue_with_too_many_buckets_is_caught_by_the_simulator() {
+    let sim = simulator(1);
+    let group = spawned(ShardGroup::builder(config(&sim), 3).identify_queue(queue(3)));
+    wait_until(|| sim.live_shards().len() == 3);
+    assert!(!sim.identify_violations().is_empty());
+    drop(group);
+}
+
+/// §9: dispatches of every shard reach the one stream, each tagged with
+/// the shard whose session it came from, routed by `(guild_id >> 22) % total`.
+#[test]
+fn dispatches_of_every_shard_arrive_tagged_with_their_shard() {
+    let sim = simulator(4);
+    let mut group = spawned(ShardGroup::builder(config(&sim), 4).identify_queue(queue(4)));
+    let all: Vec<ShardId> = (0..4).map(|id| shard(id, 4)).collect();
+    block_on(until_live(&mut group, &all, "READY"));
+    let guilds: Vec<u64> = (0..12u64).map(|i| (i * 7 + 3) << 22).collect();
+    for guild in &guilds {
+        let reached = sim.dispatch_guild(*guild, "MESSAGE_CREATE", json!({ "guild_id": guild.to_string() }));
+        assert_eq!(reached.len(), 1);
+    }
+    let got = block_on(collect(&mut group, "MESSAGE_CREATE", guilds.len()));
+    for dispatch in &got {
+        let value: serde_json::Value = dispatch.deserialize().unwrap();
+        let guild: u64 = value["guild_id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(Some(dispatch.shard()), shard_for_guild(guild, 4), "guild {guild}");
+    }
+    let mut seen: Vec<u64> = got
+        .iter()
+        .map(|d| d.deserialize::<serde_json::Value>().unwrap()["guild_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    seen.sort_unstable();
+    let mut expected = guilds.clone();
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "each dispatch exactly once");
+}
+
+/// One busy shard cannot starve another: with 200 dispatches buffered on
+/// shard 0 and one on shard 1, shard 1's arrives among the first few items.
+#[test]
+fn a_busy_shard_does_not_starve_the_others() {
+    let sim = simulator(2);
+    let mut group = spawned(ShardGroup::builder(config(&sim), 2).identify_queue(queue(2)));
+    block_on(until_live(&mut group, &[shard(0, 2), shard(1, 2)], "READY"));
+    for i in 0..200 {
+        sim.dispatch_to_shard(shard(0, 2), "MESSAGE_CREATE", json!({ "n": i }));
+    }
+    sim.dispatch_to_shard(shard(1, 2), "MESSAGE_CREATE", json!({ "n": "quiet" }));
+    // Let the spawned drivers read everything into their buffers (256 each).
+    std::thread::sleep(Duration::from_secs(2));
+    let first: Vec<Dispatch> = block_on(collect(&mut group, "MESSAGE_CREATE", 4));
+    assert!(
+        first.iter().any(|d| d.shard() == shard(1, 2)),
+        "{:?}",
+        first.iter().map(Dispatch::shard).collect::<Vec<_>>()
+    );
+}
+
+/// §6.1: a fatal close on one shard surfaces as that shard's error; the
+/// others keep their sessions and keep delivering.
+#[test]
+fn a_fatal_close_stops_only_its_own_shard() {
+    let sim = simulator(3);
+    let mut group = spawned(ShardGroup::builder(config(&sim), 3).identify_queue(queue(3)));
+    let all: Vec<ShardId> = (0..3).map(|id| shard(id, 3)).collect();
+    block_on(until_live(&mut group, &all, "READY"));
+    assert!(sim.close_shard(shard(1, 3), 4004));
+    let error = match block_on(next(&mut group)) {
+        Err(error) => error,
+        Ok(dispatch) => panic!("unexpected {dispatch:?}"),
+    };
+    assert_eq!(error.shard, shard(1, 3));
+    assert_eq!(error.error.close_code(), Some(4004));
+    assert!(matches!(group.status(shard(1, 3)), Some(Status::Fatal(_))), "{:?}", group.status(shard(1, 3)));
+    sim.dispatch_to_shard(shard(0, 3), "MESSAGE_CREATE", json!({ "n": 0 }));
+    sim.dispatch_to_shard(shard(2, 3), "MESSAGE_CREATE", json!({ "n": 2 }));
+    let got = block_on(collect(&mut group, "MESSAGE_CREATE", 2));
+    let shards: BTreeSet<ShardId> = got.iter().map(Dispatch::shard).collect();
+    assert_eq!(shards, [shard(0, 3), shard(2, 3)].into_iter().collect());
+    assert_eq!(group.status(shard(0, 3)), Some(Status::Active));
+    assert!(!group.is_running(shard(1, 3)));
+    assert_eq!(sim.identifies().len(), 3, "no shard re-identified");
+}
+
+/// Counts permits asked for, to show Resumes never ask (§7.2).
+#[derive(Clone)]
+struct Counting {
+    inner: LocalIdentifyQueue,
+    acquired: Arc<AtomicUsize>,
+}
+
+impl IdentifyQueue for Counting {
+    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<(), IdentifyError>> {
+        self.acquired.fetch_add(1, Ordering::SeqCst);
+        self.inner.acquire(shard)
+    }
+}
+
+/// §5.2, §5.4: a zero-downtime deploy. The old process shuts down with
+/// 4000 and hands its sessions (serialized) to the new one, which resumes
+/// every shard without a single Identify or permit, and gets every dispatch
+/// sent in between exactly once.
+#[test]
+fn a_new_process_resumes_every_shard_of_a_shut_down_group_without_identify() {
+    let sim = simulator(2);
+    let all: Vec<ShardId> = (0..4).map(|id| shard(id, 4)).collect();
+    let mut old = spawned(ShardGroup::builder(config(&sim), 4).identify_queue(queue(2)));
+    block_on(until_live(&mut old, &all, "READY"));
+    for id in &all {
+        sim.dispatch_to_shard(*id, "MESSAGE_CREATE", json!({ "phase": "before" }));
+    }
+    let sessions = block_on(old.shutdown());
+    assert_eq!(sessions.len(), 4);
+    // The old stream yields what its shards had received, then ends; the
+    // rest of "before" was not read yet and will be replayed on resume.
+    let drained: Vec<Dispatch> = block_on(old.by_ref().map(|item| item.expect("no error")).collect());
+    let mut events: Vec<(ShardId, String)> =
+        drained.iter().filter(|d| d.event() == "MESSAGE_CREATE").map(|d| (d.shard(), d.data().to_owned())).collect();
+    wait_until(|| sim.client_closes().iter().filter(|c| c.code == Some(4000)).count() == 4);
+
+    // Dispatched while no process is connected: they wait for the resume.
+    for id in &all {
+        sim.dispatch_to_shard(*id, "MESSAGE_CREATE", json!({ "phase": "gap" }));
+    }
+    let saved = serde_json::to_string(&sessions).unwrap();
+    let restored: Vec<ShardSession> = serde_json::from_str(&saved).unwrap();
+    let counting = Counting { inner: queue(2), acquired: Arc::new(AtomicUsize::new(0)) };
+    let mut new = spawned(ShardGroup::builder(config(&sim), 4).identify_queue(counting.clone()).resume(restored));
+    block_on(async {
+        let mut resumed = BTreeSet::new();
+        while resumed.len() < 4 || events.len() < 8 {
+            let dispatch = next_dispatch(&mut new).await;
+            match dispatch.event() {
+                "RESUMED" => {
+                    resumed.insert(dispatch.shard());
+                }
+                "MESSAGE_CREATE" => events.push((dispatch.shard(), dispatch.data().to_owned())),
+                other => panic!("unexpected {other}"),
+            }
+        }
+    });
+    // Every dispatch of both phases exactly once, across the two processes.
+    events.sort();
+    let mut expected: Vec<(ShardId, String)> =
+        all.iter().flat_map(|id| ["before", "gap"].map(|phase| (*id, format!(r#"{{"phase":"{phase}"}}"#)))).collect();
+    expected.sort();
+    assert_eq!(events, expected);
+    assert_eq!(sim.identifies().len(), 4, "no Identify after the handover");
+    assert_eq!(sim.resumes().len(), 4);
+    assert_eq!(counting.acquired.load(Ordering::SeqCst), 0, "no permit asked for a Resume");
+}
+
+/// Restarting a running shard resumes it (no Identify); removing one
+/// closes it with 1000 and the rest go on.
+#[test]
+fn restart_resumes_and_remove_closes_one_shard() {
+    let sim = simulator(2);
+    let all = [shard(0, 2), shard(1, 2)];
+    let mut group = spawned(ShardGroup::builder(config(&sim), 2).identify_queue(queue(2)));
+    block_on(until_live(&mut group, &all, "READY"));
+    block_on(group.restart(shard(0, 2))).unwrap();
+    block_on(until_live(&mut group, &[shard(0, 2)], "RESUMED"));
+    assert_eq!(sim.identifies().len(), 2);
+    assert_eq!(sim.resumes().len(), 1);
+    assert!(group.add(shard(0, 2)).is_err(), "already running");
+    let session = block_on(group.remove(shard(1, 2), CloseMode::Final)).unwrap();
+    assert!(session.is_none(), "a final close ends the session");
+    wait_until(|| sim.client_closes().iter().any(|c| c.code == Some(1000)));
+    assert_eq!(group.shard_ids(), vec![shard(0, 2)]);
+    sim.dispatch_to_shard(shard(0, 2), "MESSAGE_CREATE", json!({}));
+    let got = block_on(collect(&mut group, "MESSAGE_CREATE", 1));
+    assert_eq!(got[0].shard(), shard(0, 2));
+}
+
+/// §9: resharding without downtime. A new total runs beside the old one
+/// (a guild's events reach both), then the old set is drained and closed.
+#[test]
+fn resharding_runs_the_new_total_beside_the_old_then_drains_it() {
+    let sim = simulator(4);
+    let old: Vec<ShardId> = (0..2).map(|id| shard(id, 2)).collect();
+    let new: Vec<ShardId> = (0..4).map(|id| shard(id, 4)).collect();
+    let mut group = spawned(ShardGroup::builder(config(&sim), 2).identify_queue(queue(4)));
+    block_on(until_live(&mut group, &old, "READY"));
+    group.add_range(4, 0..4).unwrap();
+    block_on(until_live(&mut group, &new, "READY"));
+    assert_eq!(group.active_count(Some(4)), 4);
+    let guild = 5u64 << 22;
+    assert_eq!(sim.dispatch_guild(guild, "MESSAGE_CREATE", json!({ "overlap": true })).len(), 2);
+    let both: BTreeSet<ShardId> =
+        block_on(collect(&mut group, "MESSAGE_CREATE", 2)).iter().map(Dispatch::shard).collect();
+    assert_eq!(both, [shard(1, 2), shard(1, 4)].into_iter().collect());
+    let closed = block_on(group.remove_total(2, CloseMode::Final));
+    assert!(closed.is_empty(), "final closes return no session");
+    assert_eq!(group.shard_ids(), new);
+    wait_until(|| sim.live_shards().iter().all(|s| s.total == 4));
+    assert_eq!(sim.dispatch_guild(guild, "MESSAGE_CREATE", json!({ "overlap": false })).len(), 1);
+    let after = block_on(collect(&mut group, "MESSAGE_CREATE", 1));
+    assert_eq!(after[0].shard(), shard(1, 4));
+}
+
+/// §7.2: with the daily budget down to its reserve, the queue refuses and
+/// the shard stops with a clear error instead of spending the last starts.
+#[test]
+fn an_exhausted_session_budget_stops_the_shard_with_a_clear_error() {
+    let sim = simulator(2);
+    let limit = SessionStartLimit { total: 1000, remaining: 1, reset_after: 3_600_000, max_concurrency: 2 };
+    let queue = LocalIdentifyQueue::new(IdentifyLimits::from_session_start_limit(limit).with_window(WINDOW));
+    let mut group = spawned(ShardGroup::builder(config(&sim), 2).identify_queue(queue.clone()));
+    let mut ready = 0;
+    let mut refused = None;
+    block_on(async {
+        while ready < 1 || refused.is_none() {
+            match next(&mut group).await {
+                Ok(dispatch) if dispatch.event() == "READY" => ready += 1,
+                Ok(_) => {}
+                Err(error) => refused = Some(error),
+            }
+        }
+    });
+    let refused = refused.unwrap();
+    assert!(
+        matches!(refused.error, ShardError::Identify(IdentifyError::BudgetExhausted { remaining: 0, .. })),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("budget exhausted"), "{refused}");
+    assert_eq!(sim.identifies().len(), 1);
+    assert_eq!(queue.remaining(), Some(0));
+}
