@@ -306,6 +306,34 @@ fn a_new_process_resumes_every_shard_of_a_shut_down_group_without_identify() {
     assert_eq!(counting.acquired.load(Ordering::SeqCst), 0, "no permit asked for a Resume");
 }
 
+/// A shutdown right after start, while most shards still wait for a
+/// connecting slot, hands back every session it was given: none is lost.
+#[test]
+fn a_shutdown_before_every_shard_connected_returns_every_session() {
+    let sim = simulator(4);
+    let all: Vec<ShardId> = (0..4).map(|id| shard(id, 4)).collect();
+    let mut first = spawned(ShardGroup::builder(config(&sim), 4).identify_queue(queue(4)));
+    block_on(until_live(&mut first, &all, "READY"));
+    let sessions = block_on(first.shutdown());
+    assert_eq!(sessions.len(), 4);
+    let mut second = ShardGroup::builder(config(&sim), 4)
+        .identify_queue(queue(4))
+        .max_connecting(1)
+        .resume(sessions.clone())
+        .build()
+        .unwrap();
+    let statuses = second.statuses();
+    assert_eq!(statuses.len(), 4);
+    assert!(statuses.iter().all(|(_, s)| matches!(s, Status::Connecting { resume: true })), "{statuses:?}");
+    let handed_back = block_on(second.shutdown());
+    let ids = |list: &[ShardSession]| list.iter().map(|s| (s.shard, s.session.id.clone())).collect::<Vec<_>>();
+    assert_eq!(ids(&handed_back), ids(&sessions));
+    // And they still resume.
+    let mut third = spawned(ShardGroup::builder(config(&sim), 4).identify_queue(queue(4)).resume(handed_back));
+    block_on(until_live(&mut third, &all, "RESUMED"));
+    assert_eq!(sim.identifies().len(), 4);
+}
+
 /// Restarting a running shard resumes it (no Identify); removing one
 /// closes it with 1000 and the rest go on.
 #[test]

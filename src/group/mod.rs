@@ -246,7 +246,8 @@ impl ShardGroup {
     pub async fn remove(&mut self, shard: ShardId, mode: CloseMode) -> Result<Option<Session>, ControlError> {
         if let Some(position) = self.to_start.iter().position(|id| *id == shard) {
             self.to_start.remove(position);
-            return Ok(None);
+            // It never connected: a session it was to resume is still valid.
+            return Ok(self.resume.remove(&shard).filter(|_| mode == CloseMode::Resumable));
         }
         let member = self.members.remove(&shard).ok_or(ControlError::UnknownShard(shard))?;
         Ok(self.close_one(member.key, mode).await)
@@ -289,11 +290,24 @@ impl ShardGroup {
             .filter_map(|(id, member)| Some((member.key?, *id)))
             .collect();
         self.members.retain(|id, _| !select(*id));
-        self.to_start.retain(|id| !select(*id));
+        // Shards still waiting for a connecting slot never connected: a
+        // session they were to resume is still valid, so hand it back.
+        let mut sessions = Vec::new();
+        let resume = &mut self.resume;
+        self.to_start.retain(|id| {
+            if !select(*id) {
+                return true;
+            }
+            if let Some(session) = resume.remove(id).filter(|_| mode == CloseMode::Resumable) {
+                sessions.push(ShardSession { shard: *id, session });
+            }
+            false
+        });
         let closing = self.merge.iter_mut().filter_map(|(key, shard)| chosen.get(&key).map(|id| (*id, shard))).map(
             |(id, shard)| async move { shard.close(mode).await.map(|session| ShardSession { shard: id, session }) },
         );
-        let sessions = futures::future::join_all(closing).await.into_iter().flatten().collect();
+        sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
+        sessions.sort_by_key(|s| s.shard);
         for key in chosen.keys() {
             self.merge.wake(*key);
         }
