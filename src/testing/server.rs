@@ -419,7 +419,7 @@ impl Simulator {
 
     /// Like [`start`](Self::start) on a chosen port (`0`: ephemeral).
     pub fn start_on(port: u16, config: SimulatorConfig) -> io::Result<Simulator> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let listener = listen(port)?;
         let addr = listener.local_addr()?;
         let resume_url = config.resume_url.clone().unwrap_or_else(|| format!("ws://{addr}{RESUME_PATH}"));
         let seed = std::time::SystemTime::now()
@@ -840,6 +840,23 @@ impl Drop for Simulator {
 /// `{"t":null,"s":null,"op":OP,"d":D}`.
 pub(crate) fn op_frame(op: u8, d: &str) -> String {
     format!("{{\"t\":null,\"s\":null,\"op\":{op},\"d\":{d}}}")
+}
+
+/// Listen backlog: std's `TcpListener::bind` uses 128, which a burst of
+/// 1,000 connects overflows (a dropped SYN then costs the client a 1 s
+/// retransmission). The kernel caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+/// A listener on `127.0.0.1:port` with a [`BACKLOG`]-long accept queue.
+fn listen(port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    // As std does on Unix, so that a restarted simulator can reuse its port.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 fn accept_loop(shared: &Shared, listener: &TcpListener, tx: &Sender<TcpStream>) {
