@@ -35,11 +35,20 @@ impl RedisServer {
     /// Starts one on a free loopback port; `None` (skip) only when it is not
     /// installed and `DGS_SKIP_REDIS=1`.
     fn start() -> Option<RedisServer> {
-        let port = {
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
-            listener.local_addr().expect("local address").port()
+        // A free port can be taken by another test's server before ours
+        // binds it; then ours exits and we try another port.
+        let mut attempt = 0;
+        let started = loop {
+            let port = {
+                let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
+                listener.local_addr().expect("local address").port()
+            };
+            match RedisServer::start_on(port) {
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && attempt < 5 => attempt += 1,
+                other => break other,
+            }
         };
-        match RedisServer::start_on(port) {
+        match started {
             Ok(server) => Some(server),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 if std::env::var("DGS_SKIP_REDIS").as_deref() == Ok("1") {
@@ -68,26 +77,46 @@ impl RedisServer {
         let mut server = RedisServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if server.answers_ping() {
+            if server.is_ours() {
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
-                panic!("redis-server on port {port} exited at start: {status}");
+                // Most likely another test's server took the port first.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("redis-server on port {port} exited at start: {status}"),
+                ));
             }
             assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING within 10 s");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    fn answers_ping(&self) -> bool {
+    /// Whether the server answering on the port is this child (not another
+    /// test's server that got the same port).
+    fn is_ours(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
             return false;
         };
-        let mut reply = [0u8; 7];
-        stream.set_read_timeout(Some(Duration::from_secs(1))).is_ok()
-            && stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        if stream.set_read_timeout(Some(Duration::from_secs(1))).is_err()
+            || stream.write_all(b"INFO server\r\n").is_err()
+        {
+            return false;
+        }
+        let wanted = format!("process_id:{}\r\n", self.child.id());
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut chunk) {
+            reply.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if text.contains(&wanted) {
+                return true;
+            }
+            if text.contains("process_id:") && text.contains("\r\n\r\n") {
+                return false;
+            }
+        }
+        false
     }
 
     fn url(&self) -> String {
@@ -335,15 +364,16 @@ async fn child_process_acquires_the_shards_named_in_its_environment() {
     let limits = IdentifyLimits::new(PROCESS_MAX_CONCURRENCY).with_window(WINDOW);
     let queue = RedisIdentifyQueue::new(connect(&url).await, "multi-process", limits);
     let ids: Vec<u32> = shards.split(',').map(|id| id.parse().expect("shard id")).collect();
-    let grants = futures::future::join_all(ids.iter().map(|id| {
+    let acquiring = futures::future::join_all(ids.iter().map(|id| {
         let queue = queue.clone();
         async move {
             queue.acquire(shard(*id)).await.expect("permit");
             let at = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
             (*id, at.as_micros())
         }
-    }))
-    .await;
+    }));
+    // Never hang the parent: fail instead.
+    let grants = tokio::time::timeout(Duration::from_secs(60), acquiring).await.expect("permits within 60 s");
     let mut out = std::io::stdout().lock();
     for (id, micros) in grants {
         writeln!(out, "GRANT {} {id} {micros}", std::process::id()).unwrap();
