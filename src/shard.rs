@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
 use crate::error::ShardError;
-use crate::identify::{IdentifyError, IdentifyQueue};
+use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::protocol::{
     Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session, Status, FINAL_CLOSE,
 };
@@ -42,7 +42,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 type Socket = WebSocketStream<BoxedStream>;
 type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<Socket>>> + Send>>;
 type Item = Result<Dispatch, ShardError>;
-type Permit = BoxFuture<'static, Result<(), IdentifyError>>;
+type Permit = BoxFuture<'static, Result<IdentifyPermit, IdentifyError>>;
 
 enum Request {
     Command(Command),
@@ -241,6 +241,7 @@ impl Shard {
                 flush_needed: false,
                 queue,
                 permit: None,
+                held_permit: None,
                 status: driver_status,
                 status_waker,
             };
@@ -433,7 +434,7 @@ enum Wake {
     Timer,
     Drained,
     WriteFailed(async_tungstenite::tungstenite::Error),
-    Permit(Result<(), IdentifyError>),
+    Permit(Result<IdentifyPermit, IdentifyError>),
 }
 
 struct Driver {
@@ -462,6 +463,8 @@ struct Driver {
     queue: Option<Arc<dyn IdentifyQueue>>,
     /// The identify permit being waited for.
     permit: Option<Permit>,
+    /// The permit of the Identify awaiting its READY.
+    held_permit: Option<IdentifyPermit>,
     /// What [`ShardHandle::status`] reads.
     status: Arc<Mutex<Status>>,
     /// Woken on every status change.
@@ -532,7 +535,11 @@ impl Driver {
                 Wake::Permit(result) => {
                     self.permit = None;
                     match result {
-                        Ok(()) => self.machine.grant_identify(Instant::now()),
+                        Ok(permit) => {
+                            self.machine.grant_identify(Instant::now());
+                            // Held until the Identify's outcome (E15).
+                            self.held_permit = Some(permit);
+                        }
                         Err(error) => {
                             tracing::error!(%error, "identify refused; the shard stops");
                             self.pending.push_back(Err(ShardError::Identify(error)));
@@ -607,6 +614,10 @@ impl Driver {
                             // The connection that asked is gone: withdraw (the
                             // queue gives the slot back).
                             self.permit = None;
+                        }
+                        if status != Status::Identifying {
+                            // READY, or the attempt failed: release the bucket.
+                            self.held_permit = None;
                         }
                         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
                         if let Some(waker) = &self.status_waker {

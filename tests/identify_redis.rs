@@ -194,7 +194,7 @@ async fn queues_sharing_redis_space_a_bucket_by_the_window_and_run_buckets_toget
     let start = Instant::now();
     let requests = [(&a, 0), (&b, 2), (&a, 4), (&b, 6), (&a, 1), (&b, 3)];
     let grants = futures::future::join_all(requests.iter().map(|(queue, id)| async move {
-        queue.acquire(shard(*id)).await.expect("permit");
+        drop(queue.acquire(shard(*id)).await.expect("permit"));
         (id % 2, start.elapsed())
     }))
     .await;
@@ -215,8 +215,8 @@ async fn at_the_budget_reserve_acquire_fails_with_budget_exhausted() {
     let limits = budget(1000, 2, Duration::from_secs(60), 16);
     let queue = RedisIdentifyQueue::new(server.connection().await, "bot", limits);
     assert_eq!(queue.remaining().await, Ok(Some(2)), "not seeded yet: the limits' remaining");
-    queue.acquire(shard(0)).await.expect("first start");
-    queue.acquire(shard(1)).await.expect("second start");
+    drop(queue.acquire(shard(0)).await.expect("first start"));
+    drop(queue.acquire(shard(1)).await.expect("second start"));
     match queue.acquire(shard(2)).await {
         Err(IdentifyError::BudgetExhausted { remaining: 0, reserve: 0, reset_after }) => {
             assert!(reset_after <= Duration::from_secs(60) && reset_after > Duration::from_secs(55), "{reset_after:?}");
@@ -230,7 +230,7 @@ async fn at_the_budget_reserve_acquire_fails_with_budget_exhausted() {
 
     // The reserve is kept unused.
     let reserved = RedisIdentifyQueue::new(server.connection().await, "reserve", limits.reserve(1));
-    reserved.acquire(shard(0)).await.expect("one start above the reserve");
+    drop(reserved.acquire(shard(0)).await.expect("one start above the reserve"));
     assert!(matches!(
         reserved.acquire(shard(1)).await,
         Err(IdentifyError::BudgetExhausted { remaining: 1, reserve: 1, .. })
@@ -246,9 +246,9 @@ async fn with_wait_for_reset_an_exhausted_budget_holds_the_identify_until_the_re
     let limits = budget(5, 1, reset_after, 4).on_exhausted(OnBudgetExhausted::WaitForReset);
     let queue = RedisIdentifyQueue::new(server.connection().await, "bot", limits);
     let start = Instant::now();
-    queue.acquire(shard(0)).await.expect("the last start");
+    drop(queue.acquire(shard(0)).await.expect("the last start"));
     assert!(start.elapsed() < Duration::from_millis(200));
-    queue.acquire(shard(1)).await.expect("after the reset");
+    drop(queue.acquire(shard(1)).await.expect("after the reset"));
     let waited = start.elapsed();
     assert!(waited >= reset_after - SLACK, "granted before the reset: {waited:?}");
     assert!(waited < reset_after + Duration::from_millis(500), "waited too long: {waited:?}");
@@ -273,14 +273,14 @@ async fn a_lease_left_by_a_crashed_holder_delays_the_next_identify_only_until_it
         .await
         .unwrap();
     let start = Instant::now();
-    queue.acquire(shard(0)).await.expect("permit");
+    drop(queue.acquire(shard(0)).await.expect("permit"));
     let waited = start.elapsed();
     assert!(waited >= lease - SLACK && waited < lease + Duration::from_millis(300), "waited {waited:?}");
 
     // A lease someone set without an expiry is given one window, not forever.
     let _: () = redis::cmd("SET").arg(queue.bucket_key(0)).arg("no expiry").query_async(&mut raw).await.unwrap();
     let start = Instant::now();
-    queue.acquire(shard(1)).await.expect("permit");
+    drop(queue.acquire(shard(1)).await.expect("permit"));
     let waited = start.elapsed();
     assert!(waited >= WINDOW - SLACK && waited < WINDOW + Duration::from_millis(300), "waited {waited:?}");
 }
@@ -293,11 +293,11 @@ async fn dropping_a_waiting_acquire_does_not_wedge_the_bucket() {
     let server = redis_server!();
     let queue = RedisIdentifyQueue::new(server.connection().await, "bot", IdentifyLimits::new(2).with_window(WINDOW));
     let start = Instant::now();
-    queue.acquire(shard(0)).await.expect("first permit");
+    drop(queue.acquire(shard(0)).await.expect("first permit"));
     // Shard 2 waits first in line for bucket 0, shard 4 behind it; shard 2 gives up.
     let withdrawn = tokio::time::timeout(Duration::from_millis(50), queue.acquire(shard(2)));
     let next = async {
-        queue.acquire(shard(4)).await.expect("permit after the withdrawn one");
+        drop(queue.acquire(shard(4)).await.expect("permit after the withdrawn one"));
         start.elapsed()
     };
     let (withdrawn, granted) = futures::join!(withdrawn, next);
@@ -308,7 +308,7 @@ async fn dropping_a_waiting_acquire_does_not_wedge_the_bucket() {
     drop(queue.acquire(shard(6)));
     let _ = tokio::time::timeout(Duration::from_millis(20), queue.acquire(shard(8))).await;
     let again = Instant::now();
-    queue.acquire(shard(10)).await.expect("the bucket still works");
+    drop(queue.acquire(shard(10)).await.expect("the bucket still works"));
     assert!(again.elapsed() < WINDOW + Duration::from_millis(200));
 }
 
@@ -334,7 +334,7 @@ async fn transient_redis_errors_are_retried_until_redis_is_back() {
     let client = redis::Client::open(server.url()).unwrap();
     let manager = ConnectionManager::new(client).await.expect("connection manager");
     let queue = RedisIdentifyQueue::new(manager, "bot", IdentifyLimits::new(1).with_window(WINDOW));
-    queue.acquire(shard(0)).await.expect("permit while Redis is up");
+    drop(queue.acquire(shard(0)).await.expect("permit while Redis is up"));
     server.stop();
     let restart = async {
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -342,7 +342,7 @@ async fn transient_redis_errors_are_retried_until_redis_is_back() {
     };
     let acquire = tokio::time::timeout(Duration::from_secs(20), queue.acquire(shard(1)));
     let (_restarted, result) = futures::join!(restart, acquire);
-    result.expect("resolved once Redis was back").expect("permit after the restart");
+    drop(result.expect("resolved once Redis was back").expect("permit after the restart"));
 }
 
 // ---------------------------------------------------------------------------
@@ -367,7 +367,7 @@ async fn child_process_acquires_the_shards_named_in_its_environment() {
     let acquiring = futures::future::join_all(ids.iter().map(|id| {
         let queue = queue.clone();
         async move {
-            queue.acquire(shard(*id)).await.expect("permit");
+            drop(queue.acquire(shard(*id)).await.expect("permit"));
             let at = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
             (*id, at.as_micros())
         }

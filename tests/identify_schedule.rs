@@ -15,7 +15,8 @@ fn shard(id: u32) -> ShardId {
 }
 
 /// Runs punctual waiters on a fake clock: each request joins at its time
-/// and asks again exactly when told. Returns each request's grant instant.
+/// and asks again exactly when told, and its READY comes at once (the
+/// permit is released on grant). Returns each request's grant instant.
 fn grants(schedule: &mut IdentifySchedule, requests: &[(ShardId, Instant)]) -> Vec<Instant> {
     let mut now = requests.iter().map(|(_, at)| *at).min().expect("requests");
     let mut joined: Vec<Option<Reservation>> = vec![None; requests.len()];
@@ -28,7 +29,10 @@ fn grants(schedule: &mut IdentifySchedule, requests: &[(ShardId, Instant)]) -> V
             }
             let reservation = *joined[i].get_or_insert_with(|| schedule.reserve(requests[i].0, now).expect("budget"));
             match schedule.poll_grant(&reservation, now) {
-                Ok(()) => granted[i] = Some(now),
+                Ok(()) => {
+                    granted[i] = Some(now);
+                    schedule.release(&reservation);
+                }
                 Err(retry) => asks[i] = retry,
             }
         }
@@ -158,6 +162,7 @@ fn a_cancelled_reservation_gives_back_its_start_and_place() {
     let third = schedule.reserve(shard(2), t0).unwrap();
     assert_eq!(schedule.remaining(t0), Some(97));
     assert_eq!(schedule.poll_grant(&first, t0), Ok(()));
+    schedule.release(&first);
     assert_eq!(schedule.poll_grant(&third, t0), Err(t0 + WINDOW * 2), "an estimate: one ahead");
     schedule.cancel(&second);
     assert_eq!(schedule.remaining(t0), Some(98));
@@ -176,6 +181,7 @@ fn a_late_grant_pushes_the_next_turn_back() {
     let late = t0 + Duration::from_millis(700);
     assert_eq!(schedule.poll_grant(&second, t0), Err(t0 + WINDOW), "not its turn yet");
     assert_eq!(schedule.poll_grant(&first, late), Ok(()));
+    schedule.release(&first);
     assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Err(late + WINDOW));
     assert_eq!(schedule.poll_grant(&second, late + WINDOW), Ok(()));
 }
@@ -186,4 +192,35 @@ fn zero_max_concurrency_is_one_bucket() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(IdentifyLimits::new(0), t0);
     assert_eq!(grants(&mut schedule, &at_once(7..9, t0)), vec![t0, t0 + WINDOW]);
+}
+
+/// E15: the bucket is held until the previous Identify's READY (or
+/// failure), even past the window; the next one then goes at once.
+#[test]
+fn a_bucket_waits_for_the_previous_ready_even_past_the_window() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1), t0);
+    let first = schedule.reserve(shard(0), t0).unwrap();
+    let second = schedule.reserve(shard(1), t0).unwrap();
+    assert_eq!(schedule.poll_grant(&first, t0), Ok(()));
+    // The window has passed, READY has not come: ask again a little later.
+    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Err(t0 + WINDOW + WINDOW / 20));
+    let ready = t0 + Duration::from_secs(7);
+    schedule.release(&first);
+    assert_eq!(schedule.poll_grant(&second, ready), Ok(()));
+}
+
+/// A READY that comes within the window changes nothing: the window
+/// still spaces the next Identify.
+#[test]
+fn an_early_ready_does_not_shorten_the_window() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1), t0);
+    let first = schedule.reserve(shard(0), t0).unwrap();
+    let second = schedule.reserve(shard(1), t0).unwrap();
+    assert_eq!(schedule.poll_grant(&first, t0), Ok(()));
+    schedule.release(&first);
+    let soon = t0 + Duration::from_secs(1);
+    assert_eq!(schedule.poll_grant(&second, soon), Err(t0 + WINDOW));
+    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Ok(()));
 }

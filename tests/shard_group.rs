@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use discord_gateway_stream::identify::{
-    IdentifyError, IdentifyLimits, IdentifyQueue, LocalIdentifyQueue, SessionStartLimit,
+    IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, LocalIdentifyQueue, SessionStartLimit,
 };
 use discord_gateway_stream::protocol::{ReconnectPolicy, Status};
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
@@ -238,17 +238,59 @@ fn a_fatal_close_stops_only_its_own_shard() {
     assert_eq!(sim.identifies().len(), 3, "no shard re-identified");
 }
 
-/// Counts permits asked for, to show Resumes never ask (§7.2).
+/// Counts permits asked for (Resumes never ask, §7.2) and released.
 #[derive(Clone)]
 struct Counting {
     inner: LocalIdentifyQueue,
     acquired: Arc<AtomicUsize>,
+    released: Arc<AtomicUsize>,
+    released_at: Arc<std::sync::Mutex<Vec<(ShardId, Instant)>>>,
+}
+
+impl Counting {
+    fn new(inner: LocalIdentifyQueue) -> Counting {
+        Counting { inner, acquired: Arc::default(), released: Arc::default(), released_at: Arc::default() }
+    }
 }
 
 impl IdentifyQueue for Counting {
-    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<(), IdentifyError>> {
+    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<IdentifyPermit, IdentifyError>> {
         self.acquired.fetch_add(1, Ordering::SeqCst);
-        self.inner.acquire(shard)
+        let granting = self.inner.acquire(shard);
+        let released = Arc::clone(&self.released);
+        let released_at = Arc::clone(&self.released_at);
+        Box::pin(async move {
+            let inner = granting.await?;
+            Ok(IdentifyPermit::on_release(move || {
+                drop(inner);
+                released_at.lock().unwrap().push((shard, Instant::now()));
+                released.fetch_add(1, Ordering::SeqCst);
+            }))
+        })
+    }
+}
+
+/// E15: each shard holds its identify permit until its READY, then
+/// releases it (the local queue holds the bucket that long).
+#[test]
+fn every_permit_is_held_until_ready_then_released() {
+    let sim = simulator(2);
+    let counting = Counting::new(queue(2));
+    let all: Vec<ShardId> = (0..4).map(|id| shard(id, 4)).collect();
+    let mut group = spawned(ShardGroup::builder(config(&sim), 4).identify_queue(counting.clone()));
+    block_on(until_live(&mut group, &all, "READY"));
+    wait_until(|| counting.released.load(Ordering::SeqCst) == 4);
+    assert_eq!(counting.acquired.load(Ordering::SeqCst), 4);
+    // Each release came after the simulator sent that shard's READY.
+    let log = sim.identify_log();
+    let sent = sim.server_frames();
+    for (id, released) in counting.released_at.lock().unwrap().iter() {
+        let connection = log.iter().find(|r| r.accepted && r.shard == Some(*id)).expect("identified").connection;
+        let ready = sent
+            .iter()
+            .find(|f| f.connection == connection && f.text.contains(r#""t":"READY""#))
+            .expect("READY sent");
+        assert!(*released >= ready.at, "shard {id} released its permit before READY was sent");
     }
 }
 
@@ -280,7 +322,7 @@ fn a_new_process_resumes_every_shard_of_a_shut_down_group_without_identify() {
     }
     let saved = serde_json::to_string(&sessions).unwrap();
     let restored: Vec<ShardSession> = serde_json::from_str(&saved).unwrap();
-    let counting = Counting { inner: queue(2), acquired: Arc::new(AtomicUsize::new(0)) };
+    let counting = Counting::new(queue(2));
     let mut new = spawned(ShardGroup::builder(config(&sim), 4).identify_queue(counting.clone()).resume(restored));
     block_on(async {
         let mut resumed = BTreeSet::new();

@@ -5,12 +5,14 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
-use super::{IdentifyError, IdentifyLimits, IdentifyQueue, IdentifySchedule, Reservation};
+use super::{IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, IdentifySchedule, Reservation};
 use crate::ShardId;
 
 /// An [`IdentifyQueue`] for shards in one process: one Identify per
 /// `shard_id % max_concurrency` bucket per window (5 s), buckets in parallel,
-/// first come first served, within the daily budget when one is given.
+/// first come first served, within the daily budget when one is given. A
+/// bucket is held until the previous Identify's READY (or failure), even
+/// past the window (E15).
 ///
 /// Clone it (cheap) to share it between shards and groups; every clone is
 /// the same queue.
@@ -81,7 +83,7 @@ impl Drop for Pending {
 }
 
 impl IdentifyQueue for LocalIdentifyQueue {
-    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<(), IdentifyError>> {
+    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<IdentifyPermit, IdentifyError>> {
         let schedule = Arc::clone(&self.schedule);
         Box::pin(async move {
             let reservation = schedule.lock().unwrap_or_else(PoisonError::into_inner).reserve(shard, Instant::now())?;
@@ -91,7 +93,10 @@ impl IdentifyQueue for LocalIdentifyQueue {
                 match polled {
                     Ok(()) => {
                         pending.reservation = None;
-                        return Ok(());
+                        let schedule = Arc::clone(&pending.schedule);
+                        return Ok(IdentifyPermit::on_release(move || {
+                            schedule.lock().unwrap_or_else(PoisonError::into_inner).release(&reservation);
+                        }));
                     }
                     Err(retry_at) => {
                         tracing::trace!(%shard, wait = ?retry_at.saturating_duration_since(Instant::now()), "waiting for an identify slot");

@@ -13,6 +13,7 @@
 mod error;
 mod limits;
 mod local;
+mod permit;
 #[cfg(feature = "redis")]
 mod redis;
 mod schedule;
@@ -24,6 +25,7 @@ pub use self::redis::RedisIdentifyQueue;
 pub use error::IdentifyError;
 pub use limits::{IdentifyLimits, OnBudgetExhausted, SessionStartLimit, IDENTIFY_WINDOW};
 pub use local::LocalIdentifyQueue;
+pub use permit::IdentifyPermit;
 pub use schedule::{IdentifySchedule, Reservation};
 
 use crate::ShardId;
@@ -31,19 +33,22 @@ use crate::ShardId;
 /// Decides when a shard may send Identify.
 ///
 /// A shard calls [`acquire`](Self::acquire) before every Identify (never
-/// before a Resume) and identifies once the future resolves `Ok`. Dropping the
-/// future withdraws the request (the connection ended while waiting); an
+/// before a Resume) and identifies once the future resolves `Ok`. It holds
+/// the [`IdentifyPermit`] until the Identify's outcome is known (READY, or
+/// the attempt failed: op 9, a lost connection, a timeout) and then drops it,
+/// so a queue can hold the bucket until READY (E15). Dropping the future
+/// withdraws the request (the connection ended while waiting); an
 /// implementation should give back what it reserved for it. An `Err` is final
 /// for that shard: it stops and reports the error.
 ///
 /// Implement it to plug in your own coordinator (a gateway proxy, a database).
 pub trait IdentifyQueue: Send + Sync + 'static {
     /// Resolves when `shard` may identify.
-    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<(), IdentifyError>>;
+    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<IdentifyPermit, IdentifyError>>;
 }
 
 impl<Q: IdentifyQueue + ?Sized> IdentifyQueue for std::sync::Arc<Q> {
-    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<(), IdentifyError>> {
+    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<IdentifyPermit, IdentifyError>> {
         (**self).acquire(shard)
     }
 }

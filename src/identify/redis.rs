@@ -26,7 +26,7 @@ use ::redis::{ErrorKind, RedisError, RetryMethod, Script, Value};
 use futures::future::BoxFuture;
 
 use super::limits::{IdentifyLimits, OnBudgetExhausted, BUDGET_PERIOD};
-use super::{IdentifyError, IdentifyQueue};
+use super::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::ShardId;
 
 /// First wait after a transient Redis error; doubles up to [`MAX_BACKOFF`].
@@ -287,9 +287,12 @@ impl<C> IdentifyQueue for RedisIdentifyQueue<C>
 where
     C: ::redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
 {
-    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<(), IdentifyError>> {
+    fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<IdentifyPermit, IdentifyError>> {
         let inner = Arc::clone(&self.inner);
-        Box::pin(async move { inner.acquire(shard).await })
+        // The lease alone spaces Identifies: holding it until READY would
+        // need renewing it while held, or a crashed holder would block the
+        // bucket for the whole hold.
+        Box::pin(async move { inner.acquire(shard).await.map(|()| IdentifyPermit::new()) })
     }
 }
 

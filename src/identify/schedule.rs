@@ -3,11 +3,12 @@
 //! wraps it with a timer.
 //!
 //! Each bucket is a first-come, first-served line. A request is granted
-//! when it heads its bucket's line and a full spacing has passed since the
-//! bucket's previous *grant*, measured when the grant happens rather than
-//! planned ahead: a shard that is late to take its turn (a busy executor)
-//! pushes the next one back instead of letting two Identifies arrive
-//! closer than the window.
+//! when it heads its bucket's line, the previous grant has been released
+//! (its READY came, or its attempt failed: E15 holds the key until READY),
+//! and a full spacing has passed since that grant, measured when the grant
+//! happens rather than planned ahead: a shard that is late to take its turn
+//! (a busy executor) pushes the next one back instead of letting two
+//! Identifies arrive closer than the window.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -51,6 +52,8 @@ impl Budget {
 #[derive(Debug, Clone, Default)]
 struct Bucket {
     last_grant: Option<Instant>,
+    /// The granted reservation whose outcome (READY or failure) is pending.
+    holder: Option<u64>,
     line: VecDeque<u64>,
 }
 
@@ -141,14 +144,30 @@ impl IdentifySchedule {
         if let Some(not_before) = reservation.not_before {
             turn = turn.max(not_before);
         }
+        if bucket.holder.is_some() && now >= turn {
+            // The previous Identify has not seen READY yet: ask again soon
+            // (a release does not wake waiters; they poll at 1/20 spacing).
+            return Err(now + spacing / 20);
+        }
         if position == 0 && now >= turn {
             bucket.line.pop_front();
             bucket.last_grant = Some(now);
+            bucket.holder = Some(reservation.id);
             return Ok(());
         }
         // An estimate: those ahead take one spacing each, if on time.
         let ahead = u32::try_from(position).unwrap_or(u32::MAX);
         Err(turn.max(now) + spacing.saturating_mul(ahead))
+    }
+
+    /// The granted `reservation`'s Identify has its outcome (READY, or the
+    /// attempt failed): the bucket's next turn no longer waits for it.
+    pub fn release(&mut self, reservation: &Reservation) {
+        if let Some(bucket) = self.buckets.get_mut(reservation.bucket) {
+            if bucket.holder == Some(reservation.id) {
+                bucket.holder = None;
+            }
+        }
     }
 
     /// Withdraws a reservation that was not granted: it leaves the line and
