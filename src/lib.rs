@@ -30,7 +30,9 @@ pub mod transport;
 
 pub use dispatch::{DeserializeError, Dispatch, ShardId};
 pub use error::ShardError;
-pub use group::{shard_for_guild, ControlError, GroupError, ShardGroup, ShardGroupBuilder, ShardSession};
+pub use group::{
+    shard_for_guild, ControlError, GroupController, GroupError, ShardGroup, ShardGroupBuilder, ShardSession,
+};
 pub use identify::{IdentifyQueue, LocalIdentifyQueue};
 pub use intents::Intents;
 pub use protocol::{CloseMode, Compression, Config, Session};

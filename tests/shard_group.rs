@@ -15,8 +15,8 @@ use discord_gateway_stream::identify::{
 use discord_gateway_stream::protocol::{ReconnectPolicy, Status};
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use discord_gateway_stream::{
-    shard_for_guild, CloseMode, Compression, Config, Dispatch, GroupError, Intents, ShardError, ShardGroup,
-    ShardGroupBuilder, ShardId, ShardSession,
+    shard_for_guild, CloseMode, Compression, Config, ControlError, Dispatch, GroupError, Intents, ShardError,
+    ShardGroup, ShardGroupBuilder, ShardId, ShardSession,
 };
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -286,10 +286,8 @@ fn every_permit_is_held_until_ready_then_released() {
     let sent = sim.server_frames();
     for (id, released) in counting.released_at.lock().unwrap().iter() {
         let connection = log.iter().find(|r| r.accepted && r.shard == Some(*id)).expect("identified").connection;
-        let ready = sent
-            .iter()
-            .find(|f| f.connection == connection && f.text.contains(r#""t":"READY""#))
-            .expect("READY sent");
+        let ready =
+            sent.iter().find(|f| f.connection == connection && f.text.contains(r#""t":"READY""#)).expect("READY sent");
         assert!(*released >= ready.at, "shard {id} released its permit before READY was sent");
     }
 }
@@ -451,4 +449,61 @@ fn an_exhausted_session_budget_stops_the_shard_with_a_clear_error() {
     assert!(refused.to_string().contains("budget exhausted"), "{refused}");
     assert_eq!(sim.identifies().len(), 1);
     assert_eq!(queue.remaining(), Some(0));
+}
+
+/// A `GroupController` on another thread restarts (resume, no Identify),
+/// removes, adds and finally shuts the group down, while this thread only
+/// consumes the stream, which drives every connection (no spawned driver).
+#[test]
+fn a_controller_on_another_thread_manages_the_group_while_it_streams() {
+    let sim = simulator(2);
+    let both = [shard(0, 2), shard(1, 2)];
+    let mut group = ShardGroup::builder(config(&sim), 2).identify_queue(queue(2)).build().unwrap();
+    block_on(until_live(&mut group, &both, "READY"));
+    let control = group.controller();
+    let mut seen: Vec<(ShardId, String)> = Vec::new();
+    let (removed, unknown) = std::thread::scope(|scope| {
+        let manager = scope.spawn(|| {
+            block_on(async {
+                control.restart(shard(0, 2)).await.expect("restart");
+                let removed = control.remove(shard(1, 2), CloseMode::Resumable).await.expect("remove");
+                let unknown = control.remove(shard(1, 2), CloseMode::Final).await;
+                control.add(shard(1, 2)).await.expect("add back");
+                (removed, unknown)
+            })
+        });
+        // Only this thread polls the stream, and so drives every connection.
+        block_on(async {
+            while !manager.is_finished() {
+                let timeout = async_io::Timer::after(Duration::from_millis(20));
+                if let futures::future::Either::Left((item, _)) = futures::future::select(group.next(), timeout).await {
+                    let dispatch = item.expect("stream open").expect("no shard error");
+                    seen.push((dispatch.shard(), dispatch.event().to_owned()));
+                }
+            }
+        });
+        manager.join().expect("manager thread")
+    });
+    assert!(removed.is_some(), "a resumable remove returns the session");
+    assert!(matches!(unknown, Err(ControlError::UnknownShard(_))), "{unknown:?}");
+    // Shard 0 resumes; shard 1 identifies again.
+    block_on(async {
+        let wanted = [(shard(0, 2), "RESUMED"), (shard(1, 2), "READY")];
+        while !wanted.iter().all(|(id, event)| seen.iter().any(|(s, e)| s == id && e == event)) {
+            let dispatch = next_dispatch(&mut group).await;
+            seen.push((dispatch.shard(), dispatch.event().to_owned()));
+        }
+    });
+    assert_eq!(sim.identifies().len(), 3);
+    assert_eq!(sim.resumes().len(), 1);
+    let control = group.controller();
+    let shutting = std::thread::spawn(move || block_on(control.shutdown()));
+    let rest: Vec<Dispatch> = block_on(group.by_ref().map(|item| item.expect("no error")).collect());
+    assert!(rest.iter().all(|d| d.event() != "READY"), "nothing new after the shutdown");
+    let sessions = shutting.join().expect("shutdown thread").expect("shutdown");
+    assert_eq!(sessions.iter().map(|s| s.shard).collect::<Vec<_>>(), both.to_vec());
+    // The group is gone: a controller says so.
+    let control = group.controller();
+    drop(group);
+    assert_eq!(block_on(control.add(shard(0, 2))), Err(ControlError::GroupGone));
 }

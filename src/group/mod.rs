@@ -1,5 +1,6 @@
 //! [`ShardGroup`]: many shards, one merged stream (gateway-protocol §9, §7.2).
 
+mod control;
 mod merge;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -9,9 +10,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures::channel::mpsc;
+use futures::stream::FuturesUnordered;
 use futures::task::AtomicWaker;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
+pub use self::control::GroupController;
+use self::control::{Closed, PendingClose, Request};
 use self::merge::{Merge, Merged};
 use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
 use crate::protocol::{CloseMode, Config, ConfigError, Session, Status};
@@ -49,6 +54,9 @@ pub enum ControlError {
     /// The shard could not be built (its configuration was rejected).
     #[error(transparent)]
     Shard(#[from] ShardError),
+    /// The group was dropped before it carried out a controller's request.
+    #[error("the shard group is gone")]
+    GroupGone,
 }
 
 /// A shard's [`Session`], tagged with the shard: what
@@ -132,6 +140,10 @@ pub struct ShardGroup {
     max_connecting: usize,
     /// Woken by any shard's status change (a connecting slot may be free).
     status_waker: Arc<AtomicWaker>,
+    /// Requests from [`GroupController`]s, and the closes they wait for.
+    control_tx: mpsc::UnboundedSender<Request>,
+    control_rx: mpsc::UnboundedReceiver<Request>,
+    closing: FuturesUnordered<PendingClose>,
 }
 
 /// Configures a [`ShardGroup`].
@@ -164,6 +176,12 @@ impl ShardGroup {
             spawner: None,
             max_connecting: DEFAULT_MAX_CONNECTING,
         }
+    }
+
+    /// A cloneable handle to add, restart and remove shards, or shut the
+    /// group down, from other tasks while this one polls the stream.
+    pub fn controller(&self) -> GroupController {
+        GroupController { requests: self.control_tx.clone() }
     }
 
     /// Every shard the group knows (running, stopped, or waiting to
@@ -290,8 +308,22 @@ impl ShardGroup {
             .filter_map(|(id, member)| Some((member.key?, *id)))
             .collect();
         self.members.retain(|id, _| !select(*id));
-        // Shards still waiting for a connecting slot never connected: a
-        // session they were to resume is still valid, so hand it back.
+        let mut sessions = self.take_queued(&select, mode);
+        let closing = self.merge.iter_mut().filter_map(|(key, shard)| chosen.get(&key).map(|id| (*id, shard))).map(
+            |(id, shard)| async move { shard.close(mode).await.map(|session| ShardSession { shard: id, session }) },
+        );
+        sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
+        sessions.sort_by_key(|s| s.shard);
+        for key in chosen.keys() {
+            self.merge.wake(*key);
+        }
+        sessions
+    }
+
+    /// Forgets the shards matching `select` that wait for a connecting slot.
+    /// They never connected: a session they were to resume is still valid,
+    /// so it is handed back when `mode` is `Resumable`.
+    fn take_queued(&mut self, select: impl Fn(ShardId) -> bool, mode: CloseMode) -> Vec<ShardSession> {
         let mut sessions = Vec::new();
         let resume = &mut self.resume;
         self.to_start.retain(|id| {
@@ -303,15 +335,86 @@ impl ShardGroup {
             }
             false
         });
-        let closing = self.merge.iter_mut().filter_map(|(key, shard)| chosen.get(&key).map(|id| (*id, shard))).map(
-            |(id, shard)| async move { shard.close(mode).await.map(|session| ShardSession { shard: id, session }) },
-        );
-        sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
-        sessions.sort_by_key(|s| s.shard);
-        for key in chosen.keys() {
-            self.merge.wake(*key);
-        }
         sessions
+    }
+
+    /// Carries out a controller's request; closes run in `closing` while
+    /// the group goes on polling (and so driving) its shards.
+    fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Add(shard, reply) => {
+                let _ = reply.send(self.add(shard));
+            }
+            Request::Restart(shard, reply) => {
+                let handle = match self.members.get(&shard) {
+                    _ if self.to_start.contains(&shard) => {
+                        let _ = reply.send(Ok(()));
+                        return;
+                    }
+                    None => {
+                        let _ = reply.send(Err(ControlError::UnknownShard(shard)));
+                        return;
+                    }
+                    Some(member) if member.key.is_none() => {
+                        let _ = reply.send(self.start(shard, None).map_err(ControlError::Shard));
+                        return;
+                    }
+                    Some(member) => member.handle.clone(),
+                };
+                self.closing.push(Box::pin(async move {
+                    let session = handle.close(CloseMode::Resumable).await;
+                    Closed::Restart(shard, session, reply)
+                }));
+            }
+            Request::Remove(shard, mode, reply) => {
+                if self.to_start.contains(&shard) {
+                    let session = self.take_queued(|id| id == shard, mode).pop().map(|s| s.session);
+                    let _ = reply.send(Ok(session));
+                    return;
+                }
+                let Some(member) = self.members.remove(&shard) else {
+                    let _ = reply.send(Err(ControlError::UnknownShard(shard)));
+                    return;
+                };
+                let handle = member.handle;
+                let running = member.key.is_some();
+                self.closing.push(Box::pin(async move {
+                    let session = if running { handle.close(mode).await } else { None };
+                    Closed::Removed(session, reply)
+                }));
+            }
+            Request::Shutdown(reply) => {
+                let mut sessions = self.take_queued(|_| true, CloseMode::Resumable);
+                let running: Vec<ShardHandle> = std::mem::take(&mut self.members)
+                    .into_values()
+                    .filter(|member| member.key.is_some())
+                    .map(|member| member.handle)
+                    .collect();
+                self.closing.push(Box::pin(async move {
+                    let closing = running.iter().map(|handle| async move {
+                        let session = handle.close(CloseMode::Resumable).await?;
+                        Some(ShardSession { shard: handle.id(), session })
+                    });
+                    sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
+                    sessions.sort_by_key(|s| s.shard);
+                    Closed::Shutdown(sessions, reply)
+                }));
+            }
+        }
+    }
+
+    fn on_closed(&mut self, closed: Closed) {
+        match closed {
+            Closed::Restart(shard, session, reply) => {
+                let _ = reply.send(self.start(shard, session).map_err(ControlError::Shard));
+            }
+            Closed::Removed(session, reply) => {
+                let _ = reply.send(Ok(session));
+            }
+            Closed::Shutdown(sessions, reply) => {
+                let _ = reply.send(sessions);
+            }
+        }
     }
 
     /// Closes the shard whose stream is at `key`; its stream stays in the
@@ -439,6 +542,7 @@ impl ShardGroupBuilder {
             #[cfg(not(feature = "async-std"))]
             None => return Err(ShardError::Config(ConfigError::NoConnector)),
         };
+        let (control_tx, control_rx) = mpsc::unbounded();
         let mut group = ShardGroup {
             template: self.config,
             connector,
@@ -452,6 +556,9 @@ impl ShardGroupBuilder {
             starting: Vec::new(),
             max_connecting: self.max_connecting,
             status_waker: Arc::default(),
+            control_tx,
+            control_rx,
+            closing: FuturesUnordered::new(),
         };
         group.start_queued().map_err(|failed| failed.error)?;
         Ok(group)
@@ -464,6 +571,12 @@ impl Stream for ShardGroup {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         this.status_waker.register(cx.waker());
+        while let Poll::Ready(Some(request)) = this.control_rx.poll_next_unpin(cx) {
+            this.on_request(request);
+        }
+        while let Poll::Ready(Some(closed)) = this.closing.poll_next_unpin(cx) {
+            this.on_closed(closed);
+        }
         if let Err(failed) = this.start_queued() {
             // A configuration `configure` made invalid for this shard.
             return Poll::Ready(Some(Err(failed)));
@@ -482,7 +595,7 @@ impl Stream for ShardGroup {
                         }
                     }
                 }
-                Poll::Ready(None) if this.to_start.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) if this.to_start.is_empty() && this.closing.is_empty() => return Poll::Ready(None),
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
