@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use discord_gateway_stream::identify::{
-    IdentifyError, IdentifyLimits, IdentifySchedule, OnBudgetExhausted, Reservation, SessionStartLimit,
+    IdentifyError, IdentifyLimits, IdentifySchedule, OnBudgetExhausted, Reservation, SessionStartLimit, Turn,
 };
 use discord_gateway_stream::ShardId;
 
@@ -29,11 +29,12 @@ fn grants(schedule: &mut IdentifySchedule, requests: &[(ShardId, Instant)]) -> V
             }
             let reservation = *joined[i].get_or_insert_with(|| schedule.reserve(requests[i].0, now).expect("budget"));
             match schedule.poll_grant(&reservation, now) {
-                Ok(()) => {
+                Turn::Granted => {
                     granted[i] = Some(now);
                     schedule.release(&reservation);
                 }
-                Err(retry) => asks[i] = retry,
+                Turn::Wait(retry) => asks[i] = retry,
+                Turn::Refused(error) => panic!("refused: {error}"),
             }
         }
         let next = (0..requests.len()).filter(|i| granted[*i].is_none()).map(|i| asks[i]).min();
@@ -100,8 +101,7 @@ fn the_window_is_configurable() {
 fn an_exhausted_budget_fails_with_the_time_to_reset() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(budget(1000, 2, Duration::from_secs(3600)), t0);
-    schedule.reserve(shard(0), t0).unwrap();
-    schedule.reserve(shard(1), t0).unwrap();
+    grants(&mut schedule, &at_once(0..2, t0));
     assert_eq!(schedule.remaining(t0), Some(0));
     let at = t0 + Duration::from_secs(600);
     assert_eq!(
@@ -110,13 +110,54 @@ fn an_exhausted_budget_fails_with_the_time_to_reset() {
     );
 }
 
+/// A start is counted when granted, not when queued: a line longer than
+/// the budget is refused at the head, once the budget is spent.
+#[test]
+fn the_budget_is_spent_at_grant_and_the_head_is_refused_when_it_runs_out() {
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(budget(1000, 1, Duration::from_secs(3600)), t0);
+    let first = schedule.reserve(shard(0), t0).unwrap();
+    let second = schedule.reserve(shard(1), t0).unwrap();
+    assert_eq!(schedule.remaining(t0), Some(1), "queued starts are not counted");
+    assert_eq!(schedule.poll_grant(&first, t0), Turn::Granted);
+    schedule.release(&first);
+    assert!(
+        matches!(schedule.poll_grant(&second, t0 + WINDOW), Turn::Refused(IdentifyError::BudgetExhausted { .. })),
+        "refused at its turn"
+    );
+    // It left the line: a later request is not stuck behind it.
+    let later = t0 + Duration::from_secs(3601);
+    assert_eq!(grants(&mut schedule, &[(shard(2), later)]), vec![later]);
+}
+
+/// Review finding: starts granted after a reset count in the new window,
+/// never more than `total` in any window (over the cap resets the token).
+#[test]
+fn no_window_grants_more_than_total_starts() {
+    let t0 = Instant::now();
+    let limits = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 3,
+        remaining: 3,
+        reset_after: 12_000,
+        max_concurrency: 1,
+    })
+    .on_exhausted(OnBudgetExhausted::WaitForReset);
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    let granted = grants(&mut schedule, &at_once(0..8, t0));
+    let reset = t0 + Duration::from_secs(12);
+    let day = Duration::from_secs(24 * 60 * 60);
+    let in_window = |from: Instant, to: Instant| granted.iter().filter(|at| **at >= from && **at < to).count();
+    assert_eq!(in_window(t0, reset), 3);
+    assert_eq!(in_window(reset, reset + day), 3);
+    assert_eq!(in_window(reset + day, reset + day * 2), 2);
+}
+
 /// A reserve keeps starts back for emergencies: "low" counts as exhausted.
 #[test]
 fn the_reserve_is_never_spent() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(budget(1000, 5, Duration::from_secs(60)).reserve(3), t0);
-    schedule.reserve(shard(0), t0).unwrap();
-    schedule.reserve(shard(1), t0).unwrap();
+    grants(&mut schedule, &at_once(0..2, t0));
     let refused = schedule.reserve(shard(2), t0);
     assert!(matches!(refused, Err(IdentifyError::BudgetExhausted { remaining: 3, reserve: 3, .. })), "{refused:?}");
 }
@@ -152,21 +193,21 @@ fn the_budget_refills_after_reset_after() {
 }
 
 /// A withdrawn request (the connection dropped while it waited) leaves the
-/// line, so the one behind it moves up, and its session start is refunded.
+/// line, so the one behind it moves up, and spends no session start.
 #[test]
-fn a_cancelled_reservation_gives_back_its_start_and_place() {
+fn a_cancelled_reservation_gives_back_its_place_and_spends_nothing() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(budget(100, 100, Duration::from_secs(60)), t0);
     let first = schedule.reserve(shard(0), t0).unwrap();
     let second = schedule.reserve(shard(1), t0).unwrap();
     let third = schedule.reserve(shard(2), t0).unwrap();
-    assert_eq!(schedule.remaining(t0), Some(97));
-    assert_eq!(schedule.poll_grant(&first, t0), Ok(()));
+    assert_eq!(schedule.remaining(t0), Some(100), "counted at grant");
+    assert_eq!(schedule.poll_grant(&first, t0), Turn::Granted);
     schedule.release(&first);
-    assert_eq!(schedule.poll_grant(&third, t0), Err(t0 + WINDOW * 2), "an estimate: one ahead");
+    assert_eq!(schedule.poll_grant(&third, t0), Turn::Wait(t0 + WINDOW * 2), "an estimate: one ahead");
     schedule.cancel(&second);
-    assert_eq!(schedule.remaining(t0), Some(98));
-    assert_eq!(schedule.poll_grant(&third, t0 + WINDOW), Ok(()), "moved up to the next turn");
+    assert_eq!(schedule.remaining(t0), Some(99), "only the grant counted");
+    assert_eq!(schedule.poll_grant(&third, t0 + WINDOW), Turn::Granted, "moved up to the next turn");
 }
 
 /// The spacing counts from the grant, not the plan: a shard late to take
@@ -179,11 +220,11 @@ fn a_late_grant_pushes_the_next_turn_back() {
     let first = schedule.reserve(shard(0), t0).unwrap();
     let second = schedule.reserve(shard(1), t0).unwrap();
     let late = t0 + Duration::from_millis(700);
-    assert_eq!(schedule.poll_grant(&second, t0), Err(t0 + WINDOW), "not its turn yet");
-    assert_eq!(schedule.poll_grant(&first, late), Ok(()));
+    assert_eq!(schedule.poll_grant(&second, t0), Turn::Wait(t0 + WINDOW), "not its turn yet");
+    assert_eq!(schedule.poll_grant(&first, late), Turn::Granted);
     schedule.release(&first);
-    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Err(late + WINDOW));
-    assert_eq!(schedule.poll_grant(&second, late + WINDOW), Ok(()));
+    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Turn::Wait(late + WINDOW));
+    assert_eq!(schedule.poll_grant(&second, late + WINDOW), Turn::Granted);
 }
 
 /// `max_concurrency` 0 (a bad REST answer) is one bucket, never a panic.
@@ -202,12 +243,12 @@ fn a_bucket_waits_for_the_previous_ready_even_past_the_window() {
     let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1), t0);
     let first = schedule.reserve(shard(0), t0).unwrap();
     let second = schedule.reserve(shard(1), t0).unwrap();
-    assert_eq!(schedule.poll_grant(&first, t0), Ok(()));
+    assert_eq!(schedule.poll_grant(&first, t0), Turn::Granted);
     // The window has passed, READY has not come: ask again a little later.
-    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Err(t0 + WINDOW + WINDOW / 20));
+    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Turn::Wait(t0 + WINDOW + WINDOW / 20));
     let ready = t0 + Duration::from_secs(7);
     schedule.release(&first);
-    assert_eq!(schedule.poll_grant(&second, ready), Ok(()));
+    assert_eq!(schedule.poll_grant(&second, ready), Turn::Granted);
 }
 
 /// A READY that comes within the window changes nothing: the window
@@ -218,9 +259,38 @@ fn an_early_ready_does_not_shorten_the_window() {
     let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1), t0);
     let first = schedule.reserve(shard(0), t0).unwrap();
     let second = schedule.reserve(shard(1), t0).unwrap();
-    assert_eq!(schedule.poll_grant(&first, t0), Ok(()));
+    assert_eq!(schedule.poll_grant(&first, t0), Turn::Granted);
     schedule.release(&first);
     let soon = t0 + Duration::from_secs(1);
-    assert_eq!(schedule.poll_grant(&second, soon), Err(t0 + WINDOW));
-    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Ok(()));
+    assert_eq!(schedule.poll_grant(&second, soon), Turn::Wait(t0 + WINDOW));
+    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Turn::Granted);
+}
+
+/// Review finding: a reserve of the whole budget (or a budget of 0) never
+/// underflows and never pushes each shard a day further than the last.
+#[test]
+fn a_reserve_of_the_whole_budget_keeps_one_start_per_window() {
+    let t0 = Instant::now();
+    let limits = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 2,
+        remaining: 2,
+        reset_after: 1_000,
+        max_concurrency: 4,
+    })
+    .reserve(5)
+    .on_exhausted(OnBudgetExhausted::WaitForReset);
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    let granted = grants(&mut schedule, &at_once(0..3, t0));
+    let day = Duration::from_secs(24 * 60 * 60);
+    let reset = t0 + Duration::from_secs(1);
+    assert_eq!(granted, vec![t0, reset, reset + day]);
+
+    let zero = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 0,
+        remaining: 0,
+        reset_after: 1_000,
+        max_concurrency: 1,
+    });
+    let mut schedule = IdentifySchedule::new(zero, t0);
+    assert!(matches!(schedule.reserve(shard(0), t0), Err(IdentifyError::BudgetExhausted { .. })));
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
-use super::{IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, IdentifySchedule, Reservation};
+use super::{IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, IdentifySchedule, Reservation, Turn};
 use crate::ShardId;
 
 /// An [`IdentifyQueue`] for shards in one process: one Identify per
@@ -91,14 +91,18 @@ impl IdentifyQueue for LocalIdentifyQueue {
             loop {
                 let polled = pending.lock().poll_grant(&reservation, Instant::now());
                 match polled {
-                    Ok(()) => {
+                    Turn::Granted => {
                         pending.reservation = None;
                         let schedule = Arc::clone(&pending.schedule);
                         return Ok(IdentifyPermit::on_release(move || {
                             schedule.lock().unwrap_or_else(PoisonError::into_inner).release(&reservation);
                         }));
                     }
-                    Err(retry_at) => {
+                    Turn::Refused(error) => {
+                        pending.reservation = None;
+                        return Err(error);
+                    }
+                    Turn::Wait(retry_at) => {
                         tracing::trace!(%shard, wait = ?retry_at.saturating_duration_since(Instant::now()), "waiting for an identify slot");
                         async_io::Timer::at(retry_at).await;
                     }

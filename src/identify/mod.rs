@@ -26,7 +26,7 @@ pub use error::IdentifyError;
 pub use limits::{IdentifyLimits, OnBudgetExhausted, SessionStartLimit, IDENTIFY_WINDOW};
 pub use local::LocalIdentifyQueue;
 pub use permit::IdentifyPermit;
-pub use schedule::{IdentifySchedule, Reservation};
+pub use schedule::{IdentifySchedule, Reservation, Turn};
 
 use crate::ShardId;
 

@@ -22,10 +22,18 @@ use crate::ShardId;
 pub struct Reservation {
     id: u64,
     bucket: usize,
-    /// Not before this (a start counted in the next budget window).
-    not_before: Option<Instant>,
-    /// Which budget window the start was counted in (`None`: no budget).
-    epoch: Option<u64>,
+}
+
+/// What [`IdentifySchedule::poll_grant`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// Identify now; release the reservation once READY (or failure) came.
+    Granted,
+    /// Not yet: ask again at this instant (an estimate; asking earlier is fine).
+    Wait(Instant),
+    /// Refused (the daily budget is at its reserve); the reservation has
+    /// left the line.
+    Refused(IdentifyError),
 }
 
 #[derive(Debug, Clone)]
@@ -33,19 +41,15 @@ struct Budget {
     total: u32,
     remaining: u32,
     resets_at: Instant,
-    /// Starts counted in this window may not happen before this instant
-    /// (set when a waiting reservation rolled the window over early).
-    not_before: Option<Instant>,
-    epoch: u64,
 }
 
 impl Budget {
-    /// Starts a new window once the old one has reset.
-    fn roll(&mut self) {
-        self.not_before = Some(self.resets_at);
-        self.remaining = self.total;
-        self.resets_at += BUDGET_PERIOD;
-        self.epoch += 1;
+    /// Starts the windows that have reset by `now`.
+    fn roll_to(&mut self, now: Instant) {
+        while now >= self.resets_at {
+            self.remaining = self.total;
+            self.resets_at += BUDGET_PERIOD;
+        }
     }
 }
 
@@ -75,8 +79,6 @@ impl IdentifySchedule {
             total: limit.total,
             remaining: limit.remaining.min(limit.total),
             resets_at: now + Duration::from_millis(limit.reset_after),
-            not_before: None,
-            epoch: 0,
         });
         IdentifySchedule { limits, buckets: vec![Bucket::default(); buckets], budget, next_id: 0 }
     }
@@ -92,72 +94,82 @@ impl IdentifySchedule {
         Some(if now >= budget.resets_at { budget.total } else { budget.remaining })
     }
 
-    /// Joins the line of `shard`'s bucket and counts one session start.
-    /// Errors when the budget is at its reserve and the policy is
+    /// The reserve in force: never all of `total` (a reserve of the whole
+    /// budget would wait for a reset forever).
+    fn reserve_floor(&self, budget: &Budget) -> u32 {
+        self.limits.reserve.min(budget.total.saturating_sub(1))
+    }
+
+    /// The budget's verdict at `now`: `None` when a start may be counted.
+    fn budget_refusal(&mut self, now: Instant) -> Option<IdentifyError> {
+        let floor = self.budget.as_ref().map(|budget| self.reserve_floor(budget))?;
+        let budget = self.budget.as_mut()?;
+        budget.roll_to(now);
+        (budget.remaining <= floor).then(|| IdentifyError::BudgetExhausted {
+            remaining: budget.remaining,
+            reserve: floor,
+            reset_after: budget.resets_at.saturating_duration_since(now),
+        })
+    }
+
+    /// Joins the line of `shard`'s bucket. The session start is counted
+    /// when it is granted, in the budget window it is granted in. Errors at
+    /// once when the budget is already at its reserve and the policy is
     /// [`OnBudgetExhausted::Fail`].
     pub fn reserve(&mut self, shard: ShardId, now: Instant) -> Result<Reservation, IdentifyError> {
         let bucket = usize::try_from(self.limits.bucket(shard.id)).unwrap_or(0) % self.buckets.len();
-        let mut not_before = None;
-        let mut epoch = None;
-        if let Some(budget) = self.budget.as_mut() {
-            while now >= budget.resets_at {
-                budget.roll();
+        if let Some(refusal) = self.budget_refusal(now) {
+            if self.limits.on_exhausted == OnBudgetExhausted::Fail {
+                return Err(refusal);
             }
-            if budget.remaining <= self.limits.reserve {
-                match self.limits.on_exhausted {
-                    OnBudgetExhausted::Fail => {
-                        return Err(IdentifyError::BudgetExhausted {
-                            remaining: budget.remaining,
-                            reserve: self.limits.reserve,
-                            reset_after: budget.resets_at.saturating_duration_since(now),
-                        });
-                    }
-                    OnBudgetExhausted::WaitForReset => {
-                        tracing::warn!(
-                            remaining = budget.remaining,
-                            reset_after = ?budget.resets_at.saturating_duration_since(now),
-                            "session start budget exhausted; identify waits for the reset"
-                        );
-                        budget.roll();
-                    }
-                }
-            }
-            not_before = budget.not_before.filter(|at| *at > now);
-            budget.remaining -= 1;
-            epoch = Some(budget.epoch);
         }
         let id = self.next_id;
         self.next_id += 1;
         self.buckets[bucket].line.push_back(id);
-        Ok(Reservation { id, bucket, not_before, epoch })
+        Ok(Reservation { id, bucket })
     }
 
     /// Grants `reservation` if its turn has come at `now` (it leaves the
-    /// line and the bucket's spacing restarts from `now`); otherwise returns
-    /// when to ask again. A reservation no longer in line (granted or
-    /// cancelled) is granted at once.
-    pub fn poll_grant(&mut self, reservation: &Reservation, now: Instant) -> Result<(), Instant> {
+    /// line, one session start is counted, and the bucket's spacing
+    /// restarts from `now`); otherwise says when to ask again, or refuses
+    /// it when the budget is at its reserve under [`OnBudgetExhausted::Fail`].
+    /// A reservation no longer in line (granted or cancelled) is granted
+    /// at once.
+    pub fn poll_grant(&mut self, reservation: &Reservation, now: Instant) -> Turn {
         let spacing = self.limits.spacing();
-        let Some(bucket) = self.buckets.get_mut(reservation.bucket) else { return Ok(()) };
-        let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return Ok(()) };
-        let mut turn = bucket.last_grant.map_or(now, |last| last + spacing);
-        if let Some(not_before) = reservation.not_before {
-            turn = turn.max(not_before);
-        }
+        let Some(bucket) = self.buckets.get(reservation.bucket) else { return Turn::Granted };
+        let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return Turn::Granted };
+        let turn = bucket.last_grant.map_or(now, |last| last + spacing);
         if bucket.holder.is_some() && now >= turn {
             // The previous Identify has not seen READY yet: ask again soon
             // (a release does not wake waiters; they poll at 1/20 spacing).
-            return Err(now + spacing / 20);
+            return Turn::Wait(now + spacing / 20);
         }
-        if position == 0 && now >= turn {
-            bucket.line.pop_front();
-            bucket.last_grant = Some(now);
-            bucket.holder = Some(reservation.id);
-            return Ok(());
+        if position != 0 || now < turn {
+            // An estimate: those ahead take one spacing each, if on time.
+            let ahead = u32::try_from(position).unwrap_or(u32::MAX);
+            return Turn::Wait(turn.max(now) + spacing.saturating_mul(ahead));
         }
-        // An estimate: those ahead take one spacing each, if on time.
-        let ahead = u32::try_from(position).unwrap_or(u32::MAX);
-        Err(turn.max(now) + spacing.saturating_mul(ahead))
+        if let Some(refusal) = self.budget_refusal(now) {
+            return match (self.limits.on_exhausted, &refusal) {
+                (OnBudgetExhausted::WaitForReset, IdentifyError::BudgetExhausted { reset_after, .. }) => {
+                    tracing::warn!(?reset_after, "session start budget exhausted; identify waits for the reset");
+                    Turn::Wait(now + *reset_after)
+                }
+                _ => {
+                    self.cancel(reservation);
+                    Turn::Refused(refusal)
+                }
+            };
+        }
+        if let Some(budget) = self.budget.as_mut() {
+            budget.remaining -= 1;
+        }
+        let Some(bucket) = self.buckets.get_mut(reservation.bucket) else { return Turn::Granted };
+        bucket.line.pop_front();
+        bucket.last_grant = Some(now);
+        bucket.holder = Some(reservation.id);
+        Turn::Granted
     }
 
     /// The granted `reservation`'s Identify has its outcome (READY, or the
@@ -170,16 +182,12 @@ impl IdentifySchedule {
         }
     }
 
-    /// Withdraws a reservation that was not granted: it leaves the line and
-    /// its session start is refunded.
+    /// Withdraws a reservation that was not granted: it leaves the line
+    /// (nothing was counted for it).
     pub fn cancel(&mut self, reservation: &Reservation) {
         let Some(bucket) = self.buckets.get_mut(reservation.bucket) else { return };
-        let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return };
-        bucket.line.remove(position);
-        if let (Some(budget), Some(epoch)) = (self.budget.as_mut(), reservation.epoch) {
-            if budget.epoch == epoch {
-                budget.remaining = (budget.remaining + 1).min(budget.total);
-            }
+        if let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) {
+            bucket.line.remove(position);
         }
     }
 }
