@@ -321,6 +321,27 @@ impl Future for ShardDriver {
     }
 }
 
+impl Shard {
+    /// Runs the local driver, if any, without taking events: a shard
+    /// waiting behind another's leftovers keeps its connection alive.
+    pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(driver) = self.driver.as_mut() {
+            if driver.poll_drive(cx).is_ready() {
+                self.driver = None;
+            }
+        }
+    }
+
+    /// Marks the status `Closed` if the connection ended without saying so
+    /// (its driver was dropped unpolled, or panicked).
+    pub(crate) fn mark_ended(&self) {
+        let mut status = self.handle.status.lock().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(*status, Status::Closed | Status::Fatal(_)) {
+            *status = Status::Closed;
+        }
+    }
+}
+
 impl Stream for Shard {
     type Item = Result<Dispatch, ShardError>;
 

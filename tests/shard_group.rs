@@ -507,3 +507,65 @@ fn a_controller_on_another_thread_manages_the_group_while_it_streams() {
     drop(group);
     assert_eq!(block_on(control.add(shard(0, 2))), Err(ControlError::GroupGone));
 }
+
+/// Review finding: after `restart()`, the new connection (RESUMED, live
+/// events) waits until the old one has handed over every dispatch it had
+/// buffered, so one shard's dispatches stay in `s` order.
+#[test]
+fn a_restarted_shard_keeps_its_dispatches_in_order() {
+    let sim = simulator(1);
+    let only = shard(0, 1);
+    let mut group = spawned(ShardGroup::builder(config(&sim), 1).identify_queue(queue(1)));
+    block_on(until_live(&mut group, &[only], "READY"));
+    for n in 0..20 {
+        sim.dispatch_to_shard(only, "MESSAGE_CREATE", json!({ "n": n }));
+    }
+    // Let the spawned driver buffer them before the restart.
+    std::thread::sleep(Duration::from_millis(500));
+    block_on(group.restart(only)).unwrap();
+    wait_until(|| sim.resumes().len() == 1 && sim.live_shards() == vec![only]);
+    sim.dispatch_to_shard(only, "MESSAGE_CREATE", json!({ "n": "after" }));
+    let got: Vec<Dispatch> = block_on(async {
+        let mut got = Vec::new();
+        while got.len() < 22 {
+            got.push(next_dispatch(&mut group).await);
+        }
+        got
+    });
+    let seqs: Vec<(u64, &str)> = got.iter().map(|d| (d.seq(), d.event())).collect();
+    // RESUMED carries the last `s` again; everything else strictly increases.
+    assert!(got.windows(2).all(|w| w[0].seq() < w[1].seq() || w[1].event() == "RESUMED"), "{seqs:?}");
+    assert_eq!(got.iter().filter(|d| d.event() == "MESSAGE_CREATE").count(), 21, "{seqs:?}");
+}
+
+/// Review finding: right after a shard's `GroupError` it is no longer
+/// running, so it can be added again at once; a re-added shard waiting for
+/// a connecting slot is listed once, as connecting.
+#[test]
+fn a_failed_shard_can_be_added_again_at_once() {
+    let sim = simulator(2);
+    let (zero, one) = (shard(0, 2), shard(1, 2));
+    let mut group = spawned(ShardGroup::builder(config(&sim), 2).identify_queue(queue(2)).max_connecting(1));
+    block_on(until_live(&mut group, &[zero, one], "READY"));
+    assert!(sim.close_shard(zero, 4004));
+    let error = block_on(next(&mut group)).expect_err("a GroupError");
+    assert_eq!(error.shard, zero);
+    assert!(!group.is_running(zero));
+    block_on(group.restart(one)).unwrap(); // takes the only connecting slot
+    group.add(zero).unwrap();
+    assert_eq!(group.shard_ids(), vec![zero, one]);
+    assert_eq!(group.status(zero), Some(Status::Connecting { resume: false }));
+}
+
+/// Review finding: a driver that never runs (a spawner that drops it) must
+/// not hold a connecting slot forever; its shard reads as closed and the
+/// group ends instead of hanging.
+#[test]
+fn a_driver_that_never_runs_does_not_wedge_the_group() {
+    let sim = simulator(1);
+    let mut group = ShardGroup::builder(config(&sim), 2).max_connecting(1).spawn_drivers(drop).build().unwrap();
+    assert!(block_on(async { group.next().await }).is_none(), "the group ends");
+    let statuses = group.statuses();
+    assert!(statuses.iter().all(|(_, status)| *status == Status::Closed), "{statuses:?}");
+    assert_eq!(statuses.len(), 2, "the queued shard was started, then ended too");
+}

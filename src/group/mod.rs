@@ -2,8 +2,9 @@
 
 mod control;
 mod merge;
+mod slot;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use futures::{Stream, StreamExt};
 pub use self::control::GroupController;
 use self::control::{Closed, PendingClose, Request};
 use self::merge::{Merge, Merged};
+use self::slot::Slot;
 use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
 use crate::protocol::{CloseMode, Config, ConfigError, Session, Status};
 use crate::transport::Connector;
@@ -78,9 +80,10 @@ pub fn shard_for_guild(guild_id: u64, total: u32) -> Option<ShardId> {
 
 /// A shard the group knows: running, or stopped with its last status.
 struct Member {
+    /// The newest connection's handle.
     handle: ShardHandle,
-    /// Its stream's key in the merge while the stream has not ended.
-    key: Option<usize>,
+    /// Whether that connection still runs (its stream has not ended).
+    running: bool,
 }
 
 /// Many shards of one bot as a single `Stream` of dispatches.
@@ -132,7 +135,10 @@ pub struct ShardGroup {
     /// Sessions to resume, taken when their shard starts.
     resume: HashMap<ShardId, Session>,
     members: BTreeMap<ShardId, Member>,
-    merge: Merge<Shard>,
+    merge: Merge<Slot>,
+    /// Each shard id's slot in the merge, while it has one (a removed
+    /// shard's slot stays until it has yielded what it had received).
+    slots: HashMap<ShardId, usize>,
     /// Shards waiting for a free connecting slot, in order.
     to_start: VecDeque<ShardId>,
     /// Started shards that may still be opening their socket.
@@ -187,24 +193,23 @@ impl ShardGroup {
     /// Every shard the group knows (running, stopped, or waiting to
     /// connect), in order.
     pub fn shard_ids(&self) -> Vec<ShardId> {
-        let mut ids: Vec<ShardId> = self.members.keys().chain(self.to_start.iter()).copied().collect();
-        ids.sort_unstable();
-        ids
+        let ids: BTreeSet<ShardId> = self.members.keys().chain(self.to_start.iter()).copied().collect();
+        ids.into_iter().collect()
     }
 
     /// Whether `shard` is in the group and its connection runs (or waits
     /// for a connecting slot).
     pub fn is_running(&self, shard: ShardId) -> bool {
-        self.members.get(&shard).is_some_and(|member| member.key.is_some()) || self.to_start.contains(&shard)
+        self.members.get(&shard).is_some_and(|member| member.running) || self.to_start.contains(&shard)
     }
 
     /// The status of `shard` now (`None` if the group has no such shard). A
     /// shard waiting for a connecting slot is `Connecting`.
     pub fn status(&self, shard: ShardId) -> Option<Status> {
-        match self.members.get(&shard) {
-            Some(member) => Some(member.handle.status()),
-            None => self.to_start.contains(&shard).then(|| self.queued_status(shard)),
+        if self.to_start.contains(&shard) {
+            return Some(self.queued_status(shard));
         }
+        Some(self.members.get(&shard)?.handle.status())
     }
 
     /// Every shard's status now, in shard order.
@@ -268,7 +273,7 @@ impl ShardGroup {
             return Ok(self.resume.remove(&shard).filter(|_| mode == CloseMode::Resumable));
         }
         let member = self.members.remove(&shard).ok_or(ControlError::UnknownShard(shard))?;
-        Ok(self.close_one(member.key, mode).await)
+        Ok(if member.running { self.close_latest(shard, mode).await } else { None })
     }
 
     /// Closes every shard of `total` with `mode` (the old set, after a
@@ -283,8 +288,8 @@ impl ShardGroup {
         if self.to_start.contains(&shard) {
             return Ok(());
         }
-        let key = self.members.get(&shard).ok_or(ControlError::UnknownShard(shard))?.key;
-        let session = self.close_one(key, CloseMode::Resumable).await;
+        let running = self.members.get(&shard).ok_or(ControlError::UnknownShard(shard))?.running;
+        let session = if running { self.close_latest(shard, CloseMode::Resumable).await } else { None };
         self.start(shard, session)?;
         Ok(())
     }
@@ -301,21 +306,20 @@ impl ShardGroup {
     /// Closes every running shard matching `select`, all at once, and
     /// forgets them.
     async fn close_where(&mut self, select: impl Fn(ShardId) -> bool, mode: CloseMode) -> Vec<ShardSession> {
-        let chosen: HashMap<usize, ShardId> = self
-            .members
-            .iter()
-            .filter(|(id, _)| select(**id))
-            .filter_map(|(id, member)| Some((member.key?, *id)))
-            .collect();
+        let chosen: HashSet<ShardId> =
+            self.members.iter().filter(|(id, member)| member.running && select(**id)).map(|(id, _)| *id).collect();
         self.members.retain(|id, _| !select(*id));
         let mut sessions = self.take_queued(&select, mode);
-        let closing = self.merge.iter_mut().filter_map(|(key, shard)| chosen.get(&key).map(|id| (*id, shard))).map(
-            |(id, shard)| async move { shard.close(mode).await.map(|session| ShardSession { shard: id, session }) },
-        );
+        let keys: Vec<usize> = chosen.iter().filter_map(|id| self.slots.get(id).copied()).collect();
+        let closing = self.merge.iter_mut().filter(|(_, slot)| chosen.contains(&slot.id())).map(|(_, slot)| {
+            let id = slot.id();
+            let latest = slot.latest();
+            async move { latest.close(mode).await.map(|session| ShardSession { shard: id, session }) }
+        });
         sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
         sessions.sort_by_key(|s| s.shard);
-        for key in chosen.keys() {
-            self.merge.wake(*key);
+        for key in keys {
+            self.merge.wake(key);
         }
         sessions
     }
@@ -334,6 +338,13 @@ impl ShardGroup {
                 sessions.push(ShardSession { shard: *id, session });
             }
             false
+        });
+        // Sessions given for shards the group never ran go back too.
+        resume.retain(|id, session| {
+            if select(*id) && mode == CloseMode::Resumable {
+                sessions.push(ShardSession { shard: *id, session: session.clone() });
+            }
+            !select(*id)
         });
         sessions
     }
@@ -355,7 +366,7 @@ impl ShardGroup {
                         let _ = reply.send(Err(ControlError::UnknownShard(shard)));
                         return;
                     }
-                    Some(member) if member.key.is_none() => {
+                    Some(member) if !member.running => {
                         let _ = reply.send(self.start(shard, None).map_err(ControlError::Shard));
                         return;
                     }
@@ -377,7 +388,7 @@ impl ShardGroup {
                     return;
                 };
                 let handle = member.handle;
-                let running = member.key.is_some();
+                let running = member.running;
                 self.closing.push(Box::pin(async move {
                     let session = if running { handle.close(mode).await } else { None };
                     Closed::Removed(session, reply)
@@ -387,7 +398,7 @@ impl ShardGroup {
                 let mut sessions = self.take_queued(|_| true, CloseMode::Resumable);
                 let running: Vec<ShardHandle> = std::mem::take(&mut self.members)
                     .into_values()
-                    .filter(|member| member.key.is_some())
+                    .filter(|member| member.running)
                     .map(|member| member.handle)
                     .collect();
                 self.closing.push(Box::pin(async move {
@@ -401,6 +412,15 @@ impl ShardGroup {
                 }));
             }
         }
+    }
+
+    /// `shard`'s newest connection has ended: it is stopped, and no longer
+    /// holds a connecting slot (its driver may have died before connecting).
+    fn stopped(&mut self, shard: ShardId) {
+        if let Some(member) = self.members.get_mut(&shard) {
+            member.running = false;
+        }
+        self.starting.retain(|id| *id != shard);
     }
 
     fn on_closed(&mut self, closed: Closed) {
@@ -417,17 +437,23 @@ impl ShardGroup {
         }
     }
 
-    /// Closes the shard whose stream is at `key`; its stream stays in the
-    /// merge to yield what it had received.
-    async fn close_one(&mut self, key: Option<usize>, mode: CloseMode) -> Option<Session> {
-        let key = key?;
-        let session = self.merge.get_mut(key)?.close(mode).await;
+    /// Closes `shard`'s newest connection; its slot stays in the merge to
+    /// yield what it had received.
+    async fn close_latest(&mut self, shard: ShardId, mode: CloseMode) -> Option<Session> {
+        let key = *self.slots.get(&shard)?;
+        let session = self.merge.get_mut(key)?.latest().close(mode).await;
         self.merge.wake(key);
         session
     }
 
     fn start(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ShardError> {
         let mut config = self.template.clone().shard(shard);
+        // A template's session or seed is not every shard's.
+        config.resume_from = None;
+        if let Some(seed) = config.seed() {
+            config = config
+                .rng_seed(seed ^ u64::from(shard.id).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(shard.total));
+        }
         if let Some(configure) = &self.configure {
             config = configure(shard, config);
         }
@@ -445,9 +471,22 @@ impl ShardGroup {
             }
         }
         let handle = running.handle();
-        let key = self.merge.insert(running);
-        // A member replaced by a restart keeps draining under its old key.
-        self.members.insert(shard, Member { handle, key: Some(key) });
+        // Behind the shard id's previous connection if it is still handing
+        // over dispatches, so the shard's dispatches stay in order.
+        match self.slots.get(&shard).copied() {
+            Some(key) if self.merge.get_mut(key).is_some() => {
+                if let Some(slot) = self.merge.get_mut(key) {
+                    slot.push(running);
+                }
+                self.merge.wake(key);
+            }
+            _ => {
+                let key = self.merge.insert(Slot::new(running));
+                self.slots.insert(shard, key);
+            }
+        }
+        self.members.insert(shard, Member { handle, running: true });
+        self.starting.retain(|id| *id != shard);
         self.starting.push(shard);
         Ok(())
     }
@@ -461,9 +500,9 @@ impl ShardGroup {
         }
         let members = &self.members;
         self.starting.retain(|id| {
-            members
-                .get(id)
-                .is_some_and(|m| matches!(m.handle.status(), Status::Connecting { .. } | Status::AwaitingHello))
+            members.get(id).is_some_and(|m| {
+                m.running && matches!(m.handle.status(), Status::Connecting { .. } | Status::AwaitingHello)
+            })
         });
         while self.starting.len() < self.max_connecting {
             let Some(shard) = self.to_start.pop_front() else { break };
@@ -552,6 +591,7 @@ impl ShardGroupBuilder {
             resume: self.resume.into_iter().map(|s| (s.shard, s.session)).collect(),
             members: BTreeMap::new(),
             merge: Merge::new(),
+            slots: HashMap::new(),
             to_start: self.range.filter_map(|id| ShardId::new(id, self.total)).collect(),
             starting: Vec::new(),
             max_connecting: self.max_connecting,
@@ -577,25 +617,35 @@ impl Stream for ShardGroup {
         while let Poll::Ready(Some(closed)) = this.closing.poll_next_unpin(cx) {
             this.on_closed(closed);
         }
-        if let Err(failed) = this.start_queued() {
-            // A configuration `configure` made invalid for this shard.
-            return Poll::Ready(Some(Err(failed)));
-        }
         loop {
+            // Again after each ended stream: it may have freed a connecting slot.
+            if let Err(failed) = this.start_queued() {
+                // A configuration `configure` made invalid for this shard.
+                return Poll::Ready(Some(Err(failed)));
+            }
             match this.merge.poll_next(cx) {
                 Poll::Ready(Some(Merged::Item(_, Ok(dispatch)))) => return Poll::Ready(Some(Ok(dispatch))),
                 Poll::Ready(Some(Merged::Item(key, Err(error)))) => {
-                    let shard = this.merge.get_mut(key).map_or(ShardId::ONE, |s| s.id());
+                    let Some(slot) = this.merge.get_mut(key) else { continue };
+                    let shard = slot.id();
+                    // An error ends that connection; unless a newer one
+                    // waits behind it, the shard has stopped.
+                    if !slot.has_successor() {
+                        this.stopped(shard);
+                    }
                     return Poll::Ready(Some(Err(GroupError { shard, error })));
                 }
                 Poll::Ready(Some(Merged::Ended(key, ended))) => {
-                    if let Some(member) = this.members.get_mut(&ended.id()) {
-                        if member.key == Some(key) {
-                            member.key = None;
-                        }
+                    let shard = ended.id();
+                    ended.mark_ended();
+                    if this.slots.get(&shard) == Some(&key) {
+                        this.slots.remove(&shard);
                     }
+                    this.stopped(shard);
                 }
                 Poll::Ready(None) if this.to_start.is_empty() && this.closing.is_empty() => return Poll::Ready(None),
+                // Shards wait for a connecting slot (the status waker is
+                // registered) or closes are pending (they wake us).
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
