@@ -146,9 +146,12 @@ impl IdentifySchedule {
             return Turn::Wait(now + spacing / 20);
         }
         if position != 0 || now < turn {
-            // An estimate: those ahead take one spacing each, if on time.
+            // An estimate: those ahead take one spacing each, if on time;
+            // never more than one spacing away, so a waiter moves up soon
+            // after one ahead of it withdraws.
             let ahead = u32::try_from(position).unwrap_or(u32::MAX);
-            return Turn::Wait(turn.max(now) + spacing.saturating_mul(ahead));
+            let estimate = turn.max(now) + spacing.saturating_mul(ahead);
+            return Turn::Wait(estimate.min(turn.max(now + spacing)));
         }
         if let Some(refusal) = self.budget_refusal(now) {
             return match (self.limits.on_exhausted, &refusal) {
