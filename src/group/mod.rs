@@ -265,7 +265,10 @@ impl ShardGroup {
 
     /// Closes `shard` with `mode` and forgets it; returns its session when
     /// `mode` is `Resumable`. Dispatches it had already received are still
-    /// yielded by the stream.
+    /// yielded by the stream. A shard still waiting for a connecting slot
+    /// never connected: its session (if it was to resume one) is returned
+    /// for `Resumable` and dropped for `Final` (no 1000 is sent; the
+    /// session expires on its own).
     pub async fn remove(&mut self, shard: ShardId, mode: CloseMode) -> Result<Option<Session>, ControlError> {
         if let Some(position) = self.to_start.iter().position(|id| *id == shard) {
             self.to_start.remove(position);
@@ -299,6 +302,10 @@ impl ShardGroup {
     /// [`ShardGroupBuilder::resume`] and resumes them all without a single
     /// Identify. Keep polling the stream afterwards: it yields the
     /// dispatches the shards had already received, then ends.
+    ///
+    /// Not cancel-safe: dropping the future before it completes loses the
+    /// sessions (the shards still close). Put a timeout around the
+    /// dispatches you drain afterwards, not around this.
     pub async fn shutdown(&mut self) -> Vec<ShardSession> {
         self.close_where(|_| true, CloseMode::Resumable).await
     }
