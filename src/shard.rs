@@ -508,6 +508,20 @@ impl Driver {
                 for (reply, session) in self.close_replies.drain(..) {
                     let _ = reply.send(session);
                 }
+                // Nothing will read requests while the last dispatches wait
+                // for the application: refuse new ones and answer the queued
+                // ones now, or a close() sent meanwhile would wait forever.
+                self.requests.close();
+                while let Ok(request) = self.requests.try_recv() {
+                    match request {
+                        Request::Close(_, reply) => {
+                            let _ = reply.send(None);
+                        }
+                        Request::Command(_) => {
+                            self.queued.fetch_sub(1, Ordering::AcqRel);
+                        }
+                    }
+                }
                 self.flush_pending().await;
                 return;
             }

@@ -569,3 +569,157 @@ fn a_driver_that_never_runs_does_not_wedge_the_group() {
     assert!(statuses.iter().all(|(_, status)| *status == Status::Closed), "{statuses:?}");
     assert_eq!(statuses.len(), 2, "the queued shard was started, then ended too");
 }
+
+/// Polls the group on this thread while `work` runs on another (the
+/// controller's futures resolve only while the group is polled).
+fn drive_while<T: Send>(group: &mut ShardGroup, work: impl FnOnce() -> T + Send) -> (T, Vec<Dispatch>) {
+    let mut seen = Vec::new();
+    let out = std::thread::scope(|scope| {
+        let worker = scope.spawn(work);
+        block_on(async {
+            let deadline = Instant::now() + WAIT;
+            while !worker.is_finished() {
+                assert!(Instant::now() < deadline, "controller request never resolved");
+                let timeout = async_io::Timer::after(Duration::from_millis(20));
+                if let futures::future::Either::Left((Some(Ok(d)), _)) =
+                    futures::future::select(group.next(), timeout).await
+                {
+                    seen.push(d);
+                }
+            }
+        });
+        worker.join().expect("worker")
+    });
+    (out, seen)
+}
+
+/// Second review: management requests run one at a time. Two restarts of
+/// one shard sent together resume it twice in turn (no extra Identify, no
+/// unreachable connection), and a shutdown afterwards ends everything.
+#[test]
+fn two_concurrent_restarts_of_one_shard_leave_one_connection() {
+    let sim = simulator(1);
+    let only = shard(0, 1);
+    let mut group = ShardGroup::builder(config(&sim), 1).identify_queue(queue(1)).build().unwrap();
+    block_on(until_live(&mut group, &[only], "READY"));
+    let control = group.controller();
+    let (results, _) =
+        drive_while(&mut group, || block_on(futures::future::join(control.restart(only), control.restart(only))));
+    assert!(results.0.is_ok() && results.1.is_ok());
+    std::thread::sleep(Duration::from_millis(800));
+    // Keep polling a bit so connections progress.
+    block_on(async {
+        let t = async_io::Timer::after(Duration::from_millis(800));
+        let _ = futures::future::select(
+            std::pin::pin!(async {
+                loop {
+                    let _ = group.next().await;
+                }
+            }),
+            t,
+        )
+        .await;
+    });
+    let extra_identify = sim.identifies().len() != 1;
+    // After a shutdown nothing of shard 0 may stay connected and the stream must end.
+    let control = group.controller();
+    let (sessions, _) = drive_while(&mut group, || block_on(control.shutdown()));
+    assert_eq!(sessions.expect("shutdown").len(), 1);
+    assert!(sim.resumes().len() >= 1, "the shard resumed (the first restart's connection may close before it could)");
+    let ended = block_on(async {
+        let t = async_io::Timer::after(Duration::from_secs(3));
+        matches!(
+            futures::future::select(std::pin::pin!(async { while group.next().await.is_some() {} }), t).await,
+            futures::future::Either::Left(_)
+        )
+    });
+    assert!(
+        !extra_identify && ended,
+        "extra identify={extra_identify}, stream ended={ended}, live={:?}",
+        sim.live_shards()
+    );
+}
+
+/// Second review: a shutdown sent while a restart is in flight waits for
+/// it, then closes the restarted connection and returns its session.
+#[test]
+fn a_shutdown_queued_behind_a_restart_gets_the_restarted_session() {
+    let sim = simulator(1);
+    let only = shard(0, 1);
+    let mut group = ShardGroup::builder(config(&sim), 1).identify_queue(queue(1)).build().unwrap();
+    block_on(until_live(&mut group, &[only], "READY"));
+    let control = group.controller();
+    let (results, _) =
+        drive_while(&mut group, || block_on(futures::future::join(control.restart(only), control.shutdown())));
+    let sessions = results.1.expect("shutdown");
+    let n = sessions.len();
+    let ended = block_on(async {
+        let t = async_io::Timer::after(Duration::from_secs(3));
+        matches!(
+            futures::future::select(std::pin::pin!(async { while group.next().await.is_some() {} }), t).await,
+            futures::future::Either::Left(_)
+        )
+    });
+    assert!(n == 1 && ended, "sessions={n} ended={ended} live={:?}", sim.live_shards());
+}
+
+/// Second review: a remove sent while a restart is in flight waits for it,
+/// then removes the shard and returns its session.
+#[test]
+fn a_remove_queued_behind_a_restart_removes_the_shard() {
+    let sim = simulator(1);
+    let only = shard(0, 1);
+    let mut group = ShardGroup::builder(config(&sim), 1).identify_queue(queue(1)).build().unwrap();
+    block_on(until_live(&mut group, &[only], "READY"));
+    let control = group.controller();
+    let (results, _) = drive_while(&mut group, || {
+        block_on(futures::future::join(control.restart(only), control.remove(only, CloseMode::Resumable)))
+    });
+    assert!(results.1.as_ref().unwrap().is_some(), "remove(Resumable) must return the session");
+    assert!(!group.is_running(only), "removed shard is running again");
+}
+
+/// Second review: a connection already closed (through its handle) whose
+/// driver waits to hand over a full buffer must not make `shutdown()` wait
+/// forever for a close nobody reads.
+#[test]
+fn shutdown_returns_for_a_closed_shard_with_a_full_buffer() {
+    let sim = simulator(1);
+    let only = shard(0, 1);
+    let mut group = spawned(ShardGroup::builder(config(&sim), 1).identify_queue(queue(1)));
+    block_on(until_live(&mut group, &[only], "READY"));
+    for n in 0..300 {
+        sim.dispatch_to_shard(only, "MESSAGE_CREATE", json!({ "n": n }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let handle = group.handle(only).unwrap();
+    let closed = block_on(handle.close(CloseMode::Resumable));
+    assert!(closed.is_some());
+    assert!(group.is_running(only));
+    let done = block_on(async {
+        let t = async_io::Timer::after(Duration::from_secs(5));
+        matches!(futures::future::select(std::pin::pin!(group.shutdown()), t).await, futures::future::Either::Left(_))
+    });
+    assert!(done, "ShardGroup::shutdown never returned");
+}
+
+/// Second review: the same after a fatal close read while the consumer lags
+/// with a full buffer.
+#[test]
+fn shutdown_returns_after_a_fatal_close_with_a_full_buffer() {
+    let sim = simulator(1);
+    let only = shard(0, 1);
+    let mut group = spawned(ShardGroup::builder(config(&sim), 1).identify_queue(queue(1)));
+    block_on(until_live(&mut group, &[only], "READY"));
+    for n in 0..256 {
+        sim.dispatch_to_shard(only, "MESSAGE_CREATE", json!({ "n": n }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sim.close_shard(only, 4004));
+    std::thread::sleep(Duration::from_millis(300));
+    let done = block_on(async {
+        let t = async_io::Timer::after(Duration::from_secs(5));
+        matches!(futures::future::select(std::pin::pin!(group.shutdown()), t).await, futures::future::Either::Left(_))
+    });
+    assert!(done, "ShardGroup::shutdown never returned");
+}

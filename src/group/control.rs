@@ -7,12 +7,28 @@ use super::{ControlError, ShardSession};
 use crate::protocol::{CloseMode, Session};
 use crate::ShardId;
 
-/// A request from a controller, carried out by the group's `poll_next`.
+/// A management request, carried out by the group's `poll_next`, one at a time.
 pub(super) enum Request {
     Add(ShardId, oneshot::Sender<Result<(), ControlError>>),
     Restart(ShardId, oneshot::Sender<Result<(), ControlError>>),
     Remove(ShardId, CloseMode, oneshot::Sender<Result<Option<Session>, ControlError>>),
-    Shutdown(oneshot::Sender<Vec<ShardSession>>),
+    CloseWhere(Scope, CloseMode, oneshot::Sender<Vec<ShardSession>>),
+}
+
+/// Which shards a [`Request::CloseWhere`] closes.
+#[derive(Clone, Copy)]
+pub(super) enum Scope {
+    All,
+    Total(u32),
+}
+
+impl Scope {
+    pub(super) fn contains(self, shard: ShardId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Total(total) => shard.total == total,
+        }
+    }
 }
 
 /// A close the group waits for while it goes on polling its shards.
@@ -24,16 +40,19 @@ pub(super) enum Closed {
     Restart(ShardId, Option<Session>, oneshot::Sender<Result<(), ControlError>>),
     /// Hand the session to whoever removed the shard.
     Removed(Option<Session>, oneshot::Sender<Result<Option<Session>, ControlError>>),
-    /// Hand every session to whoever shut the group down.
-    Shutdown(Vec<ShardSession>, oneshot::Sender<Vec<ShardSession>>),
+    /// Hand every session to whoever closed a set of shards.
+    Many(Vec<ShardSession>, oneshot::Sender<Vec<ShardSession>>),
 }
 
 /// A cloneable handle that adds, restarts and removes shards of a
 /// [`ShardGroup`](super::ShardGroup), or shuts it down, from any task.
 ///
 /// Requests are carried out while the group's stream is polled (the task
-/// consuming dispatches keeps doing so); the futures resolve once they are
-/// done, or with [`ControlError::GroupGone`] if the group was dropped.
+/// consuming dispatches keeps doing so), one at a time in the order they
+/// arrive, together with the group's own management calls; the futures
+/// resolve once they are done, or with [`ControlError::GroupGone`] if the
+/// group was dropped. A request sent after the stream ended waits until the
+/// group is polled again or dropped.
 ///
 /// ```no_run
 /// # async fn run(mut group: discord_gateway_stream::ShardGroup) {
@@ -69,10 +88,16 @@ impl GroupController {
         self.ask(|reply| Request::Remove(shard, mode, reply)).await?
     }
 
+    /// Closes every shard of `total` with `mode` (see
+    /// [`ShardGroup::remove_total`](super::ShardGroup::remove_total)).
+    pub async fn remove_total(&self, total: u32, mode: CloseMode) -> Result<Vec<ShardSession>, ControlError> {
+        self.ask(|reply| Request::CloseWhere(Scope::Total(total), mode, reply)).await
+    }
+
     /// Closes every shard resumably and returns their sessions (see
     /// [`ShardGroup::shutdown`](super::ShardGroup::shutdown)).
     pub async fn shutdown(&self) -> Result<Vec<ShardSession>, ControlError> {
-        self.ask(Request::Shutdown).await
+        self.ask(|reply| Request::CloseWhere(Scope::All, CloseMode::Resumable, reply)).await
     }
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, ControlError> {

@@ -97,10 +97,6 @@ impl<S: Stream + Unpin> Merge<S> {
         Some(&mut self.entries.get_mut(key)?.as_mut()?.stream)
     }
 
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut S)> {
-        self.entries.iter_mut().enumerate().filter_map(|(key, entry)| Some((key, &mut entry.as_mut()?.stream)))
-    }
-
     /// Polls the stream at `key` again on the next `poll_next` (after it was
     /// polled elsewhere, e.g. driven by `Shard::close`, whose wakers were not ours).
     pub(crate) fn wake(&self, key: usize) {

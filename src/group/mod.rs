@@ -4,20 +4,20 @@ mod control;
 mod merge;
 mod slot;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use futures::stream::FuturesUnordered;
 use futures::task::AtomicWaker;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 
 pub use self::control::GroupController;
-use self::control::{Closed, PendingClose, Request};
+use self::control::{Closed, PendingClose, Request, Scope};
 use self::merge::{Merge, Merged};
 use self::slot::Slot;
 use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
@@ -150,6 +150,8 @@ pub struct ShardGroup {
     control_tx: mpsc::UnboundedSender<Request>,
     control_rx: mpsc::UnboundedReceiver<Request>,
     closing: FuturesUnordered<PendingClose>,
+    /// Dispatches delivered while a management call drove the group.
+    stash: VecDeque<Result<Dispatch, GroupError>>,
 }
 
 /// Configures a [`ShardGroup`].
@@ -269,32 +271,25 @@ impl ShardGroup {
     /// never connected: its session (if it was to resume one) is returned
     /// for `Resumable` and dropped for `Final` (no 1000 is sent; the
     /// session expires on its own).
+    ///
+    /// Like every management call (these methods and [`GroupController`]'s),
+    /// it waits for those before it, so two never act on a shard at once.
+    /// While it waits, the group goes on driving its shards; what they
+    /// deliver meanwhile is kept for the stream, in order.
     pub async fn remove(&mut self, shard: ShardId, mode: CloseMode) -> Result<Option<Session>, ControlError> {
-        if let Some(position) = self.to_start.iter().position(|id| *id == shard) {
-            self.to_start.remove(position);
-            // It never connected: a session it was to resume is still valid.
-            return Ok(self.resume.remove(&shard).filter(|_| mode == CloseMode::Resumable));
-        }
-        let member = self.members.remove(&shard).ok_or(ControlError::UnknownShard(shard))?;
-        Ok(if member.running { self.close_latest(shard, mode).await } else { None })
+        self.request(|reply| Request::Remove(shard, mode, reply)).await?
     }
 
     /// Closes every shard of `total` with `mode` (the old set, after a
     /// reshard) and returns the sessions of those closed resumably.
     pub async fn remove_total(&mut self, total: u32, mode: CloseMode) -> Vec<ShardSession> {
-        self.close_where(|id| id.total == total, mode).await
+        self.request(|reply| Request::CloseWhere(Scope::Total(total), mode, reply)).await.unwrap_or_default()
     }
 
     /// Restarts `shard`: a running one is closed resumably and reconnects
     /// resuming its session (no Identify); a stopped one starts afresh.
     pub async fn restart(&mut self, shard: ShardId) -> Result<(), ControlError> {
-        if self.to_start.contains(&shard) {
-            return Ok(());
-        }
-        let running = self.members.get(&shard).ok_or(ControlError::UnknownShard(shard))?.running;
-        let session = if running { self.close_latest(shard, CloseMode::Resumable).await } else { None };
-        self.start(shard, session)?;
-        Ok(())
+        self.request(|reply| Request::Restart(shard, reply)).await?
     }
 
     /// Closes every shard resumably (close code 4000, §5.4) and returns
@@ -303,32 +298,31 @@ impl ShardGroup {
     /// Identify. Keep polling the stream afterwards: it yields the
     /// dispatches the shards had already received, then ends.
     ///
-    /// Not cancel-safe: dropping the future before it completes loses the
-    /// sessions (the shards still close). Put a timeout around the
-    /// dispatches you drain afterwards, not around this.
+    /// If the future is dropped before it completes, the group still closes
+    /// the shards when next polled, but their sessions are lost: put a
+    /// timeout around the draining that follows, not around this.
     pub async fn shutdown(&mut self) -> Vec<ShardSession> {
-        self.close_where(|_| true, CloseMode::Resumable).await
+        self.request(|reply| Request::CloseWhere(Scope::All, CloseMode::Resumable, reply)).await.unwrap_or_default()
     }
 
-    /// Closes every running shard matching `select`, all at once, and
-    /// forgets them.
-    async fn close_where(&mut self, select: impl Fn(ShardId) -> bool, mode: CloseMode) -> Vec<ShardSession> {
-        let chosen: HashSet<ShardId> =
-            self.members.iter().filter(|(id, member)| member.running && select(**id)).map(|(id, _)| *id).collect();
-        self.members.retain(|id, _| !select(*id));
-        let mut sessions = self.take_queued(&select, mode);
-        let keys: Vec<usize> = chosen.iter().filter_map(|id| self.slots.get(id).copied()).collect();
-        let closing = self.merge.iter_mut().filter(|(_, slot)| chosen.contains(&slot.id())).map(|(_, slot)| {
-            let id = slot.id();
-            let latest = slot.latest();
-            async move { latest.close(mode).await.map(|session| ShardSession { shard: id, session }) }
-        });
-        sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
-        sessions.sort_by_key(|s| s.shard);
-        for key in keys {
-            self.merge.wake(key);
-        }
-        sessions
+    /// Queues a management request behind any earlier one and drives the
+    /// group until it is answered, keeping what the shards deliver
+    /// meanwhile for the stream.
+    async fn request<T>(&mut self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, ControlError> {
+        let (reply, mut answer) = oneshot::channel();
+        self.control_tx.unbounded_send(make(reply)).map_err(|_| ControlError::GroupGone)?;
+        futures::future::poll_fn(|cx| loop {
+            if let Poll::Ready(answered) = answer.poll_unpin(cx) {
+                return Poll::Ready(answered.map_err(|_| ControlError::GroupGone));
+            }
+            match self.poll_group(cx) {
+                Poll::Ready(Some(item)) => self.stash.push_back(item),
+                Poll::Ready(None) | Poll::Pending => {
+                    return answer.poll_unpin(cx).map(|answered| answered.map_err(|_| ControlError::GroupGone));
+                }
+            }
+        })
+        .await
     }
 
     /// Forgets the shards matching `select` that wait for a connecting slot.
@@ -401,21 +395,24 @@ impl ShardGroup {
                     Closed::Removed(session, reply)
                 }));
             }
-            Request::Shutdown(reply) => {
-                let mut sessions = self.take_queued(|_| true, CloseMode::Resumable);
-                let running: Vec<ShardHandle> = std::mem::take(&mut self.members)
-                    .into_values()
+            Request::CloseWhere(scope, mode, reply) => {
+                let select = |id: ShardId| scope.contains(id);
+                let mut sessions = self.take_queued(select, mode);
+                let chosen: Vec<ShardId> = self.members.keys().copied().filter(|id| select(*id)).collect();
+                let running: Vec<ShardHandle> = chosen
+                    .iter()
+                    .filter_map(|id| self.members.remove(id))
                     .filter(|member| member.running)
                     .map(|member| member.handle)
                     .collect();
                 self.closing.push(Box::pin(async move {
                     let closing = running.iter().map(|handle| async move {
-                        let session = handle.close(CloseMode::Resumable).await?;
+                        let session = handle.close(mode).await?;
                         Some(ShardSession { shard: handle.id(), session })
                     });
                     sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
                     sessions.sort_by_key(|s| s.shard);
-                    Closed::Shutdown(sessions, reply)
+                    Closed::Many(sessions, reply)
                 }));
             }
         }
@@ -438,19 +435,10 @@ impl ShardGroup {
             Closed::Removed(session, reply) => {
                 let _ = reply.send(Ok(session));
             }
-            Closed::Shutdown(sessions, reply) => {
+            Closed::Many(sessions, reply) => {
                 let _ = reply.send(sessions);
             }
         }
-    }
-
-    /// Closes `shard`'s newest connection; its slot stays in the merge to
-    /// yield what it had received.
-    async fn close_latest(&mut self, shard: ShardId, mode: CloseMode) -> Option<Session> {
-        let key = *self.slots.get(&shard)?;
-        let session = self.merge.get_mut(key)?.latest().close(mode).await;
-        self.merge.wake(key);
-        session
     }
 
     fn start(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ShardError> {
@@ -606,6 +594,7 @@ impl ShardGroupBuilder {
             control_tx,
             control_rx,
             closing: FuturesUnordered::new(),
+            stash: VecDeque::new(),
         };
         group.start_queued().map_err(|failed| failed.error)?;
         Ok(group)
@@ -617,12 +606,32 @@ impl Stream for ShardGroup {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        this.status_waker.register(cx.waker());
-        while let Poll::Ready(Some(request)) = this.control_rx.poll_next_unpin(cx) {
-            this.on_request(request);
+        if let Some(item) = this.stash.pop_front() {
+            return Poll::Ready(Some(item));
         }
-        while let Poll::Ready(Some(closed)) = this.closing.poll_next_unpin(cx) {
-            this.on_closed(closed);
+        this.poll_group(cx)
+    }
+}
+
+impl ShardGroup {
+    /// Carries out management requests one at a time, starts queued shards
+    /// and yields the next item of the fair merge.
+    fn poll_group(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Dispatch, GroupError>>> {
+        let this = self;
+        this.status_waker.register(cx.waker());
+        loop {
+            while let Poll::Ready(Some(closed)) = this.closing.poll_next_unpin(cx) {
+                this.on_closed(closed);
+            }
+            // One request at a time: the next waits until the closes of the
+            // previous are done, so two never act on the same shard.
+            if !this.closing.is_empty() {
+                break;
+            }
+            match this.control_rx.poll_next_unpin(cx) {
+                Poll::Ready(Some(request)) => this.on_request(request),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
         }
         loop {
             // Again after each ended stream: it may have freed a connecting slot.

@@ -33,11 +33,6 @@ impl Slot {
         self.next.push_back(shard);
     }
 
-    /// The newest connection: the one closes and restarts act on.
-    pub(crate) fn latest(&mut self) -> &mut Shard {
-        self.next.back_mut().unwrap_or(&mut self.current)
-    }
-
     /// Whether a newer connection waits behind the current one.
     pub(crate) fn has_successor(&self) -> bool {
         !self.next.is_empty()

@@ -141,9 +141,10 @@ impl IdentifySchedule {
         let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return Turn::Granted };
         let turn = bucket.last_grant.map_or(now, |last| last + spacing);
         if bucket.holder.is_some() && now >= turn {
-            // The previous Identify has not seen READY yet: ask again soon
-            // (a release does not wake waiters; they poll at 1/20 spacing).
-            return Turn::Wait(now + spacing / 20);
+            // The previous Identify has not seen READY yet. A release wakes
+            // nobody, so the head asks again at 1/20 spacing; the rest of
+            // the line, once a spacing (review: no busy line behind a slow READY).
+            return Turn::Wait(now + if position == 0 { spacing / 20 } else { spacing });
         }
         if position != 0 || now < turn {
             // An estimate: those ahead take one spacing each, if on time;
