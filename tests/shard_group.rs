@@ -625,7 +625,7 @@ fn two_concurrent_restarts_of_one_shard_leave_one_connection() {
     let control = group.controller();
     let (sessions, _) = drive_while(&mut group, || block_on(control.shutdown()));
     assert_eq!(sessions.expect("shutdown").len(), 1);
-    assert!(sim.resumes().len() >= 1, "the shard resumed (the first restart's connection may close before it could)");
+    assert!(!sim.resumes().is_empty(), "the shard resumed (the first restart's connection may close before it could)");
     let ended = block_on(async {
         let t = async_io::Timer::after(Duration::from_secs(3));
         matches!(
