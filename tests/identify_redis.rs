@@ -348,6 +348,129 @@ async fn transient_redis_errors_are_retried_until_redis_is_back() {
 // ---------------------------------------------------------------------------
 // Two OS processes sharing one Redis.
 
+/// Third review: Redis loses its data (a restart without persistence,
+/// FLUSHALL, a failover to a lagging replica). The queue must not reseed
+/// the budget above what Redis last told it was left (§7.2: past the cap
+/// the token is reset).
+#[tokio::test]
+async fn a_budget_lost_in_redis_is_not_reseeded_above_what_was_last_seen() {
+    let server = redis_server!();
+    let queue =
+        RedisIdentifyQueue::new(server.connection().await, "bot", budget(1000, 2, Duration::from_secs(3600), 16));
+    drop(queue.acquire(shard(0)).await.expect("first start"));
+    drop(queue.acquire(shard(1)).await.expect("second start"));
+    assert!(matches!(queue.acquire(shard(2)).await, Err(IdentifyError::BudgetExhausted { .. })));
+    let mut raw = server.connection().await;
+    let () = redis::cmd("FLUSHALL").query_async(&mut raw).await.expect("FLUSHALL");
+    let again = queue.acquire(shard(3)).await;
+    assert!(matches!(again, Err(IdentifyError::BudgetExhausted { .. })), "granted past the cap: {again:?}");
+}
+
+/// Third review: an evicted budget key (it has the shortest TTL, so a
+/// `volatile-ttl` policy takes it first) is not a reset while the stored
+/// window has not ended.
+#[tokio::test]
+async fn an_evicted_budget_key_is_not_taken_for_a_reset() {
+    let server = redis_server!();
+    let queue =
+        RedisIdentifyQueue::new(server.connection().await, "bot", budget(1000, 1, Duration::from_secs(3600), 16));
+    drop(queue.acquire(shard(0)).await.expect("the last start"));
+    assert!(matches!(queue.acquire(shard(1)).await, Err(IdentifyError::BudgetExhausted { .. })));
+    // As an eviction would: the budget goes, the window marker stays.
+    let mut raw = server.connection().await;
+    let () = redis::cmd("DEL").arg(queue.budget_key()).query_async(&mut raw).await.expect("DEL");
+    // Another process, with a stale snapshot of its own, must not revive it
+    // either: the window marker remembers the count.
+    let other =
+        RedisIdentifyQueue::new(server.connection().await, "bot", budget(1000, 1000, Duration::from_secs(3600), 16));
+    let revived = other.acquire(shard(2)).await;
+    assert!(matches!(revived, Err(IdentifyError::BudgetExhausted { .. })), "budget revived: {revived:?}");
+    let here = queue.acquire(shard(3)).await;
+    assert!(matches!(here, Err(IdentifyError::BudgetExhausted { .. })), "budget revived here: {here:?}");
+}
+
+/// Third review: the reserve never takes the last start (as in the local
+/// queue), so `reserve >= total` cannot refuse every Identify forever.
+#[tokio::test]
+async fn the_reserve_never_takes_the_whole_budget() {
+    let server = redis_server!();
+    let limits = budget(3, 3, Duration::from_secs(60), 1).reserve(3);
+    let queue = RedisIdentifyQueue::new(server.connection().await, "bot", limits);
+    drop(queue.acquire(shard(0)).await.expect("one start above the capped reserve"));
+}
+
+/// Third review: windows are fixed, `reset_after` + k × 24 h, in both
+/// queues; the next window is not anchored at the first Identify after
+/// the reset.
+#[tokio::test]
+async fn the_next_budget_window_ends_a_day_after_the_reset() {
+    let server = redis_server!();
+    let reset_after = Duration::from_millis(200);
+    let created = Instant::now();
+    let queue = RedisIdentifyQueue::new(server.connection().await, "bot", budget(5, 1, reset_after, 4));
+    drop(queue.acquire(shard(0)).await.expect("the old window's last start"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(queue.acquire(shard(1)).await.expect("the new window's first start"));
+    let mut raw = server.connection().await;
+    let pttl: i64 = redis::cmd("PTTL").arg(queue.budget_key()).query_async(&mut raw).await.expect("PTTL");
+    let expected = (reset_after + Duration::from_secs(86_400)).saturating_sub(created.elapsed());
+    let drift = pttl - i64::try_from(expected.as_millis()).expect("ms");
+    assert!(drift.abs() < 200, "the new window ends {drift} ms away from reset_after + 24 h");
+}
+
+/// Loses the script cache once, right after redis-rs loaded the script (a
+/// restart or failover in that gap).
+#[derive(Clone)]
+struct FlushOnceAfterLoad {
+    inner: MultiplexedConnection,
+    side: MultiplexedConnection,
+    flushed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl redis::aio::ConnectionLike for FlushOnceAfterLoad {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let is_load = cmd
+                .args_iter()
+                .next()
+                .is_some_and(|arg| matches!(arg, redis::Arg::Simple(name) if name.eq_ignore_ascii_case(b"SCRIPT")));
+            let reply = self.inner.req_packed_command(cmd).await;
+            if is_load && !self.flushed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut self.side).await?;
+            }
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.inner.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+/// Third review: NOSCRIPT a second time is retried (the next attempt loads
+/// the script again), not a final error that stops the shard.
+#[tokio::test]
+async fn a_script_cache_lost_during_the_reload_is_retried() {
+    let server = redis_server!();
+    let connection = FlushOnceAfterLoad {
+        inner: server.connection().await,
+        side: server.connection().await,
+        flushed: std::sync::Arc::default(),
+    };
+    let queue = RedisIdentifyQueue::new(connection, "bot", IdentifyLimits::new(1).with_window(WINDOW));
+    let granted = tokio::time::timeout(Duration::from_secs(10), queue.acquire(shard(0))).await.expect("resolves");
+    assert!(granted.is_ok(), "{granted:?}");
+}
+
 const CHILD_URL: &str = "DGS_REDIS_CHILD_URL";
 const CHILD_SHARDS: &str = "DGS_REDIS_CHILD_SHARDS";
 const CHILD_TEST: &str = "child_process_acquires_the_shards_named_in_its_environment";

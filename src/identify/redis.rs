@@ -48,13 +48,20 @@ const DEFAULT_PREFIX: &str = "discord-gateway-stream:identify";
 /// KEYS: bucket lease, budget, budget marker. ARGV: holder, spacing ms, budget
 /// tracked (`1`/`0`), seed value, seed ttl ms, reserve, budget period ms, total.
 ///
-/// An absent budget key is seeded from the caller's limits, unless the marker
-/// shows that a window seeded here has just ended: then it has reset, and the
-/// new window holds `total` for a full period (the caller's `remaining` is
-/// from the old window and must not be reused).
+/// The marker holds the end of the current budget window (Redis `TIME`, ms)
+/// and the starts last known left (`end:left`, updated with every start),
+/// and outlives the budget key by a period, so the windows are fixed,
+/// `reset_after` + k × 24 h, as in [`LocalIdentifyQueue`](super::LocalIdentifyQueue).
+/// An absent budget key is then:
+/// - a reset, if the marker's window has ended: `total` until the next end;
+/// - a loss (eviction, a failover to a lagging replica), if it has not:
+///   reseeded with the fewest of the marker's last known count and the
+///   caller's most careful `remaining` (never more than it last saw), until
+///   the marker's end;
+/// - the first use, without a marker: the caller's limits.
 ///
-/// Replies `{0, remaining or -1}` (granted), `{1, wait ms}` (bucket leased) or
-/// `{2, remaining, reset ms}` (budget at its reserve).
+/// Replies `{0, remaining or -1, reset ms}` (granted), `{1, wait ms}`
+/// (bucket leased) or `{2, remaining, reset ms}` (budget at its reserve).
 const ACQUIRE_SCRIPT: &str = r"
 local lease = redis.call('PTTL', KEYS[1])
 if lease == -1 then
@@ -65,22 +72,37 @@ if lease >= 0 then
   return {1, lease}
 end
 local remaining = -1
+local reset = 0
 if ARGV[3] == '1' then
   local period = tonumber(ARGV[7])
+  local marker = redis.call('GET', KEYS[3])
+  local window_end, known = nil, nil
+  if marker then
+    local w, k = string.match(marker, '^(%d+):?(%d*)$')
+    window_end, known = tonumber(w), tonumber(k)
+  end
   if redis.call('EXISTS', KEYS[2]) == 0 then
-    if redis.call('EXISTS', KEYS[3]) == 1 then
-      redis.call('SET', KEYS[2], ARGV[8], 'PX', period)
-      redis.call('SET', KEYS[3], 'reset', 'PX', period * 2)
-    else
-      redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
-      redis.call('SET', KEYS[3], 'seeded', 'PX', tonumber(ARGV[5]) + period)
+    local clock = redis.call('TIME')
+    local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+    local value = tonumber(ARGV[4])
+    if window_end == nil then
+      window_end = now + tonumber(ARGV[5])
+    elseif window_end <= now then
+      while window_end <= now do
+        window_end = window_end + period
+      end
+      value = tonumber(ARGV[8])
+    elseif known ~= nil and known < value then
+      value = known
     end
+    redis.call('SET', KEYS[2], value, 'PX', window_end - now)
+    redis.call('SET', KEYS[3], string.format('%d:%d', window_end, value), 'PX', window_end - now + period)
   end
   local left = tonumber(redis.call('GET', KEYS[2]))
   if left == nil then
     return redis.error_reply('ERR identify budget key ' .. KEYS[2] .. ' does not hold an integer')
   end
-  local reset = redis.call('PTTL', KEYS[2])
+  reset = redis.call('PTTL', KEYS[2])
   if reset < 0 then
     redis.call('PEXPIRE', KEYS[2], period)
     reset = period
@@ -89,9 +111,16 @@ if ARGV[3] == '1' then
     return {2, left, reset}
   end
   remaining = redis.call('DECR', KEYS[2])
+  local current = redis.call('GET', KEYS[3])
+  if current then
+    local w = string.match(current, '^(%d+)')
+    if w then
+      redis.call('SET', KEYS[3], w .. ':' .. remaining, 'KEEPTTL')
+    end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {0, remaining}
+return {0, remaining, reset}
 ";
 
 /// An [`IdentifyQueue`] shared through Redis: one Identify per
@@ -99,10 +128,13 @@ return {0, remaining}
 /// session-start budget for every process that uses the same Redis and key
 /// prefix (gateway-protocol §7.2, §9, E15).
 ///
-/// `C` is your async Redis connection: a
-/// [`MultiplexedConnection`](::redis::aio::MultiplexedConnection), a
-/// `ConnectionManager` (reconnects by itself: recommended) or a cluster
-/// connection. It is cloned for every request. The `redis` feature turns on
+/// `C` is your async Redis connection: a `ConnectionManager` (reconnects by
+/// itself: use this one) or a cluster connection. A plain
+/// [`MultiplexedConnection`](::redis::aio::MultiplexedConnection) works
+/// until Redis restarts, then never reconnects, and the queue would retry on
+/// it forever. After a failover the connection must follow the new primary:
+/// `READONLY` from a demoted node is retried, not escaped. It is cloned for
+/// every request. The `redis` feature turns on
 /// redis-rs's `smol-comp`, whose timers run on any executor, so the shards'
 /// acquire futures may be polled anywhere; add `tokio-comp` to your own
 /// `redis` dependency to run connections on tokio (redis-rs then uses tokio
@@ -116,16 +148,19 @@ return {0, remaining}
 ///   clock decides every expiry. A busy bucket answers with its remaining
 ///   lease, which the caller sleeps ([`async_io::Timer`], any runtime).
 /// - The budget key is seeded once with the limits' `remaining`, expiring at
-///   their `reset_after` (counted from [`new`](Self::new)). When it expires
-///   the window has reset: the next Identify starts a new one with `total`
-///   for 24 h. Later processes never overwrite it; their `remaining` is only
-///   used when Redis has no record of a window in the last 24 h.
+///   their `reset_after` (counted from [`new`](Self::new)); windows are then
+///   fixed, `reset_after` + k × 24 h, as in the local queue. A marker key
+///   keeps the window's end and the count left, so a budget key evicted or
+///   lost mid-window is reseeded with no more than that count (and never
+///   more than this process last saw), not taken for a reset. Run Redis
+///   without eviction of these keys (`noeviction`) and with persistence.
 ///   Without a [`SessionStartLimit`](super::SessionStartLimit) in the limits
 ///   there is no budget key.
 /// - Within one process the waiters of a bucket queue up locally, so only the
 ///   first asks Redis at each expiry.
 /// - Transient Redis errors (I/O, dropped connection, timeouts, `LOADING`,
-///   `BUSY`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, `READONLY`, `OOM`, …) are
+///   `BUSY`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, `READONLY`, `OOM`, a
+///   script cache lost twice, …) are
 ///   logged and retried with a backoff from 100 ms to 5 s, for as long as it
 ///   takes. Anything else (a script error, a key of the wrong type, refused
 ///   authentication or permission, an unexpected reply) resolves
@@ -166,6 +201,9 @@ struct Inner<C> {
     /// One waiting line per bucket, in this process.
     lines: Vec<async_lock::Mutex<()>>,
     script: Script,
+    /// The fewest starts Redis reported left, and until when that window
+    /// lasts: a budget key lost in Redis is never reseeded above it.
+    last_seen: std::sync::Mutex<Option<(u32, Instant)>>,
 }
 
 impl<C> RedisIdentifyQueue<C>
@@ -180,7 +218,8 @@ where
     /// contain `{` or `}`. Sends nothing to Redis until the first
     /// [`acquire`](IdentifyQueue::acquire).
     pub fn new(connection: C, key_prefix: impl Into<String>, limits: IdentifyLimits) -> Self {
-        let mut prefix = key_prefix.into();
+        // Braces would end the hash tag early (CROSSSLOT in a cluster).
+        let mut prefix = key_prefix.into().replace(['{', '}'], "_");
         if prefix.is_empty() {
             prefix = DEFAULT_PREFIX.to_owned();
         }
@@ -193,6 +232,7 @@ where
                 created: Instant::now(),
                 lines: (0..buckets).map(|_| async_lock::Mutex::new(())).collect(),
                 script: Script::new(ACQUIRE_SCRIPT),
+                last_seen: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -260,11 +300,37 @@ impl<C> Inner<C> {
     fn seed(&self, now: Instant) -> Option<(u32, u64)> {
         let limit = self.limits.budget?;
         let resets_at = self.created.checked_add(Duration::from_millis(limit.reset_after));
-        Some(match resets_at {
+        let (value, ttl) = match resets_at {
             Some(at) if now < at => (limit.remaining.min(limit.total), millis(at - now).max(1)),
             None => (limit.remaining.min(limit.total), limit.reset_after.max(1)),
             Some(_) => (limit.total, millis(BUDGET_PERIOD)),
-        })
+        };
+        // Never more than Redis last said was left in a window still running.
+        let seen = *self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let value = match seen {
+            Some((left, until)) if now < until => value.min(left),
+            _ => value,
+        };
+        Some((value, ttl))
+    }
+
+    /// Remembers what Redis reported left, for [`seed`](Self::seed).
+    fn saw_remaining(&self, remaining: i64, reset_after: Duration) {
+        let Ok(remaining) = u32::try_from(remaining) else { return };
+        let until = Instant::now() + reset_after;
+        let mut seen = self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *seen = Some(match *seen {
+            Some((left, end)) if Instant::now() < end && left < remaining => (left, end),
+            _ => (remaining, until),
+        });
+    }
+
+    /// The reserve in force: never all of `total`, as in the local queue.
+    fn reserve_floor(&self) -> u32 {
+        match self.limits.budget {
+            Some(limit) => self.limits.reserve.min(limit.total.saturating_sub(1)),
+            None => self.limits.reserve,
+        }
     }
 }
 
@@ -299,8 +365,9 @@ where
 /// The script's answer.
 #[derive(Debug, PartialEq, Eq)]
 enum Decision {
-    /// Identify now; the budget has this many starts left (`None`: untracked).
-    Granted(Option<i64>),
+    /// Identify now; the budget has this many starts left (`None`:
+    /// untracked) until it resets.
+    Granted { remaining: Option<i64>, reset_after: Duration },
     /// The bucket is leased for this long.
     Busy(Duration),
     /// The budget is at its reserve; it resets in this long.
@@ -336,7 +403,7 @@ where
                 .arg(if seed.is_some() { "1" } else { "0" })
                 .arg(seed.map_or(0, |(value, _)| value))
                 .arg(seed.map_or(1, |(_, ttl)| ttl))
-                .arg(self.limits.reserve)
+                .arg(self.reserve_floor())
                 .arg(millis(BUDGET_PERIOD))
                 .arg(total);
             let reply = match invocation.invoke_async::<Value>(&mut connection).await {
@@ -354,8 +421,11 @@ where
             };
             backoff = MIN_BACKOFF;
             match decode(&reply)? {
-                Decision::Granted(remaining) => {
+                Decision::Granted { remaining, reset_after } => {
                     tracing::debug!(%shard, bucket, ?remaining, "identify permit granted by Redis");
+                    if let Some(remaining) = remaining {
+                        self.saw_remaining(remaining, reset_after);
+                    }
                     return Ok(());
                 }
                 Decision::Busy(wait) => {
@@ -363,12 +433,13 @@ where
                     async_io::Timer::after(wait.max(MIN_WAIT)).await;
                 }
                 Decision::Exhausted { remaining, reset_after } => {
+                    self.saw_remaining(remaining, reset_after);
                     let remaining = u32::try_from(remaining.max(0)).unwrap_or(u32::MAX);
                     match self.limits.on_exhausted {
                         OnBudgetExhausted::Fail => {
                             return Err(IdentifyError::BudgetExhausted {
                                 remaining,
-                                reserve: self.limits.reserve,
+                                reserve: self.reserve_floor(),
                                 reset_after,
                             });
                         }
@@ -403,7 +474,9 @@ fn decode(reply: &Value) -> Result<Decision, IdentifyError> {
     }
     let duration = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     match numbers.as_slice() {
-        [0, remaining] => Ok(Decision::Granted((*remaining >= 0).then_some(*remaining))),
+        [0, remaining, reset] => {
+            Ok(Decision::Granted { remaining: (*remaining >= 0).then_some(*remaining), reset_after: duration(*reset) })
+        }
         [1, wait] => Ok(Decision::Busy(duration(*wait))),
         [2, remaining, reset] => Ok(Decision::Exhausted { remaining: *remaining, reset_after: duration(*reset) }),
         _ => Err(unexpected()),
@@ -417,7 +490,11 @@ fn is_transient(error: &RedisError) -> bool {
     if matches!(error.kind(), ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig) {
         return false;
     }
-    if matches!(error.code(), Some("BUSY" | "OOM" | "MISCONF" | "NOREPLICAS" | "LOADING")) {
+    // NOSCRIPT twice (the cache lost between redis-rs's load and its retry,
+    // a restart or failover): the next attempt loads the script again.
+    if matches!(error.code(), Some("BUSY" | "OOM" | "MISCONF" | "NOREPLICAS" | "LOADING" | "NOSCRIPT"))
+        || error.kind() == ErrorKind::Server(::redis::ServerErrorKind::NoScript)
+    {
         return true;
     }
     !matches!(error.retry_method(), RetryMethod::NoRetry)
@@ -435,8 +512,9 @@ mod tests {
     #[test]
     fn decode_reads_the_three_answers_and_refuses_the_rest() {
         let reply = |numbers: &[i64]| Value::Array(numbers.iter().map(|n| Value::Int(*n)).collect());
-        assert_eq!(decode(&reply(&[0, 7])), Ok(Decision::Granted(Some(7))));
-        assert_eq!(decode(&reply(&[0, -1])), Ok(Decision::Granted(None)));
+        let ms = Duration::from_millis;
+        assert_eq!(decode(&reply(&[0, 7, 900])), Ok(Decision::Granted { remaining: Some(7), reset_after: ms(900) }));
+        assert_eq!(decode(&reply(&[0, -1, 0])), Ok(Decision::Granted { remaining: None, reset_after: ms(0) }));
         assert_eq!(decode(&reply(&[1, 250])), Ok(Decision::Busy(Duration::from_millis(250))));
         assert_eq!(
             decode(&reply(&[2, 0, 9000])),
