@@ -296,3 +296,14 @@ fn a_reserve_of_the_whole_budget_keeps_one_start_per_window() {
     let mut schedule = IdentifySchedule::new(zero, t0);
     assert!(matches!(schedule.reserve(shard(0), t0), Err(IdentifyError::BudgetExhausted { .. })));
 }
+
+/// A malformed `max_concurrency` (u32::MAX) is capped, never an attempt to
+/// allocate billions of buckets.
+#[test]
+fn an_absurd_max_concurrency_is_capped() {
+    let limits = IdentifyLimits::new(u32::MAX);
+    assert_eq!(limits.max_concurrency(), 65_536);
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    assert_eq!(grants(&mut schedule, &at_once(0..2, t0)), vec![t0, t0]);
+}

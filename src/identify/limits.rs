@@ -5,6 +5,9 @@ use std::time::Duration;
 /// Discord's window for one Identify per concurrency bucket (§7.2).
 pub const IDENTIFY_WINDOW: Duration = Duration::from_secs(5);
 
+/// The most concurrency buckets a queue keeps.
+const MAX_BUCKETS: u32 = 1 << 16;
+
 /// How long a fresh session-start budget lasts once the old one resets.
 pub(crate) const BUDGET_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -65,11 +68,13 @@ pub struct IdentifyLimits {
 }
 
 impl IdentifyLimits {
-    /// `max_concurrency` buckets (0 is taken as 1), a 5 s window and no
-    /// daily budget tracking.
+    /// `max_concurrency` buckets (0 is taken as 1; above 65,536, a value no
+    /// bot has, is taken as 65,536 so a malformed REST answer cannot make
+    /// the queues allocate billions of buckets), a 5 s window and no daily
+    /// budget tracking.
     pub fn new(max_concurrency: u32) -> IdentifyLimits {
         IdentifyLimits {
-            max_concurrency: max_concurrency.max(1),
+            max_concurrency: max_concurrency.clamp(1, MAX_BUCKETS),
             window: IDENTIFY_WINDOW,
             margin: None,
             budget: None,
