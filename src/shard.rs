@@ -157,18 +157,13 @@ impl ShardBuilder {
         self
     }
 
-    /// The shard. Fails if the configuration is invalid.
-    #[cfg(feature = "async-std")]
+    /// The shard. Fails if the configuration is invalid, or if no connector
+    /// was set and the default one (feature `async-std`) is off.
     pub fn build(self) -> Result<Shard, ShardError> {
-        let connector = self.connector.clone().unwrap_or_else(|| Arc::new(transport::AsyncStdConnector));
-        Shard::build(self, connector)
-    }
-
-    /// The shard. Fails if the configuration is invalid. Without the
-    /// `async-std` feature there is no default connector: set one.
-    #[cfg(not(feature = "async-std"))]
-    pub fn build(self) -> Result<Shard, ShardError> {
-        let connector = self.connector.clone().ok_or(ShardError::Config(crate::protocol::ConfigError::NoConnector))?;
+        let connector = match self.connector.clone() {
+            Some(connector) => connector,
+            None => transport::default_connector()?,
+        };
         Shard::build(self, connector)
     }
 }

@@ -109,6 +109,15 @@ impl Connector for AsyncStdConnector {
     }
 }
 
+/// The connector used when none is set: [`AsyncStdConnector`], or an error
+/// without the `async-std` feature.
+pub(crate) fn default_connector() -> Result<std::sync::Arc<dyn Connector>, crate::protocol::ConfigError> {
+    #[cfg(feature = "async-std")]
+    return Ok(std::sync::Arc::new(AsyncStdConnector));
+    #[cfg(not(feature = "async-std"))]
+    return Err(crate::protocol::ConfigError::NoConnector);
+}
+
 /// Wraps `stream` in TLS for `host`.
 #[cfg(feature = "rustls")]
 pub(crate) async fn tls(host: &str, stream: BoxedStream) -> io::Result<BoxedStream> {

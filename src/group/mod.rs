@@ -571,10 +571,7 @@ impl ShardGroupBuilder {
         self.config.validate()?;
         let connector = match self.connector {
             Some(connector) => connector,
-            #[cfg(feature = "async-std")]
-            None => Arc::new(crate::transport::AsyncStdConnector),
-            #[cfg(not(feature = "async-std"))]
-            None => return Err(ShardError::Config(ConfigError::NoConnector)),
+            None => crate::transport::default_connector()?,
         };
         let (control_tx, control_rx) = mpsc::unbounded();
         let mut group = ShardGroup {

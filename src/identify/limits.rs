@@ -132,6 +132,15 @@ impl IdentifyLimits {
         self
     }
 
+    /// The reserve in force: never the whole budget (`total - 1` at most),
+    /// since a reserve of all of it would refuse, or wait, forever.
+    pub(crate) fn effective_reserve(self) -> u32 {
+        match self.budget {
+            Some(limit) => self.reserve.min(limit.total.saturating_sub(1)),
+            None => self.reserve,
+        }
+    }
+
     /// The daily budget this queue tracks, if any.
     pub fn session_start_limit(self) -> Option<SessionStartLimit> {
         self.budget

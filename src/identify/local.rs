@@ -1,6 +1,6 @@
 //! The in-process identify queue.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
@@ -44,9 +44,15 @@ impl LocalIdentifyQueue {
         self.lock().limits()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdentifySchedule> {
-        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, IdentifySchedule> {
+        lock(&self.schedule)
     }
+}
+
+/// The schedule, whatever a panicking holder left: nothing panics while
+/// holding it, and its state stays consistent either way.
+fn lock(schedule: &Mutex<IdentifySchedule>) -> MutexGuard<'_, IdentifySchedule> {
+    schedule.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Default for LocalIdentifyQueue {
@@ -68,16 +74,10 @@ struct Pending {
     reservation: Option<Reservation>,
 }
 
-impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdentifySchedule> {
-        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(reservation) = self.reservation.take() {
-            self.lock().cancel(&reservation);
+            lock(&self.schedule).cancel(&reservation);
         }
     }
 }
@@ -86,16 +86,16 @@ impl IdentifyQueue for LocalIdentifyQueue {
     fn acquire(&self, shard: ShardId) -> BoxFuture<'static, Result<IdentifyPermit, IdentifyError>> {
         let schedule = Arc::clone(&self.schedule);
         Box::pin(async move {
-            let reservation = schedule.lock().unwrap_or_else(PoisonError::into_inner).reserve(shard, Instant::now())?;
+            let reservation = lock(&schedule).reserve(shard, Instant::now())?;
             let mut pending = Pending { schedule, reservation: Some(reservation) };
             loop {
-                let polled = pending.lock().poll_grant(&reservation, Instant::now());
+                let polled = lock(&pending.schedule).poll_grant(&reservation, Instant::now());
                 match polled {
                     Turn::Granted => {
                         pending.reservation = None;
                         let schedule = Arc::clone(&pending.schedule);
                         return Ok(IdentifyPermit::on_release(move || {
-                            schedule.lock().unwrap_or_else(PoisonError::into_inner).release(&reservation);
+                            lock(&schedule).release(&reservation);
                         }));
                     }
                     Turn::Refused(error) => {

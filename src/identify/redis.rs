@@ -324,14 +324,6 @@ impl<C> Inner<C> {
             _ => (remaining, until),
         });
     }
-
-    /// The reserve in force: never all of `total`, as in the local queue.
-    fn reserve_floor(&self) -> u32 {
-        match self.limits.budget {
-            Some(limit) => self.limits.reserve.min(limit.total.saturating_sub(1)),
-            None => self.limits.reserve,
-        }
-    }
 }
 
 impl<C> Clone for RedisIdentifyQueue<C> {
@@ -403,7 +395,7 @@ where
                 .arg(if seed.is_some() { "1" } else { "0" })
                 .arg(seed.map_or(0, |(value, _)| value))
                 .arg(seed.map_or(1, |(_, ttl)| ttl))
-                .arg(self.reserve_floor())
+                .arg(self.limits.effective_reserve())
                 .arg(millis(BUDGET_PERIOD))
                 .arg(total);
             let reply = match invocation.invoke_async::<Value>(&mut connection).await {
@@ -439,7 +431,7 @@ where
                         OnBudgetExhausted::Fail => {
                             return Err(IdentifyError::BudgetExhausted {
                                 remaining,
-                                reserve: self.reserve_floor(),
+                                reserve: self.limits.effective_reserve(),
                                 reset_after,
                             });
                         }

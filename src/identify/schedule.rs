@@ -94,15 +94,9 @@ impl IdentifySchedule {
         Some(if now >= budget.resets_at { budget.total } else { budget.remaining })
     }
 
-    /// The reserve in force: never all of `total` (a reserve of the whole
-    /// budget would wait for a reset forever).
-    fn reserve_floor(&self, budget: &Budget) -> u32 {
-        self.limits.reserve.min(budget.total.saturating_sub(1))
-    }
-
     /// The budget's verdict at `now`: `None` when a start may be counted.
     fn budget_refusal(&mut self, now: Instant) -> Option<IdentifyError> {
-        let floor = self.budget.as_ref().map(|budget| self.reserve_floor(budget))?;
+        let floor = self.limits.effective_reserve();
         let budget = self.budget.as_mut()?;
         budget.roll_to(now);
         (budget.remaining <= floor).then(|| IdentifyError::BudgetExhausted {
