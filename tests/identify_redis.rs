@@ -19,6 +19,9 @@ use discord_gateway_stream::identify::{
 use discord_gateway_stream::ShardId;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
+#[cfg(feature = "async-std")]
+mod client_support;
+
 /// A short window, so the tests take a second, not a minute.
 const WINDOW: Duration = Duration::from_millis(300);
 /// Grants are timed on the client, one loopback round trip after Redis
@@ -560,8 +563,8 @@ mod groups {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
+    use super::client_support::fast_policy;
     use discord_gateway_stream::identify::{IdentifyLimits, LocalIdentifyQueue, RedisIdentifyQueue, IDENTIFY_WINDOW};
-    use discord_gateway_stream::protocol::ReconnectPolicy;
     use discord_gateway_stream::testing::{IdentifyRecord, Simulator, SimulatorConfig};
     use discord_gateway_stream::{Compression, Config, Intents, ShardGroup, ShardId};
     use futures::StreamExt;
@@ -592,13 +595,7 @@ mod groups {
         let config = Config::new("sim-token", Intents::GUILDS)
             .base_url(sim_url)
             .compression(Compression::None)
-            .reconnect_policy(ReconnectPolicy {
-                base: Duration::from_millis(50),
-                cap: Duration::from_millis(400),
-                floor: Duration::from_millis(20),
-                invalid_session_wait: (Duration::from_millis(50), Duration::from_millis(100)),
-                ..ReconnectPolicy::default()
-            });
+            .reconnect_policy(fast_policy());
         // Discord's numbers: three buckets, 5 s.
         let limits = IdentifyLimits::new(MAX_CONCURRENCY);
         let builder = ShardGroup::builder(config, TOTAL).shards(first..first + PER_PROCESS).spawn_drivers(|driver| {

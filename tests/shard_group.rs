@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use discord_gateway_stream::identify::{
     IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, LocalIdentifyQueue, SessionStartLimit,
 };
-use discord_gateway_stream::protocol::{ReconnectPolicy, Status};
+mod client_support;
+
+use client_support::fast_policy;
+use discord_gateway_stream::protocol::Status;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use discord_gateway_stream::{
     shard_for_guild, CloseMode, Compression, Config, ControlError, Dispatch, GroupError, Intents, ShardError,
@@ -36,15 +39,10 @@ fn simulator(max_concurrency: u32) -> Simulator {
 }
 
 fn config(sim: &Simulator) -> Config {
-    Config::new("sim-token", Intents::GUILDS).base_url(sim.url()).compression(Compression::ZlibStream).reconnect_policy(
-        ReconnectPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(400),
-            floor: Duration::from_millis(20),
-            invalid_session_wait: (Duration::from_millis(50), Duration::from_millis(100)),
-            ..ReconnectPolicy::default()
-        },
-    )
+    Config::new("sim-token", Intents::GUILDS)
+        .base_url(sim.url())
+        .compression(Compression::ZlibStream)
+        .reconnect_policy(fast_policy())
 }
 
 fn queue(max_concurrency: u32) -> LocalIdentifyQueue {
@@ -68,6 +66,14 @@ fn shard(id: u32, total: u32) -> ShardId {
 
 fn block_on<T>(future: impl Future<Output = T>) -> T {
     async_io::block_on(future)
+}
+
+/// Whether `future` completes within `limit` (it is dropped otherwise).
+fn finishes_within(limit: Duration, future: impl Future) -> bool {
+    block_on(async {
+        let timer = async_io::Timer::after(limit);
+        matches!(futures::future::select(std::pin::pin!(future), timer).await, futures::future::Either::Left(_))
+    })
 }
 
 async fn next(group: &mut ShardGroup) -> Result<Dispatch, GroupError> {
@@ -626,13 +632,7 @@ fn two_concurrent_restarts_of_one_shard_leave_one_connection() {
     let (sessions, _) = drive_while(&mut group, || block_on(control.shutdown()));
     assert_eq!(sessions.expect("shutdown").len(), 1);
     assert!(!sim.resumes().is_empty(), "the shard resumed (the first restart's connection may close before it could)");
-    let ended = block_on(async {
-        let t = async_io::Timer::after(Duration::from_secs(3));
-        matches!(
-            futures::future::select(std::pin::pin!(async { while group.next().await.is_some() {} }), t).await,
-            futures::future::Either::Left(_)
-        )
-    });
+    let ended = finishes_within(Duration::from_secs(3), async { while group.next().await.is_some() {} });
     assert!(
         !extra_identify && ended,
         "extra identify={extra_identify}, stream ended={ended}, live={:?}",
@@ -653,13 +653,7 @@ fn a_shutdown_queued_behind_a_restart_gets_the_restarted_session() {
         drive_while(&mut group, || block_on(futures::future::join(control.restart(only), control.shutdown())));
     let sessions = results.1.expect("shutdown");
     let n = sessions.len();
-    let ended = block_on(async {
-        let t = async_io::Timer::after(Duration::from_secs(3));
-        matches!(
-            futures::future::select(std::pin::pin!(async { while group.next().await.is_some() {} }), t).await,
-            futures::future::Either::Left(_)
-        )
-    });
+    let ended = finishes_within(Duration::from_secs(3), async { while group.next().await.is_some() {} });
     assert!(n == 1 && ended, "sessions={n} ended={ended} live={:?}", sim.live_shards());
 }
 
@@ -696,10 +690,7 @@ fn shutdown_returns_for_a_closed_shard_with_a_full_buffer() {
     let closed = block_on(handle.close(CloseMode::Resumable));
     assert!(closed.is_some());
     assert!(group.is_running(only));
-    let done = block_on(async {
-        let t = async_io::Timer::after(Duration::from_secs(5));
-        matches!(futures::future::select(std::pin::pin!(group.shutdown()), t).await, futures::future::Either::Left(_))
-    });
+    let done = finishes_within(Duration::from_secs(5), group.shutdown());
     assert!(done, "ShardGroup::shutdown never returned");
 }
 
@@ -717,9 +708,6 @@ fn shutdown_returns_after_a_fatal_close_with_a_full_buffer() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(sim.close_shard(only, 4004));
     std::thread::sleep(Duration::from_millis(300));
-    let done = block_on(async {
-        let t = async_io::Timer::after(Duration::from_secs(5));
-        matches!(futures::future::select(std::pin::pin!(group.shutdown()), t).await, futures::future::Either::Left(_))
-    });
+    let done = finishes_within(Duration::from_secs(5), group.shutdown());
     assert!(done, "ShardGroup::shutdown never returned");
 }

@@ -5,6 +5,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+mod client_support;
+
+use client_support::fast_policy;
 use discord_gateway_stream::protocol::ReconnectPolicy;
 use discord_gateway_stream::testing::{OnConnect, Simulator, SimulatorConfig};
 use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardError};
@@ -16,16 +19,6 @@ const WAIT: Duration = Duration::from_secs(10);
 fn simulator(compression: bool) -> Simulator {
     Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(400)).compression(compression))
         .expect("simulator starts")
-}
-
-fn fast_policy() -> ReconnectPolicy {
-    ReconnectPolicy {
-        base: Duration::from_millis(50),
-        cap: Duration::from_millis(400),
-        floor: Duration::from_millis(20),
-        invalid_session_wait: (Duration::from_millis(50), Duration::from_millis(100)),
-        ..ReconnectPolicy::default()
-    }
 }
 
 fn config(sim: &Simulator, compression: Compression) -> Config {

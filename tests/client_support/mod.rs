@@ -1,0 +1,17 @@
+//! Shared by tests that run the real client against the simulator.
+
+use std::time::Duration;
+
+use discord_gateway_stream::protocol::ReconnectPolicy;
+
+/// Backoff and op 9 waits short enough for tests (Discord's 1–5 s op 9
+/// wait becomes 50–100 ms).
+pub fn fast_policy() -> ReconnectPolicy {
+    ReconnectPolicy {
+        base: Duration::from_millis(50),
+        cap: Duration::from_millis(400),
+        floor: Duration::from_millis(20),
+        invalid_session_wait: (Duration::from_millis(50), Duration::from_millis(100)),
+        ..ReconnectPolicy::default()
+    }
+}
