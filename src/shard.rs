@@ -160,11 +160,7 @@ impl ShardBuilder {
     /// The shard. Fails if the configuration is invalid, or if no connector
     /// was set and the default one (feature `async-std`) is off.
     pub fn build(self) -> Result<Shard, ShardError> {
-        let connector = match self.connector.clone() {
-            Some(connector) => connector,
-            None => transport::default_connector()?,
-        };
-        Shard::build(self, connector)
+        Shard::build(self)
     }
 }
 
@@ -186,8 +182,12 @@ impl Shard {
         ShardBuilder { config, connector: None, queue: None, status_waker: None }
     }
 
-    fn build(builder: ShardBuilder, connector: Arc<dyn Connector>) -> Result<Shard, ShardError> {
-        let ShardBuilder { mut config, queue, status_waker, .. } = builder;
+    fn build(builder: ShardBuilder) -> Result<Shard, ShardError> {
+        let ShardBuilder { mut config, connector, queue, status_waker } = builder;
+        let connector = match connector {
+            Some(connector) => connector,
+            None => transport::default_connector()?,
+        };
         let id = config.shard_id();
         if config.seed().is_none() {
             config = config.rng_seed(entropy_seed(id));
@@ -341,11 +341,7 @@ impl Stream for Shard {
     type Item = Result<Dispatch, ShardError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
-        if let Some(driver) = self.driver.as_mut() {
-            if driver.poll_drive(cx).is_ready() {
-                self.driver = None;
-            }
-        }
+        self.poll_drive(cx);
         self.events.poll_next(cx)
     }
 }

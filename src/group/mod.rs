@@ -388,12 +388,12 @@ impl ShardGroup {
                     let _ = reply.send(Err(ControlError::UnknownShard(shard)));
                     return;
                 };
+                if !member.running {
+                    let _ = reply.send(Ok(None));
+                    return;
+                }
                 let handle = member.handle;
-                let running = member.running;
-                self.closing.push(Box::pin(async move {
-                    let session = if running { handle.close(mode).await } else { None };
-                    Closed::Removed(session, reply)
-                }));
+                self.closing.push(Box::pin(async move { Closed::Removed(handle.close(mode).await, reply) }));
             }
             Request::CloseWhere(scope, mode, reply) => {
                 let select = |id: ShardId| scope.contains(id);
@@ -455,6 +455,7 @@ impl ShardGroup {
         if let Some(session) = session {
             config = config.resume_from(session);
         }
+        // `configure` may change anything but which shard this is.
         let mut running = Shard::builder(config.shard(shard))
             .shared_connector(Arc::clone(&self.connector))
             .shared_identify_queue(Arc::clone(&self.queue))
@@ -468,17 +469,13 @@ impl ShardGroup {
         let handle = running.handle();
         // Behind the shard id's previous connection if it is still handing
         // over dispatches, so the shard's dispatches stay in order.
-        match self.slots.get(&shard).copied() {
-            Some(key) if self.merge.get_mut(key).is_some() => {
-                if let Some(slot) = self.merge.get_mut(key) {
-                    slot.push(running);
-                }
-                self.merge.wake(key);
-            }
-            _ => {
-                let key = self.merge.insert(Slot::new(running));
-                self.slots.insert(shard, key);
-            }
+        let draining = self.slots.get(&shard).and_then(|key| Some((*key, self.merge.get_mut(*key)?)));
+        if let Some((key, slot)) = draining {
+            slot.push(running);
+            self.merge.wake(key);
+        } else {
+            let key = self.merge.insert(Slot::new(running));
+            self.slots.insert(shard, key);
         }
         self.members.insert(shard, Member { handle, running: true });
         self.starting.retain(|id| *id != shard);
