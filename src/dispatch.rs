@@ -3,6 +3,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use async_tungstenite::tungstenite::Utf8Bytes;
+
 /// A shard: its id and the total number of shards (gateway-protocol §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ShardId {
@@ -42,18 +44,63 @@ enum EventName {
     Decoded(Box<str>),
 }
 
+/// The text of one payload, kept whole by the dispatch made from it.
+///
+/// An uncompressed frame stays the WebSocket library's own buffer (no copy);
+/// an inflated payload is the buffer it was inflated into.
+#[derive(Clone)]
+pub(crate) enum FrameText {
+    /// A text frame as the WebSocket library received it (shared bytes).
+    Shared(Utf8Bytes),
+    /// An inflated payload, or a copy of borrowed text.
+    Owned(String),
+}
+
+impl FrameText {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            FrameText::Shared(bytes) => bytes.as_str(),
+            FrameText::Owned(text) => text,
+        }
+    }
+
+    /// Heap bytes this text keeps alive (for buffer limits).
+    pub(crate) fn heap_size(&self) -> usize {
+        match self {
+            FrameText::Shared(bytes) => bytes.len(),
+            FrameText::Owned(text) => text.capacity(),
+        }
+    }
+}
+
 /// One opcode-0 dispatch exactly as the gateway sent it.
 ///
-/// It owns the payload text (one allocation) and the positions of `t` and
-/// `d` inside it; nothing is re-encoded and no JSON tree is built.
-#[derive(Clone, PartialEq, Eq)]
+/// It owns the payload text and the positions of `t` and `d` inside it;
+/// nothing is re-encoded, copied or parsed into a tree. An uncompressed
+/// frame is kept as the WebSocket library received it (no allocation of
+/// its own); an inflated one is the buffer it was inflated into (one
+/// allocation).
+#[derive(Clone)]
 pub struct Dispatch {
     shard: ShardId,
     seq: u64,
-    frame: Box<str>,
+    frame: FrameText,
     event: EventName,
     data: Range<usize>,
 }
+
+impl PartialEq for Dispatch {
+    fn eq(&self, other: &Dispatch) -> bool {
+        self.shard == other.shard
+            && self.seq == other.seq
+            && self.frame() == other.frame()
+            && self.event() == other.event()
+            && self.data == other.data
+    }
+}
+
+impl Eq for Dispatch {}
 
 /// Why [`Dispatch::deserialize`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,17 +124,23 @@ impl Dispatch {
     pub(crate) fn new(
         shard: ShardId,
         seq: u64,
-        frame: Box<str>,
+        frame: FrameText,
         event: Result<Range<usize>, Box<str>>,
         data: Range<usize>,
     ) -> Dispatch {
+        let text = frame.as_str();
         let event = match event {
-            Ok(range) if frame.get(range.clone()).is_some() => EventName::InFrame(range),
+            Ok(range) if text.get(range.clone()).is_some() => EventName::InFrame(range),
             Ok(_) => EventName::Decoded(Box::from("")),
             Err(decoded) => EventName::Decoded(decoded),
         };
-        let data = if frame.get(data.clone()).is_some() { data } else { 0..0 };
+        let data = if text.get(data.clone()).is_some() { data } else { 0..0 };
         Dispatch { shard, seq, frame, event, data }
+    }
+
+    /// Heap bytes this dispatch keeps alive (the driver's buffer limit counts them).
+    pub(crate) fn heap_size(&self) -> usize {
+        self.frame.heap_size()
     }
 
     /// The shard this dispatch arrived on.
@@ -103,19 +156,19 @@ impl Dispatch {
     /// The event name `t`, e.g. `MESSAGE_CREATE`.
     pub fn event(&self) -> &str {
         match &self.event {
-            EventName::InFrame(range) => self.frame.get(range.clone()).unwrap_or_default(),
+            EventName::InFrame(range) => self.frame.as_str().get(range.clone()).unwrap_or_default(),
             EventName::Decoded(name) => name,
         }
     }
 
     /// The raw JSON text of `d`, byte for byte as received.
     pub fn data(&self) -> &str {
-        self.frame.get(self.data.clone()).unwrap_or_default()
+        self.frame.as_str().get(self.data.clone()).unwrap_or_default()
     }
 
     /// The whole payload text (`{"t":…,"s":…,"op":0,"d":…}`) as received.
     pub fn frame(&self) -> &str {
-        &self.frame
+        self.frame.as_str()
     }
 
     /// Deserializes `d` into your own type.
@@ -153,7 +206,7 @@ mod tests {
 
     fn sample() -> Dispatch {
         let frame = r#"{"t":"MESSAGE_CREATE","s":7,"op":0,"d":{"id":"1","content":"hi"}}"#;
-        Dispatch::new(ShardId::ONE, 7, frame.into(), Ok(6..20), 39..frame.len() - 1)
+        Dispatch::new(ShardId::ONE, 7, FrameText::Owned(frame.into()), Ok(6..20), 39..frame.len() - 1)
     }
 
     #[test]
@@ -181,7 +234,7 @@ mod tests {
     #[test]
     fn out_of_range_spans_never_panic() {
         #[allow(clippy::reversed_empty_ranges)]
-        let d = Dispatch::new(ShardId::ONE, 1, "{}".into(), Ok(5..9), 3..1);
+        let d = Dispatch::new(ShardId::ONE, 1, FrameText::Shared("{}".into()), Ok(5..9), 3..1);
         assert_eq!((d.event(), d.data()), ("", ""));
     }
 

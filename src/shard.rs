@@ -33,9 +33,6 @@ use crate::queue;
 use crate::transport::{self, BoxedStream, Connector, Target};
 use crate::{Dispatch, ShardId};
 
-/// How many dispatches wait for the application before the driver stops
-/// reading the socket (heartbeats continue while the driver runs).
-const EVENT_BUFFER: usize = 256;
 /// How long sending a close frame may take before the socket is just dropped (E11).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -202,7 +199,8 @@ impl Shard {
             .max_message_size(Some(config.max_message_size_limit()))
             .max_frame_size(Some(config.max_message_size_limit()));
         config.validate()?;
-        let (events_tx, events) = queue::bounded(EVENT_BUFFER);
+        let (events_tx, events) =
+            queue::bounded(config.max_buffered_dispatches_limit(), config.max_buffered_bytes_limit());
         let (requests_tx, requests) = mpsc::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
         let driver_queued = Arc::clone(&queued);
@@ -213,7 +211,7 @@ impl Shard {
             let machine = match Machine::new(config, Instant::now()) {
                 Ok(machine) => machine,
                 Err(error) => {
-                    let _ = events_tx.push(Err(ShardError::Config(error))).await;
+                    let _ = events_tx.push(Err(ShardError::Config(error)), 0).await;
                     return;
                 }
             };
@@ -580,7 +578,7 @@ impl Driver {
     async fn on_message(&mut self, message: Option<Result<Message, async_tungstenite::tungstenite::Error>>) {
         let now = Instant::now();
         match message {
-            Some(Ok(Message::Text(text))) => self.machine.handle_message(now, Incoming::Text(text.as_str())),
+            Some(Ok(Message::Text(text))) => self.machine.handle_message(now, Incoming::SharedText(text)),
             Some(Ok(Message::Binary(bytes))) => self.machine.handle_message(now, Incoming::Binary(&bytes)),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 // tungstenite queued the pong; the next poll flushes it out.
@@ -724,7 +722,8 @@ impl Driver {
     async fn flush_pending(&mut self) {
         // The stream ends when the driver (and with it the producer) is dropped.
         while let Some(item) = self.pending.pop_front() {
-            if self.events.push(item).await.is_err() {
+            let weight = item_weight(&item);
+            if self.events.push(item, weight).await.is_err() {
                 return;
             }
         }
@@ -747,7 +746,8 @@ impl Driver {
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         let mut drained = false;
         while let Some(item) = self.pending.pop_front() {
-            match self.events.try_push(item, cx) {
+            let weight = item_weight(&item);
+            match self.events.try_push(item, weight, cx) {
                 Ok(None) => drained = true,
                 Ok(Some(back)) => {
                     self.pending.push_front(back);
@@ -814,6 +814,11 @@ impl Driver {
             Poll::Pending
         }
     }
+}
+
+/// Heap bytes a stream item keeps alive, for the buffer's byte bound.
+fn item_weight(item: &Item) -> usize {
+    item.as_ref().map_or(0, Dispatch::heap_size)
 }
 
 /// A seed for the machine's jitter that differs between shards and runs.

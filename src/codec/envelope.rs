@@ -1,31 +1,48 @@
-//! Envelope scanner (gateway-protocol §2): finds `op`, `s`, `t` and the exact
+//! Envelope reader (gateway-protocol §2): finds `op`, `s`, `t` and the exact
 //! byte span of `d` in one payload without building a JSON tree.
 //!
-//! CONTRACT (implemented by the codec work; keep these signatures):
-//! - input is `&str` (the caller has already validated UTF-8 once);
-//! - the whole text must be exactly one JSON object (surrounding JSON
-//!   whitespace allowed) and valid JSON throughout, `d` included, or the scan
-//!   returns `Err` - never a panic, never an index out of bounds;
-//! - keys may come in any order, with any JSON whitespace, keys and values may
-//!   contain escapes (`"o\u0070"` is the key `op`); unknown keys are skipped;
-//!   a duplicated `op`, `s`, `t` or `d` is an error (serde_json agrees);
-//! - `op` must be an unsigned integer (fits u64), `s` an unsigned integer or
-//!   null, `t` a string or null; `d` any value (missing = `None`).
+//! Two ways to read a payload, both on `&str` (UTF-8 was checked once by the
+//! caller), both without allocation, recursion or panics:
 //!
-//! How: one pass, no allocation, no recursion. Containers nest on a
-//! fixed-size bit stack (1 = object, 0 = array) limited to 1024 levels;
-//! string contents are skipped eight bytes at a time with word-at-a-time bit
-//! tricks, looking only for `"`, `\` and control characters. Non-ASCII bytes
-//! need no check: the input is a `&str`, so it is valid UTF-8 already.
+//! - [`Envelope::read`], the default: Discord serializes every payload as
+//!   `{"t":…,"s":…,"op":…,"d":…}`, in that order, without whitespace. For
+//!   text of that *canonical* form the reader checks the prefix (`t` a string
+//!   without escapes or `null`, `s` an unsigned integer or `null`, `op` an
+//!   unsigned integer) and takes `d` as the rest of the object, so it costs
+//!   tens of nanoseconds whatever the size of `d`. `d` itself is not
+//!   validated: the application's deserializer does that anyway. Anything
+//!   else (another key order, whitespace, escapes in `t`, extra keys, a
+//!   `d` whose last byte cannot end the value its first byte starts) goes to
+//!   the full scanner.
+//! - [`Envelope::scan`], the strict reader (`Config::validate_payloads`): the
+//!   whole text must be exactly one valid JSON object (RFC 8259), `d`
+//!   included; keys in any order, with any whitespace and escapes (`"o\u0070"`
+//!   is the key `op`); unknown keys are skipped; a duplicated `op`, `s`, `t`
+//!   or `d` is an error (serde_json agrees).
 //!
-//! Speed (`cargo bench --bench codec`): about 1.7 GiB/s on GUILD_CREATE-heavy
-//! traffic, 1.35-1.4 times serde_json reading the same envelope with
-//! `&RawValue`. The scan is bound by the chain from one token's end to the
-//! next token's start and by branch mispredictions, not by skipping string
-//! bytes; a simdjson-style bitmap pass needs SIMD movemask instructions,
-//! which `#![forbid(unsafe_code)]` rules out (a word-at-a-time bitmap index
-//! of the quotes was tried: 20% faster on uniform data, no faster on
-//! realistic payloads).
+//! The contract between them: for every valid JSON payload in canonical form,
+//! `read` and `scan` give the same envelope, which is exactly what
+//! serde_json reads (`d` byte for byte). For invalid text, `read` may accept
+//! what `scan` rejects, but every span it returns lies inside the text on
+//! character boundaries. Both are checked against serde_json by
+//! `tests/codec_differential.rs` and the `envelope` fuzz target.
+//!
+//! In both, `op` must be an unsigned integer (fits u64), `s` an unsigned
+//! integer or null, `t` a string or null; `d` any value (missing = `None`).
+//!
+//! How the full scan works: one pass; containers nest on a fixed-size bit
+//! stack (1 = object, 0 = array) limited to 1024 levels; string contents are
+//! skipped eight bytes at a time with word-at-a-time bit tricks, looking only
+//! for `"`, `\` and control characters. Non-ASCII bytes need no check: the
+//! input is a `&str`, so it is valid UTF-8 already.
+//!
+//! Speed (`cargo bench --bench codec`): the full scan runs at about
+//! 1.7 GiB/s on GUILD_CREATE-heavy traffic, 1.35-1.4 times serde_json reading
+//! the same envelope with `&RawValue`; it is bound by the chain from one
+//! token's end to the next token's start and by branch mispredictions. A
+//! simdjson-style bitmap pass needs SIMD movemask instructions, which
+//! `#![forbid(unsafe_code)]` rules out; the canonical reader avoids the cost
+//! instead.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -139,6 +156,16 @@ enum Key {
 }
 
 impl Envelope {
+    /// Reads one payload: the canonical fast path, or [`Envelope::scan`] for
+    /// anything not in Discord's canonical form (see the module docs for the
+    /// contract). `d` is not validated on the fast path.
+    pub fn read(text: &str) -> Result<Envelope, ScanError> {
+        match read_canonical(text.as_bytes()) {
+            Some(envelope) => Ok(envelope),
+            None => Envelope::scan(text),
+        }
+    }
+
     /// Scans one payload.
     ///
     /// Validates the whole text as exactly one JSON object (RFC 8259) and
@@ -275,6 +302,69 @@ impl StrSpan {
         out.push_str(rest);
         Cow::Owned(out)
     }
+}
+
+/// The canonical form `{"t":…,"s":…,"op":…,"d":…}` (no whitespace, `t`
+/// without escapes); `None` sends the payload to the full scan.
+fn read_canonical(bytes: &[u8]) -> Option<Envelope> {
+    let mut i = b"{\"t\":".len();
+    if bytes.get(..i)? != b"{\"t\":" {
+        return None;
+    }
+    let event = match bytes.get(i)? {
+        b'n' => {
+            i = expect_literal(bytes, i, b"null").ok()?;
+            None
+        }
+        b'"' => {
+            let start = i + 1;
+            let len = bytes.get(start..)?.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            let end = start + len;
+            if bytes.get(end) != Some(&b'"') {
+                return None;
+            }
+            i = end + 1;
+            Some(StrSpan { range: start..end, escaped: false })
+        }
+        _ => return None,
+    };
+    i = expect_literal(bytes, i, b",\"s\":").ok()?;
+    let (seq, after_seq) = canonical_unsigned(bytes, i)?;
+    i = expect_literal(bytes, after_seq, b",\"op\":").ok()?;
+    let (op, after_op) = canonical_unsigned(bytes, i)?;
+    let start = expect_literal(bytes, after_op, b",\"d\":").ok()?;
+    // `d` runs to the object's closing brace, the last byte of the text.
+    let end = bytes.len().checked_sub(1)?;
+    if bytes.get(end) != Some(&b'}') || start >= end {
+        return None;
+    }
+    // An object or array `d` is taken as it is, after a cheap guard against
+    // keys after it (its last byte must close what its first byte opens);
+    // anything else is short (`null`, `true`, a number) and is checked whole.
+    let plausible = match (bytes.get(start)?, bytes.get(end - 1)?) {
+        (b'{', b'}') | (b'[', b']') => true,
+        (b'{' | b'[', _) => false,
+        _ => skip_value(bytes, start).ok() == Some(end),
+    };
+    if !plausible {
+        return None;
+    }
+    Some(Envelope { op: op?, seq, event, data: Some(start..end) })
+}
+
+/// `null` or an unsigned integer in JSON's spelling (no leading zero) at
+/// `i`: the value and the index after it.
+#[inline(always)]
+fn canonical_unsigned(bytes: &[u8], i: usize) -> Option<(Option<u64>, usize)> {
+    if let Ok(end) = expect_literal(bytes, i, b"null") {
+        return Some((None, end));
+    }
+    let digits = bytes.get(i..)?.iter().take_while(|c| c.is_ascii_digit()).count();
+    let value = bytes.get(i..i + digits)?;
+    if value.len() > 1 && value.first() == Some(&b'0') {
+        return None;
+    }
+    Some((Some(parse_unsigned(value)?), i + digits))
 }
 
 /// Is `c` JSON whitespace?

@@ -75,6 +75,27 @@ pub struct Inflater {
     poisoned: bool,
     /// Cap on one inflated payload.
     max_message_size: usize,
+    /// Running inflated-to-compressed size ratio, in eighths.
+    ratio: usize,
+    /// Capacity for a new output buffer, estimated from the first message of its payload.
+    first_capacity: usize,
+}
+
+/// The ratio a new stream starts from, in eighths (JSON inflates about 4-10×).
+const START_RATIO: usize = 6 * 8;
+
+/// The ratio after a payload of `inflated` bytes from `compressed` ones: a
+/// running average that follows the stream within a few payloads.
+fn next_ratio(ratio: usize, inflated: usize, compressed: usize) -> usize {
+    let sample = inflated.saturating_mul(8) / compressed.max(1);
+    (ratio.saturating_mul(3).saturating_add(sample) / 4).clamp(8, 64 * 8)
+}
+
+/// The first capacity for a payload whose first compressed message has
+/// `compressed` bytes: a quarter more than the ratio predicts, so most
+/// payloads fit without growing.
+fn estimate(ratio: usize, compressed: usize) -> usize {
+    (compressed.saturating_mul(ratio) / 8).saturating_mul(5) / 4
 }
 
 impl Inflater {
@@ -89,6 +110,8 @@ impl Inflater {
             small: [0; SMALL_PAYLOAD],
             poisoned: false,
             max_message_size,
+            ratio: START_RATIO,
+            first_capacity: BASE_CAPACITY,
         }
     }
 
@@ -137,6 +160,24 @@ impl Inflater {
         Ok(None)
     }
 
+    /// Like [`push`](Self::push), but hands the completed payload over as
+    /// the buffer it was inflated into, so it can be kept without a copy
+    /// (the next payload gets a new buffer, sized from the compressed size
+    /// and the stream's inflate ratio so far).
+    pub fn push_owned(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, InflateError> {
+        let compressed = self.pending_in.saturating_add(message.len());
+        match self.push(message)? {
+            None => return Ok(None),
+            // A small payload was moved out of `out`: copy it (it is tiny).
+            Some(small) if small.len() <= SMALL_PAYLOAD => return Ok(Some(small.to_vec())),
+            Some(_) => {}
+        }
+        let inflated = self.out.len();
+        self.ratio = next_ratio(self.ratio, inflated, compressed);
+        self.returned = false;
+        Ok(Some(std::mem::take(&mut self.out)))
+    }
+
     /// Hands out the completed payload; a small one moves out of `out` so that
     /// the buffer can be freed.
     fn finish_payload(&mut self) -> &[u8] {
@@ -164,6 +205,10 @@ impl Inflater {
 
     /// Records the last compressed bytes of `message` after the earlier ones.
     fn remember_tail(&mut self, message: &[u8]) {
+        if self.out.capacity() == 0 {
+            // A new buffer: size it for this payload from what we know.
+            self.first_capacity = estimate(self.ratio, message.len());
+        }
         self.pending_in = self.pending_in.saturating_add(message.len());
         if let Some(last) = message.last_chunk::<4>() {
             self.tail = *last;
@@ -223,7 +268,8 @@ impl Inflater {
     /// more than allowed is how an oversized payload is noticed).
     fn grow(&mut self) {
         let ceiling = self.max_message_size.saturating_add(1);
-        let target = self.out.capacity().saturating_mul(2).max(BASE_CAPACITY).min(ceiling);
+        let first = if self.out.capacity() == 0 { self.first_capacity } else { BASE_CAPACITY };
+        let target = self.out.capacity().saturating_mul(2).max(first).min(ceiling);
         self.out.reserve_exact(target.saturating_sub(self.out.len()));
     }
 }

@@ -13,6 +13,13 @@ use crate::{Intents, ShardId};
 /// Discord's gateway, used when the application passes no URL of its own (§1.1).
 pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
 
+/// Default bound on dispatches waiting for the application ([`Config::max_buffered`]).
+pub const DEFAULT_BUFFERED_DISPATCHES: usize = 256;
+
+/// Default bound on the bytes of dispatches waiting for the application
+/// ([`Config::max_buffered`]): 1 MiB.
+pub const DEFAULT_BUFFERED_BYTES: usize = 1024 * 1024;
+
 /// A bot token. Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(Box<str>);
@@ -142,6 +149,9 @@ pub struct Config {
     pub(crate) max_queued_commands: usize,
     pub(crate) resume_from: Option<Session>,
     pub(crate) identify_permits: bool,
+    pub(crate) validate_payloads: bool,
+    pub(crate) max_buffered_dispatches: usize,
+    pub(crate) max_buffered_bytes: usize,
     /// `None`: the machine uses a fixed seed; drivers seed from entropy.
     pub(crate) rng_seed: Option<u64>,
 }
@@ -170,6 +180,9 @@ impl Config {
             max_queued_commands: 4096,
             resume_from: None,
             identify_permits: false,
+            validate_payloads: false,
+            max_buffered_dispatches: DEFAULT_BUFFERED_DISPATCHES,
+            max_buffered_bytes: DEFAULT_BUFFERED_BYTES,
             rng_seed: None,
         }
     }
@@ -272,6 +285,38 @@ impl Config {
         self
     }
 
+    /// How many dispatches, and how many bytes of them, may wait for the
+    /// application before the driver stops reading the socket (TCP
+    /// backpressure; heartbeats continue). Defaults: 256 dispatches and
+    /// 1 MiB ([`DEFAULT_BUFFERED_DISPATCHES`], [`DEFAULT_BUFFERED_BYTES`]).
+    ///
+    /// One dispatch always fits an empty buffer, so a payload larger than
+    /// `bytes` still passes (up to `max_message_size`); the buffer then
+    /// holds at most `bytes` plus one payload. A larger buffer lets a spawned
+    /// driver run further ahead of a bursty consumer at the cost of memory
+    /// per shard. Zero counts as one.
+    pub fn max_buffered(mut self, dispatches: usize, bytes: usize) -> Self {
+        self.max_buffered_dispatches = dispatches.max(1);
+        self.max_buffered_bytes = bytes.max(1);
+        self
+    }
+
+    /// When `true`, every payload is validated as JSON in full before it is
+    /// used (the strict scanner), so [`Dispatch::data`](crate::Dispatch::data)
+    /// is always valid JSON: for proxies that forward `d` without parsing it.
+    ///
+    /// When `false` (default), a payload in Discord's canonical form
+    /// `{"t":…,"s":…,"op":…,"d":…}` is read from its prefix and `d` is taken
+    /// as the rest of the object without validating it, which costs tens of
+    /// nanoseconds instead of a pass over the whole payload; your
+    /// deserializer validates `d` when it parses it. For valid JSON the two
+    /// give exactly the same dispatch; anything not in canonical form is
+    /// validated in full either way (see [`codec::Envelope`](crate::codec::Envelope)).
+    pub fn validate_payloads(mut self, enabled: bool) -> Self {
+        self.validate_payloads = enabled;
+        self
+    }
+
     /// Seed of the generator behind every random wait (heartbeat jitter,
     /// backoff jitter, the op 9 wait). Unset, the sans-IO machine uses a
     /// fixed seed and [`Shard`](crate::Shard) seeds from entropy, so shards
@@ -289,6 +334,14 @@ impl Config {
 
     pub(crate) fn max_queued_commands_limit(&self) -> usize {
         self.max_queued_commands
+    }
+
+    pub(crate) fn max_buffered_dispatches_limit(&self) -> usize {
+        self.max_buffered_dispatches
+    }
+
+    pub(crate) fn max_buffered_bytes_limit(&self) -> usize {
+        self.max_buffered_bytes
     }
 
     pub(crate) fn max_message_size_limit(&self) -> usize {

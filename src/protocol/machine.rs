@@ -23,7 +23,8 @@ use super::rng::Rng;
 use super::session::Session;
 use super::url::gateway_url;
 use crate::codec::{Envelope, StrSpan};
-use crate::Dispatch;
+use crate::dispatch::{Dispatch, FrameText};
+use async_tungstenite::tungstenite::Utf8Bytes;
 
 /// Longest `heartbeat_interval` accepted from Hello (Discord sends ~41 s).
 const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
@@ -32,12 +33,38 @@ const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
 const DEFAULT_RNG_SEED: u64 = 0x5eed;
 
 /// One WebSocket message as the driver received it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Incoming<'a> {
-    /// A text message: one JSON payload.
+    /// A text message: one JSON payload (copied if it becomes a dispatch).
     Text(&'a str),
+    /// A text message handed over whole: a dispatch keeps these bytes
+    /// without copying them (what the driver passes).
+    SharedText(Utf8Bytes),
     /// A binary message: a piece of the zlib stream (or, uncompressed, JSON bytes).
     Binary(&'a [u8]),
+}
+
+/// A payload's text as the core got it.
+enum PayloadText<'a> {
+    Borrowed(&'a str),
+    Frame(FrameText),
+}
+
+impl PayloadText<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            PayloadText::Borrowed(text) => text,
+            PayloadText::Frame(frame) => frame.as_str(),
+        }
+    }
+
+    /// The text for a dispatch to own: borrowed text is copied here, once.
+    fn into_frame(self) -> FrameText {
+        match self {
+            PayloadText::Borrowed(text) => FrameText::Owned(text.to_owned()),
+            PayloadText::Frame(frame) => frame,
+        }
+    }
 }
 
 /// Where the machine is. Connection-scoped data lives beside it in `Link`.
@@ -236,13 +263,14 @@ impl Machine {
             return;
         }
         match message {
-            Incoming::Text(text) => self.core.on_payload(now, text),
+            Incoming::Text(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
+            Incoming::SharedText(text) => self.core.on_payload(now, PayloadText::Frame(FrameText::Shared(text))),
             #[cfg(feature = "zlib")]
             Incoming::Binary(bytes) if self.core.config.compression == Compression::ZlibStream => {
-                match self.inflater.push(bytes) {
+                match self.inflater.push_owned(bytes) {
                     Ok(None) => {}
-                    Ok(Some(payload)) => match std::str::from_utf8(payload) {
-                        Ok(text) => self.core.on_payload(now, text),
+                    Ok(Some(payload)) => match String::from_utf8(payload) {
+                        Ok(text) => self.core.on_payload(now, PayloadText::Frame(FrameText::Owned(text))),
                         Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
                     },
                     Err(error) => {
@@ -253,7 +281,7 @@ impl Machine {
                 }
             }
             Incoming::Binary(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => self.core.on_payload(now, text),
+                Ok(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
                 Err(error) => tracing::warn!(%error, "skipping a binary payload that is not UTF-8"),
             },
         }
@@ -541,17 +569,19 @@ impl Core {
         }
     }
 
-    fn on_payload(&mut self, now: Instant, text: &str) {
-        let envelope = match Envelope::scan(text) {
+    fn on_payload(&mut self, now: Instant, payload: PayloadText<'_>) {
+        let text = payload.as_str();
+        let scanned = if self.config.validate_payloads { Envelope::scan(text) } else { Envelope::read(text) };
+        let envelope = match scanned {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::warn!(%error, len = text.len(), "skipping a payload that is not a gateway envelope");
                 return;
             }
         };
-        let data = envelope.data.clone().and_then(|range| text.get(range));
+        let data = || envelope.data.clone().and_then(|range| text.get(range));
         match OpCode::from_u64(envelope.op) {
-            Some(OpCode::Dispatch) => self.on_dispatch(now, text, envelope),
+            Some(OpCode::Dispatch) => self.on_dispatch(now, payload, envelope),
             Some(OpCode::Heartbeat) => self.on_heartbeat_request(now),
             Some(OpCode::HeartbeatAck) => {
                 if let Some(heartbeat) = self.link.heartbeat.as_mut() {
@@ -560,12 +590,12 @@ impl Core {
                     }
                 }
             }
-            Some(OpCode::Hello) => self.on_hello(now, data),
+            Some(OpCode::Hello) => self.on_hello(now, data()),
             Some(OpCode::Reconnect) => {
                 self.lose(now, DisconnectReason::Reconnect, Loss::dropped().close(RESUMABLE_CLOSE));
             }
             Some(OpCode::InvalidSession) => {
-                let resumable = data.is_some_and(|d| d.trim() == "true");
+                let resumable = data().is_some_and(|d| d.trim() == "true");
                 let reason = DisconnectReason::InvalidSession { resumable };
                 let loss = Loss::dropped().close(RESUMABLE_CLOSE);
                 if resumable && self.session.is_some() {
@@ -660,7 +690,8 @@ impl Core {
         }
     }
 
-    fn on_dispatch(&mut self, now: Instant, text: &str, envelope: Envelope) {
+    fn on_dispatch(&mut self, now: Instant, payload: PayloadText<'_>, envelope: Envelope) {
+        let text = payload.as_str();
         let Some(event) = envelope.event.as_ref() else {
             tracing::warn!("skipping a dispatch without `t`");
             return;
@@ -700,7 +731,7 @@ impl Core {
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
         }
-        let dispatch = Dispatch::new(self.config.shard, seq, Box::from(text), event_name, data);
+        let dispatch = Dispatch::new(self.config.shard, seq, payload.into_frame(), event_name, data);
         self.events.push_back(Event::Dispatch(dispatch));
     }
 

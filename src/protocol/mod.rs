@@ -22,7 +22,10 @@ mod url;
 pub use backoff::ReconnectPolicy;
 pub use close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 pub use command::{Command, CommandError};
-pub use config::{Compression, Config, ConfigError, IdentifyProperties, Token, DEFAULT_GATEWAY_URL};
+pub use config::{
+    Compression, Config, ConfigError, IdentifyProperties, Token, DEFAULT_BUFFERED_BYTES, DEFAULT_BUFFERED_DISPATCHES,
+    DEFAULT_GATEWAY_URL,
+};
 pub use event::{Action, CloseMode, DisconnectReason, Event, Status};
 pub use machine::{Incoming, Machine};
 pub use opcode::OpCode;
