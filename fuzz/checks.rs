@@ -83,6 +83,7 @@ fn nesting_depth(text: &str) -> usize {
 pub fn check_envelope(data: &[u8]) -> Option<Result<Envelope, ScanError>> {
     let text = std::str::from_utf8(data).ok()?;
     let scanned = Envelope::scan(text);
+    check_read(text, &scanned);
     let valid_json = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
     if !valid_json {
         assert!(scanned.is_err(), "scanner accepted invalid JSON {text:?}: {scanned:?}");
@@ -118,6 +119,51 @@ pub fn check_envelope(data: &[u8]) -> Option<Result<Envelope, ScanError>> {
         }
     }
     Some(scanned)
+}
+
+/// The text of `envelope` written in Discord's canonical form
+/// `{"t":…,"s":…,"op":…,"d":…}`, from the pieces of `text` it names; `None`
+/// when `t` has escapes or `d` is absent (the fast path never takes those).
+pub fn canonical_form(text: &str, envelope: &Envelope) -> Option<String> {
+    let t = match &envelope.event {
+        Some(span) if span.escaped => return None,
+        Some(span) => format!("\"{}\"", text.get(span.range.clone())?),
+        None => "null".to_owned(),
+    };
+    let s = envelope.seq.map_or("null".to_owned(), |s| s.to_string());
+    let d = text.get(envelope.data.clone()?)?;
+    Some(format!(r#"{{"t":{t},"s":{s},"op":{},"d":{d}}}"#, envelope.op))
+}
+
+/// [`Envelope::read`] (the canonical fast path) against the full scan:
+///
+/// - it never panics, and every span it returns lies inside the text on
+///   character boundaries, whatever the input;
+/// - on valid JSON in canonical form (the scan accepts it, and the text is
+///   exactly [`canonical_form`] of what the scan read) it gives exactly the
+///   scan's envelope, which the caller checks against serde_json;
+/// - where it differs from the scan at all, it took the fast path: the text
+///   starts with the canonical `{"t":` and is not valid canonical JSON.
+pub fn check_read(text: &str, scanned: &Result<Envelope, ScanError>) {
+    let read = Envelope::read(text);
+    if let Ok(envelope) = &read {
+        if let Some(span) = &envelope.event {
+            assert!(text.get(span.range.clone()).is_some(), "t span outside {text:?}: {envelope:?}");
+        }
+        if let Some(range) = &envelope.data {
+            assert!(text.get(range.clone()).is_some(), "d span outside {text:?}: {envelope:?}");
+        }
+    }
+    let canonical = match scanned {
+        Ok(envelope) => canonical_form(text, envelope).is_some_and(|form| form == text),
+        Err(_) => false,
+    };
+    if canonical {
+        assert_eq!(&read, scanned, "fast path differs from the scan on canonical {text:?}");
+    } else if &read != scanned {
+        assert!(text.starts_with(r#"{"t":"#), "fallback differs from the scan on {text:?}: {read:?}");
+        assert!(read.is_ok(), "the fast path failed instead of falling back on {text:?}");
+    }
 }
 
 /// The fixed traffic [`check_inflate`] replays: payloads and their
@@ -193,6 +239,16 @@ pub fn check_inflate(data: &[u8]) {
     let stream_len: usize = case.frames.iter().map(Vec::len).sum();
     let corrupt_at = usize::from(u16::from_le_bytes([plan.next(), plan.next()])) * 7 % stream_len;
     let corrupt_with = plan.next() | 1;
+    // The core takes each payload's buffer (`push_owned`); tests and
+    // benches borrow it (`push`). Both must inflate the same.
+    let owned = control & 4 == 4;
+    let push = |inflater: &mut Inflater, piece: &[u8]| -> Result<Option<Vec<u8>>, InflateError> {
+        if owned {
+            inflater.push_owned(piece)
+        } else {
+            inflater.push(piece).map(|out| out.map(<[u8]>::to_vec))
+        }
+    };
 
     let mut inflater = Inflater::new(cap);
     let mut offset = 0;
@@ -207,7 +263,7 @@ pub fn check_inflate(data: &[u8]) {
                 piece[corrupt_at - offset] ^= corrupt_with;
             }
             offset += piece.len();
-            match inflater.push(&piece) {
+            match push(&mut inflater, &piece) {
                 Ok(Some(out)) => {
                     assert!(out.len() <= cap, "payload of {} bytes over the {cap}-byte cap", out.len());
                     if !corrupt {
@@ -238,9 +294,9 @@ pub fn check_inflate(data: &[u8]) {
     inflater.reset();
     for (frame, payload) in case.frames.iter().zip(&case.payloads) {
         if payload.len() > cap {
-            assert_eq!(inflater.push(frame), Err(InflateError::MessageTooLarge { limit: cap }));
+            assert_eq!(push(&mut inflater, frame), Err(InflateError::MessageTooLarge { limit: cap }));
             break;
         }
-        assert_eq!(inflater.push(frame), Ok(Some(payload.as_slice())), "clean stream after reset");
+        assert_eq!(push(&mut inflater, frame), Ok(Some(payload.clone())), "clean stream after reset");
     }
 }

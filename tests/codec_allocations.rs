@@ -87,3 +87,38 @@ fn idle_inflater_holds_under_48_kib() {
     let left = live_bytes() - before;
     assert!(left < 1024, "{left} bytes left after drop");
 }
+
+/// What the protocol core does since the dispatch owns its text: each
+/// payload is handed over as the buffer it was inflated into.
+#[test]
+fn owned_payloads_cost_one_allocation_each() {
+    let mut rng = payloads::Rng::new(5);
+    let mut texts: Vec<String> = (0..2000).map(|seq| payloads::message_create(&mut rng, seq)).collect();
+    texts.extend((2000..3000).map(|seq| payloads::small_event(&mut rng, seq)));
+    texts.extend(payloads::gateway_mix(5, 4, 0));
+    let frames = payloads::zlib_stream(&texts);
+
+    let mut inflater = Inflater::new(DEFAULT_MAX_MESSAGE_SIZE);
+    // The first few payloads teach the inflater the stream's ratio.
+    for frame in &frames[..10] {
+        inflater.push_owned(frame).expect("inflate").expect("payload");
+    }
+    let before = allocations();
+    let mut kept = Vec::new();
+    for (frame, text) in frames[10..].iter().zip(&texts[10..]) {
+        let payload = inflater.push_owned(frame).expect("inflate").expect("payload");
+        assert_eq!(payload, text.as_bytes());
+        let text = String::from_utf8(payload).expect("UTF-8");
+        assert!(Envelope::read(&text).is_ok());
+        kept.push(text);
+    }
+    let allocated = allocations() - before;
+    let payloads = kept.len() as u64;
+    let spare: usize = kept.iter().map(|text| text.capacity() - text.len()).sum();
+    let total: usize = kept.iter().map(String::len).sum();
+    eprintln!("{allocated} allocations over {payloads} owned payloads; {spare} spare bytes over {total}");
+    // One buffer per payload; the rare payload that outgrows its estimate
+    // grows once (the `kept` list's own growth is counted too).
+    assert!(allocated <= payloads + payloads / 50, "{allocated} allocations over {payloads} payloads");
+    assert!(spare <= total / 3, "{spare} spare bytes over {total}");
+}

@@ -1,4 +1,9 @@
-//! `Envelope::scan` against serde_json (gateway-protocol §2).
+//! `Envelope::scan` and `Envelope::read` against serde_json (gateway-protocol §2).
+//!
+//! `read` is the canonical fast path: on valid JSON in Discord's canonical
+//! form it must give exactly what `scan` and serde_json give; on anything
+//! else it must never panic nor return a span outside the text, and where it
+//! differs from `scan` it must have taken the fast path (`check_read`).
 //!
 //! Generated envelopes (any key order, whitespace, escapes, unknown keys,
 //! nested `d`) must scan exactly as serde_json reads them; truncated and
@@ -188,6 +193,40 @@ proptest! {
     }
 
     #[test]
+    fn canonical_envelopes_read_exactly_as_serde_reads_them(
+        event in prop_oneof![Just("null".to_owned()), Just("\"MESSAGE_CREATE\"".to_owned()), "\"[A-Z_é日]{0,24}\""],
+        seq in prop_oneof![Just("null".to_owned()), any::<u64>().prop_map(|s| s.to_string())],
+        op in prop_oneof![0u64..12, any::<u64>()],
+        value in json_value(),
+    ) {
+        let text = format!(r#"{{"t":{event},"s":{seq},"op":{op},"d":{value}}}"#);
+        let scanned = check_envelope(text.as_bytes()).expect("UTF-8").expect("valid");
+        let form = checks::canonical_form(&text, &scanned);
+        prop_assert_eq!(form.as_deref(), Some(text.as_str()));
+        prop_assert_eq!(Envelope::read(&text), Ok(scanned));
+    }
+
+    #[test]
+    fn canonical_envelopes_cut_or_mutated_never_escape_the_text(
+        value in json_value(),
+        at in any::<prop::sample::Index>(),
+        byte in nasty_byte(),
+        kind in 0..3u8,
+    ) {
+        let text = format!(r#"{{"t":"GUILD_CREATE","s":9,"op":0,"d":{value}}}"#);
+        let mut bytes = text.into_bytes();
+        let at = at.index(bytes.len());
+        match kind {
+            0 => bytes[at] = byte,
+            1 => bytes.truncate(at),
+            _ => {
+                bytes.remove(at);
+            }
+        }
+        check_envelope(&bytes);
+    }
+
+    #[test]
     fn arbitrary_values_as_d_agree_with_serde(value in json_value(), pad in ws()) {
         let text = format!(r#"{{"t":"X","s":1,"op":0,"d":{pad}{value}{pad}}}"#);
         let scanned = check_envelope(text.as_bytes()).expect("UTF-8");
@@ -311,4 +350,46 @@ fn envelope_errors_name_the_problem() {
     assert_eq!(Envelope::scan("{\"op\":0,\"d\":\"\u{1}\"}"), Err(ScanError::ControlCharacter { at: 13 }));
     assert_eq!(Envelope::scan(r#"{"op":0,"d":01}"#), Err(ScanError::UnexpectedByte { at: 13 }));
     assert_eq!(Envelope::scan(r#"{"op":0,"d":1.}"#), Err(ScanError::InvalidNumber { at: 14 }));
+}
+
+#[test]
+fn the_fast_path_reads_canonical_payloads_and_leaves_the_rest_to_the_scan() {
+    // Canonical: read from the prefix; `d` is the rest of the object.
+    let text = r#"{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"hi"}}"#;
+    let read = Envelope::read(text).expect("canonical");
+    assert_eq!((read.op, read.seq), (0, Some(42)));
+    assert_eq!(&text[read.data.clone().expect("d")], r#"{"content":"hi"}"#);
+    assert_eq!(Envelope::read(text), Envelope::scan(text));
+    // Heartbeat ACK, Hello, op 9: short `d`s are checked whole.
+    for text in [
+        r#"{"t":null,"s":null,"op":11,"d":null}"#,
+        r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}"#,
+        r#"{"t":null,"s":null,"op":9,"d":false}"#,
+        r#"{"t":null,"s":null,"op":1,"d":251}"#,
+    ] {
+        assert_eq!(Envelope::read(text), Envelope::scan(text), "{text}");
+    }
+    // Not canonical: other orders, whitespace, escapes in `t`, leading zeros,
+    // keys after `d`, a `d` whose last byte cannot close it: the full scan decides.
+    for text in [
+        r#"{"op":0,"t":"X","s":1,"d":{}}"#,
+        r#"{"t": "X","s":1,"op":0,"d":{}}"#,
+        r#"{"t":"X","s":1,"op":0,"d":{}}"#,
+        r#"{"t":"X","s":01,"op":0,"d":{}}"#,
+        r#"{"t":"X","s":1,"op":0,"d":{},"x":1}"#,
+        r#"{"t":"X","s":1,"op":0,"d":{} }"#,
+        r#"{"t":"X","s":1,"op":0,"d":nul}"#,
+        r#"{"t":"X","s":1,"op":0,"d":1,"x":2}"#,
+        r#"{"t":"X","s":1,"op":0}"#,
+        r#"{"t":"X","s":1.5,"op":0,"d":{}}"#,
+    ] {
+        assert_eq!(Envelope::read(text), Envelope::scan(text), "{text}");
+    }
+    // The documented limit: `d` of a canonical-looking payload is not
+    // validated (the application's deserializer does that, or
+    // `Config::validate_payloads(true)` has the scan check it).
+    let invalid = r#"{"t":"X","s":1,"op":0,"d":{"a":}}"#;
+    assert!(Envelope::scan(invalid).is_err());
+    let read = Envelope::read(invalid).expect("fast path");
+    assert_eq!(&invalid[read.data.expect("d")], r#"{"a":}"#);
 }

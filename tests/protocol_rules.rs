@@ -699,3 +699,65 @@ fn a_paused_reader_does_not_time_out_waiting_for_ready() {
     h.advance(Duration::from_secs(2));
     assert_eq!(h.reconnect_reasons(), [DisconnectReason::ReadyTimeout]);
 }
+
+// ---------------------------------------------------------------- §2 payload reading
+
+#[test]
+fn a_text_frame_handed_over_whole_becomes_the_dispatch_without_a_copy() {
+    use discord_gateway_stream::protocol::{Incoming, Utf8Bytes};
+    let mut h = Harness::active();
+    let frame = Utf8Bytes::from(r#"{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"content":"hi"}}"#);
+    let address = frame.as_ptr();
+    h.machine.handle_message(h.now, Incoming::SharedText(frame));
+    h.drain();
+    let dispatches = h.dispatches();
+    assert_eq!(dispatches.len(), 1);
+    assert_eq!(dispatches[0].data(), r#"{"content":"hi"}"#);
+    assert_eq!(dispatches[0].event(), "MESSAGE_CREATE");
+    assert_eq!(dispatches[0].frame().as_ptr(), address, "the dispatch keeps the frame's own bytes");
+}
+
+#[test]
+fn by_default_a_canonical_dispatch_is_not_validated_and_validate_payloads_checks_it() {
+    // `d` is not JSON; the prefix is Discord's canonical form.
+    let broken = r#"{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"content":}}"#;
+    let mut h = Harness::active();
+    h.recv(broken);
+    assert_eq!(h.seqs(), vec![2], "the fast path delivers; the consumer's parser rejects `d`");
+    assert!(h.dispatches()[0].deserialize::<serde_json::Value>().is_err());
+
+    let mut h = Harness::new(config().validate_payloads(true));
+    h.open();
+    h.hello();
+    h.ready(1, "sess-1");
+    h.clear();
+    h.recv(broken);
+    assert!(h.seqs().is_empty(), "the strict reader skips a payload that is not JSON");
+    h.dispatch(2, "MESSAGE_CREATE");
+    assert_eq!(h.seqs(), vec![2], "a skipped payload does not count as delivered");
+}
+
+#[test]
+fn both_readers_deliver_the_same_dispatches_for_valid_payloads() {
+    let payloads = [
+        r#"{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"content":"hi"}}"#,
+        r#"{"op":0,"s":3,"t":"TYPING_START","d":{"user_id":"1"}}"#,
+        r#"{"t":"GUILD_CREATE", "s":4, "op":0, "d":[1, 2]}"#,
+        r#"{"t":"X\u0059","s":5,"op":0,"d":null}"#,
+    ];
+    let run = |validate: bool| {
+        let mut h = Harness::new(config().validate_payloads(validate));
+        h.open();
+        h.hello();
+        h.ready(1, "sess-1");
+        h.clear();
+        for payload in payloads {
+            h.recv(payload);
+        }
+        h.dispatches().iter().map(|d| (d.seq(), d.event().to_owned(), d.data().to_owned())).collect::<Vec<_>>()
+    };
+    let fast = run(false);
+    assert_eq!(fast.len(), 4);
+    assert_eq!(fast[3].1, "XY");
+    assert_eq!(fast, run(true));
+}

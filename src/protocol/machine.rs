@@ -184,8 +184,10 @@ struct Core {
 /// ```
 pub struct Machine {
     core: Core,
+    /// Built on the first connection that uses zlib-stream: an uncompressed
+    /// shard never pays for an inflate context.
     #[cfg(feature = "zlib")]
-    inflater: crate::codec::Inflater,
+    inflater: Option<crate::codec::Inflater>,
 }
 
 impl Machine {
@@ -220,7 +222,7 @@ impl Machine {
         core.connect(now);
         Ok(Machine {
             #[cfg(feature = "zlib")]
-            inflater: crate::codec::Inflater::new(config.max_message_size),
+            inflater: None,
             core,
         })
     }
@@ -232,7 +234,10 @@ impl Machine {
             return;
         }
         #[cfg(feature = "zlib")]
-        self.inflater.reset();
+        if self.core.config.compression == Compression::ZlibStream {
+            let max = self.core.config.max_message_size;
+            self.inflater.get_or_insert_with(|| crate::codec::Inflater::new(max)).reset();
+        }
         self.core.phase = Phase::AwaitingHello { deadline: now + self.core.config.hello_timeout };
         self.core.set_status(Status::AwaitingHello);
     }
@@ -266,8 +271,9 @@ impl Machine {
             Incoming::Text(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
             Incoming::SharedText(text) => self.core.on_payload(now, PayloadText::Frame(FrameText::Shared(text))),
             #[cfg(feature = "zlib")]
-            Incoming::Binary(bytes) if self.core.config.compression == Compression::ZlibStream => {
-                match self.inflater.push_owned(bytes) {
+            Incoming::Binary(bytes) if self.inflater.is_some() => {
+                let Some(inflater) = self.inflater.as_mut() else { return };
+                match inflater.push_owned(bytes) {
                     Ok(None) => {}
                     Ok(Some(payload)) => match String::from_utf8(payload) {
                         Ok(text) => self.core.on_payload(now, PayloadText::Frame(FrameText::Owned(text))),
