@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/compare/Cargo.toml -- \
-//!     [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb M]
+//!     [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb M] \
+//!     [--clients NAME,NAME,...]
 //! ```
 //!
 //! Each mix (fuzz/payloads.rs) is repeated with increasing `s` to a volume of
@@ -15,7 +16,8 @@
 //! Every client runs in its own child process (`compare client <kind> ...`),
 //! so the peak RSS (VmHWM) is that client's; runs are interleaved round-robin.
 //!
-//! The clients, compared in three pairs of consumers:
+//! The clients (`--clients` picks a subset by name, default all), compared in
+//! three pairs of consumers:
 //!
 //! - **minimal**: ours (`ours-tokio`; also `ours-async-std`) reads each
 //!   dispatch's `t`, `s` and `d` span; twilight (`twilight`) counts raw
@@ -116,7 +118,7 @@ impl Client {
         }
     }
 
-    /// The client's name.
+    /// The `--clients` name.
     fn name(self) -> &'static str {
         match self {
             Client::OursTokio => "ours-tokio",
@@ -223,7 +225,7 @@ fn main() {
 
     let (mut mixes, mut zlibs, mut repeat, mut mb) =
         (vec![MixKind::Realistic, MixKind::Small], vec![true, false], 3, 1500u64);
-    let chosen = Client::ALL.to_vec();
+    let mut chosen = Client::ALL.to_vec();
     while let Some(flag) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
         match flag.as_str() {
@@ -245,6 +247,22 @@ fn main() {
             }
             "--repeat" => repeat = value().parse().unwrap_or_else(|_| usage("--repeat N")),
             "--mb" => mb = value().parse().unwrap_or_else(|_| usage("--mb M")),
+            "--clients" => {
+                let names = value();
+                chosen = Vec::new();
+                for name in names.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+                    match Client::ALL.iter().find(|client| client.name() == name) {
+                        Some(client) if !chosen.contains(client) => chosen.push(*client),
+                        Some(_) => {}
+                        None => usage(&format!("unknown client {name}")),
+                    }
+                }
+                // Round order and table order stay those of `Client::ALL`.
+                chosen.sort_by_key(|client| Client::ALL.iter().position(|c| c == client));
+                if chosen.is_empty() {
+                    usage("--clients needs at least one client");
+                }
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -334,8 +352,12 @@ fn usage(error: &str) -> ! {
     }
     eprintln!(
         "usage: compare [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb MB]\n\
+         \x20              [--clients NAME,NAME,...]\n\
          \x20 --mb: MB of JSON replayed per run for the realistic mix with zlib (default 1500);\n\
-         \x20 the small mix gets half, uncompressed runs 2.5x"
+         \x20 the small mix gets half, uncompressed runs 2.5x\n\
+         \x20 --clients: a subset of {} (default all;\n\
+         \x20 the `-std` ones only run with zlib)",
+        Client::ALL.map(Client::name).join(", ")
     );
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
