@@ -1,9 +1,12 @@
 //! discord-gateway-stream clients (each runs in its own child process).
 
+use std::hint::black_box;
+
 use discord_gateway_stream::transport::Target;
 use discord_gateway_stream::{Compression, Config, Intents, Shard};
 use futures::StreamExt;
 use tokio_util::compat::TokioAsyncReadCompatExt;
+use twilight_model::gateway::payload::incoming::MessageCreate;
 
 use crate::report::{ClientArgs, Meter};
 
@@ -15,10 +18,13 @@ fn config(args: &ClientArgs) -> Config {
     })
 }
 
+/// Every dispatch, as the stream hands it over: `t`, `s` and the span of `d`.
 async fn consume(shard: &mut Shard, expect: u64, how: &str) -> ! {
     let mut meter = Meter::new(expect);
     while let Some(item) = shard.next().await {
         let dispatch = item.expect("fatal close");
+        black_box(dispatch.event());
+        black_box(dispatch.seq());
         if meter.dispatch(dispatch.data().len()) {
             meter.finish(how);
         }
@@ -26,20 +32,49 @@ async fn consume(shard: &mut Shard, expect: u64, how: &str) -> ! {
     panic!("shard stream ended");
 }
 
-/// tokio current_thread runtime, tokio TcpStream through tokio-util compat,
-/// driver spawned as a task (examples/tokio.rs).
-pub fn run_tokio(args: &ClientArgs) -> ! {
+/// MESSAGE_CREATE only, deserialized into twilight-model's `MessageCreate`.
+async fn consume_typed(shard: &mut Shard, expect: u64, how: &str) -> ! {
+    let mut meter = Meter::new(expect);
+    while let Some(item) = shard.next().await {
+        let dispatch = item.expect("fatal close");
+        if dispatch.event() != "MESSAGE_CREATE" {
+            continue;
+        }
+        let message: MessageCreate = dispatch.deserialize().expect("MESSAGE_CREATE as twilight-model MessageCreate");
+        if meter.dispatch(black_box(&message).content.len()) {
+            meter.finish(how);
+        }
+    }
+    panic!("shard stream ended");
+}
+
+/// A shard for a tokio current_thread runtime, tokio TcpStream through
+/// tokio-util compat, driver spawned as a task (examples/tokio.rs); the
+/// driver runs while the caller blocks on its consumer.
+fn on_tokio(args: &ClientArgs) -> (tokio::runtime::Runtime, Shard) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    runtime.block_on(async {
-        let connector = |target: Target| async move {
-            let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
-            tcp.set_nodelay(true)?;
-            Ok(tcp.compat())
-        };
-        let mut shard = Shard::with_connector(config(args), connector).expect("shard");
-        tokio::spawn(shard.take_driver().expect("driver"));
-        consume(&mut shard, args.expect, "Shard stream, driver spawned on tokio current_thread").await
-    })
+    let connector = |target: Target| async move {
+        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+        tcp.set_nodelay(true)?;
+        Ok(tcp.compat())
+    };
+    let mut shard = Shard::with_connector(config(args), connector).expect("shard");
+    runtime.spawn(shard.take_driver().expect("driver"));
+    (runtime, shard)
+}
+
+pub fn run_tokio(args: &ClientArgs) -> ! {
+    let (runtime, mut shard) = on_tokio(args);
+    runtime.block_on(consume(&mut shard, args.expect, "Shard stream, driver spawned on tokio current_thread"))
+}
+
+pub fn run_typed(args: &ClientArgs) -> ! {
+    let (runtime, mut shard) = on_tokio(args);
+    runtime.block_on(consume_typed(
+        &mut shard,
+        args.expect,
+        "Shard stream (tokio, driver spawned), `event() == \"MESSAGE_CREATE\"`, `deserialize::<MessageCreate>()`",
+    ))
 }
 
 /// The default connector (async-std TCP), not spawned: polling the stream

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/compare/Cargo.toml -- \
-//!     [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb M]
+//!     [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb M] \
+//!     [--clients NAME,NAME,...]
 //! ```
 //!
 //! Each mix (fuzz/payloads.rs) is repeated with increasing `s` to a volume of
@@ -14,8 +15,31 @@
 //! per payload (Hello, READY, the mix, spare heartbeat ACKs), or text frames.
 //! Every client runs in its own child process (`compare client <kind> ...`),
 //! so the peak RSS (VmHWM) is that client's; runs are interleaved round-robin.
-//! A client's clock runs from the first dispatch after READY to the last
-//! dispatch its consumer receives.
+//!
+//! The clients (`--clients` picks a subset by name, default all), compared in
+//! three pairs of consumers:
+//!
+//! - **minimal**: ours (`ours-tokio`; also `ours-async-std`) reads each
+//!   dispatch's `t`, `s` and `d` span; twilight (`twilight`) counts raw
+//!   `Message::Text`s with `"op":0` in their first 96 bytes.
+//! - **equivalent output**: the same ours against twilight producing what our
+//!   `Dispatch` gives (`twilight-equivalent`): `op`/`s`/`t` from
+//!   `GatewayEventDeserializer::from_json`, `d` as a serde_json `&RawValue`,
+//!   opcode 0 only.
+//! - **typed**: MESSAGE_CREATE into twilight-model's `MessageCreate`, ours by
+//!   filtering `event()` and `Dispatch::deserialize` (`ours-typed`), twilight
+//!   by `next_event(EventTypeFlags::MESSAGE_CREATE)` (`twilight-typed`).
+//!
+//! twilight clients run from `twilight-stock/` (twilight-gateway built alone);
+//! `twilight-std` and `twilight-equivalent-std` are the same code in this
+//! binary, where zlib-rs has run-time CPU detection (zlib runs only).
+//!
+//! A client's clock runs from the second dispatch it counts (the first after
+//! READY; for the typed clients the second MESSAGE_CREATE) to the last one;
+//! every run checks the count and the bytes its consumer saw (`d` bytes,
+//! whole payload bytes for twilight minimal, decoded `content` bytes for the
+//! typed clients). dispatches/s and MB/s count every dispatch of the stream
+//! in that window, so all rows compare.
 
 #[path = "../../../fuzz/payloads.rs"]
 mod payloads;
@@ -38,31 +62,103 @@ use mixes::{Mix, MixKind, Replay};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
-    /// Shard, tokio connector, driver spawned.
+    /// Shard, tokio connector, driver spawned; every dispatch's `t`, `s`, `d` span.
     OursTokio,
     /// Shard::new (async-std connector), not spawned, async_io::block_on.
     OursAsyncStd,
-    /// twilight-gateway built alone (`twilight-stock` binary).
+    /// As `OursTokio`, MESSAGE_CREATE deserialized into twilight-model.
+    OursTyped,
+    /// twilight-gateway built alone (`twilight-stock` binary), raw `Message`s
+    /// with an `"op":0` substring check.
     Twilight,
-    /// twilight-gateway in this binary (zlib-rs with run-time CPU detection).
+    /// The same in this binary (zlib-rs with run-time CPU detection).
     TwilightStd,
+    /// twilight-gateway built alone, `op`/`s`/`t` from its
+    /// `GatewayEventDeserializer` and `d` as a serde_json `&RawValue`.
+    TwilightEquivalent,
+    /// The same in this binary.
+    TwilightEquivalentStd,
+    /// twilight-gateway built alone, `next_event(EventTypeFlags::MESSAGE_CREATE)`.
+    TwilightTyped,
+}
+
+/// What a client's consumer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    /// Every dispatch, READY included: its `d` bytes (ours, twilight
+    /// equivalent) or its whole payload bytes (twilight minimal).
+    Dispatches,
+    /// MESSAGE_CREATEs only: the decoded `content` bytes of each.
+    MessageCreates,
 }
 
 impl Client {
+    /// Every client, in the order of each round and of the tables.
+    const ALL: [Client; 8] = [
+        Client::OursTokio,
+        Client::OursAsyncStd,
+        Client::OursTyped,
+        Client::Twilight,
+        Client::TwilightStd,
+        Client::TwilightEquivalent,
+        Client::TwilightEquivalentStd,
+        Client::TwilightTyped,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Client::OursTokio => "ours (tokio, driver spawned)",
             Client::OursAsyncStd => "ours (async-std, not spawned)",
+            Client::OursTyped => "ours typed (tokio): `deserialize::<MessageCreate>`",
             Client::Twilight => "twilight-gateway",
             Client::TwilightStd => "twilight-gateway, zlib-rs `std`",
+            Client::TwilightEquivalent => "twilight-gateway equivalent output",
+            Client::TwilightEquivalentStd => "twilight-gateway equivalent output, zlib-rs `std`",
+            Client::TwilightTyped => "twilight-gateway typed: `next_event(MESSAGE_CREATE)`",
         }
     }
 
-    fn arg(self) -> &'static str {
+    /// The `--clients` name.
+    fn name(self) -> &'static str {
         match self {
             Client::OursTokio => "ours-tokio",
             Client::OursAsyncStd => "ours-async-std",
-            Client::Twilight | Client::TwilightStd => "twilight",
+            Client::OursTyped => "ours-typed",
+            Client::Twilight => "twilight",
+            Client::TwilightStd => "twilight-std",
+            Client::TwilightEquivalent => "twilight-equivalent",
+            Client::TwilightEquivalentStd => "twilight-equivalent-std",
+            Client::TwilightTyped => "twilight-typed",
+        }
+    }
+
+    /// The child process's `client <kind>`.
+    fn arg(self) -> &'static str {
+        match self {
+            Client::TwilightStd => "twilight",
+            Client::TwilightEquivalentStd => "twilight-equivalent",
+            other => other.name(),
+        }
+    }
+
+    fn is_twilight(self) -> bool {
+        !matches!(self, Client::OursTokio | Client::OursAsyncStd | Client::OursTyped)
+    }
+
+    /// Runs from the separately built `twilight-stock` binary.
+    fn is_stock(self) -> bool {
+        matches!(self, Client::Twilight | Client::TwilightEquivalent | Client::TwilightTyped)
+    }
+
+    /// A twilight build that differs from the stock one only in its inflater.
+    fn zlib_only(self) -> bool {
+        matches!(self, Client::TwilightStd | Client::TwilightEquivalentStd)
+    }
+
+    fn counts(self) -> Counts {
+        match self {
+            Client::OursTyped | Client::TwilightTyped => Counts::MessageCreates,
+            _ => Counts::Dispatches,
         }
     }
 }
@@ -77,7 +173,7 @@ struct Run {
 struct Row {
     mix: MixKind,
     zlib: bool,
-    client: String,
+    client: Client,
     runs: Vec<Run>,
 }
 
@@ -101,8 +197,8 @@ fn main() {
         match args.kind.as_str() {
             "ours-tokio" => clients::run_tokio(&args),
             "ours-async-std" => clients::run_async_std(&args),
-            "twilight" => twilight_client::run(&args),
-            other => panic!("unknown client {other}"),
+            "ours-typed" => clients::run_typed(&args),
+            _ => twilight_client::run_kind(&args),
         }
     }
     if args.peek().map(String::as_str) == Some("serve") {
@@ -117,9 +213,11 @@ fn main() {
         let mb: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(600);
         let server = server::Server::start().expect("replay server");
         let replay = Arc::new(Replay::build(&Mix::new(kind, mb * 1_000_000), server.port, zlib));
-        let expect = replay.dispatches;
+        let (expect, typed) = (replay.dispatches, replay.typed.counted);
         server.set(Some(replay));
-        println!("--port {} --expect {expect} --compression {}", server.port, if zlib { "zlib" } else { "none" });
+        let compression = if zlib { "zlib" } else { "none" };
+        println!("--port {} --expect {expect} --compression {compression}", server.port);
+        println!("(typed clients: --expect {typed})");
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
@@ -127,6 +225,7 @@ fn main() {
 
     let (mut mixes, mut zlibs, mut repeat, mut mb) =
         (vec![MixKind::Realistic, MixKind::Small], vec![true, false], 3, 1500u64);
+    let mut chosen = Client::ALL.to_vec();
     while let Some(flag) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
         match flag.as_str() {
@@ -148,12 +247,28 @@ fn main() {
             }
             "--repeat" => repeat = value().parse().unwrap_or_else(|_| usage("--repeat N")),
             "--mb" => mb = value().parse().unwrap_or_else(|_| usage("--mb M")),
+            "--clients" => {
+                let names = value();
+                chosen = Vec::new();
+                for name in names.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+                    match Client::ALL.iter().find(|client| client.name() == name) {
+                        Some(client) if !chosen.contains(client) => chosen.push(*client),
+                        Some(_) => {}
+                        None => usage(&format!("unknown client {name}")),
+                    }
+                }
+                // Round order and table order stay those of `Client::ALL`.
+                chosen.sort_by_key(|client| Client::ALL.iter().position(|c| c == client));
+                if chosen.is_empty() {
+                    usage("--clients needs at least one client");
+                }
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
 
-    let stock = build_twilight_stock();
+    let stock = chosen.iter().any(|client| client.is_stock()).then(build_twilight_stock);
     let server = server::Server::start().expect("replay server");
     eprintln!("replay server on 127.0.0.1:{}", server.port);
     let me = std::env::current_exe().expect("current exe");
@@ -165,11 +280,12 @@ fn main() {
         for &zlib in &zlibs {
             let mix = Mix::new(kind, volume_mb(mb, kind, zlib) * 1_000_000);
             eprintln!(
-                "mix {} ({}): {} payloads ({} dispatches, {:.2} MB) per copy, {} copies, largest payload {} bytes",
+                "mix {} ({}): {} payloads ({} dispatches, {} MESSAGE_CREATE, {:.2} MB) per copy, {} copies, largest payload {} bytes",
                 kind.name(),
                 if zlib { "zlib" } else { "none" },
                 mix.texts.len(),
                 mix.copy_dispatches(),
+                mix.copy_message_creates(),
                 mix.copy_bytes() as f64 / 1e6,
                 mix.copies,
                 mix.texts.iter().map(String::len).max().unwrap_or(0)
@@ -183,20 +299,17 @@ fn main() {
                 replay.full_bytes as f64 / 1e6
             ));
             server.set(Some(Arc::clone(&replay)));
-            let mut clients = vec![Client::OursTokio, Client::OursAsyncStd, Client::Twilight];
-            if zlib {
-                // Without compression the two twilight builds run the same code.
-                clients.push(Client::TwilightStd);
-            }
+            // Without compression the two twilight builds run the same code.
+            let clients: Vec<Client> = chosen.iter().copied().filter(|client| zlib || !client.zlib_only()).collect();
             let mut runs: Vec<Vec<Run>> = clients.iter().map(|_| Vec::new()).collect();
             for round in 0..repeat {
                 for (i, &client) in clients.iter().enumerate() {
-                    let exe = if client == Client::Twilight { &stock } else { &me };
+                    let exe = if client.is_stock() { stock.as_ref().expect("twilight-stock built") } else { &me };
                     let run = run_client(exe, client, &replay, server.port);
                     let queries = server.take_queries();
                     check_query(client, zlib, &queries);
                     eprintln!(
-                        "  [{} {} #{}] {:<34} {:>9.0} dispatches/s {:>7.1} MB/s  VmHWM {:>7.1} MiB",
+                        "  [{} {} #{}] {:<52} {:>9.0} dispatches/s {:>7.1} MB/s  VmHWM {:>7.1} MiB",
                         kind.name(),
                         if zlib { "zlib" } else { "none" },
                         round + 1,
@@ -209,7 +322,7 @@ fn main() {
                 }
             }
             for (client, runs) in clients.iter().zip(runs) {
-                rows.push(Row { mix: kind, zlib, client: client.label().to_owned(), runs });
+                rows.push(Row { mix: kind, zlib, client: *client, runs });
             }
             if zlib {
                 let (per_s, mb_s) = time_inflate(&replay, repeat);
@@ -239,8 +352,12 @@ fn usage(error: &str) -> ! {
     }
     eprintln!(
         "usage: compare [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb MB]\n\
+         \x20              [--clients NAME,NAME,...]\n\
          \x20 --mb: MB of JSON replayed per run for the realistic mix with zlib (default 1500);\n\
-         \x20 the small mix gets half, uncompressed runs 2.5x"
+         \x20 the small mix gets half, uncompressed runs 2.5x\n\
+         \x20 --clients: a subset of {} (default all;\n\
+         \x20 the `-std` ones only run with zlib)",
+        Client::ALL.map(Client::name).join(", ")
     );
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
@@ -265,16 +382,21 @@ fn build_twilight_stock() -> PathBuf {
 fn check_query(client: Client, zlib: bool, queries: &[String]) {
     assert_eq!(queries.len(), 1, "{}: expected one connection, got {queries:?}", client.label());
     let asks_zlib = queries[0].contains("compress=zlib-stream");
-    match client {
+    if client.is_twilight() {
         // Compile-time choice in twilight: always asks; the server decides.
-        Client::Twilight | Client::TwilightStd => assert!(asks_zlib, "twilight query {:?}", queries[0]),
-        _ => assert_eq!(asks_zlib, zlib, "{} query {:?}", client.label(), queries[0]),
+        assert!(asks_zlib, "twilight query {:?}", queries[0]);
+    } else {
+        assert_eq!(asks_zlib, zlib, "{} query {:?}", client.label(), queries[0]);
     }
 }
 
 fn run_client(exe: &PathBuf, client: Client, replay: &Replay, port: u16) -> Run {
+    let window = match client.counts() {
+        Counts::Dispatches => replay.all,
+        Counts::MessageCreates => replay.typed,
+    };
     let mut child = Command::new(exe)
-        .args(["client", client.arg(), "--port", &port.to_string(), "--expect", &replay.dispatches.to_string()])
+        .args(["client", client.arg(), "--port", &port.to_string(), "--expect", &window.counted.to_string()])
         .args(["--compression", if replay.zlib { "zlib" } else { "none" }])
         .stdout(Stdio::piped())
         .spawn()
@@ -307,16 +429,17 @@ fn run_client(exe: &PathBuf, client: Client, replay: &Replay, port: u16) -> Run 
     };
     let count: u64 = field("count").parse().expect("count");
     let bytes: u64 = field("bytes").parse().expect("bytes");
-    let window = field("window_ns").parse::<u64>().expect("window") as f64 / 1e9;
-    assert_eq!(count, replay.dispatches, "{}: dispatch count", client.label());
+    let seconds = field("window_ns").parse::<u64>().expect("window") as f64 / 1e9;
+    assert_eq!(count, window.counted, "{}: dispatch count", client.label());
     let expected_bytes = match client {
-        Client::OursTokio | Client::OursAsyncStd => replay.d_bytes,
         Client::Twilight | Client::TwilightStd => replay.full_bytes,
+        _ if client.counts() == Counts::MessageCreates => replay.content_bytes,
+        _ => replay.d_bytes,
     };
     assert_eq!(bytes, expected_bytes, "{}: bytes received", client.label());
     Run {
-        dispatches_per_s: (replay.dispatches - 2) as f64 / window,
-        mb_per_s: replay.window_bytes as f64 / window / 1e6,
+        dispatches_per_s: window.dispatches as f64 / seconds,
+        mb_per_s: window.bytes as f64 / seconds / 1e6,
         rss_kb: field("vmhwm_kb").parse().expect("vmhwm"),
         consumed_via: field("consumed_via"),
     }
@@ -349,24 +472,29 @@ fn time_inflate(replay: &Replay, repeat: usize) -> (f64, f64) {
             }
         }
         let elapsed = started.elapsed().as_secs_f64();
-        assert!(total as u64 >= replay.window_bytes);
-        results.push(((replay.dispatches - 2) as f64 / elapsed, replay.window_bytes as f64 / elapsed / 1e6));
+        assert!(total as u64 >= replay.all.bytes);
+        results.push((replay.all.dispatches as f64 / elapsed, replay.all.bytes as f64 / elapsed / 1e6));
     }
     results.sort_by(|a, b| a.0.total_cmp(&b.0));
     results[results.len() / 2]
 }
 
 fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, volumes: &[String]) {
+    let compression = |zlib: bool| if zlib { "zlib-stream" } else { "none" };
+    let inflate_of =
+        |mix: MixKind| inflate.iter().find(|(kind, ..)| *kind == mix).map(|&(_, per_s, mb_s)| (per_s, mb_s));
     println!();
     println!("Median of {repeat} runs (range = slowest–fastest run, dispatches/s). MB/s counts the JSON bytes of");
     println!(
         "whole dispatch payloads (envelope included, as inflated), 1 MB = 10^6 B. Peak RSS = max VmHWM of the runs."
     );
+    println!("Typed clients are timed from the 2nd to the last MESSAGE_CREATE; their dispatches/s and MB/s");
+    println!("still count every dispatch of the stream in that window, so all rows compare.");
     println!("Replayed per run: {}.", volumes.join("; "));
     println!();
     println!("| mix | compression | client | dispatches/s | range | MB/s | peak RSS |");
     println!("|---|---|---|---:|---:|---:|---:|");
-    for row in rows {
+    for (i, row) in rows.iter().enumerate() {
         let median = row.median();
         let (low, high) = row
             .runs
@@ -375,16 +503,20 @@ fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, vo
         println!(
             "| {} | {} | {} | {:.0} | {:.0}–{:.0} | {:.1} | {:.1} MiB |",
             row.mix.name(),
-            if row.zlib { "zlib-stream" } else { "none" },
-            row.client,
+            compression(row.zlib),
+            row.client.label(),
             median.dispatches_per_s,
             low,
             high,
             median.mb_per_s,
             row.peak_rss_kb() as f64 / 1024.0
         );
-        if row.zlib && row.client == Client::OursAsyncStd.label() {
-            if let Some((_, per_s, mb_s)) = inflate.iter().find(|(kind, ..)| *kind == row.mix) {
+        // After the last of our clients in a zlib configuration.
+        let next_is_ours = rows
+            .get(i + 1)
+            .is_some_and(|next| (next.mix, next.zlib) == (row.mix, row.zlib) && !next.client.is_twilight());
+        if row.zlib && !row.client.is_twilight() && !next_is_ours {
+            if let Some((per_s, mb_s)) = inflate_of(row.mix) {
                 println!(
                     "| {} | zlib-stream | `Inflater::push` alone (in-process) | {per_s:.0} | | {mb_s:.1} | – |",
                     row.mix.name()
@@ -392,55 +524,63 @@ fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, vo
             }
         }
     }
-    println!();
-    println!("| mix | compression | ours ÷ twilight | ours ÷ twilight (zlib-rs `std`) | ours ÷ inflate alone | RSS ours ÷ twilight | async-std variant ÷ twilight |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+
+    // (comparison, ours, against); `None` = `Inflater::push` alone.
+    let comparisons: [(&str, Client, Option<Client>); 7] = [
+        ("minimal", Client::OursTokio, Some(Client::Twilight)),
+        ("minimal, twilight with zlib-rs `std`", Client::OursTokio, Some(Client::TwilightStd)),
+        ("equivalent output", Client::OursTokio, Some(Client::TwilightEquivalent)),
+        ("equivalent output, twilight with zlib-rs `std`", Client::OursTokio, Some(Client::TwilightEquivalentStd)),
+        ("typed MESSAGE_CREATE", Client::OursTyped, Some(Client::TwilightTyped)),
+        ("minimal, ours on async-std (not spawned)", Client::OursAsyncStd, Some(Client::Twilight)),
+        ("minimal, against `Inflater::push` alone", Client::OursTokio, None),
+    ];
     let find = |mix: MixKind, zlib: bool, client: Client| {
-        rows.iter().find(|r| r.mix == mix && r.zlib == zlib && r.client == client.label())
+        rows.iter().find(|r| r.mix == mix && r.zlib == zlib && r.client == client)
     };
+    println!();
+    println!("Ratios of median dispatches/s (and of peak RSS), ours ÷ twilight or ÷ inflate alone:");
+    println!();
+    println!("| mix | compression | comparison | ours | against | ours ÷ against | peak RSS ours ÷ against |");
+    println!("|---|---|---|---:|---:|---:|---:|");
     let mut seen = Vec::new();
     for row in rows {
-        if seen.contains(&(row.mix, row.zlib)) {
+        let (mix, zlib) = (row.mix, row.zlib);
+        if seen.contains(&(mix, zlib)) {
             continue;
         }
-        seen.push((row.mix, row.zlib));
-        let (Some(ours), Some(twilight)) =
-            (find(row.mix, row.zlib, Client::OursTokio), find(row.mix, row.zlib, Client::Twilight))
-        else {
-            continue;
-        };
-        let ours_rate = ours.median().dispatches_per_s;
-        let ratio = |other: f64| format!("{:.2}×", ours_rate / other);
-        let twilight_std = find(row.mix, row.zlib, Client::TwilightStd)
-            .map_or("–".to_owned(), |r| ratio(r.median().dispatches_per_s));
-        let inflate_ratio = if row.zlib {
-            inflate.iter().find(|(kind, ..)| *kind == row.mix).map_or("–".to_owned(), |(_, per_s, _)| ratio(*per_s))
-        } else {
-            "–".to_owned()
-        };
-        let async_std = find(row.mix, row.zlib, Client::OursAsyncStd).map_or("–".to_owned(), |r| {
-            format!("{:.2}×", r.median().dispatches_per_s / twilight.median().dispatches_per_s)
-        });
-        println!(
-            "| {} | {} | {} | {} | {} | {:.2} | {} |",
-            row.mix.name(),
-            if row.zlib { "zlib-stream" } else { "none" },
-            ratio(twilight.median().dispatches_per_s),
-            twilight_std,
-            inflate_ratio,
-            ours.peak_rss_kb() as f64 / twilight.peak_rss_kb() as f64,
-            async_std
-        );
+        seen.push((mix, zlib));
+        for (consumer, ours, theirs) in comparisons {
+            let Some(ours) = find(mix, zlib, ours) else { continue };
+            let ours_rate = ours.median().dispatches_per_s;
+            let (theirs_rate, rss) = match theirs {
+                Some(theirs) => {
+                    let Some(theirs) = find(mix, zlib, theirs) else { continue };
+                    let rss = ours.peak_rss_kb() as f64 / theirs.peak_rss_kb() as f64;
+                    (theirs.median().dispatches_per_s, format!("{rss:.2}"))
+                }
+                None => {
+                    let Some((per_s, _)) = inflate_of(mix).filter(|_| zlib) else { continue };
+                    (per_s, "–".to_owned())
+                }
+            };
+            println!(
+                "| {} | {} | {consumer} | {ours_rate:.0} | {theirs_rate:.0} | {:.2}× | {rss} |",
+                mix.name(),
+                compression(zlib),
+                ours_rate / theirs_rate
+            );
+        }
     }
     println!();
-    let mut vias: Vec<(String, String)> = Vec::new();
+    let mut vias: Vec<(Client, String)> = Vec::new();
     for row in rows {
-        let pair = (row.client.clone(), row.median().consumed_via.clone());
+        let pair = (row.client, row.median().consumed_via.clone());
         if !vias.contains(&pair) {
             vias.push(pair);
         }
     }
     for (client, via) in vias {
-        println!("- {client}: consumed via {via}");
+        println!("- {}: consumed via {via}", client.label());
     }
 }

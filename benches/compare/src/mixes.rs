@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use discord_gateway_stream::codec::Envelope;
 use flate2::{Compress, Compression, FlushCompress};
+use twilight_model::gateway::payload::incoming::MessageCreate;
 
 use crate::payloads;
 
@@ -31,6 +32,9 @@ impl MixKind {
 pub struct Mix {
     pub kind: MixKind,
     pub texts: Vec<String>,
+    /// Per text: for a MESSAGE_CREATE, the byte length of its `content` as
+    /// twilight-model decodes it (what the typed consumers count).
+    content_lens: Vec<Option<u64>>,
     pub copies: usize,
 }
 
@@ -58,7 +62,12 @@ impl Mix {
         }
         let bytes: u64 = texts.iter().map(|t| t.len() as u64).sum();
         let copies = target_bytes.div_ceil(bytes).max(1) as usize;
-        Mix { kind, texts, copies }
+        let content_lens = texts.iter().map(|text| is_message_create(text).then(|| content_len(text))).collect();
+        Mix { kind, texts, content_lens, copies }
+    }
+
+    pub fn copy_message_creates(&self) -> u64 {
+        self.content_lens.iter().filter(|len| len.is_some()).count() as u64
     }
 
     pub fn copy_bytes(&self) -> u64 {
@@ -69,22 +78,37 @@ impl Mix {
         self.texts.iter().filter(|t| is_dispatch(t)).count() as u64
     }
 
-    /// Every payload after READY, in order, dispatches renumbered from `s` = 2.
-    fn for_each_payload(&self, mut f: impl FnMut(&str)) {
+    /// Every payload after READY, in order, dispatches renumbered from `s` = 2,
+    /// each with its MESSAGE_CREATE content length (see `content_lens`).
+    fn for_each_payload(&self, mut f: impl FnMut(&str, Option<u64>)) {
         let mut seq = 2u64;
         let mut buf = String::new();
         for _ in 0..self.copies {
-            for text in &self.texts {
+            for (text, &content_len) in self.texts.iter().zip(&self.content_lens) {
                 if is_dispatch(text) {
                     renumber(text, seq, &mut buf);
                     seq += 1;
-                    f(&buf);
+                    f(&buf, content_len);
                 } else {
-                    f(text);
+                    f(text, content_len);
                 }
             }
         }
     }
+}
+
+fn is_message_create(text: &str) -> bool {
+    text.starts_with(r#"{"t":"MESSAGE_CREATE","#)
+}
+
+/// Deserializes a MESSAGE_CREATE's `d` as twilight-model's `MessageCreate`
+/// (so every typed consumer can `.expect()` it) and returns its content's length.
+fn content_len(text: &str) -> u64 {
+    let envelope = Envelope::scan(text).expect("valid payload");
+    let d = &text[envelope.data.expect("MESSAGE_CREATE has d")];
+    let message: MessageCreate = serde_json::from_str(d)
+        .unwrap_or_else(|error| panic!("MESSAGE_CREATE is not a twilight-model MessageCreate: {error}\n{d}"));
+    message.content.len() as u64
 }
 
 fn is_dispatch(text: &str) -> bool {
@@ -148,6 +172,36 @@ impl Deflater {
     }
 }
 
+/// The timed window of a consumer that counts some of the dispatches: from
+/// its second counted dispatch (when its clock starts) to its last one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Window {
+    /// Dispatches the consumer counts (its `--expect`), READY included if counted.
+    pub counted: u64,
+    /// Dispatches of the stream after the clock starts, through the last counted one.
+    pub dispatches: u64,
+    /// Whole payload bytes of those dispatches (what MB/s counts).
+    pub bytes: u64,
+    /// Running totals since the clock started, up to the latest dispatch.
+    open_dispatches: u64,
+    open_bytes: u64,
+}
+
+impl Window {
+    fn dispatch(&mut self, len: u64, counted: bool) {
+        if self.counted >= 2 {
+            self.open_dispatches += 1;
+            self.open_bytes += len;
+        }
+        if counted {
+            self.counted += 1;
+            if self.counted > 2 {
+                (self.dispatches, self.bytes) = (self.open_dispatches, self.open_bytes);
+            }
+        }
+    }
+}
+
 /// Everything the server writes for one run, precomputed.
 pub struct Replay {
     pub zlib: bool,
@@ -166,9 +220,14 @@ pub struct Replay {
     /// Sum over dispatches (READY included) of the whole payload text / of `d`.
     pub full_bytes: u64,
     pub d_bytes: u64,
-    /// Payload bytes of the timed window: dispatches 3..=N (after READY and
-    /// the first dispatch after it, at which the clock starts).
-    pub window_bytes: u64,
+    /// Sum over MESSAGE_CREATEs of their decoded `content` length.
+    pub content_bytes: u64,
+    /// Consumers of every dispatch: dispatches 3..=N (after READY and the
+    /// first dispatch after it, at which the clock starts).
+    pub all: Window,
+    /// Typed consumers of MESSAGE_CREATE only: from the second
+    /// MESSAGE_CREATE to the last one.
+    pub typed: Window,
 }
 
 impl Replay {
@@ -191,8 +250,9 @@ impl Replay {
         let raw = mix.copy_bytes() * mix.copies as u64;
         let mut bulk = Vec::with_capacity(if zlib { raw as usize / 3 } else { raw as usize + raw as usize / 50 });
         let mut frames = Vec::new();
-        let (mut dispatches, mut full_bytes, mut d_bytes, mut window_bytes, mut inflated_bytes) = (0, 0, 0, 0, 0);
-        let mut add = |deflater: &mut Deflater, bulk: &mut Vec<u8>, text: &str| {
+        let (mut dispatches, mut full_bytes, mut d_bytes, mut content_bytes, mut inflated_bytes) = (0, 0, 0, 0, 0);
+        let (mut all, mut typed) = (Window::default(), Window::default());
+        let mut add = |deflater: &mut Deflater, bulk: &mut Vec<u8>, text: &str, content_len: Option<u64>| {
             frames.push(frame(deflater, bulk, text));
             inflated_bytes += text.len() as u64;
             if is_dispatch(text) {
@@ -200,13 +260,13 @@ impl Replay {
                 full_bytes += text.len() as u64;
                 let envelope = Envelope::scan(text).expect("valid payload");
                 d_bytes += envelope.data.map_or(0, |d| d.len()) as u64;
-                if dispatches >= 3 {
-                    window_bytes += text.len() as u64;
-                }
+                content_bytes += content_len.unwrap_or(0);
+                all.dispatch(text.len() as u64, true);
+                typed.dispatch(text.len() as u64, content_len.is_some());
             }
         };
-        add(&mut deflater, &mut bulk, &ready(port));
-        mix.for_each_payload(|text| add(&mut deflater, &mut bulk, text));
+        add(&mut deflater, &mut bulk, &ready(port), None);
+        mix.for_each_payload(|text, content_len| add(&mut deflater, &mut bulk, text, content_len));
         let mut acks = Vec::new();
         for _ in 0..ACKS {
             let mut ack = Vec::new();
@@ -214,15 +274,29 @@ impl Replay {
             acks.push(ack);
         }
         eprintln!(
-            "  built {} {}: {} payloads, {} dispatches, {:.1} MB inflated, {:.1} MB on the wire, in {:.1} s",
+            "  built {} {}: {} payloads, {} dispatches ({} MESSAGE_CREATE), {:.1} MB inflated, {:.1} MB on the wire, in {:.1} s",
             mix.kind.name(),
             if zlib { "zlib" } else { "none" },
             frames.len(),
             dispatches,
+            typed.counted,
             inflated_bytes as f64 / 1e6,
             bulk.len() as f64 / 1e6,
             started.elapsed().as_secs_f64()
         );
-        Replay { zlib, hello, bulk, acks, frames, hello_payload, dispatches, full_bytes, d_bytes, window_bytes }
+        Replay {
+            zlib,
+            hello,
+            bulk,
+            acks,
+            frames,
+            hello_payload,
+            dispatches,
+            full_bytes,
+            d_bytes,
+            content_bytes,
+            all,
+            typed,
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! twilight-gateway as shipped (see Cargo.toml): `twilight-stock client twilight ...`.
+//! twilight-gateway as shipped (see Cargo.toml):
+//! `twilight-stock client twilight|twilight-equivalent|twilight-typed ...`.
 
 #[path = "../../src/report.rs"]
 mod report;
@@ -7,7 +8,11 @@ mod twilight_client;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    assert_eq!(args.next().as_deref(), Some("client"), "usage: twilight-stock client twilight --port P --expect N");
+    assert_eq!(
+        args.next().as_deref(),
+        Some("client"),
+        "usage: twilight-stock client twilight|twilight-equivalent|twilight-typed --port P --expect N"
+    );
     let args = report::ClientArgs::parse(args);
-    twilight_client::run(&args);
+    twilight_client::run_kind(&args);
 }
