@@ -1,0 +1,172 @@
+//! The heap bench's gateway: std threads + synchronous tungstenite, one
+//! thread per connection (blocked in `read` while the client is idle).
+//!
+//! Hello on connect; Identify → READY (with `session_id`,
+//! `resume_gateway_url` and the shard's unavailable guilds); heartbeat →
+//! ACK; on [`Server::burst`], every identified connection gets the burst
+//! at once (a thread per connection). zlib-stream when the client's query
+//! asks `compress=zlib-stream`, text frames otherwise.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::Message;
+
+use super::traffic::{self, Traffic};
+
+/// One identified connection.
+struct Conn {
+    zlib: bool,
+    /// A clone of the socket: READY, ACKs and the burst never interleave.
+    writer: Mutex<TcpStream>,
+}
+
+#[derive(Default)]
+struct State {
+    identified: Mutex<Vec<Arc<Conn>>>,
+    zlib_queries: AtomicUsize,
+    plain_queries: AtomicUsize,
+    heartbeats: AtomicUsize,
+}
+
+pub struct Server {
+    pub port: u16,
+    shared: Arc<Shared>,
+}
+
+/// What one run's connections did.
+pub struct Tally {
+    pub zlib_queries: usize,
+    pub plain_queries: usize,
+    pub identified: usize,
+    pub heartbeats: usize,
+}
+
+struct Shared {
+    port: u16,
+    zlib: Traffic,
+    plain: Traffic,
+    guilds: Vec<String>,
+    state: State,
+}
+
+impl Server {
+    /// Listens on 127.0.0.1 (an ephemeral port) and serves `burst`.
+    pub fn start(burst: &[String]) -> std::io::Result<Server> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared {
+            port,
+            zlib: Traffic::new(burst, true),
+            plain: Traffic::new(burst, false),
+            guilds: traffic::guild_ids(burst),
+            state: State::default(),
+        });
+        eprintln!(
+            "burst per shard: {} dispatches, {:.2} MB of JSON; as frames {:.2} MB zlib-stream, {:.2} MB plain",
+            burst.len(),
+            burst.iter().map(String::len).sum::<usize>() as f64 / 1e6,
+            shared.zlib.burst.len() as f64 / 1e6,
+            shared.plain.burst.len() as f64 / 1e6
+        );
+        let accept_shared = Arc::clone(&shared);
+        thread::Builder::new().name("heap-accept".into()).spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let shared = Arc::clone(&accept_shared);
+                let spawned = thread::Builder::new().name("heap-conn".into()).stack_size(256 * 1024).spawn(move || {
+                    let _ = serve(stream, &shared);
+                });
+                if let Err(error) = spawned {
+                    eprintln!("heap server: cannot spawn a connection thread: {error}");
+                }
+            }
+        })?;
+        Ok(Server { port, shared })
+    }
+
+    /// Sends the burst to every identified connection at once; returns how
+    /// many got it once all were written.
+    pub fn burst(&self) -> (usize, Duration) {
+        let started = Instant::now();
+        let conns: Vec<Arc<Conn>> = self.shared.state.identified.lock().unwrap().clone();
+        let writers: Vec<_> = conns
+            .into_iter()
+            .map(|conn| {
+                let burst = Arc::clone(if conn.zlib { &self.shared.zlib.burst } else { &self.shared.plain.burst });
+                thread::Builder::new()
+                    .name("heap-burst".into())
+                    .stack_size(64 * 1024)
+                    .spawn(move || conn.writer.lock().unwrap().write_all(&burst).is_ok())
+                    .expect("burst thread")
+            })
+            .collect();
+        let sent = writers.into_iter().map(|w| w.join()).filter(|done| matches!(done, Ok(true))).count();
+        (sent, started.elapsed())
+    }
+
+    /// This run's tally; forgets its connections (their threads end when
+    /// the client goes away).
+    pub fn take_tally(&self) -> Tally {
+        let state = &self.shared.state;
+        let identified = std::mem::take(&mut *state.identified.lock().unwrap()).len();
+        Tally {
+            zlib_queries: state.zlib_queries.swap(0, Ordering::Relaxed),
+            plain_queries: state.plain_queries.swap(0, Ordering::Relaxed),
+            identified,
+            heartbeats: state.heartbeats.swap(0, Ordering::Relaxed),
+        }
+    }
+}
+
+fn op_is(text: &str, op: &str) -> bool {
+    // `"op":1` must not match `"op":11`.
+    text.match_indices(r#""op":"#).any(|(at, m)| {
+        let rest = &text[at + m.len()..];
+        rest.starts_with(op) && !rest[op.len()..].starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+/// `[id, total]` of an Identify's `"shard"`.
+fn shard_of(identify: &str) -> Option<(u32, u32)> {
+    let at = identify.find(r#""shard":["#)? + 9;
+    let mut parts = identify[at..].split(']').next()?.split(',');
+    Some((parts.next()?.trim().parse().ok()?, parts.next()?.trim().parse().ok()?))
+}
+
+#[allow(clippy::result_large_err)] // tungstenite's callback signature
+fn serve(stream: TcpStream, shared: &Shared) -> tungstenite::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut query = String::new();
+    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        query = request.uri().query().unwrap_or_default().to_owned();
+        Ok(response)
+    };
+    let mut ws = tungstenite::accept_hdr(stream, callback).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
+    })?;
+    let zlib = query.contains("compress=zlib-stream");
+    let counter = if zlib { &shared.state.zlib_queries } else { &shared.state.plain_queries };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let traffic = if zlib { &shared.zlib } else { &shared.plain };
+    let conn = Arc::new(Conn { zlib, writer: Mutex::new(ws.get_ref().try_clone()?) });
+    conn.writer.lock().unwrap().write_all(&traffic.hello)?;
+    loop {
+        let Message::Text(text) = ws.read()? else { continue };
+        if op_is(&text, "2") {
+            let (id, total) = shard_of(&text).unwrap_or((0, 1));
+            let ready = traffic.ready(&traffic::ready(shared.port, id, total, &shared.guilds));
+            conn.writer.lock().unwrap().write_all(&ready)?;
+            shared.state.identified.lock().unwrap().push(Arc::clone(&conn));
+        } else if op_is(&text, "1") {
+            shared.state.heartbeats.fetch_add(1, Ordering::Relaxed);
+            conn.writer.lock().unwrap().write_all(&traffic.ack)?;
+        }
+    }
+}
