@@ -8,9 +8,12 @@
 //!   PRESENCE_UPDATE events of 0.3-2 KB.
 //!
 //! Per mix, throughput in inflated bytes of: `inflate` (Inflater::push over
-//! the whole stream), `inflate+utf8+scan` (what the protocol core does per
-//! payload), `utf8` and `scan` alone on the inflated texts, and
-//! `serde_probe` (serde_json into an envelope struct with `&RawValue`).
+//! the whole stream), `inflate_owned+utf8+read` (what the protocol core does
+//! per payload by default: each payload inflated into its own buffer, UTF-8
+//! checked, the canonical envelope read), `inflate+utf8+scan` (the same with
+//! the strict full scan on a reused buffer), `utf8`, `read` and `scan` alone
+//! on the inflated texts, and `serde_probe` (serde_json into an envelope
+//! struct with `&RawValue`).
 //!
 //! Run: `cargo bench --bench codec`.
 
@@ -67,6 +70,18 @@ fn bench_mix(c: &mut Criterion, name: &str, texts: &[String]) {
             assert_eq!(total as u64, inflated);
         })
     });
+    group.bench_function("inflate_owned+utf8+read", |b| {
+        b.iter(|| {
+            inflater.reset();
+            for frame in &frames {
+                if let Some(payload) = inflater.push_owned(frame).expect("inflate") {
+                    let text = String::from_utf8(payload).expect("utf-8");
+                    black_box(Envelope::read(&text).expect("read"));
+                    drop(black_box(text));
+                }
+            }
+        })
+    });
     group.bench_function("inflate+utf8+scan", |b| {
         b.iter(|| {
             inflater.reset();
@@ -89,6 +104,13 @@ fn bench_mix(c: &mut Criterion, name: &str, texts: &[String]) {
         b.iter(|| {
             for text in texts {
                 black_box(Envelope::scan(black_box(text)).expect("scan"));
+            }
+        })
+    });
+    group.bench_function("read", |b| {
+        b.iter(|| {
+            for text in texts {
+                black_box(Envelope::read(black_box(text)).expect("read"));
             }
         })
     });

@@ -143,7 +143,10 @@ pub fn canonical_form(text: &str, envelope: &Envelope) -> Option<String> {
 ///   exactly [`canonical_form`] of what the scan read) it gives exactly the
 ///   scan's envelope, which the caller checks against serde_json;
 /// - where it differs from the scan at all, it took the fast path: the text
-///   starts with the canonical `{"t":` and is not valid canonical JSON.
+///   starts with the canonical `{"t":`; and if the text is valid JSON, it
+///   is one of the documented cases: keys after `d` (which the fast path
+///   takes as part of `d`), a duplicate key, or `d` nested deeper than the
+///   scan's 1024 levels.
 pub fn check_read(text: &str, scanned: &Result<Envelope, ScanError>) {
     let read = Envelope::read(text);
     if let Ok(envelope) = &read {
@@ -163,6 +166,14 @@ pub fn check_read(text: &str, scanned: &Result<Envelope, ScanError>) {
     } else if &read != scanned {
         assert!(text.starts_with(r#"{"t":"#), "fallback differs from the scan on {text:?}: {read:?}");
         assert!(read.is_ok(), "the fast path failed instead of falling back on {text:?}");
+        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            let documented = match scanned {
+                Ok(envelope) => envelope.data.as_ref().is_some_and(|d| d.end + 1 < text.len()),
+                Err(ScanError::DuplicateKey { .. } | ScanError::TooDeep) => true,
+                Err(_) => false,
+            };
+            assert!(documented, "the fast path read valid JSON {text:?} as {read:?}, the scan as {scanned:?}");
+        }
     }
 }
 

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::ops::Range;
 
-use async_tungstenite::tungstenite::Utf8Bytes;
-
 /// A shard: its id and the total number of shards (gateway-protocol §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ShardId {
@@ -44,63 +42,24 @@ enum EventName {
     Decoded(Box<str>),
 }
 
-/// The text of one payload, kept whole by the dispatch made from it.
-///
-/// An uncompressed frame stays the WebSocket library's own buffer (no copy);
-/// an inflated payload is the buffer it was inflated into.
-#[derive(Clone)]
-pub(crate) enum FrameText {
-    /// A text frame as the WebSocket library received it (shared bytes).
-    Shared(Utf8Bytes),
-    /// An inflated payload, or a copy of borrowed text.
-    Owned(String),
-}
-
-impl FrameText {
-    /// The text.
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            FrameText::Shared(bytes) => bytes.as_str(),
-            FrameText::Owned(text) => text,
-        }
-    }
-
-    /// Heap bytes this text keeps alive (for buffer limits).
-    pub(crate) fn heap_size(&self) -> usize {
-        match self {
-            FrameText::Shared(bytes) => bytes.len(),
-            FrameText::Owned(text) => text.capacity(),
-        }
-    }
-}
-
 /// One opcode-0 dispatch exactly as the gateway sent it.
 ///
 /// It owns the payload text and the positions of `t` and `d` inside it;
-/// nothing is re-encoded, copied or parsed into a tree. An uncompressed
-/// frame is kept as the WebSocket library received it (no allocation of
-/// its own); an inflated one is the buffer it was inflated into (one
-/// allocation).
-#[derive(Clone)]
+/// nothing is re-encoded or parsed into a tree. An inflated payload is the
+/// buffer it was inflated into (one allocation, no copy); an uncompressed
+/// one is copied once out of the WebSocket read buffer into an exact-size
+/// allocation of its own. (Keeping the read buffer's own bytes instead was
+/// measured slower, 0.5-0.7× on `benches/compare`: every kept frame makes
+/// the WebSocket library allocate fresh, page-faulting memory for the next
+/// read, and a small kept frame can pin a large read buffer.)
+#[derive(Clone, PartialEq, Eq)]
 pub struct Dispatch {
     shard: ShardId,
     seq: u64,
-    frame: FrameText,
+    frame: String,
     event: EventName,
     data: Range<usize>,
 }
-
-impl PartialEq for Dispatch {
-    fn eq(&self, other: &Dispatch) -> bool {
-        self.shard == other.shard
-            && self.seq == other.seq
-            && self.frame() == other.frame()
-            && self.event() == other.event()
-            && self.data == other.data
-    }
-}
-
-impl Eq for Dispatch {}
 
 /// Why [`Dispatch::deserialize`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +83,7 @@ impl Dispatch {
     pub(crate) fn new(
         shard: ShardId,
         seq: u64,
-        frame: FrameText,
+        frame: String,
         event: Result<Range<usize>, Box<str>>,
         data: Range<usize>,
     ) -> Dispatch {
@@ -140,7 +99,7 @@ impl Dispatch {
 
     /// Heap bytes this dispatch keeps alive (the driver's buffer limit counts them).
     pub(crate) fn heap_size(&self) -> usize {
-        self.frame.heap_size()
+        self.frame.capacity()
     }
 
     /// The shard this dispatch arrived on.
@@ -206,7 +165,7 @@ mod tests {
 
     fn sample() -> Dispatch {
         let frame = r#"{"t":"MESSAGE_CREATE","s":7,"op":0,"d":{"id":"1","content":"hi"}}"#;
-        Dispatch::new(ShardId::ONE, 7, FrameText::Owned(frame.into()), Ok(6..20), 39..frame.len() - 1)
+        Dispatch::new(ShardId::ONE, 7, frame.into(), Ok(6..20), 39..frame.len() - 1)
     }
 
     #[test]
@@ -234,7 +193,7 @@ mod tests {
     #[test]
     fn out_of_range_spans_never_panic() {
         #[allow(clippy::reversed_empty_ranges)]
-        let d = Dispatch::new(ShardId::ONE, 1, FrameText::Shared("{}".into()), Ok(5..9), 3..1);
+        let d = Dispatch::new(ShardId::ONE, 1, "{}".into(), Ok(5..9), 3..1);
         assert_eq!((d.event(), d.data()), ("", ""));
     }
 

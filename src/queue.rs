@@ -8,13 +8,15 @@
 //! alive, so a burst of megabyte payloads cannot queue hundreds of them. An
 //! item is always accepted into an empty queue, so one payload larger than
 //! the byte bound still passes; the queue then holds at most the byte bound
-//! plus one item. The ring a burst grew is given back once it drains.
+//! plus one item. A ring that a burst grew past 64 slots is given back once
+//! it drains.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-/// A drained ring larger than this many slots is shrunk back.
+/// A drained ring larger than `4 × KEEP_SLOTS` slots is shrunk back to this
+/// many: steady traffic keeps its ring, a burst gives its growth back.
 const KEEP_SLOTS: usize = 16;
 
 struct Inner<T> {
@@ -128,7 +130,7 @@ impl<T> Consumer<T> {
         let mut inner = lock(&self.shared);
         if let Some((item, weight)) = inner.items.pop_front() {
             inner.bytes = inner.bytes.saturating_sub(weight);
-            if inner.items.is_empty() && inner.items.capacity() > KEEP_SLOTS {
+            if inner.items.is_empty() && inner.items.capacity() > 4 * KEEP_SLOTS {
                 inner.items.shrink_to(KEEP_SLOTS);
             }
             wake(&mut inner.producer);

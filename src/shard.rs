@@ -578,7 +578,7 @@ impl Driver {
     async fn on_message(&mut self, message: Option<Result<Message, async_tungstenite::tungstenite::Error>>) {
         let now = Instant::now();
         match message {
-            Some(Ok(Message::Text(text))) => self.machine.handle_message(now, Incoming::SharedText(text)),
+            Some(Ok(Message::Text(text))) => self.machine.handle_message(now, Incoming::Text(text.as_str())),
             Some(Ok(Message::Binary(bytes))) => self.machine.handle_message(now, Incoming::Binary(&bytes)),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 // tungstenite queued the pong; the next poll flushes it out.

@@ -392,4 +392,11 @@ fn the_fast_path_reads_canonical_payloads_and_leaves_the_rest_to_the_scan() {
     assert!(Envelope::scan(invalid).is_err());
     let read = Envelope::read(invalid).expect("fast path");
     assert_eq!(&invalid[read.data.expect("d")], r#"{"a":}"#);
+    // And the fast path assumes `d` is the last key: keys after an object or
+    // array `d` become part of it (Discord never sends any; the core reads
+    // its own payloads and READY with the full scan).
+    let after = r#"{"t":"X","s":1,"op":0,"d":{},"x":{}}"#;
+    assert_eq!(&after[Envelope::scan(after).expect("valid").data.expect("d")], "{}");
+    assert_eq!(&after[Envelope::read(after).expect("fast path").data.expect("d")], r#"{},"x":{}"#);
+    check_envelope(after.as_bytes());
 }

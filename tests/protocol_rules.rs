@@ -703,21 +703,6 @@ fn a_paused_reader_does_not_time_out_waiting_for_ready() {
 // ---------------------------------------------------------------- §2 payload reading
 
 #[test]
-fn a_text_frame_handed_over_whole_becomes_the_dispatch_without_a_copy() {
-    use discord_gateway_stream::protocol::{Incoming, Utf8Bytes};
-    let mut h = Harness::active();
-    let frame = Utf8Bytes::from(r#"{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"content":"hi"}}"#);
-    let address = frame.as_ptr();
-    h.machine.handle_message(h.now, Incoming::SharedText(frame));
-    h.drain();
-    let dispatches = h.dispatches();
-    assert_eq!(dispatches.len(), 1);
-    assert_eq!(dispatches[0].data(), r#"{"content":"hi"}"#);
-    assert_eq!(dispatches[0].event(), "MESSAGE_CREATE");
-    assert_eq!(dispatches[0].frame().as_ptr(), address, "the dispatch keeps the frame's own bytes");
-}
-
-#[test]
 fn by_default_a_canonical_dispatch_is_not_validated_and_validate_payloads_checks_it() {
     // `d` is not JSON; the prefix is Discord's canonical form.
     let broken = r#"{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"content":}}"#;
@@ -760,4 +745,23 @@ fn both_readers_deliver_the_same_dispatches_for_valid_payloads() {
     assert_eq!(fast.len(), 4);
     assert_eq!(fast[3].1, "XY");
     assert_eq!(fast, run(true));
+}
+
+#[test]
+fn control_payloads_and_ready_are_always_read_in_full() {
+    // A key after `d` would be folded into `d` by the fast path; the core's
+    // own payloads never take it, so Hello and READY still work.
+    let mut h = Harness::new(config());
+    h.open();
+    h.recv(&format!(r#"{{"t":null,"s":null,"op":10,"d":{{"heartbeat_interval":{INTERVAL_MS}}},"_trace":{{"a":1}}}}"#));
+    assert!(h.sent.iter().any(|f| f.starts_with(r#"{"op":2"#)), "Hello accepted: {:?}", h.sent);
+    h.recv(&format!(
+        r#"{{"t":"READY","s":1,"op":0,"d":{{"v":10,"session_id":"sess-x","resume_gateway_url":"{RESUME_HOST}"}},"x":{{}}}}"#
+    ));
+    assert_eq!(h.seqs(), vec![1]);
+    assert_eq!(
+        h.dispatches()[0].data(),
+        format!(r#"{{"v":10,"session_id":"sess-x","resume_gateway_url":"{RESUME_HOST}"}}"#)
+    );
+    assert_eq!(h.machine.session().map(|s| s.id), Some("sess-x".to_owned()), "READY set up the session");
 }

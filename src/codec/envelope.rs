@@ -10,10 +10,12 @@
 //!   without escapes or `null`, `s` an unsigned integer or `null`, `op` an
 //!   unsigned integer) and takes `d` as the rest of the object, so it costs
 //!   tens of nanoseconds whatever the size of `d`. `d` itself is not
-//!   validated: the application's deserializer does that anyway. Anything
-//!   else (another key order, whitespace, escapes in `t`, extra keys, a
-//!   `d` whose last byte cannot end the value its first byte starts) goes to
-//!   the full scanner.
+//!   validated: the application's deserializer does that anyway. The fast
+//!   path assumes `d` is the last key, as Discord writes it: keys after an
+//!   object or array `d` are taken as part of it. Anything else (another
+//!   key order, whitespace, escapes in `t`, keys before `d`, a `d` whose
+//!   last byte cannot close the value its first byte opens, a scalar `d`
+//!   with anything after it) goes to the full scanner.
 //! - [`Envelope::scan`], the strict reader (`Config::validate_payloads`): the
 //!   whole text must be exactly one valid JSON object (RFC 8259), `d`
 //!   included; keys in any order, with any whitespace and escapes (`"o\u0070"`
@@ -22,10 +24,17 @@
 //!
 //! The contract between them: for every valid JSON payload in canonical form,
 //! `read` and `scan` give the same envelope, which is exactly what
-//! serde_json reads (`d` byte for byte). For invalid text, `read` may accept
-//! what `scan` rejects, but every span it returns lies inside the text on
-//! character boundaries. Both are checked against serde_json by
-//! `tests/codec_differential.rs` and the `envelope` fuzz target.
+//! serde_json reads (`d` byte for byte). They differ only where `read`
+//! took the fast path and the text is not canonical JSON: invalid JSON
+//! (which `read` may accept and `scan` rejects), keys after `d`, a
+//! duplicated key after `d`, or a `d` nested deeper than `scan`'s 1024
+//! levels. Even then every span `read` returns lies inside the text on
+//! character boundaries, and nothing panics. Both are checked against
+//! serde_json by `tests/codec_differential.rs` and the `envelope` fuzz target
+//! (`fuzz/checks.rs`, `check_read`).
+//!
+//! The protocol core uses `read` only for dispatches: its own payloads
+//! (op ≠ 0) and READY always go through `scan`.
 //!
 //! In both, `op` must be an unsigned integer (fits u64), `s` an unsigned
 //! integer or null, `t` a string or null; `d` any value (missing = `None`).

@@ -21,6 +21,10 @@ const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// First capacity of the output buffer before any payload was seen.
 const BASE_CAPACITY: usize = 4 * 1024;
 
+/// An owned payload's buffer with more spare bytes than this (and than the
+/// payload) is shrunk before it is handed over.
+const SHRINK_SPARE: usize = 4096;
+
 /// The smallest output buffer allocated.
 const MIN_CAPACITY: usize = 256;
 
@@ -147,6 +151,45 @@ impl Inflater {
     /// several messages (§8.1). After an error every call returns
     /// [`InflateError::Poisoned`] until [`Inflater::reset`].
     pub fn push(&mut self, message: &[u8]) -> Result<Option<&[u8]>, InflateError> {
+        if !self.feed(message)? {
+            return Ok(None);
+        }
+        self.returned = true;
+        let len = self.out.len();
+        // A small payload moves out of `out` so that the buffer can be freed:
+        // an idle shard that only gets heartbeat ACKs keeps none.
+        if let Some(small) = self.small.get_mut(..len) {
+            small.copy_from_slice(&self.out);
+            self.out = Vec::new();
+            return Ok(Some(small));
+        }
+        Ok(Some(&self.out))
+    }
+
+    /// Like [`push`](Self::push), but hands the completed payload over as
+    /// the buffer it was inflated into, so it can be kept without a copy
+    /// (one allocation per payload). The next payload gets a new buffer,
+    /// sized from its compressed size and the stream's inflate ratio so far;
+    /// a buffer that ended up much larger than its payload is shrunk first.
+    pub fn push_owned(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, InflateError> {
+        let compressed = self.pending_in.saturating_add(message.len());
+        if !self.feed(message)? {
+            return Ok(None);
+        }
+        let mut payload = std::mem::take(&mut self.out);
+        self.ratio = next_ratio(self.ratio, payload.len(), compressed);
+        self.start_payload();
+        // The estimate can miss by far after a run of payloads that compress
+        // much better: do not hand out a buffer over twice its payload.
+        let spare = payload.capacity() - payload.len();
+        if spare > payload.len() && spare > SHRINK_SPARE {
+            payload.shrink_to_fit();
+        }
+        Ok(Some(payload))
+    }
+
+    /// Inflates one message into `out`; `true` when it completed a payload.
+    fn feed(&mut self, message: &[u8]) -> Result<bool, InflateError> {
         if self.poisoned {
             return Err(InflateError::Poisoned);
         }
@@ -154,7 +197,7 @@ impl Inflater {
             self.start_payload();
         }
         if message.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         self.remember_tail(message);
         if let Err(error) = self.inflate(message) {
@@ -162,43 +205,11 @@ impl Inflater {
             tracing::debug!(%error, "zlib-stream inflate failed");
             return Err(error);
         }
-        if self.pending_in >= SYNC_FLUSH_MARKER.len() && self.tail == SYNC_FLUSH_MARKER {
-            return Ok(Some(self.finish_payload()));
+        let complete = self.pending_in >= SYNC_FLUSH_MARKER.len() && self.tail == SYNC_FLUSH_MARKER;
+        if complete {
+            self.pending_in = 0;
         }
-        Ok(None)
-    }
-
-    /// Like [`push`](Self::push), but hands the completed payload over as
-    /// the buffer it was inflated into, so it can be kept without a copy
-    /// (the next payload gets a new buffer, sized from the compressed size
-    /// and the stream's inflate ratio so far).
-    pub fn push_owned(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, InflateError> {
-        let compressed = self.pending_in.saturating_add(message.len());
-        match self.push(message)? {
-            None => return Ok(None),
-            // A small payload was moved out of `out`: copy it (it is tiny).
-            Some(small) if small.len() <= SMALL_PAYLOAD => return Ok(Some(small.to_vec())),
-            Some(_) => {}
-        }
-        let inflated = self.out.len();
-        self.ratio = next_ratio(self.ratio, inflated, compressed);
-        self.returned = false;
-        self.payload_start_in = self.decompress.total_in();
-        Ok(Some(std::mem::take(&mut self.out)))
-    }
-
-    /// Hands out the completed payload; a small one moves out of `out` so that
-    /// the buffer can be freed.
-    fn finish_payload(&mut self) -> &[u8] {
-        self.returned = true;
-        self.pending_in = 0;
-        let len = self.out.len();
-        if let Some(small) = self.small.get_mut(..len) {
-            small.copy_from_slice(&self.out);
-            self.out = Vec::new();
-            return small;
-        }
-        &self.out
+        Ok(complete)
     }
 
     /// Forgets the payload last returned (or a partial one); frees the buffer
@@ -536,6 +547,32 @@ mod tests {
         for frame in &frames[1..] {
             inflater.push(frame).unwrap();
             assert_eq!(inflater.out.capacity(), capacity);
+        }
+    }
+
+    // An owned payload never keeps a buffer over twice its size, even when
+    // the stream's ratio so far predicts far too much for it.
+    #[test]
+    fn owned_payloads_stay_near_their_size_when_the_ratio_misleads() {
+        let repetitive: Vec<Vec<u8>> =
+            (0..40).map(|n| format!(r#"{{"op":0,"d":"{}"}}"#, "a".repeat(20_000 + n)).into_bytes()).collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noisy: Vec<u8> = (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"[(state % 64) as usize]
+            })
+            .collect();
+        let mut all: Vec<&[u8]> = repetitive.iter().map(Vec::as_slice).collect();
+        all.push(&noisy);
+        let frames = zlib_stream(&all);
+        let mut inflater = Inflater::new(1 << 20);
+        for (frame, payload) in frames.iter().zip(&all) {
+            let out = inflater.push_owned(frame).unwrap().unwrap();
+            assert_eq!(out, *payload);
+            assert!(out.capacity() <= 2 * out.len() + SHRINK_SPARE, "{} for {}", out.capacity(), out.len());
         }
     }
 }

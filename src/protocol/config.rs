@@ -305,13 +305,15 @@ impl Config {
     /// used (the strict scanner), so [`Dispatch::data`](crate::Dispatch::data)
     /// is always valid JSON: for proxies that forward `d` without parsing it.
     ///
-    /// When `false` (default), a payload in Discord's canonical form
+    /// When `false` (default), a dispatch in Discord's canonical form
     /// `{"t":…,"s":…,"op":…,"d":…}` is read from its prefix and `d` is taken
     /// as the rest of the object without validating it, which costs tens of
     /// nanoseconds instead of a pass over the whole payload; your
-    /// deserializer validates `d` when it parses it. For valid JSON the two
-    /// give exactly the same dispatch; anything not in canonical form is
-    /// validated in full either way (see [`codec::Envelope`](crate::codec::Envelope)).
+    /// deserializer validates `d` when it parses it. For valid JSON in that
+    /// form the two give exactly the same dispatch; anything else is
+    /// validated in full either way, and so are the core's own payloads
+    /// (op ≠ 0) and READY (see [`codec::Envelope`](crate::codec::Envelope)
+    /// for the exact contract).
     pub fn validate_payloads(mut self, enabled: bool) -> Self {
         self.validate_payloads = enabled;
         self

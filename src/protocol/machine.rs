@@ -23,8 +23,7 @@ use super::rng::Rng;
 use super::session::Session;
 use super::url::gateway_url;
 use crate::codec::{Envelope, StrSpan};
-use crate::dispatch::{Dispatch, FrameText};
-use async_tungstenite::tungstenite::Utf8Bytes;
+use crate::dispatch::Dispatch;
 
 /// Longest `heartbeat_interval` accepted from Hello (Discord sends ~41 s).
 const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
@@ -33,38 +32,42 @@ const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
 const DEFAULT_RNG_SEED: u64 = 0x5eed;
 
 /// One WebSocket message as the driver received it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub enum Incoming<'a> {
-    /// A text message: one JSON payload (copied if it becomes a dispatch).
+    /// A text message: one JSON payload (copied once if it becomes a dispatch).
     Text(&'a str),
-    /// A text message handed over whole: a dispatch keeps these bytes
-    /// without copying them (what the driver passes).
-    SharedText(Utf8Bytes),
     /// A binary message: a piece of the zlib stream (or, uncompressed, JSON bytes).
     Binary(&'a [u8]),
 }
 
 /// A payload's text as the core got it.
 enum PayloadText<'a> {
+    /// Text in the driver's buffer: a dispatch copies it.
     Borrowed(&'a str),
-    Frame(FrameText),
+    /// Text the core owns (an inflated payload): a dispatch keeps it.
+    Owned(String),
 }
 
 impl PayloadText<'_> {
     fn as_str(&self) -> &str {
         match self {
             PayloadText::Borrowed(text) => text,
-            PayloadText::Frame(frame) => frame.as_str(),
+            PayloadText::Owned(text) => text,
         }
     }
 
     /// The text for a dispatch to own: borrowed text is copied here, once.
-    fn into_frame(self) -> FrameText {
+    fn into_owned(self) -> String {
         match self {
-            PayloadText::Borrowed(text) => FrameText::Owned(text.to_owned()),
-            PayloadText::Frame(frame) => frame,
+            PayloadText::Borrowed(text) => text.to_owned(),
+            PayloadText::Owned(text) => text,
         }
     }
+}
+
+/// Whether `envelope`, read from `text`, is a READY.
+fn is_ready(text: &str, envelope: &Envelope) -> bool {
+    envelope.event.as_ref().is_some_and(|event| event.decode(text) == "READY")
 }
 
 /// Where the machine is. Connection-scoped data lives beside it in `Link`.
@@ -269,14 +272,12 @@ impl Machine {
         }
         match message {
             Incoming::Text(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
-            Incoming::SharedText(text) => self.core.on_payload(now, PayloadText::Frame(FrameText::Shared(text))),
             #[cfg(feature = "zlib")]
             Incoming::Binary(bytes) if self.inflater.is_some() => {
-                let Some(inflater) = self.inflater.as_mut() else { return };
-                match inflater.push_owned(bytes) {
+                match self.inflater.as_mut().map(|inflater| inflater.push_owned(bytes)).unwrap_or(Ok(None)) {
                     Ok(None) => {}
                     Ok(Some(payload)) => match String::from_utf8(payload) {
-                        Ok(text) => self.core.on_payload(now, PayloadText::Frame(FrameText::Owned(text))),
+                        Ok(text) => self.core.on_payload(now, PayloadText::Owned(text)),
                         Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
                     },
                     Err(error) => {
@@ -577,7 +578,16 @@ impl Core {
 
     fn on_payload(&mut self, now: Instant, payload: PayloadText<'_>) {
         let text = payload.as_str();
-        let scanned = if self.config.validate_payloads { Envelope::scan(text) } else { Envelope::read(text) };
+        // The fast path is for dispatches only: the core's own payloads
+        // (op != 0, and READY, whose `d` sets up the session) are small or
+        // rare, and are always read in full, so the core never acts on a
+        // `d` it has not validated.
+        let scanned = match Envelope::read(text) {
+            Ok(envelope) if self.config.validate_payloads || envelope.op != 0 || is_ready(text, &envelope) => {
+                Envelope::scan(text)
+            }
+            read => read,
+        };
         let envelope = match scanned {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -737,7 +747,7 @@ impl Core {
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
         }
-        let dispatch = Dispatch::new(self.config.shard, seq, payload.into_frame(), event_name, data);
+        let dispatch = Dispatch::new(self.config.shard, seq, payload.into_owned(), event_name, data);
         self.events.push_back(Event::Dispatch(dispatch));
     }
 
