@@ -765,3 +765,25 @@ fn control_payloads_and_ready_are_always_read_in_full() {
     );
     assert_eq!(h.machine.session().map(|s| s.id), Some("sess-x".to_owned()), "READY set up the session");
 }
+
+#[test]
+fn an_event_filter_delivers_only_the_named_dispatches_and_tracks_every_seq() {
+    let mut h = Harness::new(config().events(["MESSAGE_CREATE"]));
+    h.open();
+    h.hello();
+    h.ready(1, "sess-1");
+    assert!(h.seqs().is_empty(), "READY is not named: handled, not delivered");
+    assert_eq!(h.machine.session().map(|s| s.id), Some("sess-1".to_owned()), "READY still set up the session");
+    h.dispatch(2, "GUILD_CREATE");
+    h.dispatch(3, "MESSAGE_CREATE");
+    h.dispatch(4, "TYPING_START");
+    assert_eq!(h.seqs(), vec![3]);
+    assert_eq!(h.machine.last_seq(), Some(4), "filtered dispatches still count");
+    // Heartbeats and a resume carry the last seq, filtered or not.
+    h.clear();
+    h.recv(r#"{"t":null,"s":null,"op":1,"d":null}"#);
+    assert_eq!(h.sent, vec![r#"{"op":1,"d":4}"#.to_owned()]);
+    h.recv(r#"{"t":null,"s":null,"op":7,"d":null}"#);
+    let resume = h.reconnect_and_first_frame();
+    assert_eq!(resume["d"]["seq"], 4);
+}

@@ -515,3 +515,33 @@ fn the_token_never_appears_in_logs_at_any_level() {
     assert!(!logs.contains(token), "token leaked into logs");
     assert!(!logs.contains("SECRET"), "token leaked into logs");
 }
+
+#[test]
+fn an_event_filter_delivers_only_named_events_across_a_resume() {
+    let sim = simulator(true);
+    let mut shard = Shard::new(config(&sim, Compression::ZlibStream).events(["MESSAGE_CREATE"])).unwrap();
+    block_on(async {
+        let mixed = |from: u64| {
+            (from..from + 6).map(|i| (if i % 2 == 0 { "MESSAGE_CREATE" } else { "TYPING_START" }, json!({ "n": i })))
+        };
+        let mut seen = Vec::new();
+        // READY is not delivered: wait for the session, driving the shard.
+        let identified = drive_while(&mut shard, &mut seen, until(|| !sim.identifies().is_empty(), WAIT)).await;
+        assert!(identified && seen.is_empty());
+        sim.dispatch_many(mixed(0));
+        for _ in 0..3 {
+            seen.push(next_dispatch(&mut shard).await);
+        }
+        assert!(sim.reconnect());
+        sim.dispatch_many(mixed(6));
+        for _ in 0..3 {
+            seen.push(next_dispatch(&mut shard).await);
+        }
+        // READY (s=1) and RESUMED are handled, not delivered; every second
+        // dispatch is a TYPING_START, filtered out, yet each seq arrives once.
+        assert!(seen.iter().all(|d| d.event() == "MESSAGE_CREATE"));
+        assert_eq!(seen.iter().map(Dispatch::seq).collect::<Vec<_>>(), vec![2, 4, 6, 8, 10, 12]);
+    });
+    assert_eq!(sim.resumes().len(), 1, "the filter does not cost the session");
+    assert_eq!(sim.identifies().len(), 1);
+}

@@ -1,6 +1,8 @@
 //! Everything the protocol core needs to know about a shard.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -150,6 +152,8 @@ pub struct Config {
     pub(crate) resume_from: Option<Session>,
     pub(crate) identify_permits: bool,
     pub(crate) validate_payloads: bool,
+    /// `None`: every dispatch reaches the stream.
+    pub(crate) events: Option<Arc<HashSet<Box<str>>>>,
     pub(crate) max_buffered_dispatches: usize,
     pub(crate) max_buffered_bytes: usize,
     /// `None`: the machine uses a fixed seed; drivers seed from entropy.
@@ -181,6 +185,7 @@ impl Config {
             resume_from: None,
             identify_permits: false,
             validate_payloads: false,
+            events: None,
             max_buffered_dispatches: DEFAULT_BUFFERED_DISPATCHES,
             max_buffered_bytes: DEFAULT_BUFFERED_BYTES,
             rng_seed: None,
@@ -298,6 +303,24 @@ impl Config {
     pub fn max_buffered(mut self, dispatches: usize, bytes: usize) -> Self {
         self.max_buffered_dispatches = dispatches.max(1);
         self.max_buffered_bytes = bytes.max(1);
+        self
+    }
+
+    /// Delivers only the dispatches with these event names (`t`), e.g.
+    /// `["MESSAGE_CREATE", "INTERACTION_CREATE"]`; the rest are dropped in
+    /// the core before a dispatch is built, so they cost no copy and never
+    /// reach the stream. Everything else is unaffected: READY and RESUMED
+    /// still set up and resume the session (and are delivered only if
+    /// named), sequence numbers are tracked across filtered dispatches, and
+    /// resumes replay nothing twice. Unset (default), every dispatch is
+    /// delivered. Intents decide what Discord sends; this decides what
+    /// reaches you of it.
+    pub fn events<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.events = Some(Arc::new(names.into_iter().map(|name| Box::from(name.as_ref())).collect()));
         self
     }
 

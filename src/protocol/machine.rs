@@ -747,6 +747,12 @@ impl Core {
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
         }
+        if let Some(wanted) = &self.config.events {
+            if !wanted.contains(name.as_ref()) {
+                // Handled and counted above; the application asked not to get it.
+                return;
+            }
+        }
         let dispatch = Dispatch::new(self.config.shard, seq, payload.into_owned(), event_name, data);
         self.events.push_back(Event::Dispatch(dispatch));
     }

@@ -19,9 +19,6 @@ mod rng;
 mod session;
 mod url;
 
-/// The shared, UTF-8-checked bytes of a text frame ([`Incoming::SharedText`]),
-/// as the WebSocket library (tungstenite) hands them over.
-pub use async_tungstenite::tungstenite::Utf8Bytes;
 pub use backoff::ReconnectPolicy;
 pub use close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 pub use command::{Command, CommandError};

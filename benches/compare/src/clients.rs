@@ -51,29 +51,31 @@ async fn consume_typed(shard: &mut Shard, expect: u64, how: &str) -> ! {
 /// A shard for a tokio current_thread runtime, tokio TcpStream through
 /// tokio-util compat, driver spawned as a task (examples/tokio.rs); the
 /// driver runs while the caller blocks on its consumer.
-fn on_tokio(args: &ClientArgs) -> (tokio::runtime::Runtime, Shard) {
+fn on_tokio(config: Config) -> (tokio::runtime::Runtime, Shard) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let connector = |target: Target| async move {
         let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
         tcp.set_nodelay(true)?;
         Ok(tcp.compat())
     };
-    let mut shard = Shard::with_connector(config(args), connector).expect("shard");
+    let mut shard = Shard::with_connector(config, connector).expect("shard");
     runtime.spawn(shard.take_driver().expect("driver"));
     (runtime, shard)
 }
 
 pub fn run_tokio(args: &ClientArgs) -> ! {
-    let (runtime, mut shard) = on_tokio(args);
+    let (runtime, mut shard) = on_tokio(config(args));
     runtime.block_on(consume(&mut shard, args.expect, "Shard stream, driver spawned on tokio current_thread"))
 }
 
 pub fn run_typed(args: &ClientArgs) -> ! {
-    let (runtime, mut shard) = on_tokio(args);
+    // Like twilight's `EventTypeFlags`, the filter drops other events in the
+    // core, before a dispatch is built.
+    let (runtime, mut shard) = on_tokio(config(args).events(["MESSAGE_CREATE"]));
     runtime.block_on(consume_typed(
         &mut shard,
         args.expect,
-        "Shard stream (tokio, driver spawned), `event() == \"MESSAGE_CREATE\"`, `deserialize::<MessageCreate>()`",
+        "Shard stream (tokio, driver spawned), `Config::events([\"MESSAGE_CREATE\"])`, `deserialize::<MessageCreate>()`",
     ))
 }
 
