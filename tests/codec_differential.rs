@@ -382,6 +382,11 @@ fn the_fast_path_reads_canonical_payloads_and_leaves_the_rest_to_the_scan() {
         r#"{"t":"X","s":1,"op":0,"d":1,"x":2}"#,
         r#"{"t":"X","s":1,"op":0}"#,
         r#"{"t":"X","s":1.5,"op":0,"d":{}}"#,
+        // Found by the envelope fuzz target: whitespace before a scalar `d`
+        // was taken into its span.
+        "{\"t\":\"MES_TE\",\"s\":21,\"op\":0,\"d\":\r0}",
+        "{\"t\":\"READY\",\"s\":1,\"op\":0,\"d\":\t\t{\"a\":1}}",
+        "{\"t\":\"X\",\"s\":1,\"op\":0,\"d\": null}",
     ] {
         assert_eq!(Envelope::read(text), Envelope::scan(text), "{text}");
     }

@@ -353,6 +353,8 @@ fn read_canonical(bytes: &[u8]) -> Option<Envelope> {
     let plausible = match (bytes.get(start)?, bytes.get(end - 1)?) {
         (b'{', b'}') | (b'[', b']') => true,
         (b'{' | b'[', _) => false,
+        // Canonical text has no whitespace around `d` (`skip_value` would skip it).
+        (&first, _) if is_ws(first) => false,
         _ => skip_value(bytes, start).ok() == Some(end),
     };
     if !plausible {
