@@ -787,3 +787,31 @@ fn an_event_filter_delivers_only_the_named_dispatches_and_tracks_every_seq() {
     let resume = h.reconnect_and_first_frame();
     assert_eq!(resume["d"]["seq"], 4);
 }
+
+#[test]
+fn a_filtered_resumed_still_ends_the_replay_and_an_empty_filter_delivers_nothing() {
+    let mut h = Harness::new(config().events(Vec::<&str>::new()));
+    h.open();
+    h.hello();
+    h.ready(1, "sess-1");
+    h.dispatch(2, "MESSAGE_CREATE");
+    assert!(h.seqs().is_empty(), "an empty list delivers nothing");
+    assert_eq!(h.machine.status(), &Status::Active, "READY still made the shard active");
+    h.recv(r#"{"t":null,"s":null,"op":7,"d":null}"#);
+    let resume = h.reconnect_and_first_frame();
+    assert_eq!(resume["d"]["seq"], 2);
+    // A replay of nothing but filtered events, then RESUMED (filtered too).
+    h.dispatch(3, "TYPING_START");
+    h.recv(r#"{"t":"RESUMED","s":4,"op":0,"d":{}}"#);
+    assert_eq!(h.machine.status(), &Status::Active, "RESUMED ended the replay");
+    assert!(h.seqs().is_empty());
+    // A named event with an s already seen is still a duplicate.
+    let mut h = Harness::new(config().events(["MESSAGE_CREATE"]));
+    h.open();
+    h.hello();
+    h.ready(1, "sess-1");
+    h.dispatch(2, "TYPING_START");
+    h.dispatch(2, "MESSAGE_CREATE");
+    h.dispatch(3, "MESSAGE_CREATE");
+    assert_eq!(h.seqs(), vec![3]);
+}

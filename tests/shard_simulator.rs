@@ -521,27 +521,34 @@ fn an_event_filter_delivers_only_named_events_across_a_resume() {
     let sim = simulator(true);
     let mut shard = Shard::new(config(&sim, Compression::ZlibStream).events(["MESSAGE_CREATE"])).unwrap();
     block_on(async {
+        // s = 2, 4, 6: MESSAGE_CREATE; s = 3, 5, 7: TYPING_START.
         let mixed = |from: u64| {
             (from..from + 6).map(|i| (if i % 2 == 0 { "MESSAGE_CREATE" } else { "TYPING_START" }, json!({ "n": i })))
         };
         let mut seen = Vec::new();
-        // READY is not delivered: wait for the session, driving the shard.
+        // READY is not delivered: wait for the Identify, driving the shard.
         let identified = drive_while(&mut shard, &mut seen, until(|| !sim.identifies().is_empty(), WAIT)).await;
         assert!(identified && seen.is_empty());
         sim.dispatch_many(mixed(0));
         for _ in 0..3 {
             seen.push(next_dispatch(&mut shard).await);
         }
+        // The last dispatch, s = 7, is filtered out; a heartbeat carrying 7
+        // shows the shard counted it all the same.
+        let beat_7 = || sim.heartbeats().iter().any(|f| f.value.as_ref().is_some_and(|v| v["d"] == 7));
+        assert!(drive_while(&mut shard, &mut seen, until(beat_7, WAIT)).await, "a heartbeat with d = 7");
         assert!(sim.reconnect());
         sim.dispatch_many(mixed(6));
         for _ in 0..3 {
             seen.push(next_dispatch(&mut shard).await);
         }
         // READY (s=1) and RESUMED are handled, not delivered; every second
-        // dispatch is a TYPING_START, filtered out, yet each seq arrives once.
+        // dispatch is filtered out, yet each seq arrives once.
         assert!(seen.iter().all(|d| d.event() == "MESSAGE_CREATE"));
         assert_eq!(seen.iter().map(Dispatch::seq).collect::<Vec<_>>(), vec![2, 4, 6, 8, 10, 12]);
     });
-    assert_eq!(sim.resumes().len(), 1, "the filter does not cost the session");
+    let resumes = sim.resumes();
+    assert_eq!(resumes.len(), 1, "the filter does not cost the session");
+    assert_eq!(resumes[0].value.as_ref().map(|v| v["d"]["seq"].clone()), Some(json!(7)), "resumed from the filtered s");
     assert_eq!(sim.identifies().len(), 1);
 }

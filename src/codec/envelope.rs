@@ -169,10 +169,16 @@ impl Envelope {
     /// anything not in Discord's canonical form (see the module docs for the
     /// contract). `d` is not validated on the fast path.
     pub fn read(text: &str) -> Result<Envelope, ScanError> {
-        match read_canonical(text.as_bytes()) {
+        match Envelope::read_canonical(text) {
             Some(envelope) => Ok(envelope),
             None => Envelope::scan(text),
         }
+    }
+
+    /// The fast path of [`read`](Self::read) alone: `None` when `text` is
+    /// not in canonical form.
+    pub(crate) fn read_canonical(text: &str) -> Option<Envelope> {
+        read_canonical(text.as_bytes())
     }
 
     /// Scans one payload.

@@ -180,7 +180,8 @@ impl Inflater {
         self.ratio = next_ratio(self.ratio, payload.len(), compressed);
         self.start_payload();
         // The estimate can miss by far after a run of payloads that compress
-        // much better: do not hand out a buffer over twice its payload.
+        // much better: a buffer with more spare bytes than both its payload
+        // and SHRINK_SPARE is shrunk to fit.
         let spare = payload.capacity() - payload.len();
         if spare > payload.len() && spare > SHRINK_SPARE {
             payload.shrink_to_fit();
@@ -202,6 +203,9 @@ impl Inflater {
         self.remember_tail(message);
         if let Err(error) = self.inflate(message) {
             self.poisoned = true;
+            // Nothing more comes out of this stream: free what it inflated
+            // (up to the cap) now, not on the next connection.
+            self.out = Vec::new();
             tracing::debug!(%error, "zlib-stream inflate failed");
             return Err(error);
         }

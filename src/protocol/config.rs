@@ -315,6 +315,12 @@ impl Config {
     /// resumes replay nothing twice. Unset (default), every dispatch is
     /// delivered. Intents decide what Discord sends; this decides what
     /// reaches you of it.
+    ///
+    /// Names are exact and case-sensitive (`"MESSAGE_CREATE"`, not
+    /// `"message_create"`); an empty list delivers nothing; a second call
+    /// replaces the first. With zlib-stream a dropped dispatch is still
+    /// inflated (the name is inside the compressed payload); it is just
+    /// never copied or queued.
     pub fn events<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -582,11 +582,10 @@ impl Core {
         // (op != 0, and READY, whose `d` sets up the session) are small or
         // rare, and are always read in full, so the core never acts on a
         // `d` it has not validated.
-        let scanned = match Envelope::read(text) {
-            Ok(envelope) if self.config.validate_payloads || envelope.op != 0 || is_ready(text, &envelope) => {
-                Envelope::scan(text)
-            }
-            read => read,
+        let fast = if self.config.validate_payloads { None } else { Envelope::read_canonical(text) };
+        let scanned = match fast {
+            Some(envelope) if envelope.op == 0 && !is_ready(text, &envelope) => Ok(envelope),
+            _ => Envelope::scan(text),
         };
         let envelope = match scanned {
             Ok(envelope) => envelope,
@@ -740,10 +739,6 @@ impl Core {
         }
         self.last_seq = Some(seq);
         let data = envelope.data.clone().unwrap_or(0..0);
-        let event_name = match event {
-            StrSpan { escaped: false, range } => Ok(range.clone()),
-            StrSpan { escaped: true, .. } => Err(Box::from(name.as_ref())),
-        };
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
         }
@@ -753,6 +748,10 @@ impl Core {
                 return;
             }
         }
+        let event_name = match event {
+            StrSpan { escaped: false, range } => Ok(range.clone()),
+            StrSpan { escaped: true, .. } => Err(Box::from(name.as_ref())),
+        };
         let dispatch = Dispatch::new(self.config.shard, seq, payload.into_owned(), event_name, data);
         self.events.push_back(Event::Dispatch(dispatch));
     }
