@@ -8,15 +8,17 @@
 //! alive, so a burst of megabyte payloads cannot queue hundreds of them. An
 //! item is always accepted into an empty queue, so one payload larger than
 //! the byte bound still passes; the queue then holds at most the byte bound
-//! plus one item. A ring that a burst grew past 64 slots is given back once
-//! it drains.
+//! plus one item. A ring that a burst grew past 64 slots is given back
+//! once the burst is over (a fill-and-drain cycle that needed few slots).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-/// A drained ring larger than `4 × KEEP_SLOTS` slots is shrunk back to this
-/// many: steady traffic keeps its ring, a burst gives its growth back.
+/// A ring larger than `4 × KEEP_SLOTS` slots is shrunk back to this many
+/// once it drains after a fill-and-drain cycle that needed no more than
+/// this many: busy traffic keeps its ring, a burst gives its growth back
+/// when it is over.
 const KEEP_SLOTS: usize = 16;
 
 struct Inner<T> {
@@ -25,6 +27,8 @@ struct Inner<T> {
     capacity: usize,
     /// Bytes of the items queued now, and the bound on them.
     bytes: usize,
+    /// The most items queued since the ring last drained.
+    peak: usize,
     max_bytes: usize,
     consumer: Option<Waker>,
     producer: Option<Waker>,
@@ -63,6 +67,7 @@ pub(crate) fn bounded<T>(capacity: usize, max_bytes: usize) -> (Producer<T>, Con
         items: VecDeque::new(),
         capacity: capacity.max(1),
         bytes: 0,
+        peak: 0,
         max_bytes,
         consumer: None,
         producer: None,
@@ -92,6 +97,7 @@ impl<T> Producer<T> {
         }
         inner.items.push_back((item, weight));
         inner.bytes = inner.bytes.saturating_add(weight);
+        inner.peak = inner.peak.max(inner.items.len());
         wake(&mut inner.consumer);
         Ok(None)
     }
@@ -130,8 +136,11 @@ impl<T> Consumer<T> {
         let mut inner = lock(&self.shared);
         if let Some((item, weight)) = inner.items.pop_front() {
             inner.bytes = inner.bytes.saturating_sub(weight);
-            if inner.items.is_empty() && inner.items.capacity() > 4 * KEEP_SLOTS {
-                inner.items.shrink_to(KEEP_SLOTS);
+            if inner.items.is_empty() {
+                if inner.peak <= KEEP_SLOTS && inner.items.capacity() > 4 * KEEP_SLOTS {
+                    inner.items.shrink_to(KEEP_SLOTS);
+                }
+                inner.peak = 0;
             }
             wake(&mut inner.producer);
             return Poll::Ready(Some(item));
@@ -221,6 +230,21 @@ mod tests {
         for n in 0..500 {
             assert_eq!(consumer.poll_next(&mut cx), Poll::Ready(Some(n)));
         }
+        // Drained after a big cycle: traffic may still be busy, keep the ring.
+        assert!(lock(&consumer.shared).items.capacity() >= 500);
+        // A cycle that needed only a few slots: the burst is over.
+        assert!(matches!(producer.try_push(1, 0, &mut cx), Ok(None)));
+        assert_eq!(consumer.poll_next(&mut cx), Poll::Ready(Some(1)));
         assert!(lock(&consumer.shared).items.capacity() <= KEEP_SLOTS);
+        // A ring of 64 slots or fewer is never shrunk.
+        for n in 0..60 {
+            assert!(matches!(producer.try_push(n, 0, &mut cx), Ok(None)));
+        }
+        for n in 0..60 {
+            assert_eq!(consumer.poll_next(&mut cx), Poll::Ready(Some(n)));
+        }
+        assert!(matches!(producer.try_push(1, 0, &mut cx), Ok(None)));
+        assert_eq!(consumer.poll_next(&mut cx), Poll::Ready(Some(1)));
+        assert!(lock(&consumer.shared).items.capacity() >= 60);
     }
 }

@@ -226,7 +226,8 @@ impl Shard {
                 queued: driver_queued,
                 socket: None,
                 connecting: None,
-                timer: None,
+                timer: async_io::Timer::never(),
+                timer_at: None,
                 close_replies: Vec::new(),
                 reading_paused: false,
                 commands_in_machine: 0,
@@ -459,7 +460,10 @@ struct Driver {
     queued: Arc<AtomicUsize>,
     socket: Option<Socket>,
     connecting: Option<Connecting>,
-    timer: Option<(Instant, async_io::Timer)>,
+    /// Wakes the driver for the machine's deadline; armed for `timer_at`.
+    timer: async_io::Timer,
+    /// When `timer` fires; `None` once it has fired (or was never armed).
+    timer_at: Option<Instant>,
     close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
     /// Whether the machine was told that the socket is not being read.
     reading_paused: bool,
@@ -547,7 +551,7 @@ impl Driver {
                 }
                 Wake::Message(message) => self.on_message(message).await,
                 Wake::Timer => {
-                    self.timer = None;
+                    self.timer_at = None;
                     self.machine.handle_timeout(Instant::now());
                 }
                 Wake::Drained => {}
@@ -731,14 +735,15 @@ impl Driver {
 
     async fn next_wake(&mut self) -> Wake {
         let deadline = self.machine.poll_timeout();
-        match (deadline, self.timer.as_mut()) {
-            (Some(at), Some((armed, timer))) if *armed != at => {
-                timer.set_at(at);
-                *armed = at;
+        // Re-arming a timer is work for the reactor (and an allocation):
+        // only when the deadline comes earlier than the armed time. A timer
+        // that fires before a deadline that moved later is a spurious wake,
+        // and `handle_timeout` fires only what is due.
+        if let Some(at) = deadline {
+            if self.timer_at.is_none_or(|armed| at < armed) {
+                self.timer.set_at(at);
+                self.timer_at = Some(at);
             }
-            (Some(at), None) => self.timer = Some((at, async_io::Timer::at(at))),
-            (None, Some(_)) => self.timer = None,
-            _ => {}
         }
         futures::future::poll_fn(|cx| self.poll_wake(cx)).await
     }
@@ -790,17 +795,17 @@ impl Driver {
                 }
             }
         }
+        // Deadlines before the socket: a gateway that never stops sending
+        // must not delay heartbeats or zombie detection.
+        if self.timer_at.is_some() && self.timer.poll_unpin(cx).is_ready() {
+            return Poll::Ready(Wake::Timer);
+        }
         // Backpressure: no reading while the application is behind.
         if self.pending.is_empty() {
             if let Some(socket) = self.socket.as_mut() {
                 if let Poll::Ready(message) = socket.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Message(message));
                 }
-            }
-        }
-        if let Some((_, timer)) = self.timer.as_mut() {
-            if timer.poll_unpin(cx).is_ready() {
-                return Poll::Ready(Wake::Timer);
             }
         }
         if let Some(permit) = self.permit.as_mut() {
