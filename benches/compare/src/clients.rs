@@ -68,6 +68,12 @@ pub fn run_tokio(args: &ClientArgs) -> ! {
     runtime.block_on(consume(&mut shard, args.expect, "Shard stream, driver spawned on tokio current_thread"))
 }
 
+/// As `run_tokio`, validating every payload in full (`Config::validate_payloads(true)`).
+pub fn run_strict(args: &ClientArgs) -> ! {
+    let (runtime, mut shard) = on_tokio(config(args).validate_payloads(true));
+    runtime.block_on(consume(&mut shard, args.expect, "Shard stream, driver spawned, validate_payloads(true)"))
+}
+
 pub fn run_typed(args: &ClientArgs) -> ! {
     // Like twilight's `EventTypeFlags`, the filter drops other events in the
     // core, before a dispatch is built.

@@ -62,6 +62,8 @@ mod ours;
 mod server;
 #[path = "heap/traffic.rs"]
 mod traffic;
+#[path = "wire.rs"]
+mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -25,9 +25,11 @@
 //! - **equivalent output**: the same ours against twilight producing what our
 //!   `Dispatch` gives (`twilight-equivalent`): `op`/`s`/`t` from
 //!   `GatewayEventDeserializer::from_json`, `d` as a serde_json `&RawValue`,
-//!   opcode 0 only.
+//!   opcode 0 only; serde validates every payload, so `ours-strict`
+//!   (`Config::validate_payloads(true)`) is compared with it too.
 //! - **typed**: MESSAGE_CREATE into twilight-model's `MessageCreate`, ours by
-//!   filtering `event()` and `Dispatch::deserialize` (`ours-typed`), twilight
+//!   `Config::events(["MESSAGE_CREATE"])` and `Dispatch::deserialize`
+//!   (`ours-typed`), twilight
 //!   by `next_event(EventTypeFlags::MESSAGE_CREATE)` (`twilight-typed`).
 //!
 //! twilight clients run from `twilight-stock/` (twilight-gateway built alone);
@@ -49,6 +51,7 @@ mod mixes;
 mod report;
 mod server;
 mod twilight_client;
+mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -68,6 +71,9 @@ enum Client {
     OursAsyncStd,
     /// As `OursTokio`, MESSAGE_CREATE deserialized into twilight-model.
     OursTyped,
+    /// As `OursTokio`, with `Config::validate_payloads(true)`: every payload
+    /// validated as JSON in full, as twilight's equivalent consumer does.
+    OursStrict,
     /// twilight-gateway built alone (`twilight-stock` binary), raw `Message`s
     /// with an `"op":0` substring check.
     Twilight,
@@ -94,8 +100,9 @@ enum Counts {
 
 impl Client {
     /// Every client, in the order of each round and of the tables.
-    const ALL: [Client; 8] = [
+    const ALL: [Client; 9] = [
         Client::OursTokio,
+        Client::OursStrict,
         Client::OursAsyncStd,
         Client::OursTyped,
         Client::Twilight,
@@ -110,6 +117,7 @@ impl Client {
             Client::OursTokio => "ours (tokio, driver spawned)",
             Client::OursAsyncStd => "ours (async-std, not spawned)",
             Client::OursTyped => "ours typed (tokio): `deserialize::<MessageCreate>`",
+            Client::OursStrict => "ours (tokio), `validate_payloads(true)`",
             Client::Twilight => "twilight-gateway",
             Client::TwilightStd => "twilight-gateway, zlib-rs `std`",
             Client::TwilightEquivalent => "twilight-gateway equivalent output",
@@ -124,6 +132,7 @@ impl Client {
             Client::OursTokio => "ours-tokio",
             Client::OursAsyncStd => "ours-async-std",
             Client::OursTyped => "ours-typed",
+            Client::OursStrict => "ours-strict",
             Client::Twilight => "twilight",
             Client::TwilightStd => "twilight-std",
             Client::TwilightEquivalent => "twilight-equivalent",
@@ -142,7 +151,7 @@ impl Client {
     }
 
     fn is_twilight(self) -> bool {
-        !matches!(self, Client::OursTokio | Client::OursAsyncStd | Client::OursTyped)
+        !matches!(self, Client::OursTokio | Client::OursAsyncStd | Client::OursTyped | Client::OursStrict)
     }
 
     /// Runs from the separately built `twilight-stock` binary.
@@ -198,6 +207,7 @@ fn main() {
             "ours-tokio" => clients::run_tokio(&args),
             "ours-async-std" => clients::run_async_std(&args),
             "ours-typed" => clients::run_typed(&args),
+            "ours-strict" => clients::run_strict(&args),
             _ => twilight_client::run_kind(&args),
         }
     }
@@ -526,11 +536,12 @@ fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, vo
     }
 
     // (comparison, ours, against); `None` = `Inflater::push` alone.
-    let comparisons: [(&str, Client, Option<Client>); 7] = [
+    let comparisons: [(&str, Client, Option<Client>); 8] = [
         ("minimal", Client::OursTokio, Some(Client::Twilight)),
         ("minimal, twilight with zlib-rs `std`", Client::OursTokio, Some(Client::TwilightStd)),
         ("equivalent output", Client::OursTokio, Some(Client::TwilightEquivalent)),
         ("equivalent output, twilight with zlib-rs `std`", Client::OursTokio, Some(Client::TwilightEquivalentStd)),
+        ("equivalent output, both validating every payload", Client::OursStrict, Some(Client::TwilightEquivalent)),
         ("typed MESSAGE_CREATE", Client::OursTyped, Some(Client::TwilightTyped)),
         ("minimal, ours on async-std (not spawned)", Client::OursAsyncStd, Some(Client::Twilight)),
         ("minimal, against `Inflater::push` alone", Client::OursTokio, None),

@@ -8,6 +8,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use twilight_model::gateway::payload::incoming::MessageCreate;
 
 use crate::payloads;
+use crate::wire::push_frame;
 
 /// Which payload mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,25 +124,6 @@ fn renumber(text: &str, seq: u64, out: &mut String) {
     out.push_str(&text[..at]);
     out.push_str(&seq.to_string());
     out.push_str(&text[at + digits..]);
-}
-
-/// A server-to-client WebSocket frame (FIN, unmasked) appended to `out`;
-/// returns the payload's range in `out`.
-fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) -> (usize, usize) {
-    out.push(0x80 | opcode);
-    let len = payload.len();
-    if len < 126 {
-        out.push(len as u8);
-    } else if len <= u16::MAX as usize {
-        out.push(126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    let start = out.len();
-    out.extend_from_slice(payload);
-    (start, len)
 }
 
 /// One zlib stream, sync flush per payload (as `payloads::zlib_stream`, streaming).

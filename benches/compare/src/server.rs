@@ -7,7 +7,6 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::Message;
 
 use crate::mixes::{Replay, ACK};
@@ -59,18 +58,9 @@ fn op_is(text: &str, op: &str) -> bool {
     })
 }
 
-#[allow(clippy::result_large_err)] // tungstenite's callback signature
+#[allow(clippy::result_large_err)] // tungstenite's error type
 fn serve(stream: TcpStream, replay: &Replay, queries: &Mutex<Vec<String>>) -> tungstenite::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut query = String::new();
-    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        query = request.uri().query().unwrap_or_default().to_owned();
-        Ok(response)
-    };
-    let mut ws = tungstenite::accept_hdr(stream, callback).map_err(|e| match e {
-        tungstenite::HandshakeError::Failure(e) => e,
-        tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
-    })?;
+    let (mut ws, query) = crate::wire::accept(stream)?;
     queries.lock().unwrap().push(query);
 
     ws.get_mut().write_all(&replay.hello)?;

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::Message;
 
 use super::traffic::{self, Traffic};
@@ -139,18 +138,9 @@ fn shard_of(identify: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.trim().parse().ok()?, parts.next()?.trim().parse().ok()?))
 }
 
-#[allow(clippy::result_large_err)] // tungstenite's callback signature
+#[allow(clippy::result_large_err)] // tungstenite's error type
 fn serve(stream: TcpStream, shared: &Shared) -> tungstenite::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut query = String::new();
-    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        query = request.uri().query().unwrap_or_default().to_owned();
-        Ok(response)
-    };
-    let mut ws = tungstenite::accept_hdr(stream, callback).map_err(|e| match e {
-        tungstenite::HandshakeError::Failure(e) => e,
-        tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
-    })?;
+    let (mut ws, query) = crate::wire::accept(stream)?;
     let zlib = query.contains("compress=zlib-stream");
     let counter = if zlib { &shared.state.zlib_queries } else { &shared.state.plain_queries };
     counter.fetch_add(1, Ordering::Relaxed);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use flate2::{Compress, Compression, FlushCompress};
 
 use super::payloads;
+use crate::wire::push_frame;
 
 pub const HELLO: &str = r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250,"_trace":["[\"gateway-prd-us-east1-b-0568\",{\"micros\":0.0}]"]}}"#;
 pub const ACK: &str = r#"{"t":null,"s":null,"op":11,"d":null}"#;
@@ -71,29 +72,13 @@ pub fn ready(port: u16, shard: u32, total: u32, guilds: &[String]) -> String {
     )
 }
 
-/// Appends one server-to-client WebSocket frame (FIN, unmasked).
-pub fn push_frame(out: &mut Vec<u8>, binary: bool, payload: &[u8]) {
-    out.push(0x80 | if binary { 2 } else { 1 });
-    let len = payload.len();
-    if len < 126 {
-        out.push(len as u8);
-    } else if len <= u16::MAX as usize {
-        out.push(126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(payload);
-}
-
 /// `texts` as frames: text frames, or binary frames of one fresh deflate
 /// stream (with the zlib header if `header`) with a sync flush per payload.
 pub fn frames<T: AsRef<str>>(texts: &[T], zlib: bool, header: bool) -> Vec<u8> {
     let mut out = Vec::new();
     if !zlib {
         for text in texts {
-            push_frame(&mut out, false, text.as_ref().as_bytes());
+            push_frame(&mut out, 1, text.as_ref().as_bytes());
         }
         return out;
     }
@@ -113,7 +98,7 @@ pub fn frames<T: AsRef<str>>(texts: &[T], zlib: bool, header: bool) -> Vec<u8> {
             buf.reserve(buf.capacity().max(64));
         }
         debug_assert!(buf.ends_with(&[0, 0, 0xff, 0xff]));
-        push_frame(&mut out, true, &buf);
+        push_frame(&mut out, 2, &buf);
     }
     out
 }
