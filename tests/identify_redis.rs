@@ -73,6 +73,9 @@ impl RedisServer {
     fn start_on(port: u16) -> std::io::Result<RedisServer> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            // Whatever it might write (a SHUTDOWN snapshot), never into the checkout.
+            .arg("--dir")
+            .arg(std::env::temp_dir())
             .args(["--loglevel", "warning"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
