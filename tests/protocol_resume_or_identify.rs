@@ -213,3 +213,44 @@ fn op9_true_with_no_session_identifies() {
     h.advance(delay);
     assert_identifies(&mut h);
 }
+
+// ---------------------------------------------------------------- resume URL safety
+
+/// Active after a READY that names `resume_url`, then op 7: the URL of the
+/// reconnect (which resumes, carrying the token).
+fn resume_connect_after_ready_with(config: discord_gateway_stream::protocol::Config, resume_url: &str) -> String {
+    let mut h = Harness::new(config);
+    h.open();
+    h.hello();
+    h.recv(&format!(
+        r#"{{"t":"READY","s":1,"op":0,"d":{{"v":10,"session_id":"sess-1","resume_gateway_url":"{resume_url}"}}}}"#
+    ));
+    h.clear();
+    h.recv(r#"{"t":null,"s":null,"op":7,"d":null}"#);
+    let resume = h.reconnect_and_first_frame();
+    assert_eq!(resume["op"], 6, "still a resume, whatever the URL");
+    h.connects().last().expect("a reconnect").to_string()
+}
+
+#[test]
+fn a_resume_url_weaker_than_the_base_url_is_refused_for_the_base_url() {
+    // ws:// after wss:// would send the token in clear text.
+    let url = resume_connect_after_ready_with(config(), "ws://gateway-us-east1-c.discord.gg");
+    assert_eq!(url, BASE);
+    // Even when any host is allowed.
+    let any = config().resume_hosts(discord_gateway_stream::protocol::ResumeHosts::Any);
+    assert_eq!(resume_connect_after_ready_with(any, "ws://proxy.example.com"), BASE);
+}
+
+#[test]
+fn a_resume_url_outside_the_base_domain_is_refused_unless_allowed() {
+    assert_eq!(resume_connect_after_ready_with(config(), "wss://evil.example.com"), BASE);
+    assert_eq!(resume_connect_after_ready_with(config(), "wss://discord.gg.evil.com"), BASE);
+    assert_eq!(resume_connect_after_ready_with(config(), RESUME_HOST), RESUME, "Discord's own resume hosts pass");
+    let any = config().resume_hosts(discord_gateway_stream::protocol::ResumeHosts::Any);
+    assert_eq!(
+        resume_connect_after_ready_with(any, "wss://proxy.example.com"),
+        "wss://proxy.example.com/?v=10&encoding=json",
+        "a proxy's own resume host, when allowed"
+    );
+}

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use super::backoff::ReconnectPolicy;
 use super::session::Session;
+use super::url::ResumeHosts;
 use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::{Intents, ShardId};
 
@@ -152,6 +153,7 @@ pub struct Config {
     pub(crate) resume_from: Option<Session>,
     pub(crate) identify_permits: bool,
     pub(crate) validate_payloads: bool,
+    pub(crate) resume_hosts: ResumeHosts,
     /// `None`: every dispatch reaches the stream.
     pub(crate) events: Option<Arc<HashSet<Box<str>>>>,
     pub(crate) max_buffered_dispatches: usize,
@@ -185,6 +187,7 @@ impl Config {
             resume_from: None,
             identify_permits: false,
             validate_payloads: false,
+            resume_hosts: ResumeHosts::SameDomain,
             events: None,
             max_buffered_dispatches: DEFAULT_BUFFERED_DISPATCHES,
             max_buffered_bytes: DEFAULT_BUFFERED_BYTES,
@@ -327,6 +330,15 @@ impl Config {
         S: AsRef<str>,
     {
         self.events = Some(Arc::new(names.into_iter().map(|name| Box::from(name.as_ref())).collect()));
+        self
+    }
+
+    /// Which hosts a `resume_gateway_url` from READY may name (default:
+    /// the base URL's domain; see [`ResumeHosts`]). A resume URL with a
+    /// weaker scheme than the base URL (`ws://` after `wss://`) is refused
+    /// whatever this says: the Resume carries the token.
+    pub fn resume_hosts(mut self, hosts: ResumeHosts) -> Self {
+        self.resume_hosts = hosts;
         self
     }
 

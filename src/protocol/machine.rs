@@ -21,7 +21,7 @@ use super::payload::{self, MAX_OUTBOUND_SIZE};
 use super::ratelimit::{Priority, SendLimiter};
 use super::rng::Rng;
 use super::session::Session;
-use super::url::gateway_url;
+use super::url::{check_resume_url, gateway_url, ResumeRefusal};
 use crate::codec::{Envelope, StrSpan};
 use crate::dispatch::Dispatch;
 
@@ -454,10 +454,20 @@ impl Core {
         let resume = self.session.is_some();
         let mut url = None;
         if let Some(resume_url) = self.session.as_mut().and_then(|s| s.resume_url.as_ref()) {
-            match gateway_url(resume_url, self.config.compression) {
+            let checked = gateway_url(resume_url, self.config.compression).map_err(|error| error.to_string()).and_then(
+                |built| match check_resume_url(&self.base_url, &built, self.config.resume_hosts) {
+                    Ok(()) => Ok(built),
+                    // The Resume carries the token: never to a weaker scheme or a foreign host.
+                    Err(ResumeRefusal::WeakerScheme) => Err("it uses ws:// after a wss:// base URL".to_owned()),
+                    Err(ResumeRefusal::ForeignHost) => {
+                        Err("its host is outside the base URL's domain (Config::resume_hosts)".to_owned())
+                    }
+                },
+            );
+            match checked {
                 Ok(built) => url = Some(built),
-                Err(error) => {
-                    tracing::warn!(%error, "resume_gateway_url is unusable; resuming through the base URL (E24)");
+                Err(reason) => {
+                    tracing::warn!(%reason, "resume_gateway_url refused; resuming through the base URL (E24)");
                     if let Some(session) = self.session.as_mut() {
                         session.resume_url = None;
                     }

@@ -32,4 +32,4 @@ pub use opcode::OpCode;
 pub use payload::MAX_OUTBOUND_SIZE;
 pub use ratelimit::{SEND_LIMIT, SEND_WINDOW};
 pub use session::Session;
-pub use url::{gateway_url, UrlError};
+pub use url::{gateway_url, ResumeHosts, UrlError};

@@ -60,9 +60,110 @@ pub fn gateway_url(url: &str, compression: Compression) -> Result<String, UrlErr
     Ok(out)
 }
 
+/// Which hosts a `resume_gateway_url` from READY may name ([`Config::resume_hosts`](super::Config::resume_hosts)).
+///
+/// The Resume carries the bot token, so the URL is checked before it is
+/// used: it may never use a weaker scheme than the base URL (`ws://` after
+/// `wss://`), and by default its host must lie in the base URL's domain
+/// (for `gateway.discord.gg`, `discord.gg` and its subdomains). A URL that
+/// fails either check is dropped and the session resumes through the base
+/// URL, as for an unusable one (E24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ResumeHosts {
+    /// The base URL's domain only (default).
+    #[default]
+    SameDomain,
+    /// Any host, for gateway proxies that hand out their own resume URLs.
+    /// The scheme check still applies.
+    Any,
+}
+
+/// Why a resume URL is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResumeRefusal {
+    /// `ws://` after a `wss://` base URL: the token would travel in clear text.
+    WeakerScheme,
+    /// A host outside the base URL's domain.
+    ForeignHost,
+}
+
+/// Checks a built resume URL against the built base URL.
+pub(crate) fn check_resume_url(base: &str, resume: &str, hosts: ResumeHosts) -> Result<(), ResumeRefusal> {
+    let (Some((base_tls, base_host)), Some((resume_tls, resume_host))) = (scheme_and_host(base), scheme_and_host(resume))
+    else {
+        return Err(ResumeRefusal::ForeignHost);
+    };
+    if base_tls && !resume_tls {
+        return Err(ResumeRefusal::WeakerScheme);
+    }
+    if hosts == ResumeHosts::Any {
+        return Ok(());
+    }
+    let domain = domain_of(&base_host);
+    let inside = resume_host == domain
+        || resume_host.strip_suffix(domain).is_some_and(|sub| sub.ends_with('.') && sub.len() > 1);
+    if inside {
+        Ok(())
+    } else {
+        Err(ResumeRefusal::ForeignHost)
+    }
+}
+
+/// `(is wss, lowercase host without port or user info)` of a built URL.
+fn scheme_and_host(url: &str) -> Option<(bool, String)> {
+    let (tls, rest) = match url.split_once("://")? {
+        ("wss", rest) => (true, rest),
+        ("ws", rest) => (false, rest),
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next()?
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty()).then(|| (tls, host.to_ascii_lowercase()))
+}
+
+/// The domain a host belongs to: the host without its first label when it
+/// has three or more (`gateway.discord.gg` → `discord.gg`), else the host
+/// itself; an IP address is its own domain.
+fn domain_of(host: &str) -> &str {
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    match host.split_once('.') {
+        Some((_, rest)) if !is_ip && rest.contains('.') => rest,
+        _ => host,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resume_urls_are_checked_against_the_base_url() {
+        let base = "wss://gateway.discord.gg/?v=10&encoding=json";
+        let check = |resume: &str| check_resume_url(base, resume, ResumeHosts::SameDomain);
+        assert_eq!(check("wss://gateway-us-east1-c.discord.gg/?v=10&encoding=json"), Ok(()));
+        assert_eq!(check("wss://discord.gg/"), Ok(()));
+        assert_eq!(check("ws://gateway-us-east1-c.discord.gg/"), Err(ResumeRefusal::WeakerScheme));
+        assert_eq!(check("wss://evil.example.com/"), Err(ResumeRefusal::ForeignHost));
+        assert_eq!(check("wss://notdiscord.gg/"), Err(ResumeRefusal::ForeignHost));
+        assert_eq!(check("wss://discord.gg.evil.com/"), Err(ResumeRefusal::ForeignHost));
+        assert_eq!(check("wss://user@evil.com:443/"), Err(ResumeRefusal::ForeignHost));
+        assert_eq!(check("wss://GATEWAY.Discord.GG:443/"), Ok(()));
+        let any = |resume: &str| check_resume_url(base, resume, ResumeHosts::Any);
+        assert_eq!(any("wss://proxy.example.com/"), Ok(()));
+        assert_eq!(any("ws://proxy.example.com/"), Err(ResumeRefusal::WeakerScheme), "the scheme check stays");
+        // A plain-text base (a local proxy, the simulator) allows either scheme on its own host.
+        let local = "ws://127.0.0.1:8765/?v=10";
+        assert_eq!(check_resume_url(local, "ws://127.0.0.1:9000/", ResumeHosts::SameDomain), Ok(()));
+        assert_eq!(check_resume_url(local, "wss://127.0.0.1/", ResumeHosts::SameDomain), Ok(()));
+        assert_eq!(check_resume_url(local, "ws://127.0.0.2/", ResumeHosts::SameDomain), Err(ResumeRefusal::ForeignHost));
+        assert_eq!(check_resume_url("ws://[::1]:1/", "ws://[::1]:2/", ResumeHosts::SameDomain), Ok(()));
+    }
 
     #[test]
     fn base_url_gets_path_and_query() {
