@@ -27,7 +27,8 @@ use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, Request
 use crate::error::ShardError;
 use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::protocol::{
-    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Session, Status, FINAL_CLOSE,
+    Action, CloseMode, Command, CommandError, Config, ConfigError, Event, Incoming, Machine, Session, Status,
+    FINAL_CLOSE,
 };
 use crate::queue;
 use crate::transport::{self, BoxedStream, Connector, Target};
@@ -185,6 +186,12 @@ impl Shard {
             Some(connector) => connector,
             None => transport::default_connector()?,
         };
+        if cfg!(not(feature = "rustls"))
+            && config.base_url.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
+        {
+            // Without TLS every connect would fail and be retried forever.
+            return Err(ShardError::Config(ConfigError::TlsUnavailable));
+        }
         let id = config.shard_id();
         if config.seed().is_none() {
             config = config.rng_seed(entropy_seed(id));

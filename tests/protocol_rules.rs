@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use discord_gateway_stream::protocol::{
-    Action, CloseMode, Command, CommandError, Config, DisconnectReason, Event, Machine, ReconnectPolicy, Session,
-    Status,
+    Action, CloseMode, Command, CommandError, Config, ConfigError, DisconnectReason, Event, Machine, ReconnectPolicy,
+    Session, Status,
 };
 use discord_gateway_stream::Intents;
 use support::*;
@@ -596,6 +596,12 @@ fn configuration_errors_are_reported_up_front() {
     for config in bad {
         assert!(Machine::new(config, now).is_err());
     }
+    // A payload cap of 0 refuses everything; one past 1 GiB is no cap.
+    for bytes in [0, (1 << 30) + 1, usize::MAX] {
+        let config = Config::new("t", Intents::GUILDS).max_message_size(bytes);
+        assert_eq!(Machine::new(config, now).err(), Some(ConfigError::MaxMessageSize(bytes)));
+    }
+    assert!(Machine::new(Config::new("t", Intents::GUILDS).max_message_size(1 << 30), now).is_ok());
 }
 
 #[test]
@@ -814,4 +820,56 @@ fn a_filtered_resumed_still_ends_the_replay_and_an_empty_filter_delivers_nothing
     h.dispatch(2, "MESSAGE_CREATE");
     h.dispatch(3, "MESSAGE_CREATE");
     assert_eq!(h.seqs(), vec![3]);
+}
+
+// ---------------------------------------------------------------- protocol violations
+
+#[test]
+fn ready_or_resumed_before_hello_is_a_protocol_violation_not_an_active_shard() {
+    for early in [
+        r#"{"t":"READY","s":1,"op":0,"d":{"v":10,"session_id":"early","resume_gateway_url":"wss://gateway.discord.gg"}}"#,
+        r#"{"t":"RESUMED","s":5,"op":0,"d":{}}"#,
+    ] {
+        let mut h = Harness::new(config());
+        h.open();
+        h.recv(early);
+        assert!(h.seqs().is_empty(), "nothing delivered");
+        assert_ne!(h.machine.status(), &Status::Active, "no Active shard without a heartbeat");
+        assert_eq!(
+            h.reconnect_reasons(),
+            vec![DisconnectReason::ProtocolViolation { what: "READY or RESUMED before Hello" }]
+        );
+        assert!(h.machine.session().is_none(), "an early READY's session is not taken");
+    }
+}
+
+#[test]
+fn a_ready_without_s_still_sets_up_the_session() {
+    let mut h = Harness::new(config());
+    h.open();
+    h.hello();
+    h.recv(&format!(
+        r#"{{"t":"READY","s":null,"op":0,"d":{{"v":10,"session_id":"sess-n","resume_gateway_url":"{RESUME_HOST}"}}}}"#
+    ));
+    assert_eq!(h.machine.status(), &Status::Active);
+    assert_eq!(h.machine.session().map(|s| s.id), Some("sess-n".to_owned()));
+    assert!(h.seqs().is_empty(), "a READY without `s` is not delivered");
+    h.dispatch(2, "MESSAGE_CREATE");
+    assert_eq!(h.seqs(), vec![2]);
+}
+
+#[test]
+fn a_presence_update_that_is_not_an_object_is_refused_and_never_poisons_identify() {
+    for bad in ["null", "[]", r#""online""#, "1"] {
+        assert_eq!(Command::new(3, bad), Err(CommandError::InvalidPresence), "{bad}");
+    }
+    // A good one is remembered for the next Identify as before.
+    let mut h = Harness::active();
+    let presence = r#"{"since":null,"activities":[],"status":"idle","afk":false}"#;
+    h.machine.send_command(h.now, Command::new(3, presence).expect("an object")).expect("queued");
+    h.recv(r#"{"t":null,"s":null,"op":9,"d":false}"#);
+    h.advance(Duration::from_secs(6));
+    let identify = h.reconnect_and_first_frame();
+    assert_eq!(identify["op"], 2);
+    assert_eq!(identify["d"]["presence"]["status"], "idle");
 }

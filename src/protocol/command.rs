@@ -31,6 +31,11 @@ pub enum CommandError {
     /// The shard was closed or ended fatally.
     #[error("the shard is closed")]
     Closed,
+    /// A presence update (op 3) whose `d` is not a JSON object. The last
+    /// presence is sent again in every later Identify, so a bad one would
+    /// break every reconnect after it.
+    #[error("a presence update's `d` must be a JSON object")]
+    InvalidPresence,
 }
 
 /// One serialized command frame, checked against the size limit.
@@ -48,12 +53,16 @@ impl Command {
     /// let cmd = Command::new(8, r#"{"guild_id":"1","query":"","limit":0}"#).unwrap();
     /// assert_eq!(cmd.frame(), r#"{"op":8,"d":{"guild_id":"1","query":"","limit":0}}"#);
     /// assert!(Command::new(2, "{}").is_err());
+    /// assert!(Command::new(3, "null").is_err(), "a presence is an object");
     /// ```
     pub fn new(op: u8, d: &str) -> Result<Command, CommandError> {
         if OpCode::from_u64(op.into()).is_some_and(OpCode::is_core_owned) {
             return Err(CommandError::CoreOwnedOpcode(op));
         }
         let d: &RawValue = serde_json::from_str(d).map_err(|e| CommandError::InvalidJson(e.to_string()))?;
+        if op == OpCode::PresenceUpdate.code() && !d.get().trim_start().starts_with('{') {
+            return Err(CommandError::InvalidPresence);
+        }
         let frame = payload::command(op, d);
         if frame.len() > MAX_OUTBOUND_SIZE {
             return Err(CommandError::TooLarge { len: frame.len() });

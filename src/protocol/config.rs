@@ -16,6 +16,9 @@ use crate::{Intents, ShardId};
 /// Discord's gateway, used when the application passes no URL of its own (§1.1).
 pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
 
+/// The largest `max_message_size` accepted: 1 GiB.
+pub const MAX_MESSAGE_SIZE_LIMIT: usize = 1 << 30;
+
 /// Default bound on dispatches waiting for the application ([`Config::max_buffered`]).
 pub const DEFAULT_BUFFERED_DISPATCHES: usize = 256;
 
@@ -115,6 +118,12 @@ pub enum ConfigError {
     /// Compression was requested but the `zlib` feature is off.
     #[error("zlib-stream compression needs the `zlib` feature")]
     CompressionUnavailable,
+    /// `max_message_size` is 0 or over 1 GiB.
+    #[error("max_message_size must be between 1 byte and 1 GiB, not {0}")]
+    MaxMessageSize(usize),
+    /// A `wss://` gateway URL but no TLS (the `rustls` feature is off).
+    #[error("a wss:// gateway URL needs the `rustls` feature")]
+    TlsUnavailable,
     /// A timeout or the backoff base is zero.
     #[error("a timeout or the backoff base is zero")]
     ZeroDuration,
@@ -264,7 +273,8 @@ impl Config {
         self
     }
 
-    /// Cap on one inflated payload (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    /// Cap on one inflated payload (default [`DEFAULT_MAX_MESSAGE_SIZE`];
+    /// between 1 byte and [`MAX_MESSAGE_SIZE_LIMIT`]).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
@@ -404,6 +414,10 @@ impl Config {
         }
         if cfg!(not(feature = "zlib")) && self.compression == Compression::ZlibStream {
             return Err(ConfigError::CompressionUnavailable);
+        }
+        // A cap of 0 refuses everything; an unbounded one is no cap at all.
+        if !(1..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.max_message_size) {
+            return Err(ConfigError::MaxMessageSize(self.max_message_size));
         }
         let r = &self.reconnect;
         let longest = [

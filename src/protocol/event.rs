@@ -103,6 +103,12 @@ pub enum DisconnectReason {
         /// What the inflater reported.
         error: String,
     },
+    /// The gateway broke the protocol in a way that leaves the connection
+    /// unusable (e.g. READY or RESUMED before Hello: no heartbeat would run).
+    ProtocolViolation {
+        /// What happened.
+        what: &'static str,
+    },
 }
 
 /// When the application closes the shard (§5.4).

@@ -45,6 +45,7 @@ enum PayloadText<'a> {
     /// Text in the driver's buffer: a dispatch copies it.
     Borrowed(&'a str),
     /// Text the core owns (an inflated payload): a dispatch keeps it.
+    #[cfg_attr(not(feature = "zlib"), allow(dead_code))]
     Owned(String),
 }
 
@@ -454,16 +455,17 @@ impl Core {
         let resume = self.session.is_some();
         let mut url = None;
         if let Some(resume_url) = self.session.as_mut().and_then(|s| s.resume_url.as_ref()) {
-            let checked = gateway_url(resume_url, self.config.compression).map_err(|error| error.to_string()).and_then(
-                |built| match check_resume_url(&self.base_url, &built, self.config.resume_hosts) {
-                    Ok(()) => Ok(built),
-                    // The Resume carries the token: never to a weaker scheme or a foreign host.
-                    Err(ResumeRefusal::WeakerScheme) => Err("it uses ws:// after a wss:// base URL".to_owned()),
-                    Err(ResumeRefusal::ForeignHost) => {
-                        Err("its host is outside the base URL's domain (Config::resume_hosts)".to_owned())
+            let checked =
+                gateway_url(resume_url, self.config.compression).map_err(|error| error.to_string()).and_then(|built| {
+                    match check_resume_url(&self.base_url, &built, self.config.resume_hosts) {
+                        Ok(()) => Ok(built),
+                        // The Resume carries the token: never to a weaker scheme or a foreign host.
+                        Err(ResumeRefusal::WeakerScheme) => Err("it uses ws:// after a wss:// base URL".to_owned()),
+                        Err(ResumeRefusal::ForeignHost) => {
+                            Err("its host is outside the base URL's domain (Config::resume_hosts)".to_owned())
+                        }
                     }
-                },
-            );
+                });
             match checked {
                 Ok(built) => url = Some(built),
                 Err(reason) => {
@@ -723,6 +725,14 @@ impl Core {
         };
         let name = event.decode(text);
         let is_ready = name == "READY";
+        if (is_ready || name == "RESUMED") && self.link.heartbeat.is_none() {
+            // Taking it would mark the shard Active with no heartbeat and no
+            // deadline: a half-open socket would then hang forever.
+            tracing::warn!(event = %name, "READY/RESUMED before Hello; reconnecting");
+            let reason = DisconnectReason::ProtocolViolation { what: "READY or RESUMED before Hello" };
+            self.lose(now, reason, Loss::refused().close(RESUMABLE_CLOSE));
+            return;
+        }
         if name == "RESUMED" {
             // The replay is over whatever its `s` says: the state must not
             // hinge on the duplicate check below.
@@ -733,6 +743,14 @@ impl Core {
             self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
         }
         let Some(seq) = envelope.seq else {
+            if is_ready {
+                // The session still starts here; with no `s` there is
+                // nothing to deliver or to resume from but the start.
+                tracing::warn!("READY without `s`: session set up, the READY is not delivered");
+                self.last_seq = None;
+                let data = envelope.data.clone().and_then(|range| text.get(range)).unwrap_or_default();
+                return self.on_ready(now, data);
+            }
             tracing::warn!("skipping a dispatch without `s`");
             return;
         };

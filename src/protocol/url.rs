@@ -90,7 +90,8 @@ pub(crate) enum ResumeRefusal {
 
 /// Checks a built resume URL against the built base URL.
 pub(crate) fn check_resume_url(base: &str, resume: &str, hosts: ResumeHosts) -> Result<(), ResumeRefusal> {
-    let (Some((base_tls, base_host)), Some((resume_tls, resume_host))) = (scheme_and_host(base), scheme_and_host(resume))
+    let (Some((base_tls, base_host)), Some((resume_tls, resume_host))) =
+        (scheme_and_host(base), scheme_and_host(resume))
     else {
         return Err(ResumeRefusal::ForeignHost);
     };
@@ -161,7 +162,10 @@ mod tests {
         let local = "ws://127.0.0.1:8765/?v=10";
         assert_eq!(check_resume_url(local, "ws://127.0.0.1:9000/", ResumeHosts::SameDomain), Ok(()));
         assert_eq!(check_resume_url(local, "wss://127.0.0.1/", ResumeHosts::SameDomain), Ok(()));
-        assert_eq!(check_resume_url(local, "ws://127.0.0.2/", ResumeHosts::SameDomain), Err(ResumeRefusal::ForeignHost));
+        assert_eq!(
+            check_resume_url(local, "ws://127.0.0.2/", ResumeHosts::SameDomain),
+            Err(ResumeRefusal::ForeignHost)
+        );
         assert_eq!(check_resume_url("ws://[::1]:1/", "ws://[::1]:2/", ResumeHosts::SameDomain), Ok(()));
     }
 
