@@ -52,15 +52,19 @@ fn on_tokio(args: &ClientArgs) -> (tokio::runtime::Runtime, Shard) {
     (runtime, shard)
 }
 
-pub fn run(args: &ClientArgs) -> ! {
+/// Feeds every text message to `count`, which returns the bytes to meter
+/// for a dispatch (`None` for anything else), until all expected arrived.
+fn consume_text(args: &ClientArgs, how: &str, mut count: impl FnMut(&str) -> Option<usize>) -> ! {
     let (runtime, mut shard) = on_tokio(args);
     runtime.block_on(async {
         let mut meter = Meter::new(args.expect);
         while let Some(item) = shard.next().await {
             match item {
                 Ok(Message::Text(text)) => {
-                    if is_dispatch(&text) && meter.dispatch(text.len()) {
-                        meter.finish("Stream<Item = Message>, Message::Text + \"op\":0 check");
+                    if let Some(len) = count(&text) {
+                        if meter.dispatch(len) {
+                            meter.finish(how);
+                        }
                     }
                 }
                 Ok(Message::Close(frame)) => panic!("twilight: closed {frame:?}"),
@@ -71,31 +75,23 @@ pub fn run(args: &ClientArgs) -> ! {
     })
 }
 
+pub fn run(args: &ClientArgs) -> ! {
+    consume_text(args, "Stream<Item = Message>, Message::Text + \"op\":0 check", |text| {
+        is_dispatch(text).then_some(text.len())
+    })
+}
+
 pub fn run_equivalent(args: &ClientArgs) -> ! {
-    let (runtime, mut shard) = on_tokio(args);
-    runtime.block_on(async {
-        let mut meter = Meter::new(args.expect);
-        while let Some(item) = shard.next().await {
-            match item {
-                Ok(Message::Text(text)) => {
-                    let gateway = GatewayEventDeserializer::from_json(&text).expect("twilight: no op in payload");
-                    if black_box(gateway.op()) != 0 {
-                        continue;
-                    }
-                    black_box(gateway.sequence());
-                    black_box(gateway.event_type());
-                    let envelope: Envelope = serde_json::from_str(&text).expect("twilight: payload with a valid d");
-                    if meter.dispatch(envelope.d.get().len()) {
-                        meter.finish(
-                            "Stream<Item = Message>, GatewayEventDeserializer::from_json (op/s/t) + serde_json &RawValue d",
-                        );
-                    }
-                }
-                Ok(Message::Close(frame)) => panic!("twilight: closed {frame:?}"),
-                Err(error) => panic!("twilight: {error}"),
-            }
+    let how = "Stream<Item = Message>, GatewayEventDeserializer::from_json (op/s/t) + serde_json &RawValue d";
+    consume_text(args, how, |text| {
+        let gateway = GatewayEventDeserializer::from_json(text).expect("twilight: no op in payload");
+        if black_box(gateway.op()) != 0 {
+            return None;
         }
-        panic!("twilight: stream ended");
+        black_box(gateway.sequence());
+        black_box(gateway.event_type());
+        let envelope: Envelope = serde_json::from_str(text).expect("twilight: payload with a valid d");
+        Some(envelope.d.get().len())
     })
 }
 
