@@ -596,12 +596,13 @@ fn configuration_errors_are_reported_up_front() {
     for config in bad {
         assert!(Machine::new(config, now).is_err());
     }
-    // A payload cap of 0 refuses everything; one past 1 GiB is no cap.
-    for bytes in [0, (1 << 30) + 1, usize::MAX] {
+    // A payload cap under 64 KiB can refuse READY; one past 1 GiB is no cap.
+    for bytes in [0, 4096, 64 * 1024 - 1, (1 << 30) + 1, usize::MAX] {
         let config = Config::new("t", Intents::GUILDS).max_message_size(bytes);
         assert_eq!(Machine::new(config, now).err(), Some(ConfigError::MaxMessageSize(bytes)));
     }
     assert!(Machine::new(Config::new("t", Intents::GUILDS).max_message_size(1 << 30), now).is_ok());
+    assert!(Machine::new(Config::new("t", Intents::GUILDS).max_message_size(64 * 1024), now).is_ok());
 }
 
 #[test]
@@ -837,7 +838,7 @@ fn ready_or_resumed_before_hello_is_a_protocol_violation_not_an_active_shard() {
         assert_ne!(h.machine.status(), &Status::Active, "no Active shard without a heartbeat");
         assert_eq!(
             h.reconnect_reasons(),
-            vec![DisconnectReason::ProtocolViolation { what: "READY or RESUMED before Hello" }]
+            vec![DisconnectReason::ProtocolViolation { what: "READY or RESUMED before our Identify or Resume" }]
         );
         assert!(h.machine.session().is_none(), "an early READY's session is not taken");
     }
@@ -872,4 +873,40 @@ fn a_presence_update_that_is_not_an_object_is_refused_and_never_poisons_identify
     let identify = h.reconnect_and_first_frame();
     assert_eq!(identify["op"], 2);
     assert_eq!(identify["d"]["presence"]["status"], "idle");
+}
+
+#[test]
+fn ready_while_waiting_for_the_identify_permit_or_resumed_to_an_identify_is_a_violation() {
+    // READY answering an Identify we never sent (still waiting for the permit).
+    let mut h = Harness::new(config().identify_permits(true));
+    h.open();
+    h.hello();
+    assert_eq!(h.machine.status(), &Status::AwaitingIdentifyPermit);
+    h.ready(1, "never-identified");
+    assert_ne!(h.machine.status(), &Status::Active);
+    assert!(h.machine.session().is_none() && h.seqs().is_empty());
+    assert_eq!(h.reconnect_reasons().len(), 1);
+    // RESUMED answering an Identify.
+    let mut h = Harness::new(config());
+    h.open();
+    h.hello();
+    h.recv(r#"{"t":"RESUMED","s":3,"op":0,"d":{}}"#);
+    assert_ne!(h.machine.status(), &Status::Active);
+    assert_eq!(h.reconnect_reasons().len(), 1);
+}
+
+#[test]
+fn a_dispatch_before_our_resume_neither_arrives_nor_moves_the_resume_point() {
+    let mut h = Harness::active();
+    h.dispatch(2, "MESSAGE_CREATE");
+    h.recv(r#"{"t":null,"s":null,"op":7,"d":null}"#);
+    h.clear();
+    h.open();
+    // Before Hello on the new connection: a huge `s` would skip the replay.
+    h.dispatch(1_000_000_000, "MESSAGE_CREATE");
+    assert!(h.seqs().is_empty());
+    h.hello();
+    let resume: serde_json::Value = serde_json::from_str(&h.sent[0]).expect("JSON");
+    assert_eq!(resume["op"], 6);
+    assert_eq!(resume["d"]["seq"], 2, "resumed from the last real dispatch");
 }

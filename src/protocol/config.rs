@@ -19,6 +19,10 @@ pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
 /// The largest `max_message_size` accepted: 1 GiB.
 pub const MAX_MESSAGE_SIZE_LIMIT: usize = 1 << 30;
 
+/// The smallest `max_message_size` accepted: 64 KiB (a smaller cap can
+/// refuse READY itself, and then every connection).
+pub const MIN_MESSAGE_SIZE: usize = 64 * 1024;
+
 /// Default bound on dispatches waiting for the application ([`Config::max_buffered`]).
 pub const DEFAULT_BUFFERED_DISPATCHES: usize = 256;
 
@@ -118,8 +122,8 @@ pub enum ConfigError {
     /// Compression was requested but the `zlib` feature is off.
     #[error("zlib-stream compression needs the `zlib` feature")]
     CompressionUnavailable,
-    /// `max_message_size` is 0 or over 1 GiB.
-    #[error("max_message_size must be between 1 byte and 1 GiB, not {0}")]
+    /// `max_message_size` is under 64 KiB or over 1 GiB.
+    #[error("max_message_size must be between 64 KiB and 1 GiB, not {0}")]
     MaxMessageSize(usize),
     /// A `wss://` gateway URL but no TLS (the `rustls` feature is off).
     #[error("a wss:// gateway URL needs the `rustls` feature")]
@@ -274,7 +278,7 @@ impl Config {
     }
 
     /// Cap on one inflated payload (default [`DEFAULT_MAX_MESSAGE_SIZE`];
-    /// between 1 byte and [`MAX_MESSAGE_SIZE_LIMIT`]).
+    /// between [`MIN_MESSAGE_SIZE`] and [`MAX_MESSAGE_SIZE_LIMIT`]).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
@@ -415,8 +419,9 @@ impl Config {
         if cfg!(not(feature = "zlib")) && self.compression == Compression::ZlibStream {
             return Err(ConfigError::CompressionUnavailable);
         }
-        // A cap of 0 refuses everything; an unbounded one is no cap at all.
-        if !(1..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.max_message_size) {
+        // A cap below a Hello or READY refuses every connection; an unbounded
+        // one is no cap at all.
+        if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.max_message_size) {
             return Err(ConfigError::MaxMessageSize(self.max_message_size));
         }
         let r = &self.reconnect;

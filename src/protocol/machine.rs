@@ -725,15 +725,25 @@ impl Core {
         };
         let name = event.decode(text);
         let is_ready = name == "READY";
-        if (is_ready || name == "RESUMED") && self.link.heartbeat.is_none() {
-            // Taking it would mark the shard Active with no heartbeat and no
-            // deadline: a half-open socket would then hang forever.
-            tracing::warn!(event = %name, "READY/RESUMED before Hello; reconnecting");
-            let reason = DisconnectReason::ProtocolViolation { what: "READY or RESUMED before Hello" };
+        let is_resumed = name == "RESUMED";
+        let before_our_frame = matches!(self.phase, Phase::AwaitingHello { .. } | Phase::AwaitingIdentifyPermit);
+        if (is_ready || is_resumed) && before_our_frame || is_resumed && matches!(self.phase, Phase::Identifying { .. })
+        {
+            // Taking it would mark the shard Active for a session it never
+            // started (before Hello: with no heartbeat and no deadline, so
+            // a half-open socket would hang forever).
+            tracing::warn!(event = %name, "READY/RESUMED answering nothing we sent; reconnecting");
+            let reason = DisconnectReason::ProtocolViolation { what: "READY or RESUMED before our Identify or Resume" };
             self.lose(now, reason, Loss::refused().close(RESUMABLE_CLOSE));
             return;
         }
-        if name == "RESUMED" {
+        if before_our_frame {
+            // No session is running on this connection yet: a dispatch here
+            // is not ours to deliver, and its `s` must not move the resume point.
+            tracing::warn!(event = %name, "skipping a dispatch before our Identify or Resume");
+            return;
+        }
+        if is_resumed {
             // The replay is over whatever its `s` says: the state must not
             // hinge on the duplicate check below.
             tracing::info!(seq = ?envelope.seq, "resumed");

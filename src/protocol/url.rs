@@ -64,14 +64,15 @@ pub fn gateway_url(url: &str, compression: Compression) -> Result<String, UrlErr
 ///
 /// The Resume carries the bot token, so the URL is checked before it is
 /// used: it may never use a weaker scheme than the base URL (`ws://` after
-/// `wss://`), and by default its host must lie in the base URL's domain
-/// (for `gateway.discord.gg`, `discord.gg` and its subdomains). A URL that
+/// `wss://`), and by default its host must be Discord's (`discord.gg` and
+/// its subdomains) when the base URL is Discord's gateway, or exactly the
+/// base URL's host otherwise. A URL that
 /// fails either check is dropped and the session resumes through the base
 /// URL, as for an unusable one (E24).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ResumeHosts {
-    /// The base URL's domain only (default).
+    /// Discord's domain for Discord's gateway, else the base host (default).
     #[default]
     SameDomain,
     /// Any host, for gateway proxies that hand out their own resume URLs.
@@ -125,17 +126,20 @@ fn scheme_and_host(url: &str) -> Option<(bool, String)> {
     } else {
         host_port.split(':').next()?
     };
-    (!host.is_empty()).then(|| (tls, host.to_ascii_lowercase()))
+    // `discord.gg.` is `discord.gg`; an empty label is no host at all.
+    let host = host.strip_suffix('.').unwrap_or(host);
+    (!host.is_empty() && !host.split('.').any(str::is_empty)).then(|| (tls, host.to_ascii_lowercase()))
 }
 
-/// The domain a host belongs to: the host without its first label when it
-/// has three or more (`gateway.discord.gg` → `discord.gg`), else the host
-/// itself; an IP address is its own domain.
+/// The hosts a resume URL may name under [`ResumeHosts::SameDomain`]:
+/// Discord's gateway domain for its own gateway, else exactly the base
+/// host (without a public-suffix list, "the domain" of an arbitrary host
+/// cannot be told safely: `mybot.fly.dev` and `attacker.fly.dev` share one).
 fn domain_of(host: &str) -> &str {
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-    match host.split_once('.') {
-        Some((_, rest)) if !is_ip && rest.contains('.') => rest,
-        _ => host,
+    if host == "gateway.discord.gg" || host.ends_with(".discord.gg") {
+        "discord.gg"
+    } else {
+        host
     }
 }
 
@@ -167,6 +171,25 @@ mod tests {
             Err(ResumeRefusal::ForeignHost)
         );
         assert_eq!(check_resume_url("ws://[::1]:1/", "ws://[::1]:2/", ResumeHosts::SameDomain), Ok(()));
+        // Trailing dots are the same host; empty labels are no host.
+        assert_eq!(check("wss://gateway-us-east1-c.discord.gg./"), Ok(()));
+        assert_eq!(
+            check_resume_url("wss://discord.gg./", "wss://evil.gg./", ResumeHosts::SameDomain),
+            Err(ResumeRefusal::ForeignHost)
+        );
+        assert_eq!(check("wss://evil..discord.gg/"), Err(ResumeRefusal::ForeignHost));
+        // Another base URL (a proxy, a custom gateway): its own host only,
+        // since a shared suffix (`fly.dev`, `co.uk`) says nothing.
+        let custom = "wss://mybot.fly.dev/?v=10";
+        assert_eq!(check_resume_url(custom, "wss://mybot.fly.dev:8443/", ResumeHosts::SameDomain), Ok(()));
+        assert_eq!(
+            check_resume_url(custom, "wss://attacker.fly.dev/", ResumeHosts::SameDomain),
+            Err(ResumeRefusal::ForeignHost)
+        );
+        assert_eq!(
+            check_resume_url("wss://example.co.uk/", "wss://evil.co.uk/", ResumeHosts::SameDomain),
+            Err(ResumeRefusal::ForeignHost)
+        );
     }
 
     #[test]
