@@ -89,13 +89,12 @@ impl Dispatch {
         event: Result<Range<usize>, Box<str>>,
         data: Range<usize>,
     ) -> Dispatch {
-        let text = frame.as_str();
         let event = match event {
-            Ok(range) if text.get(range.clone()).is_some() => EventName::InFrame(range),
+            Ok(range) if frame.get(range.clone()).is_some() => EventName::InFrame(range),
             Ok(_) => EventName::Decoded(Box::from("")),
             Err(decoded) => EventName::Decoded(decoded),
         };
-        let data = if text.get(data.clone()).is_some() { data } else { 0..0 };
+        let data = if frame.get(data.clone()).is_some() { data } else { 0..0 };
         Dispatch { shard, seq, frame, event, data }
     }
 
@@ -117,19 +116,19 @@ impl Dispatch {
     /// The event name `t`, e.g. `MESSAGE_CREATE`.
     pub fn event(&self) -> &str {
         match &self.event {
-            EventName::InFrame(range) => self.frame.as_str().get(range.clone()).unwrap_or_default(),
+            EventName::InFrame(range) => self.frame.get(range.clone()).unwrap_or_default(),
             EventName::Decoded(name) => name,
         }
     }
 
     /// The raw JSON text of `d`, byte for byte as received.
     pub fn data(&self) -> &str {
-        self.frame.as_str().get(self.data.clone()).unwrap_or_default()
+        self.frame.get(self.data.clone()).unwrap_or_default()
     }
 
     /// The whole payload text (`{"t":…,"s":…,"op":0,"d":…}`) as received.
     pub fn frame(&self) -> &str {
-        self.frame.as_str()
+        &self.frame
     }
 
     /// Deserializes `d` into your own type.

@@ -50,8 +50,8 @@ enum Request {
 /// One gateway connection as a `Stream` of dispatches.
 ///
 /// Items are opcode-0 dispatches only (READY and RESUMED included, unless
-/// [`Config::events`] leaves them out), in sequence order, each once. A fatal close yields one `Err` and the stream
-/// ends. By default the connection is driven while you poll the stream; for
+/// [`Config::events`] leaves them out), in sequence order, each once. A
+/// fatal close yields one `Err` and the stream ends. By default the connection is driven while you poll the stream; for
 /// consumers that may pause for long, spawn [`Shard::take_driver`] on your
 /// runtime so heartbeats go on regardless.
 ///

@@ -21,7 +21,7 @@ use super::payload::{self, MAX_OUTBOUND_SIZE};
 use super::ratelimit::{Priority, SendLimiter};
 use super::rng::Rng;
 use super::session::Session;
-use super::url::{check_resume_url, gateway_url, ResumeRefusal};
+use super::url::{check_resume_url, gateway_url};
 use crate::codec::{Envelope, StrSpan};
 use crate::dispatch::Dispatch;
 
@@ -455,16 +455,12 @@ impl Core {
         let resume = self.session.is_some();
         let mut url = None;
         if let Some(resume_url) = self.session.as_mut().and_then(|s| s.resume_url.as_ref()) {
+            // The Resume carries the token: never to a weaker scheme or a foreign host.
             let checked =
                 gateway_url(resume_url, self.config.compression).map_err(|error| error.to_string()).and_then(|built| {
-                    match check_resume_url(&self.base_url, &built, self.config.resume_hosts) {
-                        Ok(()) => Ok(built),
-                        // The Resume carries the token: never to a weaker scheme or a foreign host.
-                        Err(ResumeRefusal::WeakerScheme) => Err("it uses ws:// after a wss:// base URL".to_owned()),
-                        Err(ResumeRefusal::ForeignHost) => {
-                            Err("its host is outside the base URL's domain (Config::resume_hosts)".to_owned())
-                        }
-                    }
+                    check_resume_url(&self.base_url, &built, self.config.resume_hosts)
+                        .map(|()| built)
+                        .map_err(|refusal| refusal.to_string())
                 });
             match checked {
                 Ok(built) => url = Some(built),
@@ -752,14 +748,14 @@ impl Core {
             // A long replay is progress, not a stall (E2).
             self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
         }
+        let data = envelope.data.clone().unwrap_or(0..0);
         let Some(seq) = envelope.seq else {
             if is_ready {
                 // The session still starts here; with no `s` there is
                 // nothing to deliver or to resume from but the start.
                 tracing::warn!("READY without `s`: session set up, the READY is not delivered");
                 self.last_seq = None;
-                let data = envelope.data.clone().and_then(|range| text.get(range)).unwrap_or_default();
-                return self.on_ready(now, data);
+                return self.on_ready(now, text.get(data).unwrap_or_default());
             }
             tracing::warn!("skipping a dispatch without `s`");
             return;
@@ -776,7 +772,6 @@ impl Core {
             }
         }
         self.last_seq = Some(seq);
-        let data = envelope.data.clone().unwrap_or(0..0);
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
         }

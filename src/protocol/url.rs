@@ -81,11 +81,13 @@ pub enum ResumeHosts {
 }
 
 /// Why a resume URL is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ResumeRefusal {
     /// `ws://` after a `wss://` base URL: the token would travel in clear text.
+    #[error("it uses ws:// after a wss:// base URL")]
     WeakerScheme,
     /// A host outside the base URL's domain.
+    #[error("its host is outside the base URL's domain (Config::resume_hosts)")]
     ForeignHost,
 }
 
