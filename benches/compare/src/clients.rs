@@ -8,14 +8,17 @@ use futures::StreamExt;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use twilight_model::gateway::payload::incoming::MessageCreate;
 
+use crate::compression::Codec;
 use crate::report::{ClientArgs, Meter};
 
 fn config(args: &ClientArgs) -> Config {
-    Config::new("bench", Intents::GUILDS).base_url(format!("ws://127.0.0.1:{}", args.port)).compression(if args.zlib {
-        Compression::ZlibStream
-    } else {
-        Compression::None
-    })
+    let compression = match args.codec {
+        Codec::Zlib => Compression::ZlibStream,
+        // STUB until main's zstd codec lands: `Compression::ZstdStream`.
+        Codec::Zstd => panic!("discord-gateway-stream without Compression::ZstdStream yet"),
+        Codec::None => Compression::None,
+    };
+    Config::new("bench", Intents::GUILDS).base_url(format!("ws://127.0.0.1:{}", args.port)).compression(compression)
 }
 
 /// Every dispatch, as the stream hands it over: `t`, `s` and the span of `d`.

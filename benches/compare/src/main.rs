@@ -3,16 +3,24 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/compare/Cargo.toml -- \
-//!     [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb M] \
-//!     [--clients NAME,NAME,...]
+//!     [--mix realistic|small|both] [--compression zlib|zstd|none|both|all] [--repeat N] \
+//!     [--mb M] [--clients NAME,NAME,...]
 //! ```
+//!
+//! `--compression all` (the default) runs zlib-stream, zstd-stream and
+//! none, in that order; `both` is zlib-stream and none.
 //!
 //! Each mix (fuzz/payloads.rs) is repeated with increasing `s` to a volume of
 //! JSON that keeps every run a few seconds long: `--mb` MB (default 1500) for
 //! the realistic mix, half that for the small one (its bytes are slower), and
 //! 2.5× those without compression. Each is precomputed once per compression as the exact
-//! bytes the server writes: one zlib stream per connection with a sync flush
-//! per payload (Hello, READY, the mix, spare heartbeat ACKs), or text frames.
+//! bytes the server writes (Hello, READY, the mix, spare heartbeat ACKs):
+//! for zlib-stream one zlib stream per connection with a sync flush per
+//! payload; for zstd-stream one zstd frame per connection (level 3, window
+//! log 18 as Discord's frames declare), each payload compressed and flushed
+//! (`ZSTD_e_flush`) into one binary message; or text frames. The server
+//! serves one compression at a time and checks that each client's URL query
+//! asked for it (`compress=zlib-stream` / `compress=zstd-stream` / none).
 //! Every client runs in its own child process (`compare client <kind> ...`),
 //! so the peak RSS (VmHWM) is that client's; runs are interleaved round-robin.
 //!
@@ -32,9 +40,19 @@
 //!   (`ours-typed`), twilight
 //!   by `next_event(EventTypeFlags::MESSAGE_CREATE)` (`twilight-typed`).
 //!
-//! twilight clients run from `twilight-stock/` (twilight-gateway built alone);
-//! `twilight-std` and `twilight-equivalent-std` are the same code in this
-//! binary, where zlib-rs has run-time CPU detection (zlib runs only).
+//! Ours asks for the row's compression (`Compression::ZlibStream`,
+//! `ZstdStream` or `None`; the crate's `zstd` feature is on here). twilight
+//! clients run from `twilight-stock/` (twilight-gateway built alone, a
+//! compile-time choice of compression): its `zlib` build on the zlib-stream
+//! and uncompressed rows, its `zstd` build (twilight-gateway's default
+//! compression: a zstd-safe `DCtx` and a 32 KiB output buffer per shard,
+//! each message copied out into a new `String`) on the zstd-stream rows. `twilight-std` and `twilight-equivalent-std` are the `zlib` code in
+//! this binary, where zlib-rs has run-time CPU detection (zlib runs only).
+//!
+//! Per compressed configuration, a limit row: decompression alone in this
+//! process over the same messages and window, our `Inflater::push` for
+//! zlib-stream, a zstd-safe `DCtx::decompress_stream` into one reused
+//! buffer for zstd-stream (what any zstd client has to do at least).
 //!
 //! A client's clock runs from the second dispatch it counts (the first after
 //! READY; for the typed clients the second MESSAGE_CREATE) to the last one;
@@ -47,6 +65,7 @@
 mod payloads;
 
 mod clients;
+mod compression;
 mod mixes;
 mod report;
 mod server;
@@ -61,6 +80,7 @@ use std::time::{Duration, Instant};
 
 use discord_gateway_stream::codec::{Inflater, DEFAULT_MAX_MESSAGE_SIZE};
 
+use compression::Codec;
 use mixes::{Mix, MixKind, Replay};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +94,8 @@ enum Client {
     /// As `OursTokio`, with `Config::validate_payloads(true)`: every payload
     /// validated as JSON in full, as twilight's equivalent consumer does.
     OursStrict,
-    /// twilight-gateway built alone (`twilight-stock` binary), raw `Message`s
-    /// with an `"op":0` substring check.
+    /// twilight-gateway built alone (`twilight-stock` binary, its `zstd`
+    /// build on zstd rows), raw `Message`s with an `"op":0` substring check.
     Twilight,
     /// The same in this binary (zlib-rs with run-time CPU detection).
     TwilightStd,
@@ -154,7 +174,8 @@ impl Client {
         !matches!(self, Client::OursTokio | Client::OursAsyncStd | Client::OursTyped | Client::OursStrict)
     }
 
-    /// Runs from the separately built `twilight-stock` binary.
+    /// Runs from a separately built `twilight-stock` binary (`zlib` build, or
+    /// `zstd` build on the zstd rows).
     fn is_stock(self) -> bool {
         matches!(self, Client::Twilight | Client::TwilightEquivalent | Client::TwilightTyped)
     }
@@ -181,7 +202,7 @@ struct Run {
 
 struct Row {
     mix: MixKind,
-    zlib: bool,
+    codec: Codec,
     client: Client,
     runs: Vec<Run>,
 }
@@ -212,29 +233,30 @@ fn main() {
         }
     }
     if args.peek().map(String::as_str) == Some("serve") {
-        // `compare serve realistic|small zlib|none MB`: the replay server alone,
+        // `compare serve realistic|small zlib|zstd|none MB`: the replay server alone,
         // for profiling a client by hand (`compare client <kind> --port P --expect N ...`).
         args.next();
         let kind = match args.next().as_deref() {
             Some("small") => MixKind::Small,
             _ => MixKind::Realistic,
         };
-        let zlib = args.next().as_deref() != Some("none");
+        let codec = args.next().map_or(Codec::Zlib, |name| {
+            Codec::parse(&name).unwrap_or_else(|| usage(&format!("unknown compression {name}")))
+        });
         let mb: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(600);
         let server = server::Server::start().expect("replay server");
-        let replay = Arc::new(Replay::build(&Mix::new(kind, mb * 1_000_000), server.port, zlib));
+        let replay = Arc::new(Replay::build(&Mix::new(kind, mb * 1_000_000), server.port, codec));
         let (expect, typed) = (replay.dispatches, replay.typed.counted);
         server.set(Some(replay));
-        let compression = if zlib { "zlib" } else { "none" };
-        println!("--port {} --expect {expect} --compression {compression}", server.port);
+        println!("--port {} --expect {expect} --compression {}", server.port, codec.arg());
         println!("(typed clients: --expect {typed})");
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
 
-    let (mut mixes, mut zlibs, mut repeat, mut mb) =
-        (vec![MixKind::Realistic, MixKind::Small], vec![true, false], 3, 1500u64);
+    let (mut mixes, mut codecs, mut repeat, mut mb) =
+        (vec![MixKind::Realistic, MixKind::Small], Codec::ALL.to_vec(), 3, 1500u64);
     let mut chosen = Client::ALL.to_vec();
     while let Some(flag) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -248,12 +270,8 @@ fn main() {
                 }
             }
             "--compression" => {
-                zlibs = match value().as_str() {
-                    "zlib" => vec![true],
-                    "none" => vec![false],
-                    "both" => vec![true, false],
-                    other => usage(&format!("unknown compression {other}")),
-                }
+                let name = value();
+                codecs = Codec::parse_set(&name).unwrap_or_else(|| usage(&format!("unknown compression {name}")))
             }
             "--repeat" => repeat = value().parse().unwrap_or_else(|_| usage("--repeat N")),
             "--mb" => mb = value().parse().unwrap_or_else(|_| usage("--mb M")),
@@ -278,21 +296,24 @@ fn main() {
         }
     }
 
-    let stock = chosen.iter().any(|client| client.is_stock()).then(build_twilight_stock);
+    let any_stock = chosen.iter().any(|client| client.is_stock());
+    // twilight-stock's `zlib` build also serves the uncompressed rows.
+    let stock_zlib = (any_stock && codecs.iter().any(|&c| c != Codec::Zstd)).then(|| build_twilight_stock(Codec::Zlib));
+    let stock_zstd = (any_stock && codecs.contains(&Codec::Zstd)).then(|| build_twilight_stock(Codec::Zstd));
     let server = server::Server::start().expect("replay server");
     eprintln!("replay server on 127.0.0.1:{}", server.port);
     let me = std::env::current_exe().expect("current exe");
 
     let mut rows: Vec<Row> = Vec::new();
-    let mut inflate_rows: Vec<(MixKind, f64, f64)> = Vec::new();
+    let mut limits: Vec<Limit> = Vec::new();
     let mut volumes = Vec::new();
     for &kind in &mixes {
-        for &zlib in &zlibs {
-            let mix = Mix::new(kind, volume_mb(mb, kind, zlib) * 1_000_000);
+        for &codec in &codecs {
+            let mix = Mix::new(kind, volume_mb(mb, kind, codec) * 1_000_000);
             eprintln!(
                 "mix {} ({}): {} payloads ({} dispatches, {} MESSAGE_CREATE, {:.2} MB) per copy, {} copies, largest payload {} bytes",
                 kind.name(),
-                if zlib { "zlib" } else { "none" },
+                codec.arg(),
                 mix.texts.len(),
                 mix.copy_dispatches(),
                 mix.copy_message_creates(),
@@ -300,28 +321,33 @@ fn main() {
                 mix.copies,
                 mix.texts.iter().map(String::len).max().unwrap_or(0)
             );
-            let replay = Arc::new(Replay::build(&mix, server.port, zlib));
+            let replay = Arc::new(Replay::build(&mix, server.port, codec));
             volumes.push(format!(
                 "{} {}: {} dispatches, {:.0} MB",
                 kind.name(),
-                if zlib { "zlib-stream" } else { "none" },
+                codec.label(),
                 replay.dispatches,
                 replay.full_bytes as f64 / 1e6
             ));
             server.set(Some(Arc::clone(&replay)));
-            // Without compression the two twilight builds run the same code.
-            let clients: Vec<Client> = chosen.iter().copied().filter(|client| zlib || !client.zlib_only()).collect();
+            // The `-std` twilight builds differ only in their zlib inflater.
+            let clients: Vec<Client> =
+                chosen.iter().copied().filter(|client| codec == Codec::Zlib || !client.zlib_only()).collect();
             let mut runs: Vec<Vec<Run>> = clients.iter().map(|_| Vec::new()).collect();
             for round in 0..repeat {
                 for (i, &client) in clients.iter().enumerate() {
-                    let exe = if client.is_stock() { stock.as_ref().expect("twilight-stock built") } else { &me };
+                    let exe = match (client.is_stock(), codec) {
+                        (false, _) => &me,
+                        (true, Codec::Zstd) => stock_zstd.as_ref().expect("twilight-stock zstd built"),
+                        (true, _) => stock_zlib.as_ref().expect("twilight-stock zlib built"),
+                    };
                     let run = run_client(exe, client, &replay, server.port);
                     let queries = server.take_queries();
-                    check_query(client, zlib, &queries);
+                    check_query(client, codec, &queries);
                     eprintln!(
                         "  [{} {} #{}] {:<52} {:>9.0} dispatches/s {:>7.1} MB/s  VmHWM {:>7.1} MiB",
                         kind.name(),
-                        if zlib { "zlib" } else { "none" },
+                        codec.arg(),
                         round + 1,
                         client.label(),
                         run.dispatches_per_s,
@@ -332,24 +358,29 @@ fn main() {
                 }
             }
             for (client, runs) in clients.iter().zip(runs) {
-                rows.push(Row { mix: kind, zlib, client: *client, runs });
+                rows.push(Row { mix: kind, codec, client: *client, runs });
             }
-            if zlib {
-                let (per_s, mb_s) = time_inflate(&replay, repeat);
-                eprintln!("  [{} zlib] Inflater::push alone: {per_s:.0} msgs/s {mb_s:.1} MB/s", kind.name());
-                inflate_rows.push((kind, per_s, mb_s));
+            if let Some(mut decoder) = Decoder::new(codec) {
+                let (per_s, mb_s) = time_alone(&mut decoder, &replay, repeat);
+                eprintln!(
+                    "  [{} {}] {} alone: {per_s:.0} dispatches/s {mb_s:.1} MB/s",
+                    kind.name(),
+                    codec.arg(),
+                    decoder.label()
+                );
+                limits.push(Limit { mix: kind, codec, per_s, mb_s });
             }
             server.set(None);
         }
     }
-    print_tables(&rows, &inflate_rows, repeat, &volumes);
+    print_tables(&rows, &limits, repeat, &volumes);
 }
 
 /// MB of JSON replayed per run: `mb` for the realistic mix, half for the
 /// small one, 2.5× without compression (cheap to precompute, fast to read).
-fn volume_mb(mb: u64, kind: MixKind, zlib: bool) -> u64 {
+fn volume_mb(mb: u64, kind: MixKind, codec: Codec) -> u64 {
     let mb = if kind == MixKind::Small { mb / 2 } else { mb };
-    if zlib {
+    if codec.compressed() {
         mb
     } else {
         mb * 5 / 2
@@ -361,9 +392,10 @@ fn usage(error: &str) -> ! {
         eprintln!("error: {error}");
     }
     eprintln!(
-        "usage: compare [--mix realistic|small|both] [--compression zlib|none|both] [--repeat N] [--mb MB]\n\
-         \x20              [--clients NAME,NAME,...]\n\
-         \x20 --mb: MB of JSON replayed per run for the realistic mix with zlib (default 1500);\n\
+        "usage: compare [--mix realistic|small|both] [--compression zlib|zstd|none|both|all] [--repeat N]\n\
+         \x20              [--mb MB] [--clients NAME,NAME,...]\n\
+         \x20 --compression: both = zlib and none; all (default) = zlib, zstd and none\n\
+         \x20 --mb: MB of JSON replayed per run for the realistic mix with zlib or zstd (default 1500);\n\
          \x20 the small mix gets half, uncompressed runs 2.5x\n\
          \x20 --clients: a subset of {} (default all;\n\
          \x20 the `-std` ones only run with zlib)",
@@ -372,32 +404,43 @@ fn usage(error: &str) -> ! {
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
 
-/// Builds `twilight-stock/` (its own workspace, so its features are its own).
-fn build_twilight_stock() -> PathBuf {
+/// Builds `twilight-stock/` (its own workspace, so its features are its own)
+/// with twilight-gateway's `zlib` feature (the package default) or with only
+/// its `zstd` feature; returns a copy of the binary for that build.
+fn build_twilight_stock(codec: Codec) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let target = dir.join("target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("building twilight-stock ...");
-    let status = Command::new(cargo)
+    eprintln!("building twilight-stock ({}) ...", codec.arg());
+    let mut command = Command::new(cargo);
+    command
         .args(["build", "--release", "--quiet", "--manifest-path"])
         .arg(dir.join("twilight-stock/Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building twilight-stock failed");
-    target.join("release/twilight-stock")
+        .arg(&target);
+    if codec == Codec::Zstd {
+        command.args(["--no-default-features", "--features", "zstd"]);
+    }
+    assert!(command.status().expect("run cargo").success(), "building twilight-stock failed");
+    let copy = target.join(format!("release/twilight-stock-{}", codec.arg()));
+    std::fs::copy(target.join("release/twilight-stock"), &copy).expect("copy twilight-stock");
+    copy
 }
 
-fn check_query(client: Client, zlib: bool, queries: &[String]) {
+/// The replay server serves one compression at a time: every client must
+/// have asked for it, except that twilight's compression is a compile-time
+/// choice (its `zlib` build asks for zlib-stream also on the uncompressed
+/// rows, where the server sends text frames, which it reads as a build
+/// without compression would).
+fn check_query(client: Client, codec: Codec, queries: &[String]) {
     assert_eq!(queries.len(), 1, "{}: expected one connection, got {queries:?}", client.label());
-    let asks_zlib = queries[0].contains("compress=zlib-stream");
-    if client.is_twilight() {
-        // Compile-time choice in twilight: always asks; the server decides.
-        assert!(asks_zlib, "twilight query {:?}", queries[0]);
-    } else {
-        assert_eq!(asks_zlib, zlib, "{} query {:?}", client.label(), queries[0]);
-    }
+    let asked = Codec::asked_in(&queries[0])
+        .unwrap_or_else(|other| panic!("{}: unknown compress={other} in {:?}", client.label(), queries[0]));
+    let expected = match (client.is_twilight(), codec) {
+        (true, Codec::None) => Codec::Zlib,
+        _ => codec,
+    };
+    assert_eq!(asked, expected, "{} query {:?} on a {} row", client.label(), queries[0], codec.label());
 }
 
 fn run_client(exe: &PathBuf, client: Client, replay: &Replay, port: u16) -> Run {
@@ -407,7 +450,7 @@ fn run_client(exe: &PathBuf, client: Client, replay: &Replay, port: u16) -> Run 
     };
     let mut child = Command::new(exe)
         .args(["client", client.arg(), "--port", &port.to_string(), "--expect", &window.counted.to_string()])
-        .args(["--compression", if replay.zlib { "zlib" } else { "none" }])
+        .args(["--compression", replay.codec.arg()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn client");
@@ -455,19 +498,83 @@ fn run_client(exe: &PathBuf, client: Client, replay: &Replay, port: u16) -> Run 
     }
 }
 
-/// `Inflater::push` alone over the same frames, same window (median of `repeat`).
-fn time_inflate(replay: &Replay, repeat: usize) -> (f64, f64) {
-    let mut inflater = Inflater::new(DEFAULT_MAX_MESSAGE_SIZE);
+/// Decompression alone, in this process, over the replayed messages: the
+/// limit for any client of that compression.
+enum Decoder {
+    /// Our `Inflater` (what our shard runs).
+    Zlib(Inflater),
+    /// A zstd-safe `DCtx` decoding each message into one reused buffer (it
+    /// grows to the largest message on the first pass).
+    Zstd(zstd_safe::DCtx<'static>, Vec<u8>),
+}
+
+impl Decoder {
+    fn new(codec: Codec) -> Option<Decoder> {
+        match codec {
+            Codec::Zlib => Some(Decoder::Zlib(Inflater::new(DEFAULT_MAX_MESSAGE_SIZE))),
+            Codec::Zstd => Some(Decoder::Zstd(zstd_safe::DCtx::create(), Vec::new())),
+            Codec::None => None,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Decoder::Zlib(_) => "`Inflater::push`",
+            Decoder::Zstd(..) => "zstd `DCtx::decompress_stream`",
+        }
+    }
+
+    /// Starts a new connection's stream.
+    fn reset(&mut self) {
+        match self {
+            Decoder::Zlib(inflater) => inflater.reset(),
+            Decoder::Zstd(dctx, _) => {
+                dctx.reset(zstd_safe::ResetDirective::SessionOnly).expect("zstd reset");
+            }
+        }
+    }
+
+    /// One WebSocket message; the length of the payload it completes.
+    #[inline]
+    fn push(&mut self, message: &[u8]) -> Option<usize> {
+        match self {
+            Decoder::Zlib(inflater) => {
+                inflater.push(message).expect("inflate").map(|payload| std::hint::black_box(payload).len())
+            }
+            Decoder::Zstd(dctx, out) => {
+                let mut input = zstd_safe::InBuffer::around(message);
+                let mut written = 0;
+                loop {
+                    if written == out.len() {
+                        out.resize((out.len() * 2).max(64 * 1024), 0);
+                    }
+                    let mut output = zstd_safe::OutBuffer::around_pos(&mut out[..], written);
+                    dctx.decompress_stream(&mut output, &mut input)
+                        .unwrap_or_else(|code| panic!("zstd decompress: {}", zstd_safe::get_error_name(code)));
+                    written = output.pos();
+                    // All input taken and room left: everything is flushed.
+                    if input.pos() == message.len() && written < out.len() {
+                        break;
+                    }
+                }
+                Some(std::hint::black_box(&out[..written]).len())
+            }
+        }
+    }
+}
+
+/// `decoder` alone over the same messages, same window (median of `repeat`).
+fn time_alone(decoder: &mut Decoder, replay: &Replay, repeat: usize) -> (f64, f64) {
     let mut results = Vec::new();
     for _ in 0..repeat.max(1) {
-        inflater.reset();
-        inflater.push(&replay.hello_payload).expect("inflate").expect("hello");
+        decoder.reset();
+        decoder.push(&replay.hello_payload).expect("hello");
         let frames: Vec<&[u8]> = replay.frames.iter().map(|&(at, len)| &replay.bulk[at..at + len]).collect();
         // READY and the first dispatch after it, then the clock.
         let mut rest = frames.iter();
         let mut seen = 0;
         for frame in rest.by_ref() {
-            if inflater.push(frame).expect("inflate").is_some() {
+            if decoder.push(frame).is_some() {
                 seen += 1;
             }
             if seen == 2 {
@@ -477,8 +584,8 @@ fn time_inflate(replay: &Replay, repeat: usize) -> (f64, f64) {
         let started = Instant::now();
         let mut total = 0usize;
         for frame in rest {
-            if let Some(payload) = inflater.push(frame).expect("inflate") {
-                total += std::hint::black_box(payload).len();
+            if let Some(len) = decoder.push(frame) {
+                total += len;
             }
         }
         let elapsed = started.elapsed().as_secs_f64();
@@ -489,14 +596,21 @@ fn time_inflate(replay: &Replay, repeat: usize) -> (f64, f64) {
     results[results.len() / 2]
 }
 
-fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, volumes: &[String]) {
-    let compression = |zlib: bool| if zlib { "zlib-stream" } else { "none" };
-    let inflate_of =
-        |mix: MixKind| inflate.iter().find(|(kind, ..)| *kind == mix).map(|&(_, per_s, mb_s)| (per_s, mb_s));
+/// A decompression-alone limit row.
+struct Limit {
+    mix: MixKind,
+    codec: Codec,
+    per_s: f64,
+    mb_s: f64,
+}
+
+fn print_tables(rows: &[Row], limits: &[Limit], repeat: usize, volumes: &[String]) {
+    let limit_of = |mix: MixKind, codec: Codec| limits.iter().find(|limit| (limit.mix, limit.codec) == (mix, codec));
+    let limit_label = |codec: Codec| Decoder::new(codec).map_or("", |decoder| decoder.label());
     println!();
     println!("Median of {repeat} runs (range = slowest–fastest run, dispatches/s). MB/s counts the JSON bytes of");
     println!(
-        "whole dispatch payloads (envelope included, as inflated), 1 MB = 10^6 B. Peak RSS = max VmHWM of the runs."
+        "whole dispatch payloads (envelope included, as decompressed), 1 MB = 10^6 B. Peak RSS = max VmHWM of the runs."
     );
     println!("Typed clients are timed from the 2nd to the last MESSAGE_CREATE; their dispatches/s and MB/s");
     println!("still count every dispatch of the stream in that window, so all rows compare.");
@@ -513,7 +627,7 @@ fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, vo
         println!(
             "| {} | {} | {} | {:.0} | {:.0}–{:.0} | {:.1} | {:.1} MiB |",
             row.mix.name(),
-            compression(row.zlib),
+            row.codec.label(),
             row.client.label(),
             median.dispatches_per_s,
             low,
@@ -521,21 +635,25 @@ fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, vo
             median.mb_per_s,
             row.peak_rss_kb() as f64 / 1024.0
         );
-        // After the last of our clients in a zlib configuration.
+        // After the last of our clients in a compressed configuration.
         let next_is_ours = rows
             .get(i + 1)
-            .is_some_and(|next| (next.mix, next.zlib) == (row.mix, row.zlib) && !next.client.is_twilight());
-        if row.zlib && !row.client.is_twilight() && !next_is_ours {
-            if let Some((per_s, mb_s)) = inflate_of(row.mix) {
+            .is_some_and(|next| (next.mix, next.codec) == (row.mix, row.codec) && !next.client.is_twilight());
+        if !row.client.is_twilight() && !next_is_ours {
+            if let Some(limit) = limit_of(row.mix, row.codec) {
                 println!(
-                    "| {} | zlib-stream | `Inflater::push` alone (in-process) | {per_s:.0} | | {mb_s:.1} | – |",
-                    row.mix.name()
+                    "| {} | {} | {} alone (in-process) | {:.0} | | {:.1} | – |",
+                    row.mix.name(),
+                    row.codec.label(),
+                    limit_label(row.codec),
+                    limit.per_s,
+                    limit.mb_s
                 );
             }
         }
     }
 
-    // (comparison, ours, against); `None` = `Inflater::push` alone.
+    // (comparison, ours, against); `None` = decompression alone.
     let comparisons: [(&str, Client, Option<Client>); 8] = [
         ("minimal", Client::OursTokio, Some(Client::Twilight)),
         ("minimal, twilight with zlib-rs `std`", Client::OursTokio, Some(Client::TwilightStd)),
@@ -544,41 +662,41 @@ fn print_tables(rows: &[Row], inflate: &[(MixKind, f64, f64)], repeat: usize, vo
         ("equivalent output, both validating every payload", Client::OursStrict, Some(Client::TwilightEquivalent)),
         ("typed MESSAGE_CREATE", Client::OursTyped, Some(Client::TwilightTyped)),
         ("minimal, ours on async-std (not spawned)", Client::OursAsyncStd, Some(Client::Twilight)),
-        ("minimal, against `Inflater::push` alone", Client::OursTokio, None),
+        ("minimal, against", Client::OursTokio, None),
     ];
-    let find = |mix: MixKind, zlib: bool, client: Client| {
-        rows.iter().find(|r| r.mix == mix && r.zlib == zlib && r.client == client)
+    let find = |mix: MixKind, codec: Codec, client: Client| {
+        rows.iter().find(|r| r.mix == mix && r.codec == codec && r.client == client)
     };
     println!();
-    println!("Ratios of median dispatches/s (and of peak RSS), ours ÷ twilight or ÷ inflate alone:");
+    println!("Ratios of median dispatches/s (and of peak RSS), ours ÷ twilight or ÷ decompression alone:");
     println!();
     println!("| mix | compression | comparison | ours | against | ours ÷ against | peak RSS ours ÷ against |");
     println!("|---|---|---|---:|---:|---:|---:|");
     let mut seen = Vec::new();
     for row in rows {
-        let (mix, zlib) = (row.mix, row.zlib);
-        if seen.contains(&(mix, zlib)) {
+        let (mix, codec) = (row.mix, row.codec);
+        if seen.contains(&(mix, codec)) {
             continue;
         }
-        seen.push((mix, zlib));
+        seen.push((mix, codec));
         for (consumer, ours, theirs) in comparisons {
-            let Some(ours) = find(mix, zlib, ours) else { continue };
+            let Some(ours) = find(mix, codec, ours) else { continue };
             let ours_rate = ours.median().dispatches_per_s;
-            let (theirs_rate, rss) = match theirs {
+            let (consumer, theirs_rate, rss) = match theirs {
                 Some(theirs) => {
-                    let Some(theirs) = find(mix, zlib, theirs) else { continue };
+                    let Some(theirs) = find(mix, codec, theirs) else { continue };
                     let rss = ours.peak_rss_kb() as f64 / theirs.peak_rss_kb() as f64;
-                    (theirs.median().dispatches_per_s, format!("{rss:.2}"))
+                    (consumer.to_owned(), theirs.median().dispatches_per_s, format!("{rss:.2}"))
                 }
                 None => {
-                    let Some((per_s, _)) = inflate_of(mix).filter(|_| zlib) else { continue };
-                    (per_s, "–".to_owned())
+                    let Some(limit) = limit_of(mix, codec) else { continue };
+                    (format!("{consumer} {} alone", limit_label(codec)), limit.per_s, "–".to_owned())
                 }
             };
             println!(
                 "| {} | {} | {consumer} | {ours_rate:.0} | {theirs_rate:.0} | {:.2}× | {rss} |",
                 mix.name(),
-                compression(zlib),
+                codec.label(),
                 ours_rate / theirs_rate
             );
         }

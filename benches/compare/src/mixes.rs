@@ -7,8 +7,9 @@ use discord_gateway_stream::codec::Envelope;
 use flate2::{Compress, Compression, FlushCompress};
 use twilight_model::gateway::payload::incoming::MessageCreate;
 
+use crate::compression::Codec;
 use crate::payloads;
-use crate::wire::push_frame;
+use crate::wire::{push_frame, ZstdStream};
 
 /// Which payload mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +155,33 @@ impl Deflater {
     }
 }
 
+/// The connection's compressor: what the server writes for each payload.
+enum Compressor {
+    Zlib(Deflater),
+    Zstd(ZstdStream),
+    None,
+}
+
+impl Compressor {
+    fn new(codec: Codec) -> Compressor {
+        match codec {
+            Codec::Zlib => Compressor::Zlib(Deflater::new()),
+            Codec::Zstd => Compressor::Zstd(ZstdStream::new()),
+            Codec::None => Compressor::None,
+        }
+    }
+
+    /// Appends `text` as one frame (binary if compressed, else text) to
+    /// `out`; returns where its payload starts in `out` and its length.
+    fn frame(&mut self, out: &mut Vec<u8>, text: &str) -> (usize, usize) {
+        match self {
+            Compressor::Zlib(deflater) => push_frame(out, 2, deflater.push(text.as_bytes())),
+            Compressor::Zstd(zstd) => push_frame(out, 2, zstd.push(text.as_bytes())),
+            Compressor::None => push_frame(out, 1, text.as_bytes()),
+        }
+    }
+}
+
 /// The timed window of a consumer that counts some of the dispatches: from
 /// its second counted dispatch (when its clock starts) to its last one.
 #[derive(Debug, Default, Clone, Copy)]
@@ -186,14 +214,14 @@ impl Window {
 
 /// Everything the server writes for one run, precomputed.
 pub struct Replay {
-    pub zlib: bool,
+    pub codec: Codec,
     /// The Hello frame (sent on connect).
     pub hello: Vec<u8>,
     /// READY and every mix payload as consecutive frames (sent after Identify).
     pub bulk: Vec<u8>,
     /// Heartbeat ACK frames, used in order (compressed ones continue the stream).
     pub acks: Vec<Vec<u8>>,
-    /// Payload ranges of the bulk's frames (for the in-process inflate timing).
+    /// Payload ranges of the bulk's frames (for the in-process decompression timing).
     pub frames: Vec<(usize, usize)>,
     /// The Hello frame's payload.
     pub hello_payload: Vec<u8>,
@@ -213,29 +241,21 @@ pub struct Replay {
 }
 
 impl Replay {
-    pub fn build(mix: &Mix, port: u16, zlib: bool) -> Replay {
+    pub fn build(mix: &Mix, port: u16, codec: Codec) -> Replay {
         let started = Instant::now();
-        let mut deflater = Deflater::new();
-        let opcode = if zlib { 2 } else { 1 };
-        let frame = |deflater: &mut Deflater, out: &mut Vec<u8>, text: &str| {
-            if zlib {
-                let compressed = deflater.push(text.as_bytes());
-                push_frame(out, opcode, compressed)
-            } else {
-                push_frame(out, opcode, text.as_bytes())
-            }
-        };
+        let mut compressor = Compressor::new(codec);
         let mut hello = Vec::new();
-        let (start, len) = frame(&mut deflater, &mut hello, HELLO);
+        let (start, len) = compressor.frame(&mut hello, HELLO);
         let hello_payload = hello[start..start + len].to_vec();
 
         let raw = mix.copy_bytes() * mix.copies as u64;
-        let mut bulk = Vec::with_capacity(if zlib { raw as usize / 3 } else { raw as usize + raw as usize / 50 });
+        let mut bulk =
+            Vec::with_capacity(if codec.compressed() { raw as usize / 3 } else { raw as usize + raw as usize / 50 });
         let mut frames = Vec::new();
         let (mut dispatches, mut full_bytes, mut d_bytes, mut content_bytes, mut inflated_bytes) = (0, 0, 0, 0, 0);
         let (mut all, mut typed) = (Window::default(), Window::default());
-        let mut add = |deflater: &mut Deflater, bulk: &mut Vec<u8>, text: &str, content_len: Option<u64>| {
-            frames.push(frame(deflater, bulk, text));
+        let mut add = |compressor: &mut Compressor, bulk: &mut Vec<u8>, text: &str, content_len: Option<u64>| {
+            frames.push(compressor.frame(bulk, text));
             inflated_bytes += text.len() as u64;
             if is_dispatch(text) {
                 dispatches += 1;
@@ -247,18 +267,18 @@ impl Replay {
                 typed.dispatch(text.len() as u64, content_len.is_some());
             }
         };
-        add(&mut deflater, &mut bulk, &ready(port), None);
-        mix.for_each_payload(|text, content_len| add(&mut deflater, &mut bulk, text, content_len));
+        add(&mut compressor, &mut bulk, &ready(port), None);
+        mix.for_each_payload(|text, content_len| add(&mut compressor, &mut bulk, text, content_len));
         let mut acks = Vec::new();
         for _ in 0..ACKS {
             let mut ack = Vec::new();
-            frame(&mut deflater, &mut ack, ACK);
+            compressor.frame(&mut ack, ACK);
             acks.push(ack);
         }
         eprintln!(
             "  built {} {}: {} payloads, {} dispatches ({} MESSAGE_CREATE), {:.1} MB inflated, {:.1} MB on the wire, in {:.1} s",
             mix.kind.name(),
-            if zlib { "zlib" } else { "none" },
+            codec.arg(),
             frames.len(),
             dispatches,
             typed.counted,
@@ -267,7 +287,7 @@ impl Replay {
             started.elapsed().as_secs_f64()
         );
         Replay {
-            zlib,
+            codec,
             hello,
             bulk,
             acks,

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use crate::compression::Codec;
+
 /// Counts dispatches as a consumer receives them and times the window from
 /// the first dispatch after READY to the last one.
 pub struct Meter {
@@ -69,27 +71,28 @@ pub fn vm_hwm_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parsed arguments of `client <kind> --port P --expect N`.
+/// Parsed arguments of `client <kind> --port P --expect N --compression zlib|zstd|none`.
 pub struct ClientArgs {
     pub kind: String,
     pub port: u16,
     pub expect: u64,
     /// Compression the parent asked for (twilight decides at compile time).
-    #[allow(dead_code)]
-    pub zlib: bool,
+    pub codec: Codec,
 }
 
 impl ClientArgs {
     /// Parses `args` after the `client` word.
     pub fn parse(mut args: impl Iterator<Item = String>) -> ClientArgs {
         let kind = args.next().expect("client kind");
-        let mut parsed = ClientArgs { kind, port: 0, expect: 0, zlib: false };
+        let mut parsed = ClientArgs { kind, port: 0, expect: 0, codec: Codec::None };
         while let Some(flag) = args.next() {
             let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
             match flag.as_str() {
                 "--port" => parsed.port = value.parse().expect("port"),
                 "--expect" => parsed.expect = value.parse().expect("expect"),
-                "--compression" => parsed.zlib = value == "zlib",
+                "--compression" => {
+                    parsed.codec = Codec::parse(&value).unwrap_or_else(|| panic!("unknown compression {value}"))
+                }
                 other => panic!("unknown client flag {other}"),
             }
         }

@@ -78,8 +78,8 @@ fn serve(stream: TcpStream, replay: &Replay, queries: &Mutex<Vec<String>>) -> tu
     loop {
         if let Message::Text(text) = ws.read()? {
             if op_is(&text, "1") {
-                if replay.zlib {
-                    // Precompressed ACKs continue the connection's zlib stream.
+                if replay.codec.compressed() {
+                    // Precompressed ACKs continue the connection's zlib stream / zstd frame.
                     let Some(ack) = acks.next() else { continue };
                     ws.get_mut().write_all(ack)?;
                 } else {

@@ -40,9 +40,11 @@ struct Envelope<'a> {
 fn on_tokio(args: &ClientArgs) -> (tokio::runtime::Runtime, Shard) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     // twilight chooses compression at compile time: with its `zlib` feature it
-    // always asks for `compress=zlib-stream`; for the uncompressed runs the
-    // server sends text frames anyway, which twilight reads exactly as a
-    // build without compression does (binary frames only go to the inflater).
+    // always asks for `compress=zlib-stream`, with `zstd` (which wins if both
+    // are on) for `compress=zstd-stream`. The zstd rows run a `zstd` build;
+    // for the uncompressed runs the server sends a `zlib` build text frames
+    // anyway, which twilight reads exactly as a build without compression
+    // does (binary frames only go to the decompressor).
     let shard = {
         // The config's default identify queue spawns its task right away.
         let _in_runtime = runtime.enter();

@@ -42,3 +42,51 @@ pub fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) -> (usize, usiz
     out.extend_from_slice(payload);
     (start, len)
 }
+
+/// zstd-stream as Discord sends it: window log 18 (the window descriptor of
+/// Discord's frames, `0x40`). Discord does not document its level; 3 is
+/// zstd's default.
+pub const ZSTD_WINDOW_LOG: u32 = 18;
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// One zstd frame for a whole connection, flushed (`ZSTD_e_flush`) after
+/// every payload; each flush is one binary WebSocket message.
+pub struct ZstdStream {
+    cctx: zstd_safe::CCtx<'static>,
+    /// Scratch output, all initialized (`len` is the room zstd may use).
+    out: Vec<u8>,
+}
+
+impl ZstdStream {
+    pub fn new() -> ZstdStream {
+        let mut cctx = zstd_safe::CCtx::create();
+        cctx.set_parameter(zstd_safe::CParameter::CompressionLevel(ZSTD_LEVEL)).expect("zstd level");
+        cctx.set_parameter(zstd_safe::CParameter::WindowLog(ZSTD_WINDOW_LOG)).expect("zstd window log");
+        ZstdStream { cctx, out: Vec::new() }
+    }
+
+    /// Compresses `payload` and flushes: the bytes of one binary message
+    /// (the first one starts with the frame header).
+    pub fn push(&mut self, payload: &[u8]) -> &[u8] {
+        let room = zstd_safe::compress_bound(payload.len()) + 64;
+        if self.out.len() < room {
+            self.out.resize(room, 0);
+        }
+        let mut input = zstd_safe::InBuffer::around(payload);
+        let mut written = 0;
+        loop {
+            let mut output = zstd_safe::OutBuffer::around_pos(&mut self.out[..], written);
+            let left = self
+                .cctx
+                .compress_stream2(&mut output, &mut input, zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush)
+                .unwrap_or_else(|code| panic!("zstd compress: {}", zstd_safe::get_error_name(code)));
+            written = output.pos();
+            if left == 0 && input.pos() == payload.len() {
+                break;
+            }
+            let more = self.out.len();
+            self.out.resize(more * 2, 0);
+        }
+        &self.out[..written]
+    }
+}

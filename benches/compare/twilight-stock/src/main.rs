@@ -1,6 +1,8 @@
-//! twilight-gateway as shipped (see Cargo.toml):
-//! `twilight-stock client twilight|twilight-equivalent|twilight-typed ...`.
+//! twilight-gateway as shipped (see Cargo.toml), with its `zlib` or its
+//! `zstd` feature: `twilight-stock client twilight|twilight-equivalent|twilight-typed ...`.
 
+#[path = "../../src/compression.rs"]
+mod compression;
 #[path = "../../src/report.rs"]
 mod report;
 #[path = "../../src/twilight_client.rs"]
