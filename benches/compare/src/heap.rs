@@ -4,26 +4,35 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/compare/Cargo.toml --bin heap -- \
-//!     [--shards N] [--burst B] [--compression zlib|none|both] \
+//!     [--shards N] [--burst B] [--compression zlib|zstd|none|both|all] \
 //!     [--client ours-async-std|ours-tokio|twilight|all] [--max-connecting C] [--settle-ms MS]
 //! ```
 //!
+//! `--compression all` (the default) runs zlib-stream, zstd-stream and
+//! none, in that order; `both` is zlib-stream and none.
+//!
 //! This process runs the gateway (`heap/server.rs`: std threads + sync
 //! tungstenite, Hello with a 41 250 ms heartbeat interval, READY per shard,
-//! heartbeat ACKs, and on command a burst to every shard; zlib-stream when
-//! the client asks for it in its URL query, text frames otherwise). Each
-//! client runs in its own child process, so the server's allocations are
-//! never counted and the RSS figures are the client's alone:
+//! heartbeat ACKs, and on command a burst to every shard; zlib-stream or
+//! zstd-stream when the client asks for it in its URL query, text frames
+//! otherwise; how the precomputed streams are built is in
+//! `heap/traffic.rs`). Every connection of a run must have asked for the
+//! run's compression. Each client runs in its own child process, so the
+//! server's allocations are never counted and the RSS figures are the
+//! client's alone:
 //!
-//! - `ours-async-std`: `Shard::new` (the default async-std connector),
+//! - `ours-async-std`: `Shard::new` (the default async-std connector, with
+//!   `Compression::ZlibStream`, `ZstdStream` or `None`),
 //!   nothing spawned: all shard streams in one `FuturesUnordered` under
 //!   `async_io::block_on`; polling a stream drives its connection.
 //! - `ours-tokio`: `Shard::with_connector` with tokio's `TcpStream` through
 //!   tokio-util compat, tokio current_thread runtime, per shard one task for
 //!   the driver and one consuming the stream.
 //! - `twilight`: twilight-gateway 0.18.0 built alone in `twilight-heap/`,
-//!   with its `zlib` feature for the zlib-stream rows and without it (so no
-//!   inflater per shard) for the uncompressed ones; tokio current_thread,
+//!   with its `zlib` feature for the zlib-stream rows, its `zstd` feature
+//!   (its default compression: a zstd-safe `DCtx` and a 32 KiB output
+//!   buffer per shard) for the zstd-stream rows, and without either (so no
+//!   decompressor per shard) for the uncompressed ones; tokio current_thread,
 //!   one task per shard consuming its raw `Message` stream; identify queue
 //!   off (`InMemoryQueue` with `max_concurrency` 0).
 //!
@@ -56,6 +65,8 @@ mod payloads;
 mod alloc;
 #[path = "heap/child.rs"]
 mod child;
+#[path = "compression.rs"]
+mod compression;
 #[path = "heap/ours.rs"]
 mod ours;
 #[path = "heap/server.rs"]
@@ -70,6 +81,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use compression::Codec;
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
@@ -102,7 +115,7 @@ impl Client {
 struct Options {
     shards: u32,
     burst: u64,
-    zlibs: Vec<bool>,
+    codecs: Vec<Codec>,
     clients: Vec<Client>,
     max_connecting: usize,
     settle_ms: u64,
@@ -113,8 +126,9 @@ fn usage(error: &str) -> ! {
         eprintln!("error: {error}");
     }
     eprintln!(
-        "usage: heap [--shards N] [--burst B] [--compression zlib|none|both] \
-         [--client ours-async-std|ours-tokio|twilight|all] [--max-connecting C] [--settle-ms MS]"
+        "usage: heap [--shards N] [--burst B] [--compression zlib|zstd|none|both|all] \
+         [--client ours-async-std|ours-tokio|twilight|all] [--max-connecting C] [--settle-ms MS]\n\
+         \x20 --compression: both = zlib and none; all (default) = zlib, zstd and none"
     );
     std::process::exit(if error.is_empty() { 0 } else { 2 })
 }
@@ -123,7 +137,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Options {
     let mut options = Options {
         shards: 1000,
         burst: 100,
-        zlibs: vec![true, false],
+        codecs: Codec::ALL.to_vec(),
         clients: vec![Client::OursAsyncStd, Client::OursTokio, Client::Twilight],
         max_connecting: 50,
         settle_ms: 2000,
@@ -138,12 +152,9 @@ fn options(mut args: impl Iterator<Item = String>) -> Options {
             }
             "--settle-ms" => options.settle_ms = value().parse().unwrap_or_else(|_| usage("--settle-ms MS")),
             "--compression" => {
-                options.zlibs = match value().as_str() {
-                    "zlib" => vec![true],
-                    "none" => vec![false],
-                    "both" => vec![true, false],
-                    other => usage(&format!("unknown compression {other}")),
-                }
+                let name = value();
+                options.codecs =
+                    Codec::parse_set(&name).unwrap_or_else(|| usage(&format!("unknown compression {name}")))
             }
             "--client" => {
                 options.clients = match value().as_str() {
@@ -177,8 +188,8 @@ fn main() {
     }
     let options = options(args);
     raise_fd_limit();
-    let twilight: Vec<(bool, PathBuf)> = if options.clients.contains(&Client::Twilight) {
-        options.zlibs.iter().map(|&zlib| (zlib, build_twilight_heap(zlib))).collect()
+    let twilight: Vec<(Codec, PathBuf)> = if options.clients.contains(&Client::Twilight) {
+        options.codecs.iter().map(|&codec| (codec, build_twilight_heap(codec))).collect()
     } else {
         Vec::new()
     };
@@ -196,17 +207,17 @@ fn main() {
 
     let me = std::env::current_exe().expect("current exe");
     let mut rows = Vec::new();
-    for &zlib in &options.zlibs {
+    for &codec in &options.codecs {
         for &client in &options.clients {
             let exe = match client {
-                Client::Twilight => twilight.iter().find(|(z, _)| *z == zlib).map(|(_, path)| path.clone()).unwrap(),
+                Client::Twilight => twilight.iter().find(|(c, _)| *c == codec).map(|(_, path)| path.clone()).unwrap(),
                 _ => me.clone(),
             };
-            let result = run_child(&exe, client, zlib, &options, &server);
+            let result = run_child(&exe, client, codec, &options, &server);
             eprintln!(
                 "  [{} | {}] idle {:.1} KiB/shard, after burst {:.1} KiB/shard, peak {:.1} MiB, \
                  VmRSS {:.1} MiB, VmHWM {:.1} MiB (connect {} ms, burst {} ms, {} heartbeats)",
-                compression_name(zlib),
+                codec.label(),
                 client.label(),
                 result.per_shard(result.idle, options.shards),
                 result.per_shard(result.after, options.shards),
@@ -217,15 +228,16 @@ fn main() {
                 result.burst_ms,
                 result.heartbeats
             );
-            rows.push((zlib, client, result));
+            rows.push((codec, client, result));
         }
     }
 
     println!();
     println!(
         "{} shards in one process; burst per shard: {} dispatches, {burst_mb:.2} MB of JSON (GUILD_CREATEs of {} KB). \
-         Heap = live bytes from a counting global allocator, all threads of the client process; \
-         per shard = (live − baseline before the first shard) / shards. \
+         Heap = live bytes from a counting global allocator, all threads of the client process, \
+         plus what statically linked C code holds through `malloc` (libzstd's decoder; the last column, \
+         included in the others); per shard = (live − baseline before the first shard) / shards. \
          Peak = highest live heap from the idle reading until the burst was delivered and settled.",
         options.shards,
         options.burst,
@@ -233,13 +245,15 @@ fn main() {
     );
     println!();
     println!(
-        "| compression | client | idle after READY | after burst | peak during burst | VmRSS after burst | VmHWM |"
+        "| compression | client | idle after READY | after burst | peak during burst | VmRSS after burst | VmHWM \
+         | of which C `malloc`, idle / after burst |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for (zlib, client, r) in &rows {
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (codec, client, r) in &rows {
         println!(
-            "| {} | {} | {:.1} KiB/shard ({:.1} MiB) | {:.1} KiB/shard ({:.1} MiB) | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
-            compression_name(*zlib),
+            "| {} | {} | {:.1} KiB/shard ({:.1} MiB) | {:.1} KiB/shard ({:.1} MiB) | {:.1} MiB | {:.1} MiB | {:.1} MiB \
+             | {:.1} / {:.1} KiB/shard |",
+            codec.label(),
             client.label(),
             r.per_shard(r.idle, options.shards),
             mib(r.idle),
@@ -247,16 +261,10 @@ fn main() {
             mib(r.after),
             mib(r.peak),
             r.rss_kb as f64 / 1024.0,
-            r.hwm_kb as f64 / 1024.0
+            r.hwm_kb as f64 / 1024.0,
+            r.c_idle as f64 / f64::from(options.shards) / 1024.0,
+            r.c_after as f64 / f64::from(options.shards) / 1024.0
         );
-    }
-}
-
-fn compression_name(zlib: bool) -> &'static str {
-    if zlib {
-        "zlib-stream"
-    } else {
-        "none"
     }
 }
 
@@ -269,6 +277,9 @@ struct ChildResult {
     idle: i64,
     after: i64,
     peak: i64,
+    /// Of `idle` / `after`, what C code holds through `malloc` (libzstd).
+    c_idle: i64,
+    c_after: i64,
     rss_kb: u64,
     hwm_kb: u64,
     connect_ms: u64,
@@ -291,15 +302,15 @@ fn field(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {line:?}"))
 }
 
-fn run_child(exe: &Path, client: Client, zlib: bool, options: &Options, server: &server::Server) -> ChildResult {
-    let name = format!("{} {}", compression_name(zlib), client.label());
+fn run_child(exe: &Path, client: Client, codec: Codec, options: &Options, server: &server::Server) -> ChildResult {
+    let name = format!("{} {}", codec.label(), client.label());
     eprintln!("running {name} ...");
     let mut child = Command::new(exe)
         .args(["child", client.arg(), "--port", &server.port.to_string()])
         .args(["--shards", &options.shards.to_string(), "--burst", &options.burst.to_string()])
         .args(["--max-connecting", &options.max_connecting.to_string()])
         .args(["--settle-ms", &options.settle_ms.to_string()])
-        .args(["--compression", if zlib { "zlib" } else { "none" }])
+        .args(["--compression", codec.arg()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -334,15 +345,22 @@ fn run_child(exe: &Path, client: Client, zlib: bool, options: &Options, server: 
     let tally = server.take_tally();
     let shards = options.shards as usize;
     assert_eq!(tally.identified, shards, "{name}: {} identifies (a reconnect?)", tally.identified);
-    let (asked, other) =
-        if zlib { (tally.zlib_queries, tally.plain_queries) } else { (tally.plain_queries, tally.zlib_queries) };
-    assert_eq!((asked, other), (shards, 0), "{name}: connections asking for the wrong compression");
+    let mut expected = [0; 3];
+    expected[Codec::ALL.iter().position(|&c| c == codec).expect("a codec of Codec::ALL")] = shards;
+    assert_eq!(
+        (tally.queries, tally.unknown_queries),
+        (expected, 0),
+        "{name}: connections per compression asked ({:?} order, then unknown)",
+        Codec::ALL.map(Codec::label)
+    );
     assert_eq!(field(&line, "dispatches"), field(&line, "expected"), "{name}: dispatches received");
     ChildResult {
         baseline: field(&line, "baseline") as i64,
         idle: field(&line, "idle") as i64,
         after: field(&line, "after") as i64,
         peak: field(&line, "peak") as i64,
+        c_idle: field(&line, "c_idle") as i64,
+        c_after: field(&line, "c_after") as i64,
         rss_kb: field(&line, "rss_kb"),
         hwm_kb: field(&line, "hwm_kb"),
         connect_ms: field(&line, "connect_ms"),
@@ -364,25 +382,25 @@ fn raise_fd_limit() {
 }
 
 /// Builds `twilight-heap/` (its own workspace, so twilight's features are
-/// its own) with or without twilight's `zlib` feature; returns a copy of the
-/// binary for that build.
-fn build_twilight_heap(zlib: bool) -> PathBuf {
+/// its own) with twilight-gateway's `zlib` feature, its `zstd` feature or
+/// neither; returns a copy of the binary for that build.
+fn build_twilight_heap(codec: Codec) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let target = dir.join("target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("building twilight-heap ({}) ...", if zlib { "zlib" } else { "no compression" });
+    eprintln!("building twilight-heap ({}) ...", codec.label());
     let mut command = Command::new(cargo);
     command
         .args(["build", "--release", "--quiet", "--manifest-path"])
         .arg(dir.join("twilight-heap/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target);
-    if zlib {
-        command.args(["--features", "zlib"]);
+    if codec.compressed() {
+        command.args(["--features", codec.arg()]);
     }
     assert!(command.status().expect("run cargo").success(), "building twilight-heap failed");
     let built = target.join("release/twilight-heap");
-    let copy = target.join(if zlib { "release/twilight-heap-zlib" } else { "release/twilight-heap-none" });
+    let copy = target.join(format!("release/twilight-heap-{}", codec.arg()));
     std::fs::copy(&built, &copy).expect("copy twilight-heap");
     copy
 }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 
 use super::alloc;
+use super::compression::Codec;
 
-/// Parsed `child <kind> --port P --shards N --burst B --max-connecting C --settle-ms S --compression zlib|none`.
+/// Parsed `child <kind> --port P --shards N --burst B --max-connecting C --settle-ms S --compression zlib|zstd|none`.
 pub struct ChildArgs {
     pub kind: String,
     pub port: u16,
@@ -24,7 +25,7 @@ pub struct ChildArgs {
     pub burst: u64,
     pub max_connecting: usize,
     pub settle: Duration,
-    pub zlib: bool,
+    pub codec: Codec,
 }
 
 impl ChildArgs {
@@ -38,7 +39,7 @@ impl ChildArgs {
             burst: 0,
             max_connecting: 50,
             settle: Duration::from_secs(2),
-            zlib: true,
+            codec: Codec::Zlib,
         };
         while let Some(flag) = args.next() {
             let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -48,7 +49,9 @@ impl ChildArgs {
                 "--burst" => parsed.burst = value.parse().expect("burst"),
                 "--max-connecting" => parsed.max_connecting = value.parse().expect("max-connecting"),
                 "--settle-ms" => parsed.settle = Duration::from_millis(value.parse().expect("settle-ms")),
-                "--compression" => parsed.zlib = value == "zlib",
+                "--compression" => {
+                    parsed.codec = Codec::parse(&value).unwrap_or_else(|| panic!("unknown compression {value}"))
+                }
                 other => panic!("unknown child flag {other}"),
             }
         }
@@ -158,7 +161,7 @@ pub fn start_controller(args: &ChildArgs, gates: Vec<oneshot::Sender<()>>, basel
             drop(gates);
             let connect_ms = started.elapsed().as_millis();
             std::thread::sleep(settle);
-            let idle = alloc::live();
+            let (idle, c_idle) = (alloc::live(), alloc::c_live());
             let (idle_rss, _) = rss_kb();
             alloc::reset_peak();
             println!("IDLE baseline={baseline} idle={idle} idle_rss_kb={idle_rss} connect_ms={connect_ms}");
@@ -171,12 +174,13 @@ pub fn start_controller(args: &ChildArgs, gates: Vec<oneshot::Sender<()>>, basel
             });
             let burst_ms = burst_started.elapsed().as_millis();
             std::thread::sleep(settle);
-            let after = alloc::live();
+            let (after, c_after) = (alloc::live(), alloc::c_live());
             let peak = alloc::peak();
             let (rss, hwm) = rss_kb();
             let dispatches = DISPATCHES.load(Ordering::Relaxed);
             println!(
-                "RESULT baseline={baseline} idle={idle} after={after} peak={peak} idle_rss_kb={idle_rss} \
+                "RESULT baseline={baseline} idle={idle} after={after} peak={peak} c_idle={c_idle} c_after={c_after} \
+                 idle_rss_kb={idle_rss} \
                  rss_kb={rss} hwm_kb={hwm} dispatches={dispatches} expected={expect} connect_ms={connect_ms} \
                  burst_ms={burst_ms}"
             );

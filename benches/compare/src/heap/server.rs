@@ -4,8 +4,9 @@
 //! Hello on connect; Identify → READY (with `session_id`,
 //! `resume_gateway_url` and the shard's unavailable guilds); heartbeat →
 //! ACK; on [`Server::burst`], every identified connection gets the burst
-//! at once (a thread per connection). zlib-stream when the client's query
-//! asks `compress=zlib-stream`, text frames otherwise.
+//! at once (a thread per connection). zlib-stream or zstd-stream when the
+//! client's query asks `compress=zlib-stream` / `compress=zstd-stream`,
+//! text frames otherwise.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -17,10 +18,11 @@ use std::time::{Duration, Instant};
 use tungstenite::Message;
 
 use super::traffic::{self, Traffic};
+use crate::compression::Codec;
 
 /// One identified connection.
 struct Conn {
-    zlib: bool,
+    codec: Codec,
     /// A clone of the socket: READY, ACKs and the burst never interleave.
     writer: Mutex<TcpStream>,
 }
@@ -28,8 +30,10 @@ struct Conn {
 #[derive(Default)]
 struct State {
     identified: Mutex<Vec<Arc<Conn>>>,
-    zlib_queries: AtomicUsize,
-    plain_queries: AtomicUsize,
+    /// Connections that asked for each of `Codec::ALL`.
+    queries: [AtomicUsize; 3],
+    /// Connections that asked for a `compress=` this server does not know.
+    unknown_queries: AtomicUsize,
     heartbeats: AtomicUsize,
 }
 
@@ -40,16 +44,17 @@ pub struct Server {
 
 /// What one run's connections did.
 pub struct Tally {
-    pub zlib_queries: usize,
-    pub plain_queries: usize,
+    /// Connections per compression they asked for, in `Codec::ALL` order.
+    pub queries: [usize; 3],
+    pub unknown_queries: usize,
     pub identified: usize,
     pub heartbeats: usize,
 }
 
 struct Shared {
     port: u16,
-    zlib: Traffic,
-    plain: Traffic,
+    /// Per `Codec::ALL`.
+    traffic: [Traffic; 3],
     guilds: Vec<String>,
     state: State,
 }
@@ -61,17 +66,20 @@ impl Server {
         let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
             port,
-            zlib: Traffic::new(burst, true),
-            plain: Traffic::new(burst, false),
+            traffic: Codec::ALL.map(|codec| Traffic::new(burst, codec)),
             guilds: traffic::guild_ids(burst),
             state: State::default(),
         });
         eprintln!(
-            "burst per shard: {} dispatches, {:.2} MB of JSON; as frames {:.2} MB zlib-stream, {:.2} MB plain",
+            "burst per shard: {} dispatches, {:.2} MB of JSON; as frames {}",
             burst.len(),
             burst.iter().map(String::len).sum::<usize>() as f64 / 1e6,
-            shared.zlib.burst.len() as f64 / 1e6,
-            shared.plain.burst.len() as f64 / 1e6
+            shared
+                .traffic
+                .iter()
+                .map(|traffic| format!("{:.2} MB {}", traffic.burst.len() as f64 / 1e6, traffic.codec.label()))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let accept_shared = Arc::clone(&shared);
         thread::Builder::new().name("heap-accept".into()).spawn(move || {
@@ -97,7 +105,7 @@ impl Server {
         let writers: Vec<_> = conns
             .into_iter()
             .map(|conn| {
-                let burst = Arc::clone(if conn.zlib { &self.shared.zlib.burst } else { &self.shared.plain.burst });
+                let burst = Arc::clone(&self.shared.traffic_of(conn.codec).burst);
                 thread::Builder::new()
                     .name("heap-burst".into())
                     .stack_size(64 * 1024)
@@ -115,11 +123,17 @@ impl Server {
         let state = &self.shared.state;
         let identified = std::mem::take(&mut *state.identified.lock().unwrap()).len();
         Tally {
-            zlib_queries: state.zlib_queries.swap(0, Ordering::Relaxed),
-            plain_queries: state.plain_queries.swap(0, Ordering::Relaxed),
+            queries: [0, 1, 2].map(|i| state.queries[i].swap(0, Ordering::Relaxed)),
+            unknown_queries: state.unknown_queries.swap(0, Ordering::Relaxed),
             identified,
             heartbeats: state.heartbeats.swap(0, Ordering::Relaxed),
         }
+    }
+}
+
+impl Shared {
+    fn traffic_of(&self, codec: Codec) -> &Traffic {
+        &self.traffic[Codec::ALL.iter().position(|&c| c == codec).expect("a codec of Codec::ALL")]
     }
 }
 
@@ -141,11 +155,14 @@ fn shard_of(identify: &str) -> Option<(u32, u32)> {
 #[allow(clippy::result_large_err)] // tungstenite's error type
 fn serve(stream: TcpStream, shared: &Shared) -> tungstenite::Result<()> {
     let (mut ws, query) = crate::wire::accept(stream)?;
-    let zlib = query.contains("compress=zlib-stream");
-    let counter = if zlib { &shared.state.zlib_queries } else { &shared.state.plain_queries };
-    counter.fetch_add(1, Ordering::Relaxed);
-    let traffic = if zlib { &shared.zlib } else { &shared.plain };
-    let conn = Arc::new(Conn { zlib, writer: Mutex::new(ws.get_ref().try_clone()?) });
+    let Ok(codec) = Codec::asked_in(&query) else {
+        shared.state.unknown_queries.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    };
+    shared.state.queries[Codec::ALL.iter().position(|&c| c == codec).expect("a codec of Codec::ALL")]
+        .fetch_add(1, Ordering::Relaxed);
+    let traffic = shared.traffic_of(codec);
+    let conn = Arc::new(Conn { codec, writer: Mutex::new(ws.get_ref().try_clone()?) });
     conn.writer.lock().unwrap().write_all(&traffic.hello)?;
     loop {
         let Message::Text(text) = ws.read()? else { continue };

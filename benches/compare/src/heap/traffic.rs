@@ -1,7 +1,7 @@
 //! What the heap bench's server sends, built once and byte-identical for
 //! every client: Hello, a READY per shard, heartbeat ACKs, and the burst of
 //! dispatches (GUILD_CREATEs of 75–394 KB, then small events), each as
-//! ready-to-write WebSocket frames, plain or zlib-stream.
+//! ready-to-write WebSocket frames, plain, zlib-stream or zstd-stream.
 //!
 //! zlib-stream: every connection is one zlib stream, and every payload ends
 //! in a sync flush (`00 00 ff ff`), as Discord sends it. To keep the burst
@@ -12,13 +12,27 @@
 //! continuation of the stream. Within the burst the dictionary carries over
 //! from payload to payload as on Discord; it does not across pieces (a
 //! slightly worse ratio, the same inflater work and memory on the client).
+//!
+//! zstd-stream: every connection is one zstd frame (window log 18, as
+//! Discord's frames declare), every payload flushed into one message. A
+//! compressed zstd block depends on more than the bytes before it (the
+//! three repeat offsets and the entropy tables carry over from block to
+//! block), so only one compressed piece can be precomputed for any
+//! connection: the burst, compressed by a fresh compressor (level 3, a
+//! flush per payload, its frame header cut off), is valid right after any
+//! number of Raw blocks. Hello (after the frame header), READY and the ACKs
+//! are stored as Raw blocks, which the decoder copies into its window
+//! without touching that state. The client's decoder allocates the same
+//! window and does the same work on the burst as on Discord's traffic;
+//! Hello, READY and ACKs cost it a copy instead of a decode.
 
 use std::sync::Arc;
 
 use flate2::{Compress, Compression, FlushCompress};
 
 use super::payloads;
-use crate::wire::push_frame;
+use crate::compression::Codec;
+use crate::wire::{push_frame, ZstdStream, ZSTD_WINDOW_LOG};
 
 pub const HELLO: &str = r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250,"_trace":["[\"gateway-prd-us-east1-b-0568\",{\"micros\":0.0}]"]}}"#;
 pub const ACK: &str = r#"{"t":null,"s":null,"op":11,"d":null}"#;
@@ -103,9 +117,47 @@ pub fn frames<T: AsRef<str>>(texts: &[T], zlib: bool, header: bool) -> Vec<u8> {
     out
 }
 
+/// The zstd frame header every zstd-stream connection starts with: magic,
+/// a frame header descriptor with nothing optional (no content size, no
+/// checksum, no dictionary) and the window descriptor of window log 18.
+const ZSTD_HEADER: [u8; 6] = [0x28, 0xb5, 0x2f, 0xfd, 0x00, ((ZSTD_WINDOW_LOG - 10) << 3) as u8];
+
+/// Largest zstd block (`min(window, 128 KiB)`).
+const ZSTD_MAX_BLOCK: usize = 128 * 1024;
+
+/// `text` as Raw zstd blocks (never the last block), after `prefix`, as one
+/// binary frame.
+fn zstd_raw(prefix: &[u8], text: &str) -> Vec<u8> {
+    let mut message = prefix.to_vec();
+    for chunk in text.as_bytes().chunks(ZSTD_MAX_BLOCK) {
+        // Block header, 3 bytes little-endian: size << 3 | type Raw (0) << 1 | not last.
+        message.extend_from_slice(&((chunk.len() as u32) << 3).to_le_bytes()[..3]);
+        message.extend_from_slice(chunk);
+    }
+    let mut out = Vec::new();
+    push_frame(&mut out, 2, &message);
+    out
+}
+
+/// `texts` compressed by one fresh zstd-stream compressor, a flush per
+/// payload, without its frame header: valid after Raw blocks only.
+fn zstd_compressed<T: AsRef<str>>(texts: &[T]) -> Vec<u8> {
+    let mut zstd = ZstdStream::new();
+    let mut out = Vec::new();
+    for (n, text) in texts.iter().enumerate() {
+        let mut message = zstd.push(text.as_ref().as_bytes());
+        if n == 0 {
+            assert_eq!(message[..ZSTD_HEADER.len()], ZSTD_HEADER, "zstd frame header");
+            message = &message[ZSTD_HEADER.len()..];
+        }
+        push_frame(&mut out, 2, message);
+    }
+    out
+}
+
 /// The pieces the server writes, for one compression.
 pub struct Traffic {
-    pub zlib: bool,
+    pub codec: Codec,
     pub hello: Vec<u8>,
     pub ack: Vec<u8>,
     /// The whole burst, as frames (shared with the server's writer threads).
@@ -113,17 +165,73 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    pub fn new(burst: &[String], zlib: bool) -> Traffic {
-        Traffic {
-            zlib,
-            hello: frames(&[HELLO], zlib, true),
-            ack: frames(&[ACK], zlib, false),
-            burst: Arc::new(frames(burst, zlib, false)),
+    pub fn new(burst: &[String], codec: Codec) -> Traffic {
+        let traffic = match codec {
+            Codec::Zlib | Codec::None => {
+                let zlib = codec == Codec::Zlib;
+                Traffic {
+                    codec,
+                    hello: frames(&[HELLO], zlib, true),
+                    ack: frames(&[ACK], zlib, false),
+                    burst: Arc::new(frames(burst, zlib, false)),
+                }
+            }
+            Codec::Zstd => Traffic {
+                codec,
+                hello: zstd_raw(&ZSTD_HEADER, HELLO),
+                ack: zstd_raw(&[], ACK),
+                burst: Arc::new(zstd_compressed(burst)),
+            },
+        };
+        if codec == Codec::Zstd {
+            traffic.check_zstd(burst);
         }
+        traffic
     }
 
     /// READY for one shard, as a frame.
     pub fn ready(&self, text: &str) -> Vec<u8> {
-        frames(&[text], self.zlib, false)
+        match self.codec {
+            Codec::Zstd => zstd_raw(&[], text),
+            codec => frames(&[text], codec == Codec::Zlib, false),
+        }
+    }
+
+    /// Decodes Hello, a READY, an ACK, the burst and an ACK as one zstd
+    /// stream, message by message, and checks every payload comes back.
+    fn check_zstd(&self, burst: &[String]) {
+        let ready = ready(1, 0, 1, &[]);
+        let mut wire = self.hello.clone();
+        wire.extend_from_slice(&self.ready(&ready));
+        wire.extend_from_slice(&self.ack);
+        wire.extend_from_slice(&self.burst);
+        wire.extend_from_slice(&self.ack);
+        let mut expected = vec![HELLO, &ready, ACK];
+        expected.extend(burst.iter().map(String::as_str));
+        expected.push(ACK);
+
+        let mut dctx = zstd_safe::DCtx::create();
+        let mut out = vec![0u8; 1 << 20];
+        let mut at = 0;
+        for text in expected {
+            // Server frames as `push_frame` writes them: FIN|2, then the length.
+            assert_eq!(wire[at], 0x82);
+            let (len, header) = match wire[at + 1] {
+                126 => (u16::from_be_bytes([wire[at + 2], wire[at + 3]]) as usize, 4),
+                127 => (u64::from_be_bytes(wire[at + 2..at + 10].try_into().unwrap()) as usize, 10),
+                len => (len as usize, 2),
+            };
+            let message = &wire[at + header..at + header + len];
+            at += header + len;
+            let mut input = zstd_safe::InBuffer::around(message);
+            let mut output = zstd_safe::OutBuffer::around(&mut out[..]);
+            while input.pos() < message.len() {
+                dctx.decompress_stream(&mut output, &mut input)
+                    .unwrap_or_else(|code| panic!("zstd traffic: {}", zstd_safe::get_error_name(code)));
+            }
+            assert!(output.pos() < output.capacity(), "zstd traffic: a payload over 1 MiB");
+            assert!(output.as_slice() == text.as_bytes(), "zstd traffic decodes to another payload");
+        }
+        assert_eq!(at, wire.len());
     }
 }

@@ -1,5 +1,6 @@
 //! twilight-gateway with 1,000 shards in one process (shared with the
-//! `twilight-heap` package, which builds it without the `zlib` feature).
+//! `twilight-heap` package, which builds it with the `zlib` feature, the
+//! `zstd` feature or neither).
 //!
 //! The way twilight's examples run many shards: one `Config` cloned into
 //! every `Shard::with_config`, each shard consumed in its own tokio task (a

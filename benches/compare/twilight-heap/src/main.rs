@@ -5,6 +5,8 @@
 mod alloc;
 #[path = "../../src/heap/child.rs"]
 mod child;
+#[path = "../../src/compression.rs"]
+mod compression;
 #[path = "../../src/heap/twilight.rs"]
 mod twilight;
 
