@@ -518,7 +518,12 @@ mod tests {
         for (frame, payload) in frames.iter().zip(&all) {
             let out = inflater.push_owned(frame).unwrap().unwrap();
             assert_eq!(out, *payload);
-            assert!(out.capacity() <= 2 * out.len() + super::super::sizing::SHRINK_SPARE, "{} for {}", out.capacity(), out.len());
+            assert!(
+                out.capacity() <= 2 * out.len() + super::super::sizing::SHRINK_SPARE,
+                "{} for {}",
+                out.capacity(),
+                out.len()
+            );
         }
     }
 }
