@@ -1,4 +1,4 @@
-//! The machine on a zstd-stream connection (gateway-protocol §8.2), end to
+//! The machine on a zstd-stream connection (docs/compression.md), end to
 //! end through the sans-IO core: one frame per connection that never ends,
 //! one flushed payload per message; every failure of the stream is a
 //! resumable reconnect with a fresh decoder.

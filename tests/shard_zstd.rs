@@ -1,5 +1,5 @@
 //! The real `Shard` and `ShardGroup` on zstd-stream against the simulator's
-//! own zstd compressor (gateway-protocol §8.2): streaming, a dropped
+//! own zstd compressor (docs/compression.md): streaming, a dropped
 //! connection resumed with an exact replay, a corrupt frame, an oversized
 //! payload, and a group of shards.
 #![cfg(all(feature = "testing", feature = "async-std", feature = "zstd"))]

@@ -121,7 +121,7 @@ fn next_binary(c: &mut Client) -> Vec<u8> {
     }
 }
 
-// §8.2: `compress=zstd-stream` gets one zstd frame for the connection, one
+// docs/compression.md: `compress=zstd-stream` gets one zstd frame for the connection, one
 // flushed payload per binary message; a corrupt frame does not decode.
 #[cfg(feature = "zstd")]
 #[test]

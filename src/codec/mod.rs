@@ -1,7 +1,7 @@
 //! Codec: turns WebSocket messages into gateway payloads.
 //!
 //! - [`Inflater`]: one zlib-stream per connection (gateway-protocol §8.1).
-//! - [`ZstdDecoder`]: one zstd-stream per connection (gateway-protocol §8.2).
+//! - [`ZstdDecoder`]: one zstd-stream per connection (docs/compression.md).
 //! - [`Envelope::scan`]: finds `op`, `s`, `t` and the byte span of `d` in a
 //!   payload without building a JSON tree (§2).
 

@@ -1,4 +1,4 @@
-//! zstd-stream decoder (docs/protocol.md, "Transport compression").
+//! zstd-stream decoder (docs/compression.md, "zstd-stream").
 //!
 //! With `compress=zstd-stream` the gateway opens one zstd frame per
 //! connection that never ends: it compresses each payload into it and
