@@ -162,9 +162,9 @@ pub fn check_zstd(data: &[u8]) {
                 Ok(out) => {
                     let out = out.unwrap_or_default();
                     assert!(out.len() <= cap, "payload of {} bytes over the {cap}-byte cap", out.len());
-                    assert!(!wide, "a frame with a window over the cap was decoded");
                     got.extend_from_slice(&out);
                     if pristine {
+                        assert!(!wide, "a frame with a window over the cap was decoded");
                         assert!(payload.starts_with(&got), "decoded bytes are not the payload's");
                         if rest.is_empty() {
                             assert!(got == *payload, "a whole message decoded to part of its payload");
@@ -188,7 +188,7 @@ pub fn check_zstd(data: &[u8]) {
             }
         }
     }
-    assert!(failed || !wide, "a frame with a window over the cap was accepted");
+    assert!(failed || !wide || corrupt, "a frame with a window over the cap was accepted");
     if failed {
         assert_eq!(decoder.push_owned(&case.messages[0]), Err(ZstdError::Poisoned));
     }
