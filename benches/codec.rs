@@ -15,10 +15,20 @@
 //! on the inflated texts, and `serde_probe` (serde_json into an envelope
 //! struct with `&RawValue`).
 //!
-//! Run: `cargo bench --bench codec`.
+//! With the `zstd` feature the same texts are also compressed as one
+//! zstd-stream (one frame, a flush per payload, window 2^18) and measured as
+//! `zstd_owned` (ZstdDecoder::push_owned per message) and
+//! `zstd_owned+utf8+read` (what the core does per payload on zstd-stream).
+//!
+//! Run: `cargo bench --bench codec` (`--features zstd` for the zstd rows).
 
 #[path = "../fuzz/payloads.rs"]
 mod payloads;
+
+// The zstd-stream traffic writer the fuzz target uses (libzstd's compressor).
+#[cfg(feature = "zstd")]
+#[path = "../fuzz/zstd_checks.rs"]
+mod zstd_checks;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use discord_gateway_stream::codec::{Envelope, Inflater, DEFAULT_MAX_MESSAGE_SIZE};
@@ -93,6 +103,8 @@ fn bench_mix(c: &mut Criterion, name: &str, texts: &[String]) {
             }
         })
     });
+    #[cfg(feature = "zstd")]
+    bench_zstd(&mut group, texts, inflated);
     group.bench_function("utf8", |b| {
         b.iter(|| {
             for text in texts {
@@ -122,6 +134,36 @@ fn bench_mix(c: &mut Criterion, name: &str, texts: &[String]) {
         })
     });
     group.finish();
+}
+
+/// The zstd-stream rows: decode alone, and decode + UTF-8 + envelope read.
+#[cfg(feature = "zstd")]
+fn bench_zstd(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, texts: &[String], total: u64) {
+    use discord_gateway_stream::codec::ZstdDecoder;
+    let messages = zstd_checks::zstd_stream(texts, 18);
+    eprintln!("  zstd-stream: {} compressed", messages.iter().map(Vec::len).sum::<usize>());
+    let mut decoder = ZstdDecoder::new(DEFAULT_MAX_MESSAGE_SIZE);
+    group.bench_function("zstd_owned", |b| {
+        b.iter(|| {
+            decoder.reset();
+            let mut decoded = 0;
+            for message in &messages {
+                decoded += black_box(decoder.push_owned(message).expect("zstd").expect("a payload")).len();
+            }
+            assert_eq!(decoded as u64, total);
+        })
+    });
+    group.bench_function("zstd_owned+utf8+read", |b| {
+        b.iter(|| {
+            decoder.reset();
+            for message in &messages {
+                let payload = decoder.push_owned(message).expect("zstd").expect("a payload");
+                let text = String::from_utf8(payload).expect("utf-8");
+                black_box(Envelope::read(&text).expect("read"));
+                drop(black_box(text));
+            }
+        })
+    });
 }
 
 fn codec(c: &mut Criterion) {

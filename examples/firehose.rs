@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --example firehose -- [--url URL] [--token T] [--intents N] [--shard ID/TOTAL]
-//!                                 [--compression zlib-stream|none] [--limit N] [--quiet]
+//!                                 [--compression zlib-stream|zstd-stream|none] [--limit N] [--quiet]
 //! ```
 //!
 //! stdout: `<shard id> <seq> <EVENT_NAME> <bytes of raw d>` per dispatch,
@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 const USAGE: &str = "usage: firehose [--url URL] [--token T] [--intents N] [--shard ID/TOTAL] \
-                     [--compression zlib-stream|none] [--limit N] [--quiet]";
+                     [--compression zlib-stream|zstd-stream|none] [--limit N] [--quiet]";
 
 /// Dispatches the simulated session produces: READY, 3 GUILD_CREATE,
 /// 20 MESSAGE_CREATE (half of them replayed after a drop) and RESUMED.
@@ -76,8 +76,9 @@ fn parse_args() -> Result<Args, String> {
             "--compression" => {
                 args.compression = match value.as_str() {
                     "zlib-stream" => Compression::ZlibStream,
+                    "zstd-stream" => Compression::ZstdStream,
                     "none" => Compression::None,
-                    other => return Err(format!("--compression: zlib-stream or none, not {other}")),
+                    other => return Err(format!("--compression: zlib-stream, zstd-stream or none, not {other}")),
                 }
             }
             "--limit" => args.limit = value.parse().map_err(|_| format!("--limit: not a number: {value}"))?,

@@ -6,7 +6,9 @@
 //!     [--max-concurrency N] [--identify-window-ms MS]
 //! ```
 //!
-//! Point a client at `ws://127.0.0.1:PORT/?v=10&encoding=json[&compress=zlib-stream]`.
+//! Point a client at `ws://127.0.0.1:PORT/?v=10&encoding=json[&compress=zlib-stream|zstd-stream]`:
+//! the `compress` query parameter picks each connection's compression
+//! (zstd-stream needs `--features zstd`; anything else closes with 4002).
 //! It serves until Ctrl-C (or `--exit-after-secs`) and prints one line per
 //! connection, client frame and scripted event to stderr.
 //!
@@ -109,7 +111,10 @@ impl Printer {
                 c.path,
                 c.query,
                 if c.via_resume_url { " (resume URL)" } else { "" },
-                if c.compressed { " (zlib-stream)" } else { "" },
+                match (c.compressed, c.compress.as_deref()) {
+                    (true, Some(mode)) => format!(" ({mode})"),
+                    _ => String::new(),
+                },
             );
         }
         self.connections = conns.len();
@@ -240,7 +245,7 @@ fn main() -> ExitCode {
         args.events,
         args.interval_ms
     );
-    eprintln!("connect to {}/?v=10&encoding=json[&compress=zlib-stream]", sim.url());
+    eprintln!("connect to {}/?v=10&encoding=json[&compress=zlib-stream|zstd-stream]", sim.url());
     let deadline = args.exit_after.map(|d| Instant::now() + d);
     let mut printer = Printer::default();
     let mut runner = Runner {

@@ -18,11 +18,13 @@ fn firehose() -> PathBuf {
     path.join("examples").join(format!("firehose{}", std::env::consts::EXE_SUFFIX))
 }
 
-#[test]
-fn with_no_token_it_streams_a_simulated_session_with_a_resume_and_exits_0() {
+/// Runs the firehose on its built-in simulator with `args`; checks its
+/// stdout: the scripted session, in sequence order, each dispatch once.
+fn streams_the_simulated_session(args: &[&str]) {
     let output = Command::new(firehose())
         .env_remove("DISCORD_TOKEN")
         .arg("--quiet")
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("firehose runs (cargo test builds examples)");
@@ -39,6 +41,17 @@ fn with_no_token_it_streams_a_simulated_session_with_a_resume_and_exits_0() {
     assert_eq!(lines[0][2], "READY");
     assert_eq!(lines[24][2], "RESUMED");
     assert_eq!(lines.iter().filter(|l| l[2] == "MESSAGE_CREATE").count(), 20);
+}
+
+#[test]
+fn with_no_token_it_streams_a_simulated_session_with_a_resume_and_exits_0() {
+    streams_the_simulated_session(&[]);
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn the_simulated_session_streams_over_zstd_stream_too() {
+    streams_the_simulated_session(&["--compression", "zstd-stream"]);
 }
 
 #[test]

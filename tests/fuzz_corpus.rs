@@ -56,3 +56,13 @@ fn machine_corpus_keeps_the_protocol_invariants() {
         }
     });
 }
+
+#[cfg(feature = "zstd")]
+#[path = "../fuzz/zstd_checks.rs"]
+mod zstd_checks;
+
+#[cfg(feature = "zstd")]
+#[test]
+fn zstd_corpus_passes_the_zstd_check() {
+    replay("zstd", zstd_checks::check_zstd);
+}

@@ -106,3 +106,55 @@ fn raw_text_bypasses_compression_raw_payload_does_not() {
     assert_eq!(c.payload(), json!({ "op": 42 }));
     assert!(c.messages[2].0, "through the zlib stream");
 }
+
+/// The next binary message of `c`, read raw.
+#[cfg(feature = "zstd")]
+fn next_binary(c: &mut Client) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match c.ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => return b.to_vec(),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(tungstenite::Error::Io(_)) if std::time::Instant::now() < deadline => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+// docs/compression.md: `compress=zstd-stream` gets one zstd frame for the connection, one
+// flushed payload per binary message; a corrupt frame does not decode.
+#[cfg(feature = "zstd")]
+#[test]
+fn zstd_stream_is_one_frame_with_one_payload_per_message() {
+    use zstd_safe::{DCtx, InBuffer, OutBuffer};
+    let decode = |d: &mut DCtx<'_>, bytes: &[u8]| -> Result<String, usize> {
+        let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut input = InBuffer::around(bytes);
+        let hint = d.decompress_stream(&mut OutBuffer::around(&mut out), &mut input)?;
+        assert_eq!((input.pos(), hint), (bytes.len(), 3), "consumed whole, between two blocks");
+        Ok(String::from_utf8(out).expect("UTF-8"))
+    };
+    let sim = sim(SimulatorConfig::new().split_frames(3));
+    let mut c = Client::connect(&format!("{}/?v=10&encoding=json&compress=zstd-stream", sim.url()));
+    let mut d = DCtx::create();
+    let hello = next_binary(&mut c);
+    assert_eq!(&hello[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame header");
+    let hello: serde_json::Value = serde_json::from_str(&decode(&mut d, &hello).unwrap()).unwrap();
+    assert_eq!(hello["op"], 10);
+    let big = "z".repeat(300_000);
+    assert!(sim.send_raw_payload(&json!({ "op": 0, "t": "X", "s": 1, "d": big }).to_string()));
+    let payload: serde_json::Value = serde_json::from_str(&decode(&mut d, &next_binary(&mut c)).unwrap()).unwrap();
+    assert_eq!(payload["d"].as_str().map(str::len), Some(300_000), "one message although split_frames is 3");
+    assert!(sim.send_corrupt_frame());
+    assert!(decode(&mut d, &next_binary(&mut c)).is_err());
+    let conn = &sim.connections()[0];
+    assert!(conn.compressed);
+    assert_eq!(conn.compress.as_deref(), Some("zstd-stream"));
+}
+
+#[test]
+fn an_unknown_compress_value_closes_with_4002() {
+    let sim = sim(SimulatorConfig::new());
+    let mut c = Client::connect(&format!("{}/?v=10&encoding=json&compress=brotli-stream", sim.url()));
+    assert_eq!(c.expect_close(), Some(4002));
+}

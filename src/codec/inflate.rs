@@ -15,18 +15,10 @@
 
 use flate2::{Decompress, FlushDecompress, Status};
 
+use super::sizing::Sizing;
+
 /// The Z_SYNC_FLUSH marker that ends every payload (§8.1).
 const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-
-/// First capacity of the output buffer before any payload was seen.
-const BASE_CAPACITY: usize = 4 * 1024;
-
-/// An owned payload's buffer with more spare bytes than this (and than the
-/// payload) is shrunk before it is handed over.
-const SHRINK_SPARE: usize = 4096;
-
-/// The smallest output buffer allocated.
-const MIN_CAPACITY: usize = 256;
 
 /// A buffer grown past this by one payload is freed before the next one.
 const LARGE_CAPACITY: usize = 1024 * 1024;
@@ -82,31 +74,10 @@ pub struct Inflater {
     poisoned: bool,
     /// Cap on one inflated payload.
     max_message_size: usize,
-    /// Running inflated-to-compressed size ratio, in eighths.
-    ratio: usize,
-    /// Capacity for a new output buffer, estimated from the first message of its payload.
-    first_capacity: usize,
+    /// Sizes each payload's buffer from the stream's inflate ratio.
+    sizing: Sizing,
     /// The stream's compressed byte count when the current payload started.
     payload_start_in: u64,
-}
-
-/// The ratio a new stream starts from, in eighths (JSON inflates about 4-10×).
-const START_RATIO: usize = 6 * 8;
-
-/// The ratio after a payload of `inflated` bytes from `compressed` ones: a
-/// running average that follows the stream within a few payloads.
-fn next_ratio(ratio: usize, inflated: usize, compressed: usize) -> usize {
-    let sample = inflated.saturating_mul(8) / compressed.max(1);
-    (ratio.saturating_mul(3).saturating_add(sample) / 4).clamp(8, 64 * 8)
-}
-
-/// The first capacity for a payload whose first compressed message has
-/// `compressed` bytes: half again what the ratio predicts, so almost every
-/// payload fits without growing (measured in `tests/codec_allocations.rs`:
-/// about 1.004 allocations per payload, a quarter of the bytes spare; a
-/// quarter more instead of a half gave 1.09 allocations and 18% spare).
-fn estimate(ratio: usize, compressed: usize) -> usize {
-    (compressed.saturating_mul(ratio) / 8).saturating_mul(3) / 2
 }
 
 impl Inflater {
@@ -121,8 +92,7 @@ impl Inflater {
             small: [0; SMALL_PAYLOAD],
             poisoned: false,
             max_message_size,
-            ratio: START_RATIO,
-            first_capacity: BASE_CAPACITY,
+            sizing: Sizing::new(max_message_size),
             payload_start_in: 0,
         }
     }
@@ -176,17 +146,9 @@ impl Inflater {
         if !self.feed(message)? {
             return Ok(None);
         }
-        let mut payload = std::mem::take(&mut self.out);
-        self.ratio = next_ratio(self.ratio, payload.len(), compressed);
+        let payload = std::mem::take(&mut self.out);
         self.start_payload();
-        // The estimate can miss by far after a run of payloads that compress
-        // much better: a buffer with more spare bytes than both its payload
-        // and SHRINK_SPARE is shrunk to fit.
-        let spare = payload.capacity() - payload.len();
-        if spare > payload.len() && spare > SHRINK_SPARE {
-            payload.shrink_to_fit();
-        }
-        Ok(Some(payload))
+        Ok(Some(self.sizing.finish(payload, compressed)))
     }
 
     /// Inflates one message into `out`; `true` when it completed a payload.
@@ -230,10 +192,7 @@ impl Inflater {
 
     /// Records the last compressed bytes of `message` after the earlier ones.
     fn remember_tail(&mut self, message: &[u8]) {
-        if self.out.capacity() == 0 {
-            // A new buffer: size it for this payload from what we know.
-            self.first_capacity = estimate(self.ratio, message.len());
-        }
+        self.sizing.plan(&self.out, message.len());
         self.pending_in = self.pending_in.saturating_add(message.len());
         if let Some(last) = message.last_chunk::<4>() {
             self.tail = *last;
@@ -289,28 +248,11 @@ impl Inflater {
         }
     }
 
-    /// Grows the output buffer, never past `max_message_size + 1` (one byte
-    /// more than allowed is how an oversized payload is noticed).
-    ///
-    /// An empty buffer gets the estimate made from the payload's first
-    /// message. A full one grows by what this payload's own ratio so far
-    /// predicts for the `remaining` compressed bytes of the message, plus an
-    /// eighth, so a payload ends in a buffer at most about an eighth too
-    /// large; with no input left (zlib still holds output) by a quarter.
+    /// Grows the output buffer (see [`Sizing::grow`]).
     fn grow(&mut self, remaining: usize) {
-        let ceiling = self.max_message_size.saturating_add(1);
-        let len = self.out.len();
-        let target = if self.out.capacity() == 0 {
-            self.first_capacity
-        } else {
-            let consumed = usize::try_from(self.decompress.total_in().saturating_sub(self.payload_start_in))
-                .unwrap_or(usize::MAX)
-                .max(1);
-            let predicted = remaining.saturating_mul(len / consumed + 1);
-            len.saturating_add(predicted.max(len / 4)).saturating_add(len / 8)
-        };
-        let target = target.max(MIN_CAPACITY).min(ceiling);
-        self.out.reserve_exact(target.saturating_sub(len));
+        let consumed =
+            usize::try_from(self.decompress.total_in().saturating_sub(self.payload_start_in)).unwrap_or(usize::MAX);
+        self.sizing.grow(&mut self.out, consumed, remaining);
     }
 }
 
@@ -576,7 +518,12 @@ mod tests {
         for (frame, payload) in frames.iter().zip(&all) {
             let out = inflater.push_owned(frame).unwrap().unwrap();
             assert_eq!(out, *payload);
-            assert!(out.capacity() <= 2 * out.len() + SHRINK_SPARE, "{} for {}", out.capacity(), out.len());
+            assert!(
+                out.capacity() <= 2 * out.len() + super::super::sizing::SHRINK_SPARE,
+                "{} for {}",
+                out.capacity(),
+                out.len()
+            );
         }
     }
 }

@@ -1,16 +1,23 @@
 //! Codec: turns WebSocket messages into gateway payloads.
 //!
 //! - [`Inflater`]: one zlib-stream per connection (gateway-protocol §8.1).
+//! - [`ZstdDecoder`]: one zstd-stream per connection (docs/compression.md).
 //! - [`Envelope::scan`]: finds `op`, `s`, `t` and the byte span of `d` in a
 //!   payload without building a JSON tree (§2).
 
 mod envelope;
 #[cfg(feature = "zlib")]
 mod inflate;
+#[cfg(any(feature = "zlib", feature = "zstd"))]
+mod sizing;
+#[cfg(feature = "zstd")]
+mod zstd;
 
 pub use envelope::{Envelope, ScanError, StrSpan};
 #[cfg(feature = "zlib")]
 pub use inflate::{InflateError, Inflater};
+#[cfg(feature = "zstd")]
+pub use zstd::{ZstdDecoder, ZstdError, MAX_WINDOW_LOG};
 
 /// Default cap on the inflated size of one gateway payload: 64 MiB.
 ///
@@ -18,3 +25,54 @@ pub use inflate::{InflateError, Inflater};
 /// (gateway-protocol §8.5); 64 MiB leaves room while stopping a
 /// decompression bomb long before it can exhaust memory.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+#[cfg(any(feature = "zlib", feature = "zstd"))]
+/// The transport decompressor of one shard, built on its first compressed
+/// connection and reset on every later one.
+#[derive(Debug)]
+pub(crate) enum Decompressor {
+    /// zlib-stream.
+    #[cfg(feature = "zlib")]
+    Zlib(Inflater),
+    /// zstd-stream.
+    #[cfg(feature = "zstd")]
+    Zstd(ZstdDecoder),
+}
+
+#[cfg(any(feature = "zlib", feature = "zstd"))]
+/// Why a transport decompressor failed (the stream is unusable until reset).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecompressError {
+    /// zlib-stream.
+    #[cfg(feature = "zlib")]
+    #[error(transparent)]
+    Zlib(#[from] InflateError),
+    /// zstd-stream.
+    #[cfg(feature = "zstd")]
+    #[error(transparent)]
+    Zstd(#[from] ZstdError),
+}
+
+#[cfg(any(feature = "zlib", feature = "zstd"))]
+impl Decompressor {
+    /// Forgets all stream state: a new connection starts.
+    pub(crate) fn reset(&mut self) {
+        match self {
+            #[cfg(feature = "zlib")]
+            Decompressor::Zlib(inflater) => inflater.reset(),
+            #[cfg(feature = "zstd")]
+            Decompressor::Zstd(decoder) => decoder.reset(),
+        }
+    }
+
+    /// Feeds one binary message; returns the payload it completes, in a
+    /// buffer of its own.
+    pub(crate) fn push_owned(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, DecompressError> {
+        match self {
+            #[cfg(feature = "zlib")]
+            Decompressor::Zlib(inflater) => Ok(inflater.push_owned(message)?),
+            #[cfg(feature = "zstd")]
+            Decompressor::Zstd(decoder) => Ok(decoder.push_owned(message)?),
+        }
+    }
+}

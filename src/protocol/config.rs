@@ -60,15 +60,43 @@ impl fmt::Display for Token {
     }
 }
 
-/// Transport compression (§8).
+/// Transport compression (§8), chosen at run time.
+///
+/// The default is zlib-stream when the `zlib` feature is on (it is by
+/// default), else none. The README's "Compression" section compares the
+/// three (bytes on the wire, CPU per dispatch, memory per idle shard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Compression {
-    /// `compress=zlib-stream`: one zlib stream per connection.
+    /// `compress=zlib-stream`: one zlib stream per connection (feature `zlib`).
     #[cfg_attr(feature = "zlib", default)]
     ZlibStream,
+    /// `compress=zstd-stream`: one zstd frame per connection, one payload
+    /// per message (feature `zstd`).
+    ZstdStream,
     /// Plain JSON text frames.
     #[cfg_attr(not(feature = "zlib"), default)]
     None,
+}
+
+impl Compression {
+    /// The gateway URL's `compress` value, `None` for no compression.
+    pub fn query_value(self) -> Option<&'static str> {
+        match self {
+            Compression::ZlibStream => Some("zlib-stream"),
+            Compression::ZstdStream => Some("zstd-stream"),
+            Compression::None => None,
+        }
+    }
+
+    /// Whether this build can decode it (its cargo feature is on).
+    pub fn is_available(self) -> bool {
+        match self {
+            Compression::ZlibStream => cfg!(feature = "zlib"),
+            Compression::ZstdStream => cfg!(feature = "zstd"),
+            Compression::None => true,
+        }
+    }
 }
 
 /// `properties` of Identify (§3.2).
@@ -119,9 +147,10 @@ pub enum ConfigError {
     /// No connector was given and the default one (feature `async-std`) is off.
     #[error("no connector: set one with ShardBuilder::connector (the default needs the `async-std` feature)")]
     NoConnector,
-    /// Compression was requested but the `zlib` feature is off.
-    #[error("zlib-stream compression needs the `zlib` feature")]
-    CompressionUnavailable,
+    /// The compression asked for needs a cargo feature that is off
+    /// (`zlib` for zlib-stream, `zstd` for zstd-stream).
+    #[error("{} compression needs the crate's `{}` feature", .0.query_value().unwrap_or("no"), if *.0 == Compression::ZstdStream { "zstd" } else { "zlib" })]
+    CompressionUnavailable(Compression),
     /// `max_message_size` is under 64 KiB or over 1 GiB.
     #[error("max_message_size must be between 64 KiB and 1 GiB, not {0}")]
     MaxMessageSize(usize),
@@ -416,8 +445,8 @@ impl Config {
         if self.presence_invalid || self.presence.as_ref().is_some_and(|p| !p.get().trim_start().starts_with('{')) {
             return Err(ConfigError::Presence);
         }
-        if cfg!(not(feature = "zlib")) && self.compression == Compression::ZlibStream {
-            return Err(ConfigError::CompressionUnavailable);
+        if !self.compression.is_available() {
+            return Err(ConfigError::CompressionUnavailable(self.compression));
         }
         // A cap below a Hello or READY refuses every connection; an unbounded
         // one is no cap at all.

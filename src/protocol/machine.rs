@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use super::backoff::{Backoff, FailureKind};
 use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 use super::command::{Command, CommandError};
-#[cfg(feature = "zlib")]
+#[cfg(any(feature = "zlib", feature = "zstd"))]
 use super::config::Compression;
 use super::config::{Config, ConfigError};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
@@ -44,8 +44,8 @@ pub enum Incoming<'a> {
 enum PayloadText<'a> {
     /// Text in the driver's buffer: a dispatch copies it.
     Borrowed(&'a str),
-    /// Text the core owns (an inflated payload): a dispatch keeps it.
-    #[cfg_attr(not(feature = "zlib"), allow(dead_code))]
+    /// Text the core owns (a decompressed payload): a dispatch keeps it.
+    #[cfg_attr(not(any(feature = "zlib", feature = "zstd")), allow(dead_code))]
     Owned(String),
 }
 
@@ -134,7 +134,7 @@ struct ReadyData {
     resume_gateway_url: Option<String>,
 }
 
-/// Everything but the inflater, so a payload borrowed from the inflater can be
+/// Everything but the decompressor, so a payload borrowed from it can be
 /// handed to it (disjoint borrows).
 struct Core {
     config: Config,
@@ -188,10 +188,10 @@ struct Core {
 /// ```
 pub struct Machine {
     core: Core,
-    /// Built on the first connection that uses zlib-stream: an uncompressed
-    /// shard never pays for an inflate context.
-    #[cfg(feature = "zlib")]
-    inflater: Option<crate::codec::Inflater>,
+    /// Built on the first connection that uses transport compression: an
+    /// uncompressed shard never pays for a decompression context.
+    #[cfg(any(feature = "zlib", feature = "zstd"))]
+    decompressor: Option<crate::codec::Decompressor>,
 }
 
 impl Machine {
@@ -205,9 +205,6 @@ impl Machine {
         let mut core = Core {
             rng: Rng::new(config.rng_seed.unwrap_or(DEFAULT_RNG_SEED)),
             presence: config.presence.clone(),
-            #[cfg(feature = "zlib")]
-            config: config.clone(),
-            #[cfg(not(feature = "zlib"))]
             config,
             base_url,
             phase: Phase::Closed,
@@ -225,8 +222,8 @@ impl Machine {
         };
         core.connect(now);
         Ok(Machine {
-            #[cfg(feature = "zlib")]
-            inflater: None,
+            #[cfg(any(feature = "zlib", feature = "zstd"))]
+            decompressor: None,
             core,
         })
     }
@@ -237,13 +234,26 @@ impl Machine {
             tracing::debug!("socket open reported while not connecting; ignored");
             return;
         }
-        #[cfg(feature = "zlib")]
-        if self.core.config.compression == Compression::ZlibStream {
-            let max = self.core.config.max_message_size;
-            self.inflater.get_or_insert_with(|| crate::codec::Inflater::new(max)).reset();
-        }
+        #[cfg(any(feature = "zlib", feature = "zstd"))]
+        self.open_decompressor();
         self.core.phase = Phase::AwaitingHello { deadline: now + self.core.config.hello_timeout };
         self.core.set_status(Status::AwaitingHello);
+    }
+
+    /// A new connection starts a new compressed stream: reset the shard's
+    /// decompressor, building it on the first compressed connection.
+    #[cfg(any(feature = "zlib", feature = "zstd"))]
+    fn open_decompressor(&mut self) {
+        use crate::codec::Decompressor;
+        let max = self.core.config.max_message_size;
+        let build: fn(usize) -> Decompressor = match self.core.config.compression {
+            #[cfg(feature = "zlib")]
+            Compression::ZlibStream => |max| Decompressor::Zlib(crate::codec::Inflater::new(max)),
+            #[cfg(feature = "zstd")]
+            Compression::ZstdStream => |max| Decompressor::Zstd(crate::codec::ZstdDecoder::new(max)),
+            _ => return,
+        };
+        self.decompressor.get_or_insert_with(|| build(max)).reset();
     }
 
     /// The socket asked for by the last `Connect` could not be opened
@@ -273,16 +283,16 @@ impl Machine {
         }
         match message {
             Incoming::Text(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
-            #[cfg(feature = "zlib")]
-            Incoming::Binary(bytes) if self.inflater.is_some() => {
-                match self.inflater.as_mut().map(|inflater| inflater.push_owned(bytes)).unwrap_or(Ok(None)) {
+            #[cfg(any(feature = "zlib", feature = "zstd"))]
+            Incoming::Binary(bytes) if self.decompressor.is_some() => {
+                match self.decompressor.as_mut().map(|decoder| decoder.push_owned(bytes)).unwrap_or(Ok(None)) {
                     Ok(None) => {}
                     Ok(Some(payload)) => match String::from_utf8(payload) {
                         Ok(text) => self.core.on_payload(now, PayloadText::Owned(text)),
                         Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
                     },
                     Err(error) => {
-                        tracing::warn!(%error, "zlib stream unusable; reconnecting with a fresh inflater (E17)");
+                        tracing::warn!(%error, "compressed stream unusable; reconnecting with a fresh decoder (E17)");
                         let reason = DisconnectReason::Decompression { error: error.to_string() };
                         self.core.lose(now, reason, Loss::dropped().close(RESUMABLE_CLOSE));
                     }

@@ -1,5 +1,5 @@
 //! Gateway URLs (gateway-protocol §1.1, §1.3, E12, E24): the base URL and
-//! `resume_gateway_url` both get `v=10&encoding=json[&compress=zlib-stream]`.
+//! `resume_gateway_url` both get `v=10&encoding=json[&compress=zlib-stream|zstd-stream]`.
 
 use super::config::Compression;
 
@@ -46,8 +46,9 @@ pub fn gateway_url(url: &str, compression: Compression) -> Result<String, UrlErr
     out.push_str(authority);
     out.push_str(path);
     out.push_str("?v=10&encoding=json");
-    if compression == Compression::ZlibStream {
-        out.push_str("&compress=zlib-stream");
+    if let Some(value) = compression.query_value() {
+        out.push_str("&compress=");
+        out.push_str(value);
     }
     let ours = |pair: &str| {
         let key = pair.split('=').next().unwrap_or_default();
@@ -211,6 +212,8 @@ mod tests {
         // E12: resume_gateway_url arrives with no query; resuming needs the same v/encoding/compress.
         let url = gateway_url("wss://gateway-us-east1-c.discord.gg", Compression::ZlibStream).unwrap();
         assert_eq!(url, "wss://gateway-us-east1-c.discord.gg/?v=10&encoding=json&compress=zlib-stream");
+        let url = gateway_url("wss://gateway-us-east1-c.discord.gg?compress=zlib-stream", Compression::ZstdStream);
+        assert_eq!(url.unwrap(), "wss://gateway-us-east1-c.discord.gg/?v=10&encoding=json&compress=zstd-stream");
     }
 
     #[test]

@@ -112,8 +112,9 @@ impl SimulatorConfig {
         self
     }
 
-    /// Whether `compress=zlib-stream` is honoured. When `false` the query
-    /// parameter is ignored and every frame is plain text. Default: `true`.
+    /// Whether the `compress` query parameter is honoured (`zlib-stream`, and
+    /// `zstd-stream` with the `zstd` feature). When `false` it is ignored
+    /// and every frame is plain text. Default: `true`.
     pub fn compression(mut self, allowed: bool) -> Self {
         self.compression = allowed;
         self
@@ -173,10 +174,11 @@ impl SimulatorConfig {
         self
     }
 
-    /// With compression on, splits every compressed payload into `k` WebSocket
+    /// With zlib-stream on, splits every compressed payload into `k` WebSocket
     /// messages: the last message holds only the final two bytes (`ff ff`, so
     /// the `00 00 ff ff` marker straddles two messages) and the rest is cut
     /// into `k - 1` near-equal parts. `0` and `1` mean one message per payload.
+    /// zstd-stream always sends one message per payload, as Discord does.
     /// Default: 1.
     pub fn split_frames(mut self, k: usize) -> Self {
         self.split_frames = k;

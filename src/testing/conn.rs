@@ -26,6 +26,8 @@ use super::config::OnConnect;
 use super::record::{ClientClose, ClientFrame, ConnectionEnd, ServerFrame};
 use super::server::{op_frame, Command, Input, Shared, Slot, RESUME_PATH};
 use super::zlib::{self, Deflater};
+#[cfg(feature = "zstd")]
+use super::zstd::{self, ZstdCompressor};
 use crate::ShardId;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -178,7 +180,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
             rec.version.clone_from(&version);
             rec.encoding.clone_from(&encoding);
             rec.compress.clone_from(&compress);
-            rec.compressed = compression && compress.as_deref() == Some("zlib-stream");
+            rec.compressed = compression && compress.as_deref().is_some_and(|c| Compressor::SUPPORTED.contains(&c));
             rec.via_resume_url = path.starts_with(RESUME_PATH);
         }
         if let Some(slot) = st.slots.get_mut(index) {
@@ -191,7 +193,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
         shared: Arc::clone(shared),
         index,
         ws,
-        deflater: None,
+        compressor: None,
         rx,
         authenticated: false,
         recent: VecDeque::new(),
@@ -207,20 +209,15 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
         conn.close(Some(4012), "Invalid API version")
     } else if encoding.as_deref().is_some_and(|e| e != "json") {
         conn.close(Some(4002), "Decode error: only encoding=json is simulated")
-    } else if compression && compress.as_deref().is_some_and(|c| c != "zlib-stream") {
-        conn.close(Some(4002), "Decode error: only compress=zlib-stream is simulated")
+    } else if compression && compress.as_deref().is_some_and(|c| !Compressor::SUPPORTED.contains(&c)) {
+        conn.close(Some(4002), "Decode error: unsupported compress value")
     } else {
-        if compression && compress.is_some() {
-            conn.deflater = Some(Deflater::new());
-        }
-        match behaviour {
-            OnConnect::Reconnect => conn.send_payload(&op_frame(7, "null")),
-            OnConnect::Silence => Flow::Continue,
-            OnConnect::Close(code) => conn.close(Some(code), "scripted close"),
-            _ => {
-                conn.heartbeat_from = Some(Instant::now());
-                let d = json!({ "heartbeat_interval": interval.as_millis() as u64 });
-                conn.send_payload(&op_frame(10, &d.to_string()))
+        let compressor = if compression { compress.as_deref().map(Compressor::new).transpose() } else { Ok(None) };
+        match compressor {
+            Err(_) => conn.close(Some(4000), "simulator: no compression context"),
+            Ok(compressor) => {
+                conn.compressor = compressor;
+                conn.greet(behaviour, interval)
             }
         }
     };
@@ -307,11 +304,35 @@ fn as_str<'a>(d: &'a Value, key: &str) -> Option<&'a str> {
     d.get(key).and_then(Value::as_str)
 }
 
+/// The connection's transport compressor, picked by its `compress` parameter.
+enum Compressor {
+    Zlib(Deflater),
+    #[cfg(feature = "zstd")]
+    Zstd(ZstdCompressor),
+}
+
+impl Compressor {
+    /// The `compress` values the simulator serves.
+    #[cfg(feature = "zstd")]
+    const SUPPORTED: [&'static str; 2] = ["zlib-stream", "zstd-stream"];
+    #[cfg(not(feature = "zstd"))]
+    const SUPPORTED: [&'static str; 1] = ["zlib-stream"];
+
+    /// A fresh stream for a `compress` value from `SUPPORTED`.
+    fn new(compress: &str) -> io::Result<Compressor> {
+        match compress {
+            #[cfg(feature = "zstd")]
+            "zstd-stream" => Ok(Compressor::Zstd(ZstdCompressor::new()?)),
+            _ => Ok(Compressor::Zlib(Deflater::new())),
+        }
+    }
+}
+
 struct Conn {
     shared: Arc<Shared>,
     index: usize,
     ws: WebSocket<Pipe>,
-    deflater: Option<Deflater>,
+    compressor: Option<Compressor>,
     rx: Receiver<Input>,
     /// Identified or resumed on this connection (and not told op 9 since).
     authenticated: bool,
@@ -328,6 +349,20 @@ struct Conn {
 }
 
 impl Conn {
+    /// The connection's first move, as the test scripted it.
+    fn greet(&mut self, behaviour: OnConnect, interval: Duration) -> Flow {
+        match behaviour {
+            OnConnect::Reconnect => self.send_payload(&op_frame(7, "null")),
+            OnConnect::Silence => Flow::Continue,
+            OnConnect::Close(code) => self.close(Some(code), "scripted close"),
+            _ => {
+                self.heartbeat_from = Some(Instant::now());
+                let d = json!({ "heartbeat_interval": interval.as_millis() as u64 });
+                self.send_payload(&op_frame(10, &d.to_string()))
+            }
+        }
+    }
+
     fn run(&mut self) {
         loop {
             if self.shared.shutdown.load(Ordering::SeqCst) {
@@ -428,9 +463,13 @@ impl Conn {
                 self.send(Message::binary(bytes))
             }
             Command::Corrupt => {
-                // 0xde: a deflate block of reserved type 3, and not a zlib header.
-                let bytes = vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0xff, 0xff];
-                self.record_sent("<corrupt zlib frame>".to_owned(), true);
+                let (bytes, what) = match &self.compressor {
+                    #[cfg(feature = "zstd")]
+                    Some(Compressor::Zstd(_)) => (zstd::CORRUPT.to_vec(), "<corrupt zstd frame>"),
+                    // 0xde: a deflate block of reserved type 3, and not a zlib header.
+                    _ => (vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0xff, 0xff], "<corrupt zlib frame>"),
+                };
+                self.record_sent(what.to_owned(), true);
                 self.send(Message::binary(bytes))
             }
             Command::InvalidSession(resumable) => {
@@ -463,20 +502,28 @@ impl Conn {
         }
     }
 
-    /// Sends one gateway payload, through the zlib stream when compressed.
+    /// Sends one gateway payload, through the compressed stream when compressed.
     fn send_payload(&mut self, text: &str) -> Flow {
         if self.closing_since.is_some() {
             return Flow::Continue;
         }
-        self.record_sent(text.to_owned(), self.deflater.is_some());
-        let Some(deflater) = self.deflater.as_mut() else {
-            return self.send(Message::text(text));
+        self.record_sent(text.to_owned(), self.compressor.is_some());
+        let k = match &self.compressor {
+            None => return self.send(Message::text(text)),
+            Some(Compressor::Zlib(_)) => self.shared.lock().cfg.split_frames,
+            #[cfg(feature = "zstd")]
+            Some(Compressor::Zstd(_)) => 1,
         };
-        let bytes = match deflater.compress(text.as_bytes()) {
+        let compressed = match self.compressor.as_mut() {
+            Some(Compressor::Zlib(deflater)) => deflater.compress(text.as_bytes()),
+            #[cfg(feature = "zstd")]
+            Some(Compressor::Zstd(compressor)) => compressor.compress(text.as_bytes()),
+            None => Ok(text.as_bytes().to_vec()),
+        };
+        let bytes = match compressed {
             Ok(bytes) => bytes,
             Err(_) => return self.close(Some(4000), "simulator: compression failed"),
         };
-        let k = self.shared.lock().cfg.split_frames;
         for part in zlib::split(bytes, k) {
             if let Flow::Stop = self.send(Message::binary(part)) {
                 return Flow::Stop;

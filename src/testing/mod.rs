@@ -4,15 +4,16 @@
 //! gateway protocol over real WebSockets: Hello, heartbeat ACKs, Identify →
 //! READY, Resume → replay → RESUMED, op 9 for unknown sessions, the close
 //! codes of gateway-protocol §6, the send rate limit of §7.1 and zlib-stream
-//! transport compression (§8.1). Sessions outlive connections: every dispatch
+//! (§8.1) and, with the `zstd` feature, zstd-stream (docs/compression.md) transport
+//! compression, chosen by the connection's `compress` query parameter. Sessions outlive connections: every dispatch
 //! committed with [`Simulator::dispatch`] is logged with its `s`, so a client
 //! that drops and resumes gets exactly what it missed.
 //!
 //! It runs on plain std threads with the synchronous `tungstenite` crate, so it
 //! works under any async runtime (or none), and it shares no code with this
 //! crate's `codec` or `protocol` modules: it parses with `serde_json` and
-//! compresses with its own `flate2` stream, so a bug there cannot hide on both
-//! sides of a test.
+//! compresses with its own `flate2` stream and zstd context, so a bug there
+//! cannot hide on both sides of a test.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -66,6 +67,8 @@ mod conn;
 mod record;
 mod server;
 mod zlib;
+#[cfg(feature = "zstd")]
+mod zstd;
 
 pub use config::{IdentifyTooFast, OnConnect, SimulatorConfig};
 pub use record::{

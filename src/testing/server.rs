@@ -39,7 +39,7 @@ pub(crate) enum Command {
     RawText(String),
     /// A binary WebSocket message, never compressed.
     RawBinary(Vec<u8>),
-    /// Invalid zlib bytes ending in `00 00 ff ff`.
+    /// Bytes the connection's compressed stream cannot continue with.
     Corrupt,
     /// op 9 with this `d`; the connection is no longer authenticated.
     InvalidSession(bool),
@@ -538,7 +538,10 @@ impl Simulator {
         self.command(Command::RawBinary(bytes.to_vec()))
     }
 
-    /// Sends a binary message of invalid zlib data that ends in `00 00 ff ff`.
+    /// Sends a binary message the connection's decompressor must reject:
+    /// invalid zlib data ending in `00 00 ff ff` on zlib-stream (and on an
+    /// uncompressed connection), a zstd block of the reserved type on
+    /// zstd-stream.
     pub fn send_corrupt_frame(&self) -> bool {
         self.command(Command::Corrupt)
     }
