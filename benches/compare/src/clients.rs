@@ -14,8 +14,7 @@ use crate::report::{ClientArgs, Meter};
 fn config(args: &ClientArgs) -> Config {
     let compression = match args.codec {
         Codec::Zlib => Compression::ZlibStream,
-        // STUB until main's zstd codec lands: `Compression::ZstdStream`.
-        Codec::Zstd => panic!("discord-gateway-stream without Compression::ZstdStream yet"),
+        Codec::Zstd => Compression::ZstdStream,
         Codec::None => Compression::None,
     };
     Config::new("bench", Intents::GUILDS).base_url(format!("ws://127.0.0.1:{}", args.port)).compression(compression)

@@ -501,8 +501,8 @@ fn run_client(exe: &PathBuf, client: Client, replay: &Replay, port: u16) -> Run 
 /// Decompression alone, in this process, over the replayed messages: the
 /// limit for any client of that compression.
 enum Decoder {
-    /// Our `Inflater` (what our shard runs).
-    Zlib(Inflater),
+    /// Our `Inflater` (what our shard runs); boxed, it is most of the enum.
+    Zlib(Box<Inflater>),
     /// A zstd-safe `DCtx` decoding each message into one reused buffer (it
     /// grows to the largest message on the first pass).
     Zstd(zstd_safe::DCtx<'static>, Vec<u8>),
@@ -511,7 +511,7 @@ enum Decoder {
 impl Decoder {
     fn new(codec: Codec) -> Option<Decoder> {
         match codec {
-            Codec::Zlib => Some(Decoder::Zlib(Inflater::new(DEFAULT_MAX_MESSAGE_SIZE))),
+            Codec::Zlib => Some(Decoder::Zlib(Box::new(Inflater::new(DEFAULT_MAX_MESSAGE_SIZE)))),
             Codec::Zstd => Some(Decoder::Zstd(zstd_safe::DCtx::create(), Vec::new())),
             Codec::None => None,
         }

@@ -276,7 +276,7 @@ impl Replay {
             acks.push(ack);
         }
         eprintln!(
-            "  built {} {}: {} payloads, {} dispatches ({} MESSAGE_CREATE), {:.1} MB inflated, {:.1} MB on the wire, in {:.1} s",
+            "  built {} {}: {} payloads, {} dispatches ({} MESSAGE_CREATE), {:.1} MB of JSON, {:.1} MB on the wire, in {:.1} s",
             mix.kind.name(),
             codec.arg(),
             frames.len(),

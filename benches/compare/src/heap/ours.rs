@@ -25,8 +25,7 @@ impl Setup {
     fn new(args: &ChildArgs) -> Setup {
         let compression = match args.codec {
             Codec::Zlib => Compression::ZlibStream,
-            // STUB until main's zstd codec lands: `Compression::ZstdStream`.
-            Codec::Zstd => panic!("discord-gateway-stream without Compression::ZstdStream yet"),
+            Codec::Zstd => Compression::ZstdStream,
             Codec::None => Compression::None,
         };
         Setup { port: args.port, compression, shards: args.shards, burst: args.burst }
