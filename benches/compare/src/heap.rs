@@ -38,7 +38,12 @@
 //!
 //! Every child has the same counting `#[global_allocator]`
 //! (`heap/alloc.rs`): live heap bytes and their peak over ALL threads of the
-//! process. A child connects `--shards` shards (default 1,000), at most
+//! process. Both zstd-stream decoders are libzstd (zstd-safe), which
+//! allocates with C `malloc`, past any Rust allocator; on Linux the heap
+//! binaries are linked with `malloc`/`calloc`/`realloc`/`free` wrapped
+//! (`build.rs`), so those bytes are counted as well, and shown apart in the
+//! last column (libzstd's context for Discord's 2^18 window: about 734 KiB
+//! per connection, from its first message to the end). A child connects `--shards` shards (default 1,000), at most
 //! `--max-connecting` (default 50) between created and READY at a time,
 //! waits until every shard has READY, settles `--settle-ms` (default 2,000),
 //! reads the live heap ("idle after READY") and tells this process, which
