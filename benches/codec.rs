@@ -138,7 +138,11 @@ fn bench_mix(c: &mut Criterion, name: &str, texts: &[String]) {
 
 /// The zstd-stream rows: decode alone, and decode + UTF-8 + envelope read.
 #[cfg(feature = "zstd")]
-fn bench_zstd(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, texts: &[String], total: u64) {
+fn bench_zstd(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    texts: &[String],
+    total: u64,
+) {
     use discord_gateway_stream::codec::ZstdDecoder;
     let messages = zstd_checks::zstd_stream(texts, 18);
     eprintln!("  zstd-stream: {} compressed", messages.iter().map(Vec::len).sum::<usize>());

@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use discord_gateway_stream::protocol::{
-    Action, CloseMode, Command, CommandError, Config, ConfigError, DisconnectReason, Event, Machine, ReconnectPolicy,
-    Session, Status,
+    Action, CloseMode, Command, CommandError, Compression, Config, ConfigError, DisconnectReason, Event, Machine,
+    ReconnectPolicy, Session, Status,
 };
 use discord_gateway_stream::Intents;
 use support::*;
@@ -603,6 +603,17 @@ fn configuration_errors_are_reported_up_front() {
     }
     assert!(Machine::new(Config::new("t", Intents::GUILDS).max_message_size(1 << 30), now).is_ok());
     assert!(Machine::new(Config::new("t", Intents::GUILDS).max_message_size(64 * 1024), now).is_ok());
+    // A compression whose cargo feature is off is refused up front, naming the feature.
+    for (compression, feature) in [(Compression::ZlibStream, "`zlib`"), (Compression::ZstdStream, "`zstd`")] {
+        let message = ConfigError::CompressionUnavailable(compression).to_string();
+        assert!(message.contains(feature), "{message}");
+        let result = Machine::new(Config::new("t", Intents::GUILDS).compression(compression), now);
+        if compression.is_available() {
+            assert!(result.is_ok());
+        } else {
+            assert_eq!(result.err(), Some(ConfigError::CompressionUnavailable(compression)));
+        }
+    }
 }
 
 #[test]

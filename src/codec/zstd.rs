@@ -20,9 +20,10 @@
 //!   [`MAX_WINDOW_LOG`] is an `Err` and leaves the decoder unusable until
 //!   `reset` (the core reconnects and resumes, so nothing is lost).
 //!
-//! The decoder is libzstd through `zstd-safe`: the context keeps the 256 KiB
-//! window plus a block-sized input buffer for as long as the connection
-//! lives (the README's "Compression" section has the figures).
+//! The decoder is libzstd through `zstd-safe`. With Discord's 2^18 window
+//! its context holds about 751 KB (the window, a block-sized input buffer
+//! and its tables) for as long as the connection lives; the README's
+//! "Compression" section has the figures and the comparison with zlib.
 
 use zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 
@@ -37,9 +38,21 @@ pub const MAX_WINDOW_LOG: u32 = 23;
 
 /// What `ZSTD_decompressStream` asks for next when it stands between two
 /// blocks: the next block's 3-byte header (RFC 8878 §3.1.1.2). It asks for
-/// 0 at the end of a frame, and for more than 3 anywhere else (inside a
-/// block, a frame header or a checksum).
+/// 0 at the end of a frame, and for other amounts inside a block or a frame
+/// header.
+///
+/// Two cuts also leave it asking for exactly 3 bytes: one byte into the
+/// 4-byte checksum that ends a frame, and 3 bytes short of the end of a
+/// skippable frame. Discord's frame never ends and is never skippable, and
+/// both misreads still fail on the next message (the checksum or the frame
+/// magic is checked there), so the connection is resumed then and nothing
+/// is lost; the payload passed on early was decoded in full.
 const BLOCK_HEADER_SIZE: usize = 3;
+
+/// A context grown past this (a frame asked for a window far over
+/// Discord's 2^18) is dropped on `reset` rather than kept for the next
+/// connection; with Discord's window it holds about 751 KB.
+const KEEP_CONTEXT_BYTES: usize = 1 << 20;
 
 /// Why a zstd-stream could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,13 +133,14 @@ impl ZstdDecoder {
 
     /// Forgets all stream state: call on every new connection.
     ///
-    /// Afterwards the decoder behaves exactly like a new one; the context
-    /// (and its window buffer) is kept for the new stream.
+    /// Afterwards the decoder behaves exactly like a new one. The context
+    /// (and its window buffer) is kept for the new stream unless a frame
+    /// made it grow past what Discord's window needs.
     pub fn reset(&mut self) {
         if let Some(context) = self.context.as_mut() {
             // Resetting the session only cannot fail; a context that somehow
             // refuses is dropped and a new one is made on the next message.
-            if context.reset(ResetDirective::SessionOnly).is_err() {
+            if context.sizeof() > KEEP_CONTEXT_BYTES || context.reset(ResetDirective::SessionOnly).is_err() {
                 self.context = None;
             }
         }
@@ -197,7 +211,10 @@ impl ZstdDecoder {
                 return Err(ZstdError::MessageTooLarge { limit: self.max_message_size });
             }
             let out_full = self.out.len() == self.out.capacity();
-            if input.pos() == message.len() && !out_full {
+            // Hint 0: a frame ended and everything is flushed, even when the
+            // output filled the buffer exactly (asking again would start
+            // reading a next frame from no input).
+            if input.pos() == message.len() && (!out_full || hint == 0) {
                 self.total_in = at;
                 if hint == 0 || hint == BLOCK_HEADER_SIZE {
                     return Ok(());
@@ -387,6 +404,52 @@ mod tests {
         cctx.compress_stream2(&mut output, &mut input, ZSTD_e_flush).unwrap();
         let mut decoder = ZstdDecoder::new(1 << 20);
         assert!(matches!(decoder.push_owned(&out), Err(ZstdError::Corrupt { .. })), "{:?}", decoder.push_owned(&out));
+    }
+
+    // A message that ends its frame (hint 0) with the output filling the
+    // buffer exactly is whole, not truncated: found in review for sizes on
+    // the buffer's growth steps.
+    #[test]
+    fn a_frame_ending_with_the_buffer_exactly_full_is_whole() {
+        let mut cctx = CCtx::create();
+        for len in 200..2000 {
+            let payload = vec![b'a'; len];
+            let mut out: Vec<u8> = Vec::with_capacity(4096);
+            let mut input = InBuffer::around(&payload);
+            let left = cctx
+                .compress_stream2(
+                    &mut OutBuffer::around(&mut out),
+                    &mut input,
+                    zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_end,
+                )
+                .unwrap();
+            assert_eq!(left, 0);
+            let mut decoder = ZstdDecoder::new(1 << 20);
+            assert!(decoder.push_owned(&out) == Ok(Some(payload)), "{len} bytes in one ended frame");
+        }
+    }
+
+    // A frame that grew the context past Discord's needs does not keep it
+    // for the next connection.
+    #[test]
+    fn a_context_grown_by_a_wide_window_is_dropped_on_reset() {
+        let mut cctx = CCtx::create();
+        cctx.set_parameter(CParameter::WindowLog(MAX_WINDOW_LOG)).unwrap();
+        let payload = vec![b'w'; 5000];
+        let mut out: Vec<u8> = Vec::with_capacity(4096);
+        let mut input = InBuffer::around(&payload);
+        cctx.compress_stream2(&mut OutBuffer::around(&mut out), &mut input, ZSTD_e_flush).unwrap();
+        let mut decoder = ZstdDecoder::new(1 << 20);
+        assert!(decoder.push_owned(&out) == Ok(Some(payload)));
+        assert!(decoder.context.as_ref().unwrap().sizeof() > KEEP_CONTEXT_BYTES);
+        decoder.reset();
+        assert!(decoder.context.is_none());
+        let (frames, payloads) = frames();
+        assert!(decoder.push_owned(&frames[0]).unwrap().as_deref() == Some(payloads[0].as_slice()));
+        let size = decoder.context.as_ref().unwrap().sizeof();
+        assert!(size < KEEP_CONTEXT_BYTES, "{size}");
+        decoder.reset();
+        assert!(decoder.context.is_some(), "an ordinary context is kept");
     }
 
     // Every new connection starts a new frame: a reset decoder decodes it,
