@@ -28,6 +28,7 @@ mod payloads;
 // The zstd-stream traffic writer the fuzz target uses (libzstd's compressor).
 #[cfg(feature = "zstd")]
 #[path = "../fuzz/zstd_checks.rs"]
+#[allow(clippy::duplicate_mod)] // it brings its own copy of fuzz/payloads.rs, as checks.rs does
 mod zstd_checks;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -59,6 +59,7 @@ fn machine_corpus_keeps_the_protocol_invariants() {
 
 #[cfg(feature = "zstd")]
 #[path = "../fuzz/zstd_checks.rs"]
+#[allow(clippy::duplicate_mod)] // it brings its own copy of fuzz/payloads.rs, as checks.rs does
 mod zstd_checks;
 
 #[cfg(feature = "zstd")]

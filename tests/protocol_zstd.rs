@@ -177,3 +177,38 @@ fn text_frames_still_work_on_a_zstd_connection() {
     h.recv(r#"{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{}}"#);
     assert_eq!(h.seqs(), [1, 2]);
 }
+
+// The decoder's working buffer stays warm through a burst and is released
+// one second after the last compressed payload (docs/compression.md): the
+// machine asks for that timeout, and nothing is sent at it.
+#[test]
+fn the_working_buffer_is_released_a_second_after_the_last_payload() {
+    let (mut h, mut gw) = zstd_harness();
+    // READY itself left a release due now + 1 s; half a second later:
+    h.advance(std::time::Duration::from_millis(500));
+    let before = h.machine.poll_timeout();
+    h.recv_binary(&gw.payload(&format!(r#"{{"t":"MESSAGE_CREATE","s":2,"op":0,"d":"{}"}}"#, "x".repeat(5000))));
+    let release = h.now + std::time::Duration::from_secs(1);
+    // The release moves to a second after this payload.
+    let expected = before.map_or(release, |due| {
+        if due == h.now + std::time::Duration::from_millis(500) {
+            release
+        } else {
+            due.min(release)
+        }
+    });
+    assert_eq!(h.machine.poll_timeout(), Some(expected));
+    if expected == release {
+        h.clear();
+        h.advance(std::time::Duration::from_secs(1));
+        assert!(h.sent.is_empty() && h.actions.is_empty(), "the release is silent");
+        assert!(h.machine.poll_timeout().is_some_and(|due| due > release), "released, not asked for again");
+    }
+    // Any payload, a heartbeat ACK too, asks for the release a second later.
+    h.recv_binary(&gw.payload(r#"{"t":null,"s":null,"op":11,"d":null}"#));
+    let release = h.now + std::time::Duration::from_secs(1);
+    assert!(h.machine.poll_timeout().is_some_and(|due| due <= release));
+    h.recv_binary(&gw.payload(r#"{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{}}"#));
+    assert_eq!(h.seqs().last(), Some(&3));
+    assert!(h.reconnect_reasons().is_empty());
+}

@@ -6,7 +6,9 @@
 //!   `Ok(Some(payload))` when the accumulated compressed input ends with
 //!   `00 00 ff ff` (the marker may straddle messages), `Ok(None)` otherwise;
 //! - the payload slice borrows an internal buffer reused across payloads
-//!   (allocation-free in steady state; shrunk back after an unusually big one);
+//!   (allocation-free in steady state; freed after an unusually big one, a
+//!   heartbeat-ACK-sized one, or [`Inflater::release`]);
+//! - [`Inflater::push_owned`] hands the payload over as an exact-size copy;
 //! - corrupt data, or a payload inflating past `max_message_size`, is an `Err`
 //!   and leaves the inflater unusable until `reset`.
 //!
@@ -15,21 +17,10 @@
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::sizing::Sizing;
+use super::sizing::{Sizing, LARGE_CAPACITY};
 
 /// The Z_SYNC_FLUSH marker that ends every payload (§8.1).
 const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-
-/// A buffer grown past this by one payload is freed before the next one.
-const LARGE_CAPACITY: usize = 1024 * 1024;
-
-/// Payloads up to this size are copied out so the output buffer can be freed.
-///
-/// A heartbeat ACK (`{"t":null,"s":null,"op":11,"d":null}`, 36 bytes) is all
-/// an idle shard receives, so an idle shard keeps no output buffer: only the
-/// zlib context (46.4 KiB with zlib-rs). A busy shard pays one allocation
-/// per heartbeat interval for it.
-const SMALL_PAYLOAD: usize = 64;
 
 /// Why a zlib-stream could not be inflated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,8 +59,6 @@ pub struct Inflater {
     tail: [u8; 4],
     /// Compressed bytes pushed since the last completed payload (saturating).
     pending_in: usize,
-    /// Holds the last payload when it was at most `SMALL_PAYLOAD` bytes.
-    small: [u8; SMALL_PAYLOAD],
     /// Set by any error; cleared by `reset`.
     poisoned: bool,
     /// Cap on one inflated payload.
@@ -89,7 +78,6 @@ impl Inflater {
             returned: false,
             tail: [0; 4],
             pending_in: 0,
-            small: [0; SMALL_PAYLOAD],
             poisoned: false,
             max_message_size,
             sizing: Sizing::new(max_message_size),
@@ -125,30 +113,34 @@ impl Inflater {
             return Ok(None);
         }
         self.returned = true;
-        let len = self.out.len();
-        // A small payload moves out of `out` so that the buffer can be freed:
-        // an idle shard that only gets heartbeat ACKs keeps none.
-        if let Some(small) = self.small.get_mut(..len) {
-            small.copy_from_slice(&self.out);
-            self.out = Vec::new();
-            return Ok(Some(small));
-        }
         Ok(Some(&self.out))
     }
 
     /// Like [`push`](Self::push), but hands the completed payload over as
-    /// the buffer it was inflated into, so it can be kept without a copy
-    /// (one allocation per payload). The next payload gets a new buffer,
-    /// sized from its compressed size and the stream's inflate ratio so far;
-    /// a buffer that ended up much larger than its payload is shrunk first.
+    /// an exact-size copy (one allocation per payload), while the working
+    /// buffer stays warm for the next one (see `codec/sizing.rs` for why a
+    /// copy beats handing the buffer over).
     pub fn push_owned(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, InflateError> {
         let compressed = self.pending_in.saturating_add(message.len());
-        if !self.feed(message)? {
+        let Some(payload) = self.push(message)?.map(<[u8]>::to_vec) else {
             return Ok(None);
+        };
+        self.sizing.learn(payload.len(), compressed);
+        Ok(Some(payload))
+    }
+
+    /// Frees the working buffer unless a payload is half inflated in it: an
+    /// idle shard then holds only the zlib context (46.4 KiB with zlib-rs).
+    /// The core calls this a second after the last payload.
+    pub fn release(&mut self) {
+        if self.pending_in == 0 {
+            self.out = Vec::new();
         }
-        let payload = std::mem::take(&mut self.out);
-        self.start_payload();
-        Ok(Some(self.sizing.finish(payload, compressed)))
+    }
+
+    /// Bytes held by the working buffer (the zlib context not included).
+    pub fn buffer_capacity(&self) -> usize {
+        self.out.capacity()
     }
 
     /// Inflates one message into `out`; `true` when it completed a payload.
@@ -458,29 +450,35 @@ mod tests {
     }
 
     #[test]
-    fn buffer_over_one_mib_is_freed_before_the_next_payload() {
-        let big = vec![b'a'; 3 << 20];
+    fn buffer_over_four_mib_is_freed_before_the_next_payload() {
+        let big = vec![b'a'; 5 << 20];
         let medium = vec![b'b'; 5000];
         let frames = zlib_stream(&[&big, &medium]);
         let mut inflater = Inflater::new(64 << 20);
-        assert_eq!(inflater.push(&frames[0]).unwrap().map(<[u8]>::len), Some(3 << 20));
-        assert!(inflater.out.capacity() >= 3 << 20);
+        assert_eq!(inflater.push(&frames[0]).unwrap().map(<[u8]>::len), Some(5 << 20));
+        assert!(inflater.out.capacity() >= 5 << 20);
         assert_eq!(inflater.push(&frames[1]).unwrap(), Some(medium.as_slice()));
         assert!(inflater.out.capacity() <= 2 * medium.len());
     }
 
     // An idle shard only receives heartbeat ACKs: it must hold no output buffer.
     #[test]
-    fn heartbeat_ack_sized_payload_frees_the_buffer() {
+    fn release_frees_the_buffer_between_payloads_only() {
         let medium = vec![b'b'; 50_000];
         let ack = br#"{"t":null,"s":null,"op":11,"d":null}"#;
         let frames = zlib_stream(&[&medium, ack, ack]);
         let mut inflater = Inflater::new(64 << 20);
         assert_eq!(inflater.push(&frames[0]).unwrap(), Some(medium.as_slice()));
         assert_eq!(inflater.push(&frames[1]).unwrap(), Some(&ack[..]));
-        assert_eq!(inflater.out.capacity(), 0);
-        assert_eq!(inflater.push(&frames[2]).unwrap(), Some(&ack[..]));
-        assert_eq!(inflater.out.capacity(), 0);
+        assert!(inflater.buffer_capacity() >= medium.len(), "warm");
+        inflater.release();
+        assert_eq!(inflater.buffer_capacity(), 0);
+        // Half a payload in: release keeps it.
+        assert_eq!(inflater.push(&frames[2][..5]).unwrap(), None);
+        inflater.release();
+        assert_eq!(inflater.push(&frames[2][5..]).unwrap(), Some(&ack[..]));
+        inflater.release();
+        assert_eq!(inflater.buffer_capacity(), 0);
     }
 
     #[test]
@@ -518,12 +516,7 @@ mod tests {
         for (frame, payload) in frames.iter().zip(&all) {
             let out = inflater.push_owned(frame).unwrap().unwrap();
             assert_eq!(out, *payload);
-            assert!(
-                out.capacity() <= 2 * out.len() + super::super::sizing::SHRINK_SPARE,
-                "{} for {}",
-                out.capacity(),
-                out.len()
-            );
+            assert!(out.capacity() == out.len(), "{} for {}", out.capacity(), out.len());
         }
     }
 }

@@ -65,6 +65,26 @@ impl Decompressor {
         }
     }
 
+    /// Frees the working buffer (between payloads; the context stays).
+    pub(crate) fn release(&mut self) {
+        match self {
+            #[cfg(feature = "zlib")]
+            Decompressor::Zlib(inflater) => inflater.release(),
+            #[cfg(feature = "zstd")]
+            Decompressor::Zstd(decoder) => decoder.release(),
+        }
+    }
+
+    /// Whether a working buffer is held.
+    pub(crate) fn holds_buffer(&self) -> bool {
+        match self {
+            #[cfg(feature = "zlib")]
+            Decompressor::Zlib(inflater) => inflater.buffer_capacity() > 0,
+            #[cfg(feature = "zstd")]
+            Decompressor::Zstd(decoder) => decoder.buffer_capacity() > 0,
+        }
+    }
+
     /// Feeds one binary message; returns the payload it completes, in a
     /// buffer of its own.
     pub(crate) fn push_owned(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, DecompressError> {

@@ -7,8 +7,8 @@
 //!
 //! - one instance per shard, [`ZstdDecoder::reset`] on every new connection;
 //! - [`ZstdDecoder::push_owned`] takes one binary message and returns its
-//!   payload, in a buffer of its own (sized like the zlib inflater's, from
-//!   the stream's ratio);
+//!   payload as an exact-size copy, decoded in a working buffer kept warm
+//!   across payloads like the zlib inflater's (`codec/sizing.rs`);
 //! - a message must end where the gateway flushed, between two zstd blocks.
 //!   One that ends inside a block or frame header ([`ZstdError::Truncated`])
 //!   is an error rather than the start of a payload continued in the next
@@ -94,7 +94,7 @@ pub struct ZstdDecoder {
     /// libzstd's context; `None` until the first message (and after a failed
     /// allocation), so a decoder that never sees zstd costs nothing.
     context: Option<DCtx<'static>>,
-    /// Decoded bytes of the payload in progress.
+    /// The working buffer payloads are decoded into.
     out: Vec<u8>,
     /// Set by any error; cleared by `reset`.
     poisoned: bool,
@@ -149,6 +149,17 @@ impl ZstdDecoder {
         self.total_in = 0;
     }
 
+    /// Frees the working buffer (the context and its window stay): the core
+    /// calls this once the connection has been quiet for a moment.
+    pub fn release(&mut self) {
+        self.out = Vec::new();
+    }
+
+    /// Bytes held by the working buffer (libzstd's context not included).
+    pub fn buffer_capacity(&self) -> usize {
+        self.out.capacity()
+    }
+
     /// The configured cap on one decoded payload.
     pub fn max_message_size(&self) -> usize {
         self.max_message_size
@@ -169,8 +180,12 @@ impl ZstdDecoder {
         match self.decode(message) {
             Ok(()) if self.out.is_empty() => Ok(None),
             Ok(()) => {
-                let payload = std::mem::take(&mut self.out);
-                Ok(Some(self.sizing.finish(payload, message.len())))
+                // An exact copy; the working buffer stays warm for the next
+                // payload (codec/sizing.rs says why).
+                let payload = self.out.as_slice().to_vec();
+                self.sizing.learn(payload.len(), message.len());
+                Sizing::recycle(&mut self.out);
+                Ok(Some(payload))
             }
             Err(error) => {
                 self.poisoned = true;
@@ -377,7 +392,7 @@ mod tests {
         assert!(frames[0].len() < 64 << 10);
         let mut decoder = ZstdDecoder::new(1 << 20);
         assert_eq!(decoder.push_owned(&frames[0]), Err(ZstdError::MessageTooLarge { limit: 1 << 20 }));
-        assert_eq!(decoder.out.capacity(), 0, "freed at once");
+        assert_eq!(decoder.buffer_capacity(), 0, "freed at once");
         assert_eq!(decoder.push_owned(&frames[0]), Err(ZstdError::Poisoned));
     }
 
@@ -477,13 +492,25 @@ mod tests {
     }
 
     #[test]
+    fn the_working_buffer_stays_warm_until_released() {
+        let (frames, payloads) = frames();
+        let mut decoder = ZstdDecoder::new(1 << 20);
+        for frame in &frames {
+            decoder.push_owned(frame).unwrap();
+        }
+        assert!(decoder.buffer_capacity() >= payloads[3].len(), "kept after the GUILD_CREATE");
+        decoder.release();
+        assert_eq!(decoder.buffer_capacity(), 0);
+    }
+
+    #[test]
     fn owned_payloads_stay_near_their_size() {
         let (frames, payloads) = frames();
         let mut decoder = ZstdDecoder::new(1 << 20);
         for (frame, payload) in frames.iter().zip(&payloads) {
             let out = decoder.push_owned(frame).unwrap().unwrap();
             assert!(&out == payload);
-            assert!(out.capacity() <= 2 * out.len() + super::super::sizing::SHRINK_SPARE);
+            assert_eq!(out.capacity(), out.len());
         }
     }
 }

@@ -192,7 +192,17 @@ pub struct Machine {
     /// uncompressed shard never pays for a decompression context.
     #[cfg(any(feature = "zlib", feature = "zstd"))]
     decompressor: Option<crate::codec::Decompressor>,
+    /// When the decompressor's working buffer is freed if no compressed
+    /// payload came in the meantime ([`RELEASE_AFTER`] after the last one).
+    #[cfg(any(feature = "zlib", feature = "zstd"))]
+    release_at: Option<Instant>,
 }
+
+/// How long a decompressor keeps its working buffer after the last payload:
+/// long enough to stay warm through a burst, short enough that a quiet shard
+/// holds only its context.
+#[cfg(any(feature = "zlib", feature = "zstd"))]
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 impl Machine {
     /// A machine that starts connecting at once (its first action is `Connect`).
@@ -224,6 +234,8 @@ impl Machine {
         Ok(Machine {
             #[cfg(any(feature = "zlib", feature = "zstd"))]
             decompressor: None,
+            #[cfg(any(feature = "zlib", feature = "zstd"))]
+            release_at: None,
             core,
         })
     }
@@ -287,10 +299,15 @@ impl Machine {
             Incoming::Binary(bytes) if self.decompressor.is_some() => {
                 match self.decompressor.as_mut().map(|decoder| decoder.push_owned(bytes)).unwrap_or(Ok(None)) {
                     Ok(None) => {}
-                    Ok(Some(payload)) => match String::from_utf8(payload) {
-                        Ok(text) => self.core.on_payload(now, PayloadText::Owned(text)),
-                        Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
-                    },
+                    Ok(Some(payload)) => {
+                        if self.decompressor.as_ref().is_some_and(crate::codec::Decompressor::holds_buffer) {
+                            self.release_at = Some(now + RELEASE_AFTER);
+                        }
+                        match String::from_utf8(payload) {
+                            Ok(text) => self.core.on_payload(now, PayloadText::Owned(text)),
+                            Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
+                        }
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "compressed stream unusable; reconnecting with a fresh decoder (E17)");
                         let reason = DisconnectReason::Decompression { error: error.to_string() };
@@ -308,6 +325,13 @@ impl Machine {
 
     /// Time has reached `now`: fire every deadline that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        #[cfg(any(feature = "zlib", feature = "zstd"))]
+        if self.release_at.is_some_and(|at| at <= now) {
+            self.release_at = None;
+            if let Some(decompressor) = self.decompressor.as_mut() {
+                decompressor.release();
+            }
+        }
         self.core.on_timeout(now);
         self.core.drain_commands(now);
     }
@@ -379,7 +403,12 @@ impl Machine {
 
     /// When `handle_timeout` must next be called; `None` when nothing is scheduled.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.next_deadline()
+        let deadline = self.core.next_deadline();
+        #[cfg(any(feature = "zlib", feature = "zstd"))]
+        if let (Some(release), false) = (self.release_at, self.is_finished()) {
+            return Some(deadline.map_or(release, |deadline| deadline.min(release)));
+        }
+        deadline
     }
 
     /// The current status.
