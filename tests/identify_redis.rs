@@ -425,6 +425,32 @@ async fn the_next_budget_window_ends_a_day_after_the_reset() {
     assert!(drift.abs() < 200, "the new window ends {drift} ms away from reset_after + 24 h");
 }
 
+/// Issue 12.11: a window, margin and `reset_after` too long for `Instant`
+/// and for Redis's `PX` are taken as a day each: the acquire is granted (no
+/// backend error, no panic) and the keys expire within days.
+#[tokio::test]
+async fn huge_durations_are_capped_at_a_day() {
+    let server = redis_server!();
+    let day: i64 = 24 * 60 * 60 * 1000;
+    let limits = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 1000,
+        remaining: 1000,
+        reset_after: u64::MAX,
+        max_concurrency: 1,
+    })
+    .with_window(Duration::MAX)
+    .with_margin(Duration::MAX);
+    let queue = RedisIdentifyQueue::new(server.connection().await, "bot", limits);
+    let granted = tokio::time::timeout(Duration::from_secs(5), queue.acquire(shard(0))).await.expect("resolves");
+    assert!(granted.is_ok(), "{granted:?}");
+    let mut raw = server.connection().await;
+    let lease: i64 = redis::cmd("PTTL").arg(queue.bucket_key(0)).query_async(&mut raw).await.expect("PTTL");
+    assert!(lease > 2 * day - 60_000 && lease <= 2 * day, "the lease lasts the capped spacing: {lease} ms");
+    let reset: i64 = redis::cmd("PTTL").arg(queue.budget_key()).query_async(&mut raw).await.expect("PTTL");
+    assert!(reset > day - 60_000 && reset <= day, "the budget resets within a day: {reset} ms");
+    assert_eq!(queue.remaining().await, Ok(Some(999)));
+}
+
 /// Loses the script cache once, right after redis-rs loaded the script (a
 /// restart or failover in that gap).
 #[derive(Clone)]

@@ -307,3 +307,42 @@ fn an_absurd_max_concurrency_is_capped() {
     let mut schedule = IdentifySchedule::new(limits, t0);
     assert_eq!(grants(&mut schedule, &at_once(0..2, t0)), vec![t0, t0]);
 }
+
+/// Issue 12.11: windows, margins and a `reset_after` too long for `Instant`
+/// arithmetic are taken as one day each (Discord's longest period), never
+/// a panic, and the schedule keeps working with them.
+#[test]
+fn huge_durations_are_capped_at_a_day_never_an_overflow() {
+    let day = Duration::from_secs(24 * 60 * 60);
+    let huge = IdentifyLimits::new(1).with_window(Duration::MAX);
+    assert_eq!(huge.window(), day);
+    assert_eq!(huge.spacing(), day + day / 50, "the default margin, 2% of the capped window");
+    let huge = huge.with_margin(Duration::MAX);
+    assert_eq!(huge.spacing(), day * 2);
+
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(huge, t0);
+    // A long line: each estimate adds one spacing per waiter ahead.
+    let line: Vec<Reservation> = (0..64).map(|id| schedule.reserve(shard(id), t0).expect("no budget")).collect();
+    assert_eq!(schedule.poll_grant(&line[63], t0), Turn::Wait(t0 + day * 2), "one spacing away at most");
+    assert_eq!(schedule.poll_grant(&line[0], t0), Turn::Granted);
+    schedule.release(&line[0]);
+    assert_eq!(schedule.poll_grant(&line[1], t0 + day), Turn::Wait(t0 + day * 2));
+    assert_eq!(schedule.poll_grant(&line[1], t0 + day * 2), Turn::Granted);
+
+    // A malformed `reset_after` (u64::MAX ms): the budget refills after a day.
+    let limits = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 10,
+        remaining: 0,
+        reset_after: u64::MAX,
+        max_concurrency: 1,
+    })
+    .with_window(Duration::MAX)
+    .with_margin(Duration::MAX)
+    .on_exhausted(OnBudgetExhausted::WaitForReset);
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    let waiting = schedule.reserve(shard(0), t0).expect("waits for the reset");
+    assert_eq!(schedule.poll_grant(&waiting, t0), Turn::Wait(t0 + day));
+    assert_eq!(schedule.remaining(t0 + day), Some(10));
+    assert_eq!(schedule.poll_grant(&waiting, t0 + day), Turn::Granted);
+}

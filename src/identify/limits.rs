@@ -11,6 +11,12 @@ const MAX_BUCKETS: u32 = 1 << 16;
 /// How long a fresh session-start budget lasts once the old one resets.
 pub(crate) const BUDGET_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The longest window, margin or `reset_after` a queue takes (longer ones
+/// are taken as this): Discord's longest period, one day, and far enough
+/// from `Instant`'s limits that no sum of them can overflow. The same
+/// bound as the configuration's durations (`ConfigError::DurationTooLong`).
+pub(crate) const MAX_DURATION: Duration = BUDGET_PERIOD;
+
 /// `session_start_limit` from `GET /gateway/bot`, as your REST client
 /// returned it (§7.2). Deserializes from that JSON object directly.
 ///
@@ -94,24 +100,29 @@ impl IdentifyLimits {
         self.window
     }
 
-    /// Sets the per-bucket window (tests and benchmarks against the simulator).
+    /// Sets the per-bucket window (tests and benchmarks against the
+    /// simulator). Above one day it is taken as one day: nothing of
+    /// Discord's is longer, and every `Instant` the queues compute from it
+    /// stays far from overflow.
     pub fn with_window(mut self, window: Duration) -> Self {
-        self.window = window;
+        self.window = window.min(MAX_DURATION);
         self
     }
 
     /// Extra time added to each window so that two Identifies of a bucket
     /// never *arrive* closer than the window: a permit's grant and the
     /// frame's arrival at the gateway are separated by scheduling and network
-    /// jitter (default: 2% of the window, 100 ms of Discord's 5 s).
+    /// jitter (default: 2% of the window, 100 ms of Discord's 5 s). Above
+    /// one day it is taken as one day, as the window is.
     pub fn with_margin(mut self, margin: Duration) -> Self {
-        self.margin = Some(margin);
+        self.margin = Some(margin.min(MAX_DURATION));
         self
     }
 
-    /// The time between two Identifies of one bucket: window plus margin.
+    /// The time between two Identifies of one bucket: window plus margin
+    /// (two days at most).
     pub fn spacing(self) -> Duration {
-        self.window + self.margin.unwrap_or(self.window / 50)
+        self.window.saturating_add(self.margin.unwrap_or(self.window / 50))
     }
 
     /// The number of concurrency buckets.
@@ -144,6 +155,12 @@ impl IdentifyLimits {
     /// The daily budget this queue tracks, if any.
     pub fn session_start_limit(self) -> Option<SessionStartLimit> {
         self.budget
+    }
+
+    /// The budget's `reset_after` as a duration; a malformed one above a
+    /// day (Discord's window) is taken as a day.
+    pub(crate) fn budget_reset_after(self) -> Option<Duration> {
+        self.budget.map(|limit| Duration::from_millis(limit.reset_after).min(MAX_DURATION))
     }
 
     /// The bucket of `shard_id`: `shard_id % max_concurrency` (§7.2).

@@ -26,6 +26,7 @@ use ::redis::{ErrorKind, RedisError, RetryMethod, Script, Value};
 use futures::future::BoxFuture;
 
 use super::limits::{IdentifyLimits, OnBudgetExhausted, BUDGET_PERIOD};
+use super::schedule::later;
 use super::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::ShardId;
 
@@ -299,11 +300,12 @@ impl<C> Inner<C> {
     /// for a full period.
     fn seed(&self, now: Instant) -> Option<(u32, u64)> {
         let limit = self.limits.budget?;
-        let resets_at = self.created.checked_add(Duration::from_millis(limit.reset_after));
-        let (value, ttl) = match resets_at {
-            Some(at) if now < at => (limit.remaining.min(limit.total), millis(at - now).max(1)),
-            None => (limit.remaining.min(limit.total), limit.reset_after.max(1)),
-            Some(_) => (limit.total, millis(BUDGET_PERIOD)),
+        // A malformed `reset_after` above a day is taken as a day.
+        let resets_at = later(self.created, self.limits.budget_reset_after().unwrap_or(Duration::ZERO));
+        let (value, ttl) = if now < resets_at {
+            (limit.remaining.min(limit.total), millis(resets_at - now).max(1))
+        } else {
+            (limit.total, millis(BUDGET_PERIOD))
         };
         // Never more than Redis last said was left in a window still running.
         let seen = *self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -317,7 +319,8 @@ impl<C> Inner<C> {
     /// Remembers what Redis reported left, for [`seed`](Self::seed).
     fn saw_remaining(&self, remaining: i64, reset_after: Duration) {
         let Ok(remaining) = u32::try_from(remaining) else { return };
-        let until = Instant::now() + reset_after;
+        // `reset_after` is Redis's PTTL: never trusted not to overflow.
+        let until = later(Instant::now(), reset_after);
         let mut seen = self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *seen = Some(match *seen {
             Some((left, end)) if Instant::now() < end && left < remaining => (left, end),

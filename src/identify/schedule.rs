@@ -48,7 +48,12 @@ impl Budget {
     fn roll_to(&mut self, now: Instant) {
         while now >= self.resets_at {
             self.remaining = self.total;
-            self.resets_at += BUDGET_PERIOD;
+            let next = later(self.resets_at, BUDGET_PERIOD);
+            if next == self.resets_at {
+                // At the end of `Instant`'s range: nothing later to move to.
+                break;
+            }
+            self.resets_at = next;
         }
     }
 }
@@ -78,7 +83,7 @@ impl IdentifySchedule {
         let budget = limits.budget.map(|limit| Budget {
             total: limit.total,
             remaining: limit.remaining.min(limit.total),
-            resets_at: now + Duration::from_millis(limit.reset_after),
+            resets_at: later(now, limits.budget_reset_after().unwrap_or(Duration::ZERO)),
         });
         IdentifySchedule { limits, buckets: vec![Bucket::default(); buckets], budget, next_id: 0 }
     }
@@ -133,26 +138,26 @@ impl IdentifySchedule {
         let spacing = self.limits.spacing();
         let Some(bucket) = self.buckets.get(reservation.bucket) else { return Turn::Granted };
         let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return Turn::Granted };
-        let turn = bucket.last_grant.map_or(now, |last| last + spacing);
+        let turn = bucket.last_grant.map_or(now, |last| later(last, spacing));
         if bucket.holder.is_some() && now >= turn {
             // The previous Identify has not seen READY yet. A release wakes
             // nobody, so the head asks again at 1/20 spacing; the rest of
             // the line, once a spacing (review: no busy line behind a slow READY).
-            return Turn::Wait(now + if position == 0 { spacing / 20 } else { spacing });
+            return Turn::Wait(later(now, if position == 0 { spacing / 20 } else { spacing }));
         }
         if position != 0 || now < turn {
             // An estimate: those ahead take one spacing each, if on time;
             // never more than one spacing away, so a waiter moves up soon
             // after one ahead of it withdraws.
             let ahead = u32::try_from(position).unwrap_or(u32::MAX);
-            let estimate = turn.max(now) + spacing.saturating_mul(ahead);
-            return Turn::Wait(estimate.min(turn.max(now + spacing)));
+            let estimate = later(turn.max(now), spacing.saturating_mul(ahead));
+            return Turn::Wait(estimate.min(turn.max(later(now, spacing))));
         }
         if let Some(refusal) = self.budget_refusal(now) {
             return match (self.limits.on_exhausted, &refusal) {
                 (OnBudgetExhausted::WaitForReset, IdentifyError::BudgetExhausted { reset_after, .. }) => {
                     tracing::warn!(?reset_after, "session start budget exhausted; identify waits for the reset");
-                    Turn::Wait(now + *reset_after)
+                    Turn::Wait(later(now, *reset_after))
                 }
                 _ => {
                     self.cancel(reservation);
@@ -187,5 +192,35 @@ impl IdentifySchedule {
         if let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) {
             bucket.line.remove(position);
         }
+    }
+}
+
+/// `at + by`, or when that overflows an instant at least half as far from
+/// `at` as the latest one `Instant` can represent: never a panic, whatever
+/// durations the limits (or Redis) carry.
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
+    let mut by = by;
+    loop {
+        if let Some(instant) = at.checked_add(by) {
+            return instant;
+        }
+        // Halving ends at zero, and `at + 0` always exists.
+        by /= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12.11: an overflowing sum is the latest representable instant,
+    /// not a panic.
+    #[test]
+    fn later_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        assert_eq!(later(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        let far = later(now, Duration::MAX);
+        assert!(far > now);
+        assert!(later(far, Duration::MAX) >= far);
     }
 }
