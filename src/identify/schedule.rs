@@ -9,6 +9,10 @@
 //! happens rather than planned ahead: a shard that is late to take its turn
 //! (a busy executor) pushes the next one back instead of letting two
 //! Identifies arrive closer than the window.
+//!
+//! A grant holds its bucket for [`IdentifyLimits::max_hold`] at most: a
+//! permit never released (its shard's driver is no longer polled) cannot
+//! block the bucket forever.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -136,14 +140,27 @@ impl IdentifySchedule {
     /// at once.
     pub fn poll_grant(&mut self, reservation: &Reservation, now: Instant) -> Turn {
         let spacing = self.limits.spacing();
-        let Some(bucket) = self.buckets.get(reservation.bucket) else { return Turn::Granted };
+        let max_hold = self.limits.max_hold();
+        let Some(bucket) = self.buckets.get_mut(reservation.bucket) else { return Turn::Granted };
         let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return Turn::Granted };
         let turn = bucket.last_grant.map_or(now, |last| later(last, spacing));
+        // The holder's grant is the bucket's last one.
+        let hold_ends = bucket.last_grant.map_or(now, |granted| later(granted, max_hold));
+        if bucket.holder.is_some() && now >= hold_ends {
+            tracing::warn!(
+                bucket = reservation.bucket,
+                ?max_hold,
+                "an identify permit held its bucket past the hold cap (its shard is no longer polled?); the bucket moves on"
+            );
+            bucket.holder = None;
+        }
         if bucket.holder.is_some() && now >= turn {
             // The previous Identify has not seen READY yet. A release wakes
-            // nobody, so the head asks again at 1/20 spacing; the rest of
-            // the line, once a spacing (review: no busy line behind a slow READY).
-            return Turn::Wait(later(now, if position == 0 { spacing / 20 } else { spacing }));
+            // nobody, so the head asks again at 1/20 spacing (or when the
+            // hold ends); the rest of the line, once a spacing (review: no
+            // busy line behind a slow READY).
+            let retry = if position == 0 { later(now, spacing / 20).min(hold_ends) } else { later(now, spacing) };
+            return Turn::Wait(retry);
         }
         if position != 0 || now < turn {
             // An estimate: those ahead take one spacing each, if on time;
@@ -176,7 +193,9 @@ impl IdentifySchedule {
     }
 
     /// The granted `reservation`'s Identify has its outcome (READY, or the
-    /// attempt failed): the bucket's next turn no longer waits for it.
+    /// attempt failed): the bucket's next turn no longer waits for it. A
+    /// release after the hold cap, when the bucket has moved on, changes
+    /// nothing.
     pub fn release(&mut self, reservation: &Reservation) {
         if let Some(bucket) = self.buckets.get_mut(reservation.bucket) {
             if bucket.holder == Some(reservation.id) {
