@@ -425,6 +425,104 @@ async fn the_next_budget_window_ends_a_day_after_the_reset() {
     assert!(drift.abs() < 200, "the new window ends {drift} ms away from reset_after + 24 h");
 }
 
+/// Issue 12.11: a window, margin and `reset_after` too long for `Instant`
+/// and for Redis's `PX` are taken as a day each: the acquire is granted (no
+/// backend error, no panic) and the keys expire within days.
+#[tokio::test]
+async fn huge_durations_are_capped_at_a_day() {
+    let server = redis_server!();
+    let day: i64 = 24 * 60 * 60 * 1000;
+    let limits = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 1000,
+        remaining: 1000,
+        reset_after: u64::MAX,
+        max_concurrency: 1,
+    })
+    .with_window(Duration::MAX)
+    .with_margin(Duration::MAX);
+    let queue = RedisIdentifyQueue::new(server.connection().await, "bot", limits);
+    let granted = tokio::time::timeout(Duration::from_secs(5), queue.acquire(shard(0))).await.expect("resolves");
+    assert!(granted.is_ok(), "{granted:?}");
+    let mut raw = server.connection().await;
+    let lease: i64 = redis::cmd("PTTL").arg(queue.bucket_key(0)).query_async(&mut raw).await.expect("PTTL");
+    assert!(lease > 2 * day - 60_000 && lease <= 2 * day, "the lease lasts the capped spacing: {lease} ms");
+    let reset: i64 = redis::cmd("PTTL").arg(queue.budget_key()).query_async(&mut raw).await.expect("PTTL");
+    assert!(reset > day - 60_000 && reset <= day, "the budget resets within a day: {reset} ms");
+    assert_eq!(queue.remaining().await, Ok(Some(999)));
+}
+
+/// Runs the identify script for real but loses its first reply, as
+/// redis-rs's response timeout does when the reply is slow.
+#[derive(Clone)]
+struct LoseFirstScriptReply {
+    inner: MultiplexedConnection,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl redis::aio::ConnectionLike for LoseFirstScriptReply {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let is_script = cmd.args_iter().next().is_some_and(|arg| {
+                matches!(arg, redis::Arg::Simple(name) if name.eq_ignore_ascii_case(b"EVALSHA") || name.eq_ignore_ascii_case(b"EVAL"))
+            });
+            let reply = self.inner.req_packed_command(cmd).await?;
+            // Only a script that ran (not NOSCRIPT before redis-rs loads it).
+            let ran = !matches!(reply, redis::Value::ServerError(_));
+            if is_script && ran && !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+            }
+            Ok(reply)
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.inner.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+/// Issue 12.5: a script that granted but whose reply was lost is retried;
+/// the retry finds the acquire's own lease and is granted at once, with
+/// one start counted, not two (nor a window's wait behind itself).
+#[tokio::test]
+async fn a_retry_after_a_lost_reply_counts_the_start_once() {
+    let server = redis_server!();
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let connection = LoseFirstScriptReply { inner: server.connection().await, lost: std::sync::Arc::clone(&lost) };
+    let period = Duration::from_secs(24 * 60 * 60);
+    let limits = budget(1000, 10, Duration::from_secs(60), 1).with_window(WINDOW);
+    let queue = RedisIdentifyQueue::new(connection, "bot", limits);
+    let start = Instant::now();
+    let granted = tokio::time::timeout(Duration::from_secs(10), queue.acquire(shard(0))).await.expect("resolves");
+    assert!(granted.is_ok(), "{granted:?}");
+    assert!(lost.load(std::sync::atomic::Ordering::SeqCst), "the first reply was lost");
+    let waited = start.elapsed();
+    assert_eq!(queue.remaining().await, Ok(Some(9)), "one start counted");
+    assert!(waited < WINDOW, "the retry did not wait for its own lease: {waited:?}");
+
+    // The marker kept its expiry (the window's end plus a period) through
+    // the grant, without KEEPTTL.
+    let mut raw = server.connection().await;
+    let marker: i64 = redis::cmd("PTTL").arg(queue.budget_marker_key()).query_async(&mut raw).await.expect("PTTL");
+    let expected = i64::try_from((Duration::from_secs(60) + period).as_millis()).expect("ms");
+    assert!(marker <= expected && marker > expected - 5_000, "marker PTTL {marker} ms");
+    let value: String = redis::cmd("GET").arg(queue.budget_marker_key()).query_async(&mut raw).await.expect("GET");
+    assert!(value.ends_with(":9"), "the marker knows the count: {value}");
+
+    // Another acquire is another holder: it waits for the lease and counts.
+    drop(queue.acquire(shard(1)).await.expect("the next start"));
+    assert!(start.elapsed() >= WINDOW - SLACK);
+    assert_eq!(queue.remaining().await, Ok(Some(8)));
+}
+
 /// Loses the script cache once, right after redis-rs loaded the script (a
 /// restart or failover in that gap).
 #[derive(Clone)]

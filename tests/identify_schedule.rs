@@ -1,9 +1,11 @@
-//! The identify schedule's rules, with a fake clock (gateway-protocol §7.2).
+//! The identify schedule's rules, with a fake clock (gateway-protocol §7.2),
+//! and one real-time check of `LocalIdentifyQueue`.
 
 use std::time::{Duration, Instant};
 
 use discord_gateway_stream::identify::{
-    IdentifyError, IdentifyLimits, IdentifySchedule, OnBudgetExhausted, Reservation, SessionStartLimit, Turn,
+    IdentifyError, IdentifyLimits, IdentifyQueue, IdentifySchedule, LocalIdentifyQueue, OnBudgetExhausted, Reservation,
+    SessionStartLimit, Turn,
 };
 use discord_gateway_stream::ShardId;
 
@@ -306,4 +308,113 @@ fn an_absurd_max_concurrency_is_capped() {
     let t0 = Instant::now();
     let mut schedule = IdentifySchedule::new(limits, t0);
     assert_eq!(grants(&mut schedule, &at_once(0..2, t0)), vec![t0, t0]);
+}
+
+/// Issue 12.11: windows, margins and a `reset_after` too long for `Instant`
+/// arithmetic are taken as one day each (Discord's longest period), never
+/// a panic, and the schedule keeps working with them.
+#[test]
+fn huge_durations_are_capped_at_a_day_never_an_overflow() {
+    let day = Duration::from_secs(24 * 60 * 60);
+    let huge = IdentifyLimits::new(1).with_window(Duration::MAX);
+    assert_eq!(huge.window(), day);
+    assert_eq!(huge.spacing(), day + day / 50, "the default margin, 2% of the capped window");
+    let huge = huge.with_margin(Duration::MAX);
+    assert_eq!(huge.spacing(), day * 2);
+
+    let t0 = Instant::now();
+    let mut schedule = IdentifySchedule::new(huge, t0);
+    // A long line: each estimate adds one spacing per waiter ahead.
+    let line: Vec<Reservation> = (0..64).map(|id| schedule.reserve(shard(id), t0).expect("no budget")).collect();
+    assert_eq!(schedule.poll_grant(&line[63], t0), Turn::Wait(t0 + day * 2), "one spacing away at most");
+    assert_eq!(schedule.poll_grant(&line[0], t0), Turn::Granted);
+    schedule.release(&line[0]);
+    assert_eq!(schedule.poll_grant(&line[1], t0 + day), Turn::Wait(t0 + day * 2));
+    assert_eq!(schedule.poll_grant(&line[1], t0 + day * 2), Turn::Granted);
+
+    // A malformed `reset_after` (u64::MAX ms): the budget refills after a day.
+    let limits = IdentifyLimits::from_session_start_limit(SessionStartLimit {
+        total: 10,
+        remaining: 0,
+        reset_after: u64::MAX,
+        max_concurrency: 1,
+    })
+    .with_window(Duration::MAX)
+    .with_margin(Duration::MAX)
+    .on_exhausted(OnBudgetExhausted::WaitForReset);
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    let waiting = schedule.reserve(shard(0), t0).expect("waits for the reset");
+    assert_eq!(schedule.poll_grant(&waiting, t0), Turn::Wait(t0 + day));
+    assert_eq!(schedule.remaining(t0 + day), Some(10));
+    assert_eq!(schedule.poll_grant(&waiting, t0 + day), Turn::Granted);
+}
+
+/// Issue 12.6: a permit never released (its shard's driver is no longer
+/// polled) holds its bucket for `max_hold` at most, by default the default
+/// READY timeout (60 s) plus the spacing; then the next Identify goes, and
+/// the old permit's late release does not free the new holder's bucket.
+#[test]
+fn a_permit_never_released_holds_its_bucket_for_max_hold_at_most() {
+    let t0 = Instant::now();
+    let limits = IdentifyLimits::new(1);
+    let hold = Duration::from_secs(60) + WINDOW;
+    assert_eq!(limits.max_hold(), hold);
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    let stuck = schedule.reserve(shard(0), t0).unwrap();
+    let next = schedule.reserve(shard(1), t0).unwrap();
+    let last = schedule.reserve(shard(2), t0).unwrap();
+    assert_eq!(schedule.poll_grant(&stuck, t0), Turn::Granted);
+    // Never released. Past the window the bucket is still held...
+    assert_eq!(schedule.poll_grant(&next, t0 + WINDOW), Turn::Wait(t0 + WINDOW + WINDOW / 20));
+    // ...and the head is told to ask again exactly when the hold ends.
+    let almost = t0 + hold - Duration::from_millis(10);
+    assert_eq!(schedule.poll_grant(&next, almost), Turn::Wait(t0 + hold));
+    assert_eq!(schedule.poll_grant(&next, t0 + hold), Turn::Granted);
+    // The stuck shard's permit is dropped at last: the new holder keeps the bucket.
+    schedule.release(&stuck);
+    let after = t0 + hold + WINDOW;
+    assert_eq!(schedule.poll_grant(&last, after), Turn::Wait(after + WINDOW / 20));
+    schedule.release(&next);
+    assert_eq!(schedule.poll_grant(&last, after), Turn::Granted);
+}
+
+/// Issue 12.6: the hold cap is configurable; a shorter one than the
+/// window changes nothing (the window still spaces Identifies).
+#[test]
+fn the_hold_cap_is_configurable() {
+    let t0 = Instant::now();
+    let hold = Duration::from_secs(12);
+    let limits = IdentifyLimits::new(1).with_max_hold(hold);
+    assert_eq!(limits.max_hold(), hold);
+    assert_eq!(IdentifyLimits::new(1).with_max_hold(Duration::MAX).max_hold(), Duration::from_secs(86_400));
+    let mut schedule = IdentifySchedule::new(limits, t0);
+    let stuck = schedule.reserve(shard(0), t0).unwrap();
+    let next = schedule.reserve(shard(1), t0).unwrap();
+    assert_eq!(schedule.poll_grant(&stuck, t0), Turn::Granted);
+    assert!(matches!(schedule.poll_grant(&next, t0 + hold - Duration::from_millis(1)), Turn::Wait(_)));
+    assert_eq!(schedule.poll_grant(&next, t0 + hold), Turn::Granted);
+
+    let mut schedule = IdentifySchedule::new(IdentifyLimits::new(1).with_max_hold(Duration::ZERO), t0);
+    let first = schedule.reserve(shard(0), t0).unwrap();
+    let second = schedule.reserve(shard(1), t0).unwrap();
+    assert_eq!(schedule.poll_grant(&first, t0), Turn::Granted);
+    assert_eq!(schedule.poll_grant(&second, t0 + Duration::from_secs(1)), Turn::Wait(t0 + WINDOW));
+    assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Turn::Granted);
+}
+
+/// Issue 12.6, in real time: `LocalIdentifyQueue` grants the next Identify
+/// of a bucket whose permit is still alive (never dropped) once the hold
+/// cap has passed.
+#[tokio::test]
+async fn the_local_queue_moves_on_from_a_permit_held_past_the_cap() {
+    let window = Duration::from_millis(50);
+    let hold = Duration::from_millis(300);
+    let queue = LocalIdentifyQueue::new(IdentifyLimits::new(1).with_window(window).with_max_hold(hold));
+    let start = Instant::now();
+    let held = queue.acquire(shard(0)).await.expect("first permit");
+    let next = tokio::time::timeout(Duration::from_secs(10), queue.acquire(shard(1))).await;
+    let waited = start.elapsed();
+    assert!(next.is_ok_and(|permit| permit.is_ok()), "granted while the first permit is alive");
+    assert!(waited >= hold && waited < hold + Duration::from_millis(700), "granted when the hold ended: {waited:?}");
+    drop(held);
 }

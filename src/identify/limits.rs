@@ -11,6 +11,16 @@ const MAX_BUCKETS: u32 = 1 << 16;
 /// How long a fresh session-start budget lasts once the old one resets.
 pub(crate) const BUDGET_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The longest window, margin or `reset_after` a queue takes (longer ones
+/// are taken as this): Discord's longest period, one day, and far enough
+/// from `Instant`'s limits that no sum of them can overflow. The same
+/// bound as the configuration's durations (`ConfigError::DurationTooLong`).
+pub(crate) const MAX_DURATION: Duration = BUDGET_PERIOD;
+
+/// [`Config::ready_timeout`](crate::Config::ready_timeout)'s default: the
+/// longest a shard waits for READY, the base of the default hold cap.
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// `session_start_limit` from `GET /gateway/bot`, as your REST client
 /// returned it (§7.2). Deserializes from that JSON object directly.
 ///
@@ -62,6 +72,7 @@ pub struct IdentifyLimits {
     pub(crate) max_concurrency: u32,
     pub(crate) window: Duration,
     pub(crate) margin: Option<Duration>,
+    pub(crate) max_hold: Option<Duration>,
     pub(crate) budget: Option<SessionStartLimit>,
     pub(crate) reserve: u32,
     pub(crate) on_exhausted: OnBudgetExhausted,
@@ -77,6 +88,7 @@ impl IdentifyLimits {
             max_concurrency: max_concurrency.clamp(1, MAX_BUCKETS),
             window: IDENTIFY_WINDOW,
             margin: None,
+            max_hold: None,
             budget: None,
             reserve: 0,
             on_exhausted: OnBudgetExhausted::default(),
@@ -94,24 +106,53 @@ impl IdentifyLimits {
         self.window
     }
 
-    /// Sets the per-bucket window (tests and benchmarks against the simulator).
+    /// Sets the per-bucket window (tests and benchmarks against the
+    /// simulator). Above one day it is taken as one day: nothing of
+    /// Discord's is longer, and every `Instant` the queues compute from it
+    /// stays far from overflow.
     pub fn with_window(mut self, window: Duration) -> Self {
-        self.window = window;
+        self.window = window.min(MAX_DURATION);
         self
     }
 
     /// Extra time added to each window so that two Identifies of a bucket
     /// never *arrive* closer than the window: a permit's grant and the
     /// frame's arrival at the gateway are separated by scheduling and network
-    /// jitter (default: 2% of the window, 100 ms of Discord's 5 s).
+    /// jitter (default: 2% of the window, 100 ms of Discord's 5 s). Above
+    /// one day it is taken as one day, as the window is.
     pub fn with_margin(mut self, margin: Duration) -> Self {
-        self.margin = Some(margin);
+        self.margin = Some(margin.min(MAX_DURATION));
         self
     }
 
-    /// The time between two Identifies of one bucket: window plus margin.
+    /// The time between two Identifies of one bucket: window plus margin
+    /// (two days at most).
     pub fn spacing(self) -> Duration {
-        self.window + self.margin.unwrap_or(self.window / 50)
+        self.window.saturating_add(self.margin.unwrap_or(self.window / 50))
+    }
+
+    /// How long a granted permit may hold its bucket waiting for READY
+    /// (E15) before the queue takes the bucket back, counted from the grant.
+    /// A shard drops its permit at READY or when the attempt fails, at the
+    /// latest at its READY timeout; one whose driver is no longer polled
+    /// never does, and would block every later Identify of its bucket
+    /// without this cap. Past it, the next Identify of the bucket may go
+    /// (a warning is logged); the late release of the old permit is ignored.
+    ///
+    /// Default: 60 s (the default [`Config::ready_timeout`](crate::Config::ready_timeout))
+    /// plus the [`spacing`](Self::spacing), the slack between the grant and
+    /// the Identify's send. If your shards wait longer for READY, raise it
+    /// to their `ready_timeout` plus the spacing. Above one day it is taken
+    /// as one day. [`RedisIdentifyQueue`](super::RedisIdentifyQueue) never
+    /// holds a bucket past its lease (one spacing), so it ignores this.
+    pub fn with_max_hold(mut self, hold: Duration) -> Self {
+        self.max_hold = Some(hold.min(MAX_DURATION));
+        self
+    }
+
+    /// How long a permit may hold its bucket (see [`with_max_hold`](Self::with_max_hold)).
+    pub fn max_hold(self) -> Duration {
+        self.max_hold.unwrap_or_else(|| DEFAULT_READY_TIMEOUT.saturating_add(self.spacing()))
     }
 
     /// The number of concurrency buckets.
@@ -144,6 +185,12 @@ impl IdentifyLimits {
     /// The daily budget this queue tracks, if any.
     pub fn session_start_limit(self) -> Option<SessionStartLimit> {
         self.budget
+    }
+
+    /// The budget's `reset_after` as a duration; a malformed one above a
+    /// day (Discord's window) is taken as a day.
+    pub(crate) fn budget_reset_after(self) -> Option<Duration> {
+        self.budget.map(|limit| Duration::from_millis(limit.reset_after).min(MAX_DURATION))
     }
 
     /// The bucket of `shard_id`: `shard_id % max_concurrency` (§7.2).

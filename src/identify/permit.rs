@@ -6,7 +6,9 @@ use std::fmt;
 ///
 /// The shard keeps it until READY arrives or the attempt fails (op 9, a
 /// lost connection, the READY timeout), then drops it; dropping runs the
-/// queue's release, so the bucket can be held until READY (E15).
+/// queue's release, so the bucket can be held until READY (E15). A queue
+/// may take the bucket back from a permit held too long
+/// ([`IdentifyLimits::with_max_hold`](super::IdentifyLimits::with_max_hold)).
 #[must_use = "dropping the permit releases the bucket at once"]
 pub struct IdentifyPermit {
     release: Option<Box<dyn FnOnce() + Send>>,

@@ -9,9 +9,10 @@
 //! - `{prefix}:bucket:<n>`: the lease of bucket `n = shard_id % max_concurrency`,
 //!   set when an Identify is granted, for one window plus its margin
 //!   ([`IdentifyLimits::spacing`]). Its value names the
-//!   holder (`pid <pid> shard [id, total]`). Nothing ever deletes it: it
-//!   expires, so a process that crashes holding it blocks the bucket for at
-//!   most one window.
+//!   holder and is unique to one acquire (`pid <pid> shard [id, total] nonce
+//!   <random>-<count>`), so a retried script knows its own grant. Nothing
+//!   ever deletes it: it expires, so a process that crashes holding it
+//!   blocks the bucket for at most one window.
 //! - `{prefix}:budget`: session starts left in the daily window, expiring when
 //!   the window resets (only when the limits carry a
 //!   [`SessionStartLimit`](super::SessionStartLimit)).
@@ -26,6 +27,7 @@ use ::redis::{ErrorKind, RedisError, RetryMethod, Script, Value};
 use futures::future::BoxFuture;
 
 use super::limits::{IdentifyLimits, OnBudgetExhausted, BUDGET_PERIOD};
+use super::schedule::later;
 use super::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::ShardId;
 
@@ -60,9 +62,29 @@ const DEFAULT_PREFIX: &str = "discord-gateway-stream:identify";
 ///   the marker's end;
 /// - the first use, without a marker: the caller's limits.
 ///
+/// A lease that already holds this acquire's holder nonce is the grant of an
+/// earlier run whose reply was lost (a response timeout, a dropped
+/// connection) and that the caller retried: it is granted again with the
+/// budget as it is, without another `DECR`.
+///
 /// Replies `{0, remaining or -1, reset ms}` (granted), `{1, wait ms}`
 /// (bucket leased) or `{2, remaining, reset ms}` (budget at its reserve).
+///
+/// Needs Redis 5.0 or later: it writes after reading `TIME`, which needs
+/// script effects replication, the default since 5.0. It avoids `KEEPTTL`
+/// (6.0) by rewriting the marker with its own remaining `PTTL`.
 const ACQUIRE_SCRIPT: &str = r"
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+  local remaining, reset = -1, 0
+  if ARGV[3] == '1' then
+    local left = redis.call('GET', KEYS[2])
+    if left then
+      remaining = tonumber(left) or -1
+      reset = math.max(redis.call('PTTL', KEYS[2]), 0)
+    end
+  end
+  return {0, remaining, reset}
+end
 local lease = redis.call('PTTL', KEYS[1])
 if lease == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -114,8 +136,11 @@ if ARGV[3] == '1' then
   local current = redis.call('GET', KEYS[3])
   if current then
     local w = string.match(current, '^(%d+)')
-    if w then
-      redis.call('SET', KEYS[3], w .. ':' .. remaining, 'KEEPTTL')
+    local ttl = redis.call('PTTL', KEYS[3])
+    if w and ttl > 0 then
+      redis.call('SET', KEYS[3], w .. ':' .. remaining, 'PX', ttl)
+    elseif w and ttl == -1 then
+      redis.call('SET', KEYS[3], w .. ':' .. remaining)
     end
   end
 end
@@ -140,6 +165,10 @@ return {0, remaining, reset}
 /// `redis` dependency to run connections on tokio (redis-rs then uses tokio
 /// inside a tokio runtime and smol elsewhere). Use `redis` 1.x.
 ///
+/// Needs Redis 5.0 or later (tested with 7.0): the script writes after
+/// reading the server's `TIME`, which needs script effects replication, the
+/// default since 5.0.
+///
 /// How it decides:
 ///
 /// - A Lua script checks the bucket's lease key, then the budget key, then
@@ -160,11 +189,17 @@ return {0, remaining, reset}
 ///   first asks Redis at each expiry.
 /// - Transient Redis errors (I/O, dropped connection, timeouts, `LOADING`,
 ///   `BUSY`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, `READONLY`, `OOM`, a
-///   script cache lost twice, …) are
-///   logged and retried with a backoff from 100 ms to 5 s, for as long as it
-///   takes. Anything else (a script error, a key of the wrong type, refused
-///   authentication or permission, an unexpected reply) resolves
+///   script cache lost twice, …) are logged and retried with a backoff from
+///   100 ms to 5 s, for as long as it takes. Anything else (a script error,
+///   a key of the wrong type, refused authentication or permission, an
+///   unexpected reply) resolves
 ///   [`IdentifyError::Backend`].
+/// - Retries are idempotent: each acquire leases its bucket under a holder
+///   nonce of its own, so a script that ran but whose reply was lost
+///   (redis-rs's response timeout) finds its own lease when retried and is
+///   granted without counting a second start. A retry later than the lease
+///   (one spacing) counts again, erring on the safe side: a start may be
+///   counted twice, never missed.
 /// - Dropping the future is safe: nothing is held in Redis while waiting. If
 ///   it is dropped while the script is in flight, the script may still grant:
 ///   the bucket then stays leased for one window and one start is counted,
@@ -299,11 +334,12 @@ impl<C> Inner<C> {
     /// for a full period.
     fn seed(&self, now: Instant) -> Option<(u32, u64)> {
         let limit = self.limits.budget?;
-        let resets_at = self.created.checked_add(Duration::from_millis(limit.reset_after));
-        let (value, ttl) = match resets_at {
-            Some(at) if now < at => (limit.remaining.min(limit.total), millis(at - now).max(1)),
-            None => (limit.remaining.min(limit.total), limit.reset_after.max(1)),
-            Some(_) => (limit.total, millis(BUDGET_PERIOD)),
+        // A malformed `reset_after` above a day is taken as a day.
+        let resets_at = later(self.created, self.limits.budget_reset_after().unwrap_or(Duration::ZERO));
+        let (value, ttl) = if now < resets_at {
+            (limit.remaining.min(limit.total), millis(resets_at - now).max(1))
+        } else {
+            (limit.total, millis(BUDGET_PERIOD))
         };
         // Never more than Redis last said was left in a window still running.
         let seen = *self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -317,7 +353,8 @@ impl<C> Inner<C> {
     /// Remembers what Redis reported left, for [`seed`](Self::seed).
     fn saw_remaining(&self, remaining: i64, reset_after: Duration) {
         let Ok(remaining) = u32::try_from(remaining) else { return };
-        let until = Instant::now() + reset_after;
+        // `reset_after` is Redis's PTTL: never trusted not to overflow.
+        let until = later(Instant::now(), reset_after);
         let mut seen = self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *seen = Some(match *seen {
             Some((left, end)) if Instant::now() < end && left < remaining => (left, end),
@@ -376,7 +413,8 @@ where
         // First in this process's line for the bucket; dropped (with the
         // future) when granted, refused or withdrawn.
         let _turn = self.lines[line].lock().await;
-        let holder = format!("pid {} shard {shard}", std::process::id());
+        // The same for every retry of this acquire, never another's.
+        let holder = holder_nonce(shard);
         let bucket_key = self.bucket_key(bucket);
         let budget_key = self.budget_key();
         let marker_key = self.marker_key();
@@ -492,6 +530,26 @@ fn is_transient(error: &RedisError) -> bool {
     !matches!(error.retry_method(), RetryMethod::NoRetry)
 }
 
+/// The lease value of one acquire: who holds it, and a nonce no other
+/// acquire uses, in this process (a counter) or any other on any machine
+/// (a random per-process key: process ids repeat across machines).
+fn holder_nonce(shard: ShardId) -> String {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    static PROCESS_KEY: OnceLock<u64> = OnceLock::new();
+    // RandomState's keys come from the OS's randomness; the time and pid
+    // only add to it.
+    let key = *PROCESS_KEY.get_or_init(|| {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        std::collections::hash_map::RandomState::new().hash_one((std::process::id(), since_epoch))
+    });
+    let count = COUNT.fetch_add(1, Ordering::Relaxed);
+    format!("pid {} shard {shard} nonce {key:016x}-{count}", std::process::id())
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -514,6 +572,18 @@ mod tests {
         );
         assert!(matches!(decode(&reply(&[3, 1])), Err(IdentifyError::Backend(_))));
         assert!(matches!(decode(&Value::Nil), Err(IdentifyError::Backend(_))));
+    }
+
+    /// Issue 12.5: every acquire leases under a nonce of its own, naming
+    /// its shard; the script needs nothing newer than Redis 5.0 (`KEEPTTL`
+    /// is 6.0).
+    #[test]
+    fn every_acquire_has_its_own_holder_nonce_and_the_script_avoids_keepttl() {
+        let shard = ShardId::new(3, 8).expect("valid shard");
+        let (a, b) = (holder_nonce(shard), holder_nonce(shard));
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("pid {} shard {shard} nonce ", std::process::id())), "{a}");
+        assert!(!ACQUIRE_SCRIPT.contains("KEEPTTL"));
     }
 
     /// Connection trouble is retried; a script error is not.

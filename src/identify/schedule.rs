@@ -9,6 +9,10 @@
 //! happens rather than planned ahead: a shard that is late to take its turn
 //! (a busy executor) pushes the next one back instead of letting two
 //! Identifies arrive closer than the window.
+//!
+//! A grant holds its bucket for [`IdentifyLimits::max_hold`] at most: a
+//! permit never released (its shard's driver is no longer polled) cannot
+//! block the bucket forever.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -48,7 +52,12 @@ impl Budget {
     fn roll_to(&mut self, now: Instant) {
         while now >= self.resets_at {
             self.remaining = self.total;
-            self.resets_at += BUDGET_PERIOD;
+            let next = later(self.resets_at, BUDGET_PERIOD);
+            if next == self.resets_at {
+                // At the end of `Instant`'s range: nothing later to move to.
+                break;
+            }
+            self.resets_at = next;
         }
     }
 }
@@ -78,7 +87,7 @@ impl IdentifySchedule {
         let budget = limits.budget.map(|limit| Budget {
             total: limit.total,
             remaining: limit.remaining.min(limit.total),
-            resets_at: now + Duration::from_millis(limit.reset_after),
+            resets_at: later(now, limits.budget_reset_after().unwrap_or(Duration::ZERO)),
         });
         IdentifySchedule { limits, buckets: vec![Bucket::default(); buckets], budget, next_id: 0 }
     }
@@ -131,28 +140,41 @@ impl IdentifySchedule {
     /// at once.
     pub fn poll_grant(&mut self, reservation: &Reservation, now: Instant) -> Turn {
         let spacing = self.limits.spacing();
-        let Some(bucket) = self.buckets.get(reservation.bucket) else { return Turn::Granted };
+        let max_hold = self.limits.max_hold();
+        let Some(bucket) = self.buckets.get_mut(reservation.bucket) else { return Turn::Granted };
         let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) else { return Turn::Granted };
-        let turn = bucket.last_grant.map_or(now, |last| last + spacing);
+        let turn = bucket.last_grant.map_or(now, |last| later(last, spacing));
+        // The holder's grant is the bucket's last one.
+        let hold_ends = bucket.last_grant.map_or(now, |granted| later(granted, max_hold));
+        if bucket.holder.is_some() && now >= hold_ends {
+            tracing::warn!(
+                bucket = reservation.bucket,
+                ?max_hold,
+                "an identify permit held its bucket past the hold cap (its shard is no longer polled?); the bucket moves on"
+            );
+            bucket.holder = None;
+        }
         if bucket.holder.is_some() && now >= turn {
             // The previous Identify has not seen READY yet. A release wakes
-            // nobody, so the head asks again at 1/20 spacing; the rest of
-            // the line, once a spacing (review: no busy line behind a slow READY).
-            return Turn::Wait(now + if position == 0 { spacing / 20 } else { spacing });
+            // nobody, so the head asks again at 1/20 spacing (or when the
+            // hold ends); the rest of the line, once a spacing (review: no
+            // busy line behind a slow READY).
+            let retry = if position == 0 { later(now, spacing / 20).min(hold_ends) } else { later(now, spacing) };
+            return Turn::Wait(retry);
         }
         if position != 0 || now < turn {
             // An estimate: those ahead take one spacing each, if on time;
             // never more than one spacing away, so a waiter moves up soon
             // after one ahead of it withdraws.
             let ahead = u32::try_from(position).unwrap_or(u32::MAX);
-            let estimate = turn.max(now) + spacing.saturating_mul(ahead);
-            return Turn::Wait(estimate.min(turn.max(now + spacing)));
+            let estimate = later(turn.max(now), spacing.saturating_mul(ahead));
+            return Turn::Wait(estimate.min(turn.max(later(now, spacing))));
         }
         if let Some(refusal) = self.budget_refusal(now) {
             return match (self.limits.on_exhausted, &refusal) {
                 (OnBudgetExhausted::WaitForReset, IdentifyError::BudgetExhausted { reset_after, .. }) => {
                     tracing::warn!(?reset_after, "session start budget exhausted; identify waits for the reset");
-                    Turn::Wait(now + *reset_after)
+                    Turn::Wait(later(now, *reset_after))
                 }
                 _ => {
                     self.cancel(reservation);
@@ -171,7 +193,9 @@ impl IdentifySchedule {
     }
 
     /// The granted `reservation`'s Identify has its outcome (READY, or the
-    /// attempt failed): the bucket's next turn no longer waits for it.
+    /// attempt failed): the bucket's next turn no longer waits for it. A
+    /// release after the hold cap, when the bucket has moved on, changes
+    /// nothing.
     pub fn release(&mut self, reservation: &Reservation) {
         if let Some(bucket) = self.buckets.get_mut(reservation.bucket) {
             if bucket.holder == Some(reservation.id) {
@@ -187,5 +211,35 @@ impl IdentifySchedule {
         if let Some(position) = bucket.line.iter().position(|id| *id == reservation.id) {
             bucket.line.remove(position);
         }
+    }
+}
+
+/// `at + by`, or when that overflows an instant at least half as far from
+/// `at` as the latest one `Instant` can represent: never a panic, whatever
+/// durations the limits (or Redis) carry.
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
+    let mut by = by;
+    loop {
+        if let Some(instant) = at.checked_add(by) {
+            return instant;
+        }
+        // Halving ends at zero, and `at + 0` always exists.
+        by /= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12.11: an overflowing sum is the latest representable instant,
+    /// not a panic.
+    #[test]
+    fn later_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        assert_eq!(later(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        let far = later(now, Duration::MAX);
+        assert!(far > now);
+        assert!(later(far, Duration::MAX) >= far);
     }
 }
