@@ -17,7 +17,7 @@
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::sizing::{Sizing, LARGE_CAPACITY};
+use super::sizing::Sizing;
 
 /// The Z_SYNC_FLUSH marker that ends every payload (§8.1).
 const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
@@ -175,11 +175,7 @@ impl Inflater {
     fn start_payload(&mut self) {
         self.returned = false;
         self.payload_start_in = self.decompress.total_in();
-        if self.out.capacity() > LARGE_CAPACITY {
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
-        }
+        Sizing::recycle(&mut self.out);
     }
 
     /// Records the last compressed bytes of `message` after the earlier ones.
