@@ -354,9 +354,12 @@ impl Machine {
         }
     }
 
-    /// Application commands waiting for the session or the send budget.
+    /// Application commands not yet taken with
+    /// [`poll_transmit`](Self::poll_transmit): waiting for the session or the
+    /// send budget, or ready to go but not polled (a driver whose socket does
+    /// not drain leaves them here). [`Config::max_queued_commands`] bounds it.
     pub fn queued_commands(&self) -> usize {
-        self.core.commands.len()
+        self.core.queued_commands()
     }
 
     /// Queues an application command. It is sent once the session is Active
@@ -488,7 +491,7 @@ impl std::fmt::Debug for Machine {
             .field("status", &self.core.status)
             .field("last_seq", &self.core.last_seq)
             .field("has_session", &self.core.session.is_some())
-            .field("queued_commands", &self.core.commands.len())
+            .field("queued_commands", &self.core.queued_commands())
             .field("pending_frames", &self.core.transmits.len())
             .finish_non_exhaustive()
     }
@@ -519,6 +522,11 @@ impl Loss {
 }
 
 impl Core {
+    /// Commands queued, plus those in `transmits` (not yet polled).
+    fn queued_commands(&self) -> usize {
+        self.commands.len() + self.transmits.iter().filter(|(_, is_command)| *is_command).count()
+    }
+
     fn set_status(&mut self, status: Status) {
         if self.status != status {
             self.status = status.clone();
@@ -932,7 +940,7 @@ impl Core {
         if matches!(self.phase, Phase::Closed | Phase::Terminated) {
             return Err(CommandError::Closed);
         }
-        if self.commands.len() >= self.config.max_queued_commands {
+        if self.queued_commands() >= self.config.max_queued_commands {
             return Err(CommandError::QueueFull { limit: self.config.max_queued_commands });
         }
         if command.op() == OpCode::PresenceUpdate.code() {
