@@ -255,6 +255,7 @@ impl Shard {
                 outbox: VecDeque::new(),
                 outbox_bytes: 0,
                 transmits_waiting: false,
+                unsent: Vec::new(),
                 flush_needed: false,
                 queue,
                 permit: None,
@@ -511,6 +512,9 @@ struct Driver {
     /// Frames were left in the core because the outbox was full: take more
     /// once it has room.
     transmits_waiting: bool,
+    /// Commands from the outbox of a socket that is gone, never handed to
+    /// it: the core takes them back (issue 12.8) once it has seen the loss.
+    unsent: Vec<String>,
     /// Something was handed to the socket (or a pong queued) since the last flush.
     flush_needed: bool,
     /// Awaited before every Identify; `None`: identify at once.
@@ -651,6 +655,17 @@ impl Driver {
     async fn apply_outputs(&mut self) {
         loop {
             let mut progressed = false;
+            if !self.unsent.is_empty() {
+                // Every socket drop is followed by the core learning of the
+                // loss (or was its own Close/Connect), which has moved the
+                // commands it still held to its queue: these were taken
+                // earlier and go in front of them.
+                let unsent = std::mem::take(&mut self.unsent);
+                let count = unsent.len();
+                let back = self.machine.requeue_commands(Instant::now(), unsent);
+                tracing::debug!(count, back, "commands not written before the connection ended handed back");
+                progressed = true;
+            }
             while let Some(action) = self.machine.poll_action() {
                 progressed = true;
                 match action {
@@ -724,10 +739,15 @@ impl Driver {
         self.outbox.len() < OUTBOX_MAX_FRAMES && self.outbox_bytes < OUTBOX_MAX_BYTES
     }
 
-    /// Forgets the current socket and what was waiting to be written to it.
+    /// Forgets the current socket and what was waiting to be written to it,
+    /// keeping the commands among that for the core to take back. Frames
+    /// already handed to the socket may or may not have reached the server,
+    /// as with any write to a connection that then fails; they are not sent
+    /// again.
     fn drop_socket(&mut self) {
         self.socket = None;
-        self.outbox.clear();
+        let commands = self.outbox.drain(..).filter_map(|(frame, is_command)| is_command.then_some(frame));
+        self.unsent.extend(commands);
         self.outbox_bytes = 0;
         self.flush_needed = false;
     }
