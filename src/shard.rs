@@ -851,7 +851,7 @@ impl Driver {
                 match Pin::new(&mut *socket).poll_ready(cx) {
                     Poll::Ready(Ok(())) => {
                         let Some((frame, _)) = self.outbox.pop_front() else { break };
-                        self.outbox_bytes -= frame.len();
+                        self.outbox_bytes = self.outbox_bytes.saturating_sub(frame.len());
                         if let Err(error) = Pin::new(&mut *socket).start_send(Message::text(frame)) {
                             return Poll::Ready(Wake::WriteFailed(error));
                         }
