@@ -25,10 +25,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    // Any futures-io stream works; tokio's needs the compat adapter.
+    // Any futures-io stream works; tokio's needs the compat adapter. The TCP
+    // settings are the default connector's: no Nagle delay, and keepalive
+    // probes after 60 s of silence, every 10 s, to find a vanished peer.
     let connector = |target: Target| async move {
         let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
         tcp.set_nodelay(true)?;
+        let keepalive =
+            socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10));
+        socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
         Ok(tcp.compat())
     };
     let config = Config::new(token, Intents::GUILDS | Intents::GUILD_MESSAGES).base_url(url);

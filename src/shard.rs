@@ -36,6 +36,14 @@ use crate::{Dispatch, ShardId};
 
 /// How long sending a close frame may take before the socket is just dropped (E11).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The driver takes no more frames from the core while its outbox (frames
+/// the socket has not accepted yet) holds this many frames...
+const OUTBOX_MAX_FRAMES: usize = 16;
+/// ...or this many bytes (eight maximum-size frames). With the one frame the
+/// WebSocket itself may hold, a socket that never drains ties up at most
+/// about 36 KiB per shard; the rest waits in the core, whose send budget
+/// bounds what it emits and whose command queue is bounded.
+const OUTBOX_MAX_BYTES: usize = 32 * 1024;
 
 type Socket = WebSocketStream<BoxedStream>;
 type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<Socket>>> + Send>>;
@@ -88,6 +96,12 @@ pub struct ShardDriver {
 ///
 /// Commands are queued until the session is Active and paced by the
 /// 120/60 s limit; heartbeats keep their reserved slots.
+///
+/// Between the protocol core and the socket the driver holds at most 16
+/// frames or 32 KiB (plus one frame inside the WebSocket). When the socket
+/// does not drain (a server that stops reading), everything else waits in
+/// the core, and commands in its queue count against
+/// [`Config::max_queued_commands`] (see [`queued_commands`](Self::queued_commands)).
 #[derive(Clone)]
 pub struct ShardHandle {
     id: ShardId,
@@ -239,6 +253,9 @@ impl Shard {
                 reading_paused: false,
                 commands_in_machine: 0,
                 outbox: VecDeque::new(),
+                outbox_bytes: 0,
+                transmits_waiting: false,
+                unsent: Vec::new(),
                 flush_needed: false,
                 queue,
                 permit: None,
@@ -371,6 +388,16 @@ impl ShardHandle {
         self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Commands accepted by [`send`](Self::send) that the driver has not
+    /// taken for the socket yet: on their way to the driver, or queued in the
+    /// protocol core until the session is Active and the send budget allows.
+    /// [`Config::max_queued_commands`] bounds it. Commands the driver took
+    /// but could not write before a disconnect are handed back to the core
+    /// and counted here again.
+    pub fn queued_commands(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// Queues a command.
     pub fn send(&self, command: Command) -> Result<(), CommandError> {
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limit {
@@ -476,8 +503,18 @@ struct Driver {
     reading_paused: bool,
     /// Commands in the machine's queue, part of the handle's `queued` count.
     commands_in_machine: usize,
-    /// Frames for the current socket not yet handed to it.
-    outbox: VecDeque<Message>,
+    /// Frames for the current socket not yet handed to it, each with whether
+    /// it is an application command; at most [`OUTBOX_MAX_FRAMES`] and about
+    /// [`OUTBOX_MAX_BYTES`].
+    outbox: VecDeque<(String, bool)>,
+    /// The bytes of the frames in `outbox`.
+    outbox_bytes: usize,
+    /// Frames were left in the core because the outbox was full: take more
+    /// once it has room.
+    transmits_waiting: bool,
+    /// Commands from the outbox of a socket that is gone, never handed to
+    /// it: the core takes them back (issue 12.8) once it has seen the loss.
+    unsent: Vec<String>,
     /// Something was handed to the socket (or a pong queued) since the last flush.
     flush_needed: bool,
     /// Awaited before every Identify; `None`: identify at once.
@@ -618,6 +655,17 @@ impl Driver {
     async fn apply_outputs(&mut self) {
         loop {
             let mut progressed = false;
+            if !self.unsent.is_empty() {
+                // Every socket drop is followed by the core learning of the
+                // loss (or was its own Close/Connect), which has moved the
+                // commands it still held to its queue: these were taken
+                // earlier and go in front of them.
+                let unsent = std::mem::take(&mut self.unsent);
+                let count = unsent.len();
+                let back = self.machine.requeue_commands(Instant::now(), unsent);
+                tracing::debug!(count, back, "commands not written before the connection ended handed back");
+                progressed = true;
+            }
             while let Some(action) = self.machine.poll_action() {
                 progressed = true;
                 match action {
@@ -629,13 +677,21 @@ impl Driver {
                     },
                 }
             }
-            while let Some(frame) = self.machine.poll_transmit() {
-                progressed = true;
-                // Written from poll_wake, so a stalled socket never blocks
-                // timers, requests or zombie detection (E11).
-                if self.socket.is_some() {
-                    self.outbox.push_back(Message::text(frame));
+            // Written from poll_wake, so a stalled socket never blocks
+            // timers, requests or zombie detection (E11). Bounded: while the
+            // outbox is full the frames stay in the core (issue 12.2), and
+            // with no socket they stay there until it sees the loss (it then
+            // takes the commands back and drops the rest).
+            self.transmits_waiting = false;
+            while self.socket.is_some() {
+                if !self.outbox_has_room() {
+                    self.transmits_waiting = true;
+                    break;
                 }
+                let Some((frame, is_command)) = self.machine.poll_transmit_tagged() else { break };
+                progressed = true;
+                self.outbox_bytes += frame.len();
+                self.outbox.push_back((frame, is_command));
             }
             while let Some(event) = self.machine.poll_event() {
                 progressed = true;
@@ -679,10 +735,20 @@ impl Driver {
         self.commands_in_machine = now_in_machine;
     }
 
-    /// Forgets the current socket and what was waiting to be written to it.
+    fn outbox_has_room(&self) -> bool {
+        self.outbox.len() < OUTBOX_MAX_FRAMES && self.outbox_bytes < OUTBOX_MAX_BYTES
+    }
+
+    /// Forgets the current socket and what was waiting to be written to it,
+    /// keeping the commands among that for the core to take back. Frames
+    /// already handed to the socket may or may not have reached the server,
+    /// as with any write to a connection that then fails; they are not sent
+    /// again.
     fn drop_socket(&mut self) {
         self.socket = None;
-        self.outbox.clear();
+        let commands = self.outbox.drain(..).filter_map(|(frame, is_command)| is_command.then_some(frame));
+        self.unsent.extend(commands);
+        self.outbox_bytes = 0;
         self.flush_needed = false;
     }
 
@@ -784,8 +850,9 @@ impl Driver {
             while !self.outbox.is_empty() {
                 match Pin::new(&mut *socket).poll_ready(cx) {
                     Poll::Ready(Ok(())) => {
-                        let Some(message) = self.outbox.pop_front() else { break };
-                        if let Err(error) = Pin::new(&mut *socket).start_send(message) {
+                        let Some((frame, _)) = self.outbox.pop_front() else { break };
+                        self.outbox_bytes = self.outbox_bytes.saturating_sub(frame.len());
+                        if let Err(error) = Pin::new(&mut *socket).start_send(Message::text(frame)) {
                             return Poll::Ready(Wake::WriteFailed(error));
                         }
                         self.flush_needed = true;
@@ -801,6 +868,10 @@ impl Driver {
                     Poll::Pending => {}
                 }
             }
+        }
+        if self.transmits_waiting && self.outbox_has_room() {
+            // The core holds frames the full outbox left there.
+            return Poll::Ready(Wake::Drained);
         }
         // Deadlines before the socket: a gateway that never stops sending
         // must not delay heartbeats or zombie detection.

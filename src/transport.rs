@@ -67,12 +67,18 @@ impl Target {
 /// Opens byte streams for the shard. Implemented for any
 /// `Fn(Target) -> impl Future<Output = io::Result<S>>` closure.
 ///
-/// Tokio, through tokio-util's compat layer:
+/// Tokio, through tokio-util's compat layer, with the TCP settings of the
+/// default connector ([`AsyncStdConnector`]: no Nagle delay, keepalive):
 ///
 /// ```ignore
 /// use tokio_util::compat::TokioAsyncReadCompatExt;
 /// let connector = |target: Target| async move {
 ///     let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+///     tcp.set_nodelay(true)?;
+///     let keepalive = socket2::TcpKeepalive::new()
+///         .with_time(Duration::from_secs(60))
+///         .with_interval(Duration::from_secs(10));
+///     socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
 ///     Ok(tcp.compat())
 /// };
 /// ```
@@ -93,19 +99,54 @@ where
     }
 }
 
-/// The default connector: async-std TCP with `TCP_NODELAY`.
+/// The default connector: async-std TCP with `TCP_NODELAY` and TCP
+/// keepalive.
+///
+/// Keepalive probes start after 60 s without traffic (longer than Discord's
+/// 41.25 s heartbeat interval, so a healthy connection never sends one) and
+/// repeat every 10 s (where the platform lets that be set); the system's
+/// probe count decides when the connection is declared dead (9 on Linux:
+/// after about 2.5 minutes). They are the backstop for a peer gone without
+/// a FIN or RST while nothing else would notice, e.g. before Hello starts
+/// the heartbeat.
 #[cfg(feature = "async-std")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStdConnector;
 
+/// Idle time before the first keepalive probe.
+#[cfg(feature = "async-std")]
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Time between unanswered keepalive probes, where it can be set.
+#[cfg(feature = "async-std")]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos", target_os = "windows")), allow(dead_code))]
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[cfg(feature = "async-std")]
+impl AsyncStdConnector {
+    async fn tcp(target: &Target) -> io::Result<async_std::net::TcpStream> {
+        let stream = async_std::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+        stream.set_nodelay(true)?;
+        set_keepalive(socket2::SockRef::from(&stream));
+        Ok(stream)
+    }
+}
+
 #[cfg(feature = "async-std")]
 impl Connector for AsyncStdConnector {
     fn connect(&self, target: Target) -> ConnectFuture {
-        Box::pin(async move {
-            let stream = async_std::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as BoxedStream)
-        })
+        Box::pin(async move { Ok(Box::new(AsyncStdConnector::tcp(&target).await?) as BoxedStream) })
+    }
+}
+
+/// Turns TCP keepalive on. A platform that refuses is logged, not fatal: the
+/// gateway heartbeat still finds a dead connection once it runs.
+#[cfg(feature = "async-std")]
+fn set_keepalive(socket: socket2::SockRef<'_>) {
+    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    let keepalive = keepalive.with_interval(KEEPALIVE_INTERVAL);
+    if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
+        tracing::warn!(%error, "could not turn TCP keepalive on");
     }
 }
 
@@ -164,6 +205,23 @@ mod tests {
         assert_eq!(t("ws://[::1]:80/"), Some(Target { host: "::1".into(), port: 80, tls: false }));
         for bad in ["http://x", "ws://", "ws://:80", "ws://h:99999", "ws://[::1", "ws://[::1]x"] {
             assert_eq!(t(bad), None, "{bad}");
+        }
+    }
+
+    #[cfg(feature = "async-std")]
+    #[test]
+    fn the_default_connector_turns_tcp_keepalive_on() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = Target { host: "127.0.0.1".into(), port: listener.local_addr().unwrap().port(), tls: false };
+        let stream = async_io::block_on(AsyncStdConnector::tcp(&target)).unwrap();
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap(), "SO_KEEPALIVE");
+        assert!(socket.tcp_nodelay().unwrap(), "TCP_NODELAY");
+        // Read back through socket2's `all` feature, which only the tests enable.
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+            assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
         }
     }
 }

@@ -66,6 +66,17 @@ impl PayloadText<'_> {
     }
 }
 
+/// Whether `frame` has the shape of an application command's frame,
+/// `{"op":N,"d":…}` with an opcode the core does not own, within the size limit.
+fn is_command_frame(frame: &str) -> bool {
+    let Some(rest) = frame.strip_prefix("{\"op\":") else { return false };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let op = rest.get(..digits).and_then(|op| op.parse::<u64>().ok());
+    frame.len() <= MAX_OUTBOUND_SIZE
+        && rest.get(digits..).is_some_and(|after| after.starts_with(",\"d\":"))
+        && op.is_some_and(|op| op <= u64::from(u8::MAX) && !OpCode::from_u64(op).is_some_and(OpCode::is_core_owned))
+}
+
 /// Whether `envelope`, read from `text`, is a READY.
 fn is_ready(text: &str, envelope: &Envelope) -> bool {
     envelope.event.as_ref().is_some_and(|event| event.decode(text) == "READY")
@@ -367,9 +378,12 @@ impl Machine {
         }
     }
 
-    /// Application commands waiting for the session or the send budget.
+    /// Application commands not yet taken with
+    /// [`poll_transmit`](Self::poll_transmit): waiting for the session or the
+    /// send budget, or ready to go but not polled (a driver whose socket does
+    /// not drain leaves them here). [`Config::max_queued_commands`] bounds it.
     pub fn queued_commands(&self) -> usize {
-        self.core.commands.len()
+        self.core.queued_commands()
     }
 
     /// Queues an application command. It is sent once the session is Active
@@ -394,6 +408,67 @@ impl Machine {
     /// Next text frame to write to the socket.
     pub fn poll_transmit(&mut self) -> Option<String> {
         self.core.transmits.pop_front().map(|(frame, _)| frame)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), with whether the frame
+    /// is an application command (`true`) rather than a heartbeat, Identify
+    /// or Resume. A driver that holds frames before writing them hands the
+    /// commands it could not write back with
+    /// [`requeue_commands`](Self::requeue_commands) when the connection ends;
+    /// the other frames belong to that connection and are dropped.
+    pub fn poll_transmit_tagged(&mut self) -> Option<(String, bool)> {
+        self.core.transmits.pop_front()
+    }
+
+    /// Takes back application commands that came out of
+    /// [`poll_transmit_tagged`](Self::poll_transmit_tagged) but were never
+    /// written because the connection ended, oldest first. Call it once the
+    /// machine knows the connection is gone (after
+    /// [`handle_close`](Self::handle_close), or when carrying out the
+    /// `Close` action it asked for).
+    ///
+    /// They go to the front of the command queue, ahead of every command
+    /// taken from the machine after them, so the order of sends is kept; they
+    /// are sent on the next session, once each. They may take the queue past
+    /// [`Config::max_queued_commands`] (by what the driver held). A frame
+    /// that is not an application command (a heartbeat, Identify or Resume,
+    /// or anything not shaped like a [`Command`] frame) is never taken back;
+    /// nothing is once the machine has finished (closed or fatal).
+    /// Returns how many frames were taken back.
+    pub fn requeue_commands(&mut self, now: Instant, frames: impl IntoIterator<Item = String>) -> usize {
+        let frames: Vec<String> = frames.into_iter().collect();
+        if frames.is_empty() {
+            return 0;
+        }
+        if self.is_finished() {
+            tracing::debug!(count = frames.len(), "shard finished; unsent commands dropped");
+            return 0;
+        }
+        let (commands, refused): (Vec<String>, Vec<String>) =
+            frames.into_iter().partition(|frame| is_command_frame(frame));
+        if !refused.is_empty() {
+            // The frames are not logged: an Identify or Resume carries the token.
+            tracing::warn!(count = refused.len(), "frames that are not application commands were not requeued");
+        }
+        // Commands still in `transmits` (the connection has not ended yet)
+        // were taken after these: queue them behind.
+        let mut kept = VecDeque::with_capacity(self.core.transmits.len());
+        let mut later = Vec::new();
+        for (frame, is_command) in std::mem::take(&mut self.core.transmits) {
+            if is_command {
+                later.push(frame);
+            } else {
+                kept.push_back((frame, false));
+            }
+        }
+        self.core.transmits = kept;
+        let taken = commands.len();
+        for frame in commands.into_iter().chain(later).rev() {
+            self.core.commands.push_front(frame);
+        }
+        tracing::debug!(count = taken, "unsent commands requeued");
+        self.core.drain_commands(now);
+        taken
     }
 
     /// Next event for the application.
@@ -445,7 +520,7 @@ impl std::fmt::Debug for Machine {
             .field("status", &self.core.status)
             .field("last_seq", &self.core.last_seq)
             .field("has_session", &self.core.session.is_some())
-            .field("queued_commands", &self.core.commands.len())
+            .field("queued_commands", &self.core.queued_commands())
             .field("pending_frames", &self.core.transmits.len())
             .finish_non_exhaustive()
     }
@@ -476,6 +551,11 @@ impl Loss {
 }
 
 impl Core {
+    /// Commands queued, plus those in `transmits` (not yet polled).
+    fn queued_commands(&self) -> usize {
+        self.commands.len() + self.transmits.iter().filter(|(_, is_command)| *is_command).count()
+    }
+
     fn set_status(&mut self, status: Status) {
         if self.status != status {
             self.status = status.clone();
@@ -889,7 +969,7 @@ impl Core {
         if matches!(self.phase, Phase::Closed | Phase::Terminated) {
             return Err(CommandError::Closed);
         }
-        if self.commands.len() >= self.config.max_queued_commands {
+        if self.queued_commands() >= self.config.max_queued_commands {
             return Err(CommandError::QueueFull { limit: self.config.max_queued_commands });
         }
         if command.op() == OpCode::PresenceUpdate.code() {

@@ -70,6 +70,7 @@ pub struct SimulatorConfig {
     pub(crate) max_concurrency: u32,
     pub(crate) identify_window: Duration,
     pub(crate) on_identify_too_fast: IdentifyTooFast,
+    pub(crate) receive_buffer: Option<usize>,
 }
 
 impl Default for SimulatorConfig {
@@ -84,7 +85,7 @@ impl SimulatorConfig {
     /// Hello on every connection, no guilds, no initial dispatches, the resume
     /// URL pointing back at the simulator, one WebSocket message per payload,
     /// 120 client frames per 60 s, no server-side heartbeat enforcement, ACKs
-    /// sent, no identify concurrency limit.
+    /// sent, no identify concurrency limit, the system's TCP receive buffer.
     pub fn new() -> Self {
         Self {
             heartbeat_interval: Duration::from_millis(41_250),
@@ -103,6 +104,7 @@ impl SimulatorConfig {
             max_concurrency: 0,
             identify_window: Duration::from_secs(5),
             on_identify_too_fast: IdentifyTooFast::InvalidSession,
+            receive_buffer: None,
         }
     }
 
@@ -235,6 +237,16 @@ impl SimulatorConfig {
     /// (gateway-protocol §7.2).
     pub fn on_identify_too_fast(mut self, behaviour: IdentifyTooFast) -> Self {
         self.on_identify_too_fast = behaviour;
+        self
+    }
+
+    /// The TCP receive buffer (`SO_RCVBUF`) of accepted connections, set on
+    /// the listener so that it holds from the handshake on. A small one makes
+    /// a client's writes block soon after
+    /// [`Simulator::pause_reading`](super::Simulator::pause_reading) (the
+    /// kernel may round the size up). Default: the system's (autotuned).
+    pub fn receive_buffer(mut self, bytes: usize) -> Self {
+        self.receive_buffer = Some(bytes);
         self
     }
 }

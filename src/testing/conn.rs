@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread;
@@ -93,10 +93,15 @@ impl Write for Pipe {
 
 /// Forwards everything the client sends to the connection thread, blocking
 /// on the socket; ends at EOF, on an error, or when the connection thread is
-/// gone.
-fn pump(mut tcp: TcpStream, tx: &Sender<Input>) {
+/// gone. While the simulator's reading is paused it reads nothing, until
+/// `done` (the connection thread has finished) or shutdown.
+fn pump(mut tcp: TcpStream, tx: &Sender<Input>, shared: &Shared, done: &AtomicBool) {
     let mut buf = vec![0; READ_CHUNK];
     loop {
+        shared.wait_while(|st| st.reading_paused && !done.load(Ordering::SeqCst));
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
         let input = match tcp.read(&mut buf) {
             Ok(0) => Input::ReadEnd(None),
             Ok(n) => Input::Bytes(buf.get(..n).unwrap_or_default().to_vec()),
@@ -153,13 +158,16 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
     let compress = param("compress");
 
     let (tx, rx) = mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
     let reader = ws.get_ref().tcp.try_clone().and_then(|tcp| {
         let _ = tcp.set_read_timeout(None);
         let tx = tx.clone();
+        let shared = Arc::clone(shared);
+        let done = Arc::clone(&done);
         thread::Builder::new()
             .name(format!("gateway-sim-read-{index}"))
             .stack_size(READER_STACK)
-            .spawn(move || pump(tcp, &tx))
+            .spawn(move || pump(tcp, &tx, &shared, &done))
     });
     let reader = match reader {
         Ok(reader) => reader,
@@ -225,7 +233,10 @@ pub(crate) fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream, behav
         conn.run();
     }
     let end = conn.end.take().unwrap_or(ConnectionEnd::ClientDrop);
-    // Ends the reader thread's blocking read, whatever state the socket is in.
+    // Ends the reader thread's blocking read, whatever state the socket is
+    // in, or its wait while reading is paused.
+    done.store(true, Ordering::SeqCst);
+    shared.update(|_| ());
     conn.ws.get_ref().shutdown();
     drop(conn);
     let _ = reader.join();

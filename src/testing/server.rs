@@ -109,6 +109,8 @@ pub(crate) struct State {
     accepted_identifies: usize,
     /// When each concurrency bucket last accepted an Identify.
     last_identify: HashMap<u32, Instant>,
+    /// Reader threads stop reading client bytes (see `Simulator::pause_reading`).
+    pub(crate) reading_paused: bool,
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -143,6 +145,7 @@ impl State {
             identify_log: Vec::new(),
             accepted_identifies: 0,
             last_identify: HashMap::new(),
+            reading_paused: false,
         }
     }
 
@@ -388,6 +391,14 @@ impl Shared {
         self.changed.notify_all();
         r
     }
+
+    /// Blocks while `waiting` holds; woken by every `update` and by shutdown.
+    pub(crate) fn wait_while(&self, mut waiting: impl FnMut(&State) -> bool) {
+        let mut st = self.lock();
+        while waiting(&st) && !self.shutdown.load(Ordering::SeqCst) {
+            st = self.changed.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// A scripted fake Discord gateway on `127.0.0.1`. See the [module
@@ -419,7 +430,7 @@ impl Simulator {
 
     /// Like [`start`](Self::start) on a chosen port (`0`: ephemeral).
     pub fn start_on(port: u16, config: SimulatorConfig) -> io::Result<Simulator> {
-        let listener = listen(port)?;
+        let listener = listen(port, config.receive_buffer)?;
         let addr = listener.local_addr()?;
         let resume_url = config.resume_url.clone().unwrap_or_else(|| format!("ws://{addr}{RESUME_PATH}"));
         let seed = std::time::SystemTime::now()
@@ -554,6 +565,18 @@ impl Simulator {
     fn command(&self, cmd: Command) -> bool {
         let st = self.shared.lock();
         st.target().is_some_and(|i| st.send_to(i, cmd))
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading what clients send, on
+    /// every connection: like a server whose TCP receive window is full, the
+    /// client's bytes wait in the socket buffers and its writes soon block
+    /// (sooner with a small [`SimulatorConfig::receive_buffer`]). Each reader
+    /// thread stops after the read it is in (at most 8 KiB); messages read
+    /// before are still handled. Nothing else changes: the simulator keeps
+    /// sending, and a control such as [`drop_connection`](Self::drop_connection)
+    /// still works.
+    pub fn pause_reading(&self, paused: bool) {
+        self.shared.update(|st| st.reading_paused = paused);
     }
 
     /// Stops (`true`) or resumes (`false`) answering heartbeats with op 11.
@@ -850,10 +873,14 @@ pub(crate) fn op_frame(op: u8, d: &str) -> String {
 /// retransmission). The kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
 
-/// A listener on `127.0.0.1:port` with a [`BACKLOG`]-long accept queue.
-fn listen(port: u16) -> io::Result<TcpListener> {
+/// A listener on `127.0.0.1:port` with a [`BACKLOG`]-long accept queue;
+/// accepted sockets inherit `receive_buffer`.
+fn listen(port: u16, receive_buffer: Option<usize>) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(bytes) = receive_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
     // As std does on Unix, so that a restarted simulator can reuse its port.
     #[cfg(unix)]
     socket.set_reuse_address(true)?;
