@@ -117,6 +117,8 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         .compression(Compression::ZlibStream)
         .reconnect_policy(policy)
         .ready_timeout(Duration::from_secs(5))
+        // The simulator heartbeats every 250 ms; Discord's floor is 10 s.
+        .min_heartbeat_interval(Duration::from_millis(100))
         .rng_seed(seed);
     let mut shard = Shard::new(config).expect("shard");
     let driver = shard.take_driver().expect("driver");

@@ -15,7 +15,12 @@ use futures::StreamExt;
 use serde_json::json;
 
 fn config(sim: &Simulator) -> Config {
-    Config::new("sim-token", Intents::GUILDS).base_url(sim.url()).compression(Compression::None).rng_seed(7)
+    Config::new("sim-token", Intents::GUILDS)
+        .base_url(sim.url())
+        .compression(Compression::None)
+        .rng_seed(7)
+        // The simulator heartbeats far faster than Discord; lower the floor.
+        .min_heartbeat_interval(Duration::from_millis(100))
 }
 
 #[test]

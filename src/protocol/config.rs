@@ -23,6 +23,16 @@ pub const MAX_MESSAGE_SIZE_LIMIT: usize = 1 << 30;
 /// refuse READY itself, and then every connection).
 pub const MIN_MESSAGE_SIZE: usize = 64 * 1024;
 
+/// Default floor on the `heartbeat_interval` a Hello may announce
+/// ([`Config::min_heartbeat_interval`]): 10 s. Discord sends about 41 s; at
+/// 10 s the periodic heartbeats take at most 6 of the 120 frames a
+/// connection may send per 60 s, leaving the rest for Identify or Resume,
+/// answers to op 1 and application commands.
+pub const DEFAULT_MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Longest `heartbeat_interval` accepted from Hello: 1 hour.
+pub(crate) const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Default bound on dispatches waiting for the application ([`Config::max_buffered`]).
 pub const DEFAULT_BUFFERED_DISPATCHES: usize = 256;
 
@@ -157,6 +167,10 @@ pub enum ConfigError {
     /// A `wss://` gateway URL but no TLS (the `rustls` feature is off).
     #[error("a wss:// gateway URL needs the `rustls` feature")]
     TlsUnavailable,
+    /// `min_heartbeat_interval` is over 1 hour, the longest interval
+    /// accepted from Hello: every Hello would be refused.
+    #[error("min_heartbeat_interval must be at most 1 hour, not {0:?}")]
+    MinHeartbeatInterval(Duration),
     /// A timeout or the backoff base is zero.
     #[error("a timeout or the backoff base is zero")]
     ZeroDuration,
@@ -189,6 +203,7 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) hello_timeout: Duration,
     pub(crate) ready_timeout: Duration,
+    pub(crate) min_heartbeat_interval: Duration,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) max_message_size: usize,
     pub(crate) max_queued_commands: usize,
@@ -208,7 +223,8 @@ impl Config {
     /// A configuration with every default: shard `[0, 1]`, Discord's gateway,
     /// zlib-stream (with the `zlib` feature), `large_threshold` 50, connect
     /// and Hello timeouts 30 s each, READY/RESUMED timeout 60 s, 64 MiB payload cap, 4096
-    /// queued commands, [`ReconnectPolicy::default`].
+    /// queued commands, a 10 s floor on Hello's `heartbeat_interval`,
+    /// [`ReconnectPolicy::default`].
     pub fn new(token: impl AsRef<str>, intents: Intents) -> Config {
         Config {
             token: Token::new(token),
@@ -223,6 +239,7 @@ impl Config {
             connect_timeout: Duration::from_secs(30),
             hello_timeout: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(60),
+            min_heartbeat_interval: DEFAULT_MIN_HEARTBEAT_INTERVAL,
             reconnect: ReconnectPolicy::default(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_queued_commands: 4096,
@@ -297,6 +314,23 @@ impl Config {
     /// resuming extends it, so a long replay never times out (E2).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
+        self
+    }
+
+    /// The smallest `heartbeat_interval` a Hello may announce (default
+    /// [`DEFAULT_MIN_HEARTBEAT_INTERVAL`], 10 s; at most 1 hour). A Hello
+    /// under it is a bad Hello: the connection is dropped and retried with
+    /// backoff ([`DisconnectReason::BadHello`](super::DisconnectReason::BadHello)),
+    /// so a broken or hostile gateway cannot make the shard heartbeat in a
+    /// tight loop. Discord sends about 41 s.
+    ///
+    /// Lower it only against a test gateway (the crate's simulator tests
+    /// use 100–500 ms). Whatever the interval, a connection never sends more
+    /// than 120 frames per 60 s: under about 6.7 s the periodic heartbeats
+    /// alone would exceed their reserved slots, and a heartbeat with no slot
+    /// left waits for the next one.
+    pub fn min_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.min_heartbeat_interval = interval;
         self
     }
 
@@ -452,6 +486,9 @@ impl Config {
         // one is no cap at all.
         if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.max_message_size) {
             return Err(ConfigError::MaxMessageSize(self.max_message_size));
+        }
+        if self.min_heartbeat_interval > MAX_HEARTBEAT_INTERVAL {
+            return Err(ConfigError::MinHeartbeatInterval(self.min_heartbeat_interval));
         }
         let r = &self.reconnect;
         let longest = [

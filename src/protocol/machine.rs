@@ -13,7 +13,7 @@ use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABL
 use super::command::{Command, CommandError};
 #[cfg(any(feature = "zlib", feature = "zstd"))]
 use super::config::Compression;
-use super::config::{Config, ConfigError};
+use super::config::{Config, ConfigError, MAX_HEARTBEAT_INTERVAL};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
 use super::heartbeat::{Beat, Heartbeat};
 use super::opcode::OpCode;
@@ -25,8 +25,6 @@ use super::url::{check_resume_url, gateway_url};
 use crate::codec::{Envelope, StrSpan};
 use crate::dispatch::Dispatch;
 
-/// Longest `heartbeat_interval` accepted from Hello (Discord sends ~41 s).
-const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
 /// The generator's seed when the configuration sets none (the sans-IO core
 /// stays deterministic; [`Shard`](crate::Shard) seeds from entropy).
 const DEFAULT_RNG_SEED: u64 = 0x5eed;
@@ -647,17 +645,22 @@ impl Core {
             tracing::warn!("skipping a second Hello on one connection");
             return;
         }
-        let interval = data
-            .and_then(|d| serde_json::from_str::<HelloData>(d).ok())
-            .map(|hello| hello.heartbeat_interval)
-            // Zero would spin; absurd values would overflow `Instant` math.
-            .filter(|&ms| ms > 0 && ms <= MAX_HEARTBEAT_INTERVAL_MS);
-        let Some(interval) = interval else {
-            tracing::warn!("Hello without a usable heartbeat_interval");
+        let announced = data.and_then(|d| serde_json::from_str::<HelloData>(d).ok()).map(|hello| hello.heartbeat_interval);
+        // Zero would spin and a tiny interval would flood the send budget
+        // with heartbeats (the floor is configurable); absurd values would
+        // overflow `Instant` math.
+        let floor = self.config.min_heartbeat_interval.max(Duration::from_millis(1));
+        let usable = announced.map(Duration::from_millis).filter(|&i| i >= floor && i <= MAX_HEARTBEAT_INTERVAL);
+        let Some(interval) = usable else {
+            tracing::warn!(
+                shard = %self.config.shard,
+                heartbeat_interval_ms = announced,
+                min_heartbeat_interval = ?self.config.min_heartbeat_interval,
+                "Hello without a usable heartbeat_interval (missing, under the minimum or over an hour)"
+            );
             self.lose(now, DisconnectReason::BadHello, Loss::refused().close(RESUMABLE_CLOSE));
             return;
         };
-        let interval = Duration::from_millis(interval);
         // §4 rule 9 and §7.1: timer and budget belong to this connection, from its Hello.
         self.link.heartbeat = Some(Heartbeat::new(interval, now, self.rng.unit()));
         self.link.limiter = Some(SendLimiter::new(interval));
@@ -665,7 +668,7 @@ impl Core {
             Some(session) if self.link.resume => {
                 let seq = self.last_seq.unwrap_or(0);
                 tracing::info!(seq, "resuming");
-                self.send_control(now, payload::resume(&self.config.token, &session.id, seq), Priority::Control);
+                self.send_control(now, payload::resume(&self.config.token, &session.id, seq));
                 self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
                 self.set_status(Status::Resuming);
             }
@@ -693,18 +696,49 @@ impl Core {
         if let Some(limiter) = self.link.limiter.as_mut() {
             limiter.owe_identify(false);
         }
-        self.send_control(now, frame, Priority::Control);
+        self.send_control(now, frame);
         self.phase = Phase::Identifying { deadline: now + self.config.ready_timeout };
         self.set_status(Status::Identifying);
     }
 
-    /// Sends a heartbeat, Identify or Resume: they may use the reserved slots.
-    fn send_control(&mut self, now: Instant, frame: String, priority: Priority) {
-        let allowed = self.link.limiter.as_mut().is_none_or(|limiter| limiter.try_acquire(now, priority));
-        if !allowed {
-            tracing::warn!("send budget exhausted; sending a control frame anyway");
+    /// Sends an Identify or Resume: they may use every slot, and as the
+    /// first frame after Hello (or with a slot kept for them while an
+    /// identify permit is awaited) they always find one. Should the budget
+    /// ever be spent, the frame is not sent: the READY timeout then
+    /// reconnects, where a frame over the limit would be closed with 4008.
+    fn send_control(&mut self, now: Instant, frame: String) -> bool {
+        let allowed = self.link.limiter.as_mut().is_none_or(|limiter| limiter.try_acquire(now, Priority::Control));
+        if allowed {
+            self.transmits.push_back((frame, false));
+        } else {
+            tracing::error!(shard = %self.config.shard, "send budget exhausted; Identify/Resume not sent");
         }
-        self.transmits.push_back((frame, false));
+        allowed
+    }
+
+    /// Sends a periodic heartbeat if the send budget has a slot for it;
+    /// else defers it to the next free slot (only possible when the
+    /// minimum heartbeat interval was lowered under about 6.7 s).
+    fn send_periodic_heartbeat(&mut self, now: Instant) {
+        let Some(heartbeat) = self.link.heartbeat.as_mut() else { return };
+        let (allowed, next_slot) = match self.link.limiter.as_mut() {
+            Some(limiter) => {
+                let allowed = limiter.try_acquire(now, Priority::Periodic);
+                (allowed, if allowed { None } else { limiter.next_slot(Priority::Periodic) })
+            }
+            None => (true, None),
+        };
+        if allowed {
+            self.transmits.push_back((payload::heartbeat(self.last_seq), false));
+            heartbeat.sent_periodic(now);
+        } else {
+            // A slot frees exactly 60 s after a send in the window, so
+            // `next_slot` is later than `now`; the fallback only guards
+            // against a spin.
+            let until = next_slot.filter(|&at| at > now).unwrap_or(now + Duration::from_millis(100));
+            tracing::warn!(shard = %self.config.shard, "send budget exhausted; heartbeat deferred to the next free slot");
+            heartbeat.defer(until);
+        }
     }
 
     fn on_heartbeat_request(&mut self, now: Instant) {
@@ -846,12 +880,7 @@ impl Core {
                 self.lose(now, DisconnectReason::Zombie, Loss::dropped().close(RESUMABLE_CLOSE));
             }
             // While reading is paused the ACK may sit unread in the socket: keep beating.
-            Some(Beat::Send | Beat::Zombie) => {
-                self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
-                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
-                    heartbeat.sent_periodic(now);
-                }
-            }
+            Some(Beat::Send | Beat::Zombie) => self.send_periodic_heartbeat(now),
             None => {}
         }
     }
