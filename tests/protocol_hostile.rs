@@ -99,3 +99,28 @@ fn a_lowered_minimum_still_never_sends_past_120_frames_per_60s() {
     assert!(busiest_window(&h) <= SEND_LIMIT, "{} frames in 60 s", busiest_window(&h));
     assert!(h.heartbeats().len() > 300, "heartbeats go on: {}", h.heartbeats().len());
 }
+
+// ------------------------------------------------ 12.12 skipped dispatches
+
+#[test]
+fn unreadable_payloads_are_counted_and_skipped_without_a_reconnect() {
+    let mut h = Harness::active();
+    assert_eq!(h.machine.skipped_payloads(), 0);
+    h.recv(r#"{"op":0,"t":"MESSAGE_CREATE","s":"#); // cut short
+    h.recv(r#"{"op":"0","t":"MESSAGE_CREATE","s":2,"d":{}}"#); // mistyped op
+    h.recv(r#"{"op":0,"s":2,"d":{}}"#); // no `t`
+    h.recv(r#"{"op":0,"t":"MESSAGE_CREATE","d":{}}"#); // no `s`
+    h.recv_binary(b"{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":2,\"d\":\"\xff\"}"); // not UTF-8
+    assert_eq!(h.machine.skipped_payloads(), 5);
+    // Not counted: a replayed duplicate and an unknown opcode.
+    h.dispatch(1, "MESSAGE_CREATE");
+    h.recv(r#"{"op":99,"d":{}}"#);
+    assert_eq!(h.machine.skipped_payloads(), 5);
+    h.dispatch(3, "MESSAGE_CREATE");
+    assert_eq!(h.seqs(), [3], "later dispatches still arrive");
+    assert!(h.reconnect_reasons().is_empty());
+    assert!(h.sent.is_empty());
+    // The count outlives the connection.
+    h.close(None);
+    assert_eq!(h.machine.skipped_payloads(), 5);
+}

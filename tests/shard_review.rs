@@ -1,7 +1,7 @@
 //! Driver regressions found in review, each pinned against the simulator:
 //! a panic after a local close, a stalled write freezing the driver, a slow
-//! consumer mistaken for a zombie, and a connect deadline spent before the
-//! shard was first polled.
+//! consumer mistaken for a zombie, a connect deadline spent before the
+//! shard was first polled, and unreadable payloads skipped unseen.
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,4 +177,22 @@ fn commands_held_by_the_machine_still_count_against_the_queue_bound() {
     );
     async_io::block_on(shard.close(CloseMode::Final));
     runner.join().unwrap();
+}
+
+#[test]
+fn unreadable_payloads_are_counted_on_the_shard_and_its_handle() {
+    let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(400))).unwrap();
+    let mut shard = Shard::new(config(&sim)).unwrap();
+    let handle = shard.handle();
+    async_io::block_on(async {
+        assert_eq!(shard.next().await.unwrap().unwrap().event(), "READY");
+        assert_eq!(shard.skipped_payloads(), 0);
+        assert!(sim.send_raw_payload(r#"{"op":0,"t":"MESSAGE_CREATE","s":"#));
+        assert!(sim.send_raw_payload(r#"{"op":0,"t":"MESSAGE_CREATE","d":{}}"#));
+        sim.dispatch("MESSAGE_CREATE", json!({ "n": 1 }));
+        let next = shard.next().await.unwrap().unwrap();
+        assert_eq!(next.event(), "MESSAGE_CREATE");
+    });
+    assert_eq!((shard.skipped_payloads(), handle.skipped_payloads()), (2, 2));
+    assert_eq!(sim.connections().len(), 1, "skipped, not reconnected");
 }

@@ -148,6 +148,8 @@ struct Core {
     resume_failures: u32,
     /// The driver is not reading the socket (the application is behind).
     reading_paused: bool,
+    /// Payloads dropped because they could not be read (see `skip`).
+    skipped_payloads: u64,
     commands: VecDeque<String>,
     /// Frames for the driver; `true` marks application commands, which go
     /// back to `commands` if the connection ends before they are taken.
@@ -213,6 +215,7 @@ impl Machine {
             backoff: Backoff::new(),
             resume_failures: 0,
             reading_paused: false,
+            skipped_payloads: 0,
             commands: VecDeque::new(),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
@@ -287,7 +290,7 @@ impl Machine {
                     Ok(None) => {}
                     Ok(Some(payload)) => match String::from_utf8(payload) {
                         Ok(text) => self.core.on_payload(now, PayloadText::Owned(text)),
-                        Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
+                        Err(error) => self.core.skip(None, &format_args!("not UTF-8: {error}")),
                     },
                     Err(error) => {
                         tracing::warn!(%error, "compressed stream unusable; reconnecting with a fresh decoder (E17)");
@@ -298,7 +301,7 @@ impl Machine {
             }
             Incoming::Binary(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
-                Err(error) => tracing::warn!(%error, "skipping a binary payload that is not UTF-8"),
+                Err(error) => self.core.skip(None, &format_args!("binary message not UTF-8: {error}")),
             },
         }
         self.core.drain_commands(now);
@@ -395,6 +398,23 @@ impl Machine {
         self.core.last_seq
     }
 
+    /// How many payloads were skipped because they could not be read: not
+    /// UTF-8, not a gateway envelope (malformed JSON, a mistyped `op`, `s`
+    /// or `t`), or a dispatch without `t` or `s`. Each is dropped, logged at
+    /// warn level with the shard, its `s` if known (else the last `s`) and
+    /// the reason, and never delivered; the connection goes on (the next
+    /// dispatch's `s` shows the gap). Counts over the machine's life.
+    ///
+    /// Not counted: duplicates a resume replays, payloads with an unknown
+    /// opcode, and a compressed stream that cannot be decoded (that ends
+    /// the connection instead). Unless
+    /// [`Config::validate_payloads`](super::Config::validate_payloads) is
+    /// on, a dispatch whose `d` alone is malformed JSON is delivered and
+    /// fails in your deserializer instead.
+    pub fn skipped_payloads(&self) -> u64 {
+        self.core.skipped_payloads
+    }
+
     /// Round trip of the last acknowledged heartbeat on this connection.
     pub fn latency(&self) -> Option<Duration> {
         self.core.link.heartbeat.as_ref().and_then(Heartbeat::latency)
@@ -450,6 +470,19 @@ impl Core {
             self.status = status.clone();
             self.events.push_back(Event::Status(status));
         }
+    }
+
+    /// Drops a payload that cannot be read: counted and logged at warn
+    /// level, never delivered (see `Machine::skipped_payloads`).
+    fn skip(&mut self, seq: Option<u64>, reason: &dyn std::fmt::Display) {
+        self.skipped_payloads = self.skipped_payloads.saturating_add(1);
+        tracing::warn!(
+            shard = %self.config.shard,
+            seq,
+            last_seq = self.last_seq,
+            skipped = self.skipped_payloads,
+            "skipping a payload that cannot be read: {reason}"
+        );
     }
 
     fn session_snapshot(&self) -> Option<Session> {
@@ -606,7 +639,8 @@ impl Core {
         let envelope = match scanned {
             Ok(envelope) => envelope,
             Err(error) => {
-                tracing::warn!(%error, len = text.len(), "skipping a payload that is not a gateway envelope");
+                let len = text.len();
+                self.skip(None, &format_args!("not a gateway envelope ({len} bytes): {error}"));
                 return;
             }
         };
@@ -760,7 +794,7 @@ impl Core {
     fn on_dispatch(&mut self, now: Instant, payload: PayloadText<'_>, envelope: Envelope) {
         let text = payload.as_str();
         let Some(event) = envelope.event.as_ref() else {
-            tracing::warn!("skipping a dispatch without `t`");
+            self.skip(envelope.seq, &"a dispatch without `t`");
             return;
         };
         let name = event.decode(text);
@@ -801,7 +835,7 @@ impl Core {
                 self.last_seq = None;
                 return self.on_ready(now, text.get(data).unwrap_or_default());
             }
-            tracing::warn!("skipping a dispatch without `s`");
+            self.skip(None, &"a dispatch without `s`");
             return;
         };
         // §5.5, E9: within a session `s` only grows; a replayed or repeated
