@@ -22,6 +22,8 @@
 //!
 //! Run: `cargo bench --bench codec` (`--features zstd` for the zstd rows).
 
+// zstd_checks below loads payloads.rs too (as in the fuzz target).
+#[allow(clippy::duplicate_mod)]
 #[path = "../fuzz/payloads.rs"]
 mod payloads;
 
