@@ -631,6 +631,13 @@ impl Driver {
                 self.drop_socket();
                 self.machine.handle_close(now, code);
             }
+            Some(Err(async_tungstenite::tungstenite::Error::Capacity(
+                async_tungstenite::tungstenite::error::CapacityError::MessageTooLong { size, .. },
+            ))) => {
+                // Counted by the machine: one the gateway replays forever stops the shard.
+                self.drop_socket();
+                self.machine.handle_message_too_large(now, size);
+            }
             Some(Err(error)) => {
                 // E10: after a close, EOF without close_notify is a normal end.
                 tracing::info!(%error, "connection lost");

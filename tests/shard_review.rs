@@ -196,3 +196,41 @@ fn unreadable_payloads_are_counted_on_the_shard_and_its_handle() {
     assert_eq!((shard.skipped_payloads(), handle.skipped_payloads()), (2, 2));
     assert_eq!(sim.connections().len(), 1, "skipped, not reconnected");
 }
+
+#[test]
+fn a_message_over_the_cap_replayed_on_resume_stops_the_shard_with_its_size() {
+    use discord_gateway_stream::protocol::{FatalError, ReconnectPolicy};
+    use discord_gateway_stream::ShardError;
+    // No resume retries: the second failure at the same point (the live one,
+    // then the replay on the resume) is the limit, so the driver must report
+    // the refused message for what it is (a plain connection loss would
+    // re-identify instead).
+    let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(400))).unwrap();
+    let policy = ReconnectPolicy {
+        base: Duration::from_millis(20),
+        floor: Duration::from_millis(10),
+        cap: Duration::from_millis(100),
+        max_resume_attempts: 0,
+        ..ReconnectPolicy::default()
+    };
+    let config = config(&sim).max_message_size(64 * 1024).reconnect_policy(policy);
+    let mut shard = Shard::new(config).unwrap();
+    let error = async_io::block_on(async {
+        assert_eq!(shard.next().await.unwrap().unwrap().event(), "READY");
+        sim.dispatch("GUILD_CREATE", json!({ "blob": "z".repeat(100_000) }));
+        match shard.next().await.expect("an error before the end") {
+            Ok(dispatch) => panic!("delivered {}", dispatch.event()),
+            Err(error) => error,
+        }
+    });
+    let ShardError::Fatal(FatalError::PayloadTooLarge { after_seq: Some(1), size: Some(size), failures: 2, .. }) =
+        error
+    else {
+        panic!("{error:?}");
+    };
+    assert!(size > 100_000, "{size}");
+    assert_eq!(error.close_code(), None);
+    assert!(error.to_string().contains("max_message_size"), "{error}");
+    assert_eq!(sim.identifies().len(), 1);
+    assert_eq!(sim.resumes().len(), 1);
+}

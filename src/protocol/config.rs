@@ -30,6 +30,10 @@ pub const MIN_MESSAGE_SIZE: usize = 64 * 1024;
 /// answers to op 1 and application commands.
 pub const DEFAULT_MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Default bound on this shard's Identifies in any 24 hours
+/// ([`Config::max_identifies_per_day`]): 50.
+pub const DEFAULT_MAX_IDENTIFIES_PER_DAY: u32 = 50;
+
 /// Longest `heartbeat_interval` accepted from Hello: 1 hour.
 pub(crate) const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -204,6 +208,7 @@ pub struct Config {
     pub(crate) hello_timeout: Duration,
     pub(crate) ready_timeout: Duration,
     pub(crate) min_heartbeat_interval: Duration,
+    pub(crate) max_identifies_per_day: u32,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) max_message_size: usize,
     pub(crate) max_queued_commands: usize,
@@ -223,8 +228,8 @@ impl Config {
     /// A configuration with every default: shard `[0, 1]`, Discord's gateway,
     /// zlib-stream (with the `zlib` feature), `large_threshold` 50, connect
     /// and Hello timeouts 30 s each, READY/RESUMED timeout 60 s, 64 MiB payload cap, 4096
-    /// queued commands, a 10 s floor on Hello's `heartbeat_interval`,
-    /// [`ReconnectPolicy::default`].
+    /// queued commands, a 10 s floor on Hello's `heartbeat_interval`, at most
+    /// 50 Identifies in 24 hours, [`ReconnectPolicy::default`].
     pub fn new(token: impl AsRef<str>, intents: Intents) -> Config {
         Config {
             token: Token::new(token),
@@ -240,6 +245,7 @@ impl Config {
             hello_timeout: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(60),
             min_heartbeat_interval: DEFAULT_MIN_HEARTBEAT_INTERVAL,
+            max_identifies_per_day: DEFAULT_MAX_IDENTIFIES_PER_DAY,
             reconnect: ReconnectPolicy::default(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_queued_commands: 4096,
@@ -334,6 +340,26 @@ impl Config {
         self
     }
 
+    /// How many times this shard may identify in any 24 hours (default
+    /// [`DEFAULT_MAX_IDENTIFIES_PER_DAY`], 50; zero counts as one). The
+    /// Identify past it is not sent: the shard stops with
+    /// [`FatalError::TooManyIdentifies`](super::FatalError::TooManyIdentifies).
+    ///
+    /// Every Identify spends one session start of the bot's daily budget
+    /// (1000 for most bots, shared by all shards), and running out of it
+    /// resets the bot's token. A healthy shard identifies a handful of times
+    /// a day; one that identifies fifty times is looping (sessions
+    /// invalidated again and again), and stopping it with an error is
+    /// better than losing the token. This guard is per shard and in process:
+    /// with 20 shards or more, or several processes, give the shards an
+    /// identify queue that tracks the real budget
+    /// ([`IdentifyLimits::from_session_start_limit`](crate::identify::IdentifyLimits::from_session_start_limit))
+    /// and raise this if needed.
+    pub fn max_identifies_per_day(mut self, limit: u32) -> Self {
+        self.max_identifies_per_day = limit.max(1);
+        self
+    }
+
     /// Reconnect pacing.
     pub fn reconnect_policy(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect = policy;
@@ -342,6 +368,16 @@ impl Config {
 
     /// Cap on one inflated payload (default [`DEFAULT_MAX_MESSAGE_SIZE`];
     /// between [`MIN_MESSAGE_SIZE`] and [`MAX_MESSAGE_SIZE_LIMIT`]).
+    ///
+    /// A payload over the cap ends the connection, which then resumes. A
+    /// payload the gateway sends again on every resume (or in every new
+    /// session) would loop: after `2 × (max_resume_attempts + 1)`
+    /// consecutive failures at the same point of the stream (8 by default),
+    /// or before a third Identify spent on it, the shard stops with
+    /// [`FatalError::PayloadTooLarge`](super::FatalError::PayloadTooLarge),
+    /// which names the size when known. A compressed stream that breaks at
+    /// the same point again and again stops the same way with
+    /// [`FatalError::PayloadUndecodable`](super::FatalError::PayloadUndecodable).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self

@@ -25,6 +25,11 @@ use super::url::{check_resume_url, gateway_url};
 use crate::codec::{Envelope, StrSpan};
 use crate::dispatch::Dispatch;
 
+/// Identifies a shard may spend on one payload it keeps failing on (the
+/// third is refused: the shard stops instead).
+const MAX_IDENTIFIES_ON_A_STUCK_PAYLOAD: u32 = 2;
+/// The window of [`Config::max_identifies_per_day`].
+const IDENTIFY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// The generator's seed when the configuration sets none (the sans-IO core
 /// stays deterministic; [`Shard`](crate::Shard) seeds from entropy).
 const DEFAULT_RNG_SEED: u64 = 0x5eed;
@@ -113,6 +118,22 @@ struct Link {
     reached_active: bool,
 }
 
+/// A point of the stream where connections keep failing on a payload the
+/// client cannot accept (too large, or a compressed stream that breaks).
+#[derive(Debug, Clone, Copy)]
+struct Stuck {
+    /// The last `s` received before the failing payload.
+    after_seq: Option<u64>,
+    /// Consecutive connections that failed here, with no progress past it.
+    failures: u32,
+    /// Identifies sent while stuck here.
+    identifies: u32,
+    /// Whether the last failure was a payload over `max_message_size`.
+    too_large: bool,
+    /// The payload's size, when the WebSocket layer reported it.
+    size: Option<usize>,
+}
+
 /// The session being kept, minus the sequence (tracked on its own, §4 rule 2).
 #[derive(Debug, Clone)]
 struct SessionIds {
@@ -150,6 +171,11 @@ struct Core {
     reading_paused: bool,
     /// Payloads dropped because they could not be read (see `skip`).
     skipped_payloads: u64,
+    /// Where connections keep failing on an unacceptable payload, if they do.
+    stuck: Option<Stuck>,
+    /// When this shard identified in the last 24 hours (at most
+    /// `max_identifies_per_day` entries).
+    identifies: VecDeque<Instant>,
     commands: VecDeque<String>,
     /// Frames for the driver; `true` marks application commands, which go
     /// back to `commands` if the connection ends before they are taken.
@@ -216,6 +242,8 @@ impl Machine {
             resume_failures: 0,
             reading_paused: false,
             skipped_payloads: 0,
+            stuck: None,
+            identifies: VecDeque::new(),
             commands: VecDeque::new(),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
@@ -294,8 +322,10 @@ impl Machine {
                     },
                     Err(error) => {
                         tracing::warn!(%error, "compressed stream unusable; reconnecting with a fresh decoder (E17)");
+                        let too_large = error.is_too_large();
                         let reason = DisconnectReason::Decompression { error: error.to_string() };
-                        self.core.lose(now, reason, Loss::dropped().close(RESUMABLE_CLOSE));
+                        let loss = Loss::dropped().close(RESUMABLE_CLOSE);
+                        self.core.payload_failed(now, reason, loss, too_large, None);
                     }
                 }
             }
@@ -305,6 +335,22 @@ impl Machine {
             },
         }
         self.core.drain_commands(now);
+    }
+
+    /// The WebSocket layer refused a message larger than
+    /// [`Config::max_message_size`] (tungstenite's `MessageTooLong`) and the
+    /// socket is gone. Like a close with no code, but counted: a payload the
+    /// gateway sends again on every reconnect stops the shard with
+    /// [`FatalError::PayloadTooLarge`] instead of looping (see
+    /// [`Config::max_message_size`]).
+    pub fn handle_message_too_large(&mut self, now: Instant, size: usize) {
+        if !self.core.phase.has_socket() {
+            tracing::debug!(size, "oversized message reported with no connection; ignored");
+            return;
+        }
+        tracing::warn!(shard = %self.core.config.shard, size, limit = self.core.config.max_message_size, "message over max_message_size; reconnecting");
+        let reason = DisconnectReason::MessageTooLarge { size };
+        self.core.payload_failed(now, reason, Loss::dropped(), true, Some(size));
     }
 
     /// Time has reached `now`: fire every deadline that is due.
@@ -576,8 +622,78 @@ impl Core {
         }
     }
 
+    /// A connection ended on a payload the client cannot accept. Counts it
+    /// against the point of the stream it happened at; the same point
+    /// failing `2 × (max_resume_attempts + 1)` times in a row stops the
+    /// shard (the payload is replayed on every resume, or sent in every
+    /// session), else this is an ordinary loss.
+    fn payload_failed(
+        &mut self,
+        now: Instant,
+        reason: DisconnectReason,
+        loss: Loss,
+        too_large: bool,
+        size: Option<usize>,
+    ) {
+        let after_seq = self.last_seq;
+        let mut stuck = match self.stuck {
+            Some(stuck) if stuck.after_seq == after_seq => stuck,
+            _ => Stuck { after_seq, failures: 0, identifies: 0, too_large, size: None },
+        };
+        stuck.failures = stuck.failures.saturating_add(1);
+        stuck.too_large = too_large;
+        stuck.size = size.or(stuck.size);
+        self.stuck = Some(stuck);
+        let limit = self.config.reconnect.max_resume_attempts.saturating_add(1).saturating_mul(2);
+        tracing::warn!(
+            shard = %self.config.shard,
+            after_seq,
+            failures = stuck.failures,
+            limit,
+            "connection failed on a payload the client cannot accept"
+        );
+        if stuck.failures >= limit {
+            self.stop(self.stuck_fatal(stuck));
+        } else {
+            self.lose(now, reason, loss);
+        }
+    }
+
+    fn stuck_fatal(&self, stuck: Stuck) -> FatalError {
+        let Stuck { after_seq, failures, size, .. } = stuck;
+        if stuck.too_large {
+            FatalError::PayloadTooLarge { after_seq, size, limit: self.config.max_message_size, failures }
+        } else {
+            FatalError::PayloadUndecodable { after_seq, failures }
+        }
+    }
+
+    /// Why the Identify about to be sent must not be, if it must not: the
+    /// payload failing at this point already cost its Identifies, or the
+    /// shard reached `max_identifies_per_day`.
+    fn identify_refusal(&mut self, now: Instant) -> Option<FatalError> {
+        if let Some(stuck) = self.stuck.filter(|stuck| stuck.identifies >= MAX_IDENTIFIES_ON_A_STUCK_PAYLOAD) {
+            return Some(self.stuck_fatal(stuck));
+        }
+        while self.identifies.front().is_some_and(|&at| now.saturating_duration_since(at) >= IDENTIFY_WINDOW) {
+            self.identifies.pop_front();
+        }
+        let limit = self.config.max_identifies_per_day;
+        (self.identifies.len() >= usize::try_from(limit).unwrap_or(usize::MAX))
+            .then_some(FatalError::TooManyIdentifies { limit })
+    }
+
+    /// Stops for good on the client's own decision: closes the socket, if
+    /// any, with 1000 (the session is not worth keeping).
+    fn stop(&mut self, fatal: FatalError) {
+        if self.phase.has_socket() || matches!(self.phase, Phase::Connecting { .. }) {
+            self.actions.push_back(Action::Close { code: FINAL_CLOSE });
+        }
+        self.terminate(fatal);
+    }
+
     fn terminate(&mut self, fatal: FatalError) {
-        tracing::error!(code = fatal.code(), "{fatal}");
+        tracing::error!(shard = %self.config.shard, code = fatal.close_code(), "{fatal}");
         self.phase = Phase::Terminated;
         self.session = None;
         self.link = Link::default();
@@ -679,7 +795,8 @@ impl Core {
             tracing::warn!("skipping a second Hello on one connection");
             return;
         }
-        let announced = data.and_then(|d| serde_json::from_str::<HelloData>(d).ok()).map(|hello| hello.heartbeat_interval);
+        let announced =
+            data.and_then(|d| serde_json::from_str::<HelloData>(d).ok()).map(|hello| hello.heartbeat_interval);
         // Zero would spin and a tiny interval would flood the send budget
         // with heartbeats (the floor is configurable); absurd values would
         // overflow `Instant` math.
@@ -695,6 +812,11 @@ impl Core {
             self.lose(now, DisconnectReason::BadHello, Loss::refused().close(RESUMABLE_CLOSE));
             return;
         };
+        if !(self.link.resume && self.session.is_some()) {
+            if let Some(fatal) = self.identify_refusal(now) {
+                return self.stop(fatal);
+            }
+        }
         // §4 rule 9 and §7.1: timer and budget belong to this connection, from its Hello.
         self.link.heartbeat = Some(Heartbeat::new(interval, now, self.rng.unit()));
         self.link.limiter = Some(SendLimiter::new(interval));
@@ -727,6 +849,10 @@ impl Core {
         tracing::info!(shard = %self.config.shard, "identifying");
         self.session = None;
         self.last_seq = None;
+        self.identifies.push_back(now);
+        if let Some(stuck) = self.stuck.as_mut() {
+            stuck.identifies = stuck.identifies.saturating_add(1);
+        }
         if let Some(limiter) = self.link.limiter.as_mut() {
             limiter.owe_identify(false);
         }
@@ -850,6 +976,10 @@ impl Core {
             }
         }
         self.last_seq = Some(seq);
+        if self.stuck.is_some_and(|stuck| stuck.after_seq != Some(seq)) {
+            // Past the point that kept failing (or a new session past it).
+            self.stuck = None;
+        }
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
         }
