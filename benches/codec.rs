@@ -22,13 +22,14 @@
 //!
 //! Run: `cargo bench --bench codec` (`--features zstd` for the zstd rows).
 
+// zstd_checks below loads payloads.rs too (as in the fuzz target).
+#[allow(clippy::duplicate_mod)]
 #[path = "../fuzz/payloads.rs"]
 mod payloads;
 
 // The zstd-stream traffic writer the fuzz target uses (libzstd's compressor).
 #[cfg(feature = "zstd")]
 #[path = "../fuzz/zstd_checks.rs"]
-#[allow(clippy::duplicate_mod)] // it brings its own copy of fuzz/payloads.rs, as checks.rs does
 mod zstd_checks;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -147,8 +147,12 @@ fn main() -> ExitCode {
         }
     };
     let token = args.token.clone().unwrap_or_else(|| "simulated-token".to_owned());
-    let config =
+    let mut config =
         Config::new(token, args.intents).base_url(url).shard(args.shard).compression(args.compression).rng_seed(seed());
+    if simulator.is_some() {
+        // The built-in simulator heartbeats every 500 ms; Discord's floor is 10 s.
+        config = config.min_heartbeat_interval(Duration::from_millis(500));
+    }
     let mut shard = match Shard::new(config) {
         Ok(shard) => shard,
         Err(error) => {

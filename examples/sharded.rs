@@ -43,7 +43,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .max_concurrency(MAX_CONCURRENCY)
             .identify_window(WINDOW),
     )?;
-    let config = Config::new("simulated-token", Intents::GUILDS).base_url(sim.url());
+    // The simulator heartbeats every 5 s; Discord's floor is 10 s.
+    let config = Config::new("simulated-token", Intents::GUILDS)
+        .base_url(sim.url())
+        .min_heartbeat_interval(Duration::from_secs(5));
     let queue = LocalIdentifyQueue::new(IdentifyLimits::new(MAX_CONCURRENCY).with_window(WINDOW));
     let started = Instant::now();
     let mut group = ShardGroup::builder(config.clone(), TOTAL).identify_queue(queue.clone()).build()?;

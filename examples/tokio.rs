@@ -36,7 +36,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
         Ok(tcp.compat())
     };
-    let config = Config::new(token, Intents::GUILDS | Intents::GUILD_MESSAGES).base_url(url);
+    let mut config = Config::new(token, Intents::GUILDS | Intents::GUILD_MESSAGES).base_url(url);
+    if simulator.is_some() {
+        // The simulator heartbeats every 500 ms; Discord's floor is 10 s.
+        config = config.min_heartbeat_interval(Duration::from_millis(500));
+    }
     let mut shard = Shard::with_connector(config, connector)?;
     if let Some(driver) = shard.take_driver() {
         tokio::spawn(driver);

@@ -8,7 +8,9 @@ use crate::protocol::{ConfigError, FatalError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShardError {
-    /// The gateway closed with a code reconnecting cannot fix; the message says what to do.
+    /// The gateway closed with a code reconnecting cannot fix, or the shard
+    /// stopped a loop that would only spend Identifies (a payload it can
+    /// never accept, too many Identifies in a day); the message says what to do.
     #[error(transparent)]
     Fatal(#[from] FatalError),
     /// The configuration was rejected before connecting.
@@ -21,10 +23,11 @@ pub enum ShardError {
 }
 
 impl ShardError {
-    /// The gateway close code behind a fatal error.
+    /// The gateway close code behind a fatal error (`None` when the shard
+    /// stopped on its own: see [`FatalError::close_code`]).
     pub fn close_code(&self) -> Option<u16> {
         match self {
-            ShardError::Fatal(fatal) => Some(fatal.code()),
+            ShardError::Fatal(fatal) => fatal.close_code(),
             ShardError::Config(_) | ShardError::Identify(_) => None,
         }
     }

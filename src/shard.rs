@@ -8,7 +8,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -110,6 +110,8 @@ pub struct ShardHandle {
     /// Commands sent but not yet taken by the driver, bounded by `limit`.
     queued: Arc<AtomicUsize>,
     limit: usize,
+    /// The machine's count of unreadable payloads it skipped.
+    skipped: Arc<AtomicU64>,
 }
 
 /// Builds a [`Shard`] with a chosen connector and identify queue.
@@ -225,6 +227,8 @@ impl Shard {
         let (requests_tx, requests) = mpsc::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
         let driver_queued = Arc::clone(&queued);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let driver_skipped = Arc::clone(&skipped);
         let driver_status = Arc::clone(&status);
         // The machine is built when the driver first runs, so its connect
         // deadline is not spent before anyone polls.
@@ -245,6 +249,7 @@ impl Shard {
                 pending: VecDeque::new(),
                 requests,
                 queued: driver_queued,
+                skipped: driver_skipped,
                 socket: None,
                 connecting: None,
                 timer: async_io::Timer::never(),
@@ -267,7 +272,7 @@ impl Shard {
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
         let driver = ShardDriver { inner: Box::pin(run.instrument(span)), done: false };
-        let handle = ShardHandle { id, requests: requests_tx, status, queued, limit: max_queued };
+        let handle = ShardHandle { id, requests: requests_tx, status, queued, limit: max_queued, skipped };
         Ok(Shard { id, driver: Some(driver), events, handle })
     }
 
@@ -279,6 +284,12 @@ impl Shard {
     /// Where the connection stands now (see [`Status`]).
     pub fn status(&self) -> Status {
         self.handle.status()
+    }
+
+    /// How many payloads the shard skipped because they could not be read
+    /// (see [`ShardHandle::skipped_payloads`]).
+    pub fn skipped_payloads(&self) -> u64 {
+        self.handle.skipped_payloads()
     }
 
     /// A cloneable command sender.
@@ -398,6 +409,17 @@ impl ShardHandle {
         self.queued.load(Ordering::Acquire)
     }
 
+    /// How many payloads the shard skipped because they could not be read:
+    /// not UTF-8, not a gateway envelope (malformed JSON, a mistyped `op`,
+    /// `s` or `t`), or a dispatch without `t` or `s`. Such a payload is
+    /// dropped (never delivered, the connection goes on) and logged at warn
+    /// level with the shard, its `s` if known and the reason; watch this
+    /// count to notice it. See [`Machine::skipped_payloads`] for what is
+    /// not counted.
+    pub fn skipped_payloads(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
     /// Queues a command.
     pub fn send(&self, command: Command) -> Result<(), CommandError> {
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limit {
@@ -492,6 +514,8 @@ struct Driver {
     pending: VecDeque<Item>,
     requests: mpsc::UnboundedReceiver<Request>,
     queued: Arc<AtomicUsize>,
+    /// What [`ShardHandle::skipped_payloads`] reads.
+    skipped: Arc<AtomicU64>,
     socket: Option<Socket>,
     connecting: Option<Connecting>,
     /// Wakes the driver for the machine's deadline; armed for `timer_at`.
@@ -626,8 +650,14 @@ impl Driver {
     async fn on_message(&mut self, message: Option<Result<Message, async_tungstenite::tungstenite::Error>>) {
         let now = Instant::now();
         match message {
-            Some(Ok(Message::Text(text))) => self.machine.handle_message(now, Incoming::Text(text.as_str())),
-            Some(Ok(Message::Binary(bytes))) => self.machine.handle_message(now, Incoming::Binary(&bytes)),
+            Some(Ok(Message::Text(text))) => {
+                self.machine.handle_message(now, Incoming::Text(text.as_str()));
+                self.skipped.store(self.machine.skipped_payloads(), Ordering::Relaxed);
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                self.machine.handle_message(now, Incoming::Binary(&bytes));
+                self.skipped.store(self.machine.skipped_payloads(), Ordering::Relaxed);
+            }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 // tungstenite queued the pong; the next poll flushes it out.
                 self.flush_needed = true;
@@ -637,6 +667,13 @@ impl Driver {
                 tracing::info!(?code, "server closed the connection");
                 self.drop_socket();
                 self.machine.handle_close(now, code);
+            }
+            Some(Err(async_tungstenite::tungstenite::Error::Capacity(
+                async_tungstenite::tungstenite::error::CapacityError::MessageTooLong { size, .. },
+            ))) => {
+                // Counted by the machine: one the gateway replays forever stops the shard.
+                self.drop_socket();
+                self.machine.handle_message_too_large(now, size);
             }
             Some(Err(error)) => {
                 // E10: after a close, EOF without close_notify is a normal end.

@@ -43,6 +43,8 @@ fn config(sim: &Simulator) -> Config {
         .base_url(sim.url())
         .compression(Compression::ZlibStream)
         .reconnect_policy(fast_policy())
+        // The simulator heartbeats far faster than Discord; lower the floor.
+        .min_heartbeat_interval(Duration::from_millis(100))
 }
 
 fn queue(max_concurrency: u32) -> LocalIdentifyQueue {

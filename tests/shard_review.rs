@@ -1,7 +1,7 @@
 //! Driver regressions found in review, each pinned against the simulator:
 //! a panic after a local close, a stalled write freezing the driver, a slow
-//! consumer mistaken for a zombie, and a connect deadline spent before the
-//! shard was first polled.
+//! consumer mistaken for a zombie, a connect deadline spent before the
+//! shard was first polled, and unreadable payloads skipped unseen.
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,12 @@ use futures::StreamExt;
 use serde_json::json;
 
 fn config(sim: &Simulator) -> Config {
-    Config::new("sim-token", Intents::GUILDS).base_url(sim.url()).compression(Compression::None).rng_seed(7)
+    Config::new("sim-token", Intents::GUILDS)
+        .base_url(sim.url())
+        .compression(Compression::None)
+        .rng_seed(7)
+        // The simulator heartbeats far faster than Discord; lower the floor.
+        .min_heartbeat_interval(Duration::from_millis(100))
 }
 
 #[test]
@@ -172,4 +177,60 @@ fn commands_held_by_the_machine_still_count_against_the_queue_bound() {
     );
     async_io::block_on(shard.close(CloseMode::Final));
     runner.join().unwrap();
+}
+
+#[test]
+fn unreadable_payloads_are_counted_on_the_shard_and_its_handle() {
+    let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(400))).unwrap();
+    let mut shard = Shard::new(config(&sim)).unwrap();
+    let handle = shard.handle();
+    async_io::block_on(async {
+        assert_eq!(shard.next().await.unwrap().unwrap().event(), "READY");
+        assert_eq!(shard.skipped_payloads(), 0);
+        assert!(sim.send_raw_payload(r#"{"op":0,"t":"MESSAGE_CREATE","s":"#));
+        assert!(sim.send_raw_payload(r#"{"op":0,"t":"MESSAGE_CREATE","d":{}}"#));
+        sim.dispatch("MESSAGE_CREATE", json!({ "n": 1 }));
+        let next = shard.next().await.unwrap().unwrap();
+        assert_eq!(next.event(), "MESSAGE_CREATE");
+    });
+    assert_eq!((shard.skipped_payloads(), handle.skipped_payloads()), (2, 2));
+    assert_eq!(sim.connections().len(), 1, "skipped, not reconnected");
+}
+
+#[test]
+fn a_message_over_the_cap_replayed_on_resume_stops_the_shard_with_its_size() {
+    use discord_gateway_stream::protocol::{FatalError, ReconnectPolicy};
+    use discord_gateway_stream::ShardError;
+    // No resume retries: the second failure at the same point (the live one,
+    // then the replay on the resume) is the limit, so the driver must report
+    // the refused message for what it is (a plain connection loss would
+    // re-identify instead).
+    let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(400))).unwrap();
+    let policy = ReconnectPolicy {
+        base: Duration::from_millis(20),
+        floor: Duration::from_millis(10),
+        cap: Duration::from_millis(100),
+        max_resume_attempts: 0,
+        ..ReconnectPolicy::default()
+    };
+    let config = config(&sim).max_message_size(64 * 1024).reconnect_policy(policy);
+    let mut shard = Shard::new(config).unwrap();
+    let error = async_io::block_on(async {
+        assert_eq!(shard.next().await.unwrap().unwrap().event(), "READY");
+        sim.dispatch("GUILD_CREATE", json!({ "blob": "z".repeat(100_000) }));
+        match shard.next().await.expect("an error before the end") {
+            Ok(dispatch) => panic!("delivered {}", dispatch.event()),
+            Err(error) => error,
+        }
+    });
+    let ShardError::Fatal(FatalError::PayloadTooLarge { after_seq: Some(1), size: Some(size), failures: 2, .. }) =
+        error
+    else {
+        panic!("{error:?}");
+    };
+    assert!(size > 100_000, "{size}");
+    assert_eq!(error.close_code(), None);
+    assert!(error.to_string().contains("max_message_size"), "{error}");
+    assert_eq!(sim.identifies().len(), 1);
+    assert_eq!(sim.resumes().len(), 1);
 }

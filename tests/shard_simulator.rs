@@ -27,6 +27,8 @@ fn config(sim: &Simulator, compression: Compression) -> Config {
         .compression(compression)
         .reconnect_policy(fast_policy())
         .rng_seed(7)
+        // The simulator heartbeats far faster than Discord; lower the floor.
+        .min_heartbeat_interval(Duration::from_millis(100))
 }
 
 fn block_on<T>(future: impl Future<Output = T>) -> T {
@@ -499,7 +501,10 @@ fn the_token_never_appears_in_logs_at_any_level() {
         let shard_debug = format!("{shard:?} {:?}", config(&sim, Compression::ZlibStream));
         assert!(!shard_debug.contains("sim-token"));
         drop(shard);
-        let config = Config::new(token, Intents::GUILDS).base_url(sim.url()).reconnect_policy(fast_policy());
+        let config = Config::new(token, Intents::GUILDS)
+            .base_url(sim.url())
+            .reconnect_policy(fast_policy())
+            .min_heartbeat_interval(Duration::from_millis(100));
         let mut shard = Shard::new(config).unwrap();
         block_on(async {
             next_dispatch(&mut shard).await; // identify

@@ -31,6 +31,8 @@ fn config(sim: &Simulator) -> Config {
         .compression(Compression::ZstdStream)
         .reconnect_policy(fast_policy())
         .rng_seed(7)
+        // The simulator heartbeats far faster than Discord; lower the floor.
+        .min_heartbeat_interval(Duration::from_millis(100))
 }
 
 fn block_on<T>(future: impl Future<Output = T>) -> T {

@@ -96,3 +96,17 @@ impl Decompressor {
         }
     }
 }
+
+#[cfg(any(feature = "zlib", feature = "zstd"))]
+impl DecompressError {
+    /// Whether a payload decompressed past `max_message_size` (rather than
+    /// the stream being corrupt).
+    pub(crate) fn is_too_large(&self) -> bool {
+        match self {
+            #[cfg(feature = "zlib")]
+            DecompressError::Zlib(error) => matches!(error, InflateError::MessageTooLarge { .. }),
+            #[cfg(feature = "zstd")]
+            DecompressError::Zstd(error) => matches!(error, ZstdError::MessageTooLarge { .. }),
+        }
+    }
+}

@@ -20,7 +20,10 @@ pub enum CloseAction {
     Fatal(FatalError),
 }
 
-/// A close code after which reconnecting is pointless (§6.1, E13).
+/// Why the core stopped for good: a close code after which reconnecting is
+/// pointless (§6.1, E13), or a loop the client refuses to go on with because
+/// it would only spend the daily session-start budget (running out of it
+/// resets the bot's token).
 ///
 /// Each message says what to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -44,19 +47,91 @@ pub enum FatalError {
     /// 4014: a privileged intent is not enabled or approved.
     #[error("gateway closed with 4014 disallowed intents: enable the privileged intents in the Developer Portal or remove them from `intents`")]
     DisallowedIntents,
+    /// The client stopped: a payload over
+    /// [`Config::max_message_size`](super::Config::max_message_size) ended
+    /// the connection again and again at the same point of the stream (the
+    /// gateway sends it anew on every resume, or in every new session).
+    /// Reconnecting would only spend Identifies on it.
+    #[error(
+        "the gateway sent {} after {} on {failures} connections in a row and would send it again on every reconnect; stopped rather than spend more Identifies on it: raise Config::max_message_size (at most 1 GiB) above the payload's size",
+        describe_size(*.size, *.limit),
+        describe_seq(*.after_seq)
+    )]
+    PayloadTooLarge {
+        /// The last `s` received before the payload (`None`: before READY).
+        after_seq: Option<u64>,
+        /// The payload's size in bytes, when the WebSocket layer knew it
+        /// (a compressed payload is only known to inflate past the cap).
+        size: Option<usize>,
+        /// The `max_message_size` in force.
+        limit: usize,
+        /// Consecutive connections that failed on it.
+        failures: u32,
+    },
+    /// The client stopped: the compressed stream could not be decoded at
+    /// the same point of the stream, again and again (the gateway, or a
+    /// proxy in between, sends the same bad bytes on every reconnect).
+    #[error(
+        "the compressed stream could not be decoded after {} on {failures} connections in a row; stopped rather than spend more Identifies on it: check any proxy between the shard and the gateway, or set Config::compression to Compression::None",
+        describe_seq(*.after_seq)
+    )]
+    PayloadUndecodable {
+        /// The last `s` received before the bad payload (`None`: before READY).
+        after_seq: Option<u64>,
+        /// Consecutive connections that failed on it.
+        failures: u32,
+    },
+    /// The client stopped: this shard already identified `limit` times in
+    /// the last 24 hours ([`Config::max_identifies_per_day`](super::Config::max_identifies_per_day)).
+    /// Something keeps ending its sessions; going on would spend the bot's
+    /// daily session-start budget, and running out of it resets the token.
+    #[error(
+        "this shard identified {limit} times in 24 hours and stopped before spending the daily session-start budget (running out resets the bot token): find what keeps ending its sessions in the logs, or raise Config::max_identifies_per_day"
+    )]
+    TooManyIdentifies {
+        /// The limit that was reached.
+        limit: u32,
+    },
+}
+
+fn describe_size(size: Option<usize>, limit: usize) -> String {
+    match size {
+        Some(size) => format!("a payload of {size} bytes, over max_message_size ({limit} bytes),"),
+        None => format!("a payload over max_message_size ({limit} bytes)"),
+    }
+}
+
+fn describe_seq(seq: Option<u64>) -> String {
+    match seq {
+        Some(seq) => format!("sequence {seq}"),
+        None => "the start of a session".to_owned(),
+    }
 }
 
 impl FatalError {
-    /// The close code behind this error.
+    /// The close code behind this error: the gateway's for a close code,
+    /// [`FINAL_CLOSE`] (1000, which the client sends as it stops) for a stop
+    /// the client decided itself ([`close_code`](Self::close_code) is then `None`).
     pub fn code(self) -> u16 {
-        match self {
+        self.close_code().unwrap_or(FINAL_CLOSE)
+    }
+
+    /// The gateway's close code behind this error; `None` when the client
+    /// stopped on its own ([`PayloadTooLarge`](Self::PayloadTooLarge),
+    /// [`PayloadUndecodable`](Self::PayloadUndecodable),
+    /// [`TooManyIdentifies`](Self::TooManyIdentifies)).
+    pub fn close_code(self) -> Option<u16> {
+        Some(match self {
             FatalError::AuthenticationFailed => 4004,
             FatalError::InvalidShard => 4010,
             FatalError::ShardingRequired => 4011,
             FatalError::InvalidApiVersion => 4012,
             FatalError::InvalidIntents => 4013,
             FatalError::DisallowedIntents => 4014,
-        }
+            FatalError::PayloadTooLarge { .. }
+            | FatalError::PayloadUndecodable { .. }
+            | FatalError::TooManyIdentifies { .. } => return None,
+        })
     }
 }
 

@@ -23,6 +23,20 @@ pub const MAX_MESSAGE_SIZE_LIMIT: usize = 1 << 30;
 /// refuse READY itself, and then every connection).
 pub const MIN_MESSAGE_SIZE: usize = 64 * 1024;
 
+/// Default floor on the `heartbeat_interval` a Hello may announce
+/// ([`Config::min_heartbeat_interval`]): 10 s. Discord sends about 41 s; at
+/// 10 s the periodic heartbeats take at most 6 of the 120 frames a
+/// connection may send per 60 s, leaving the rest for Identify or Resume,
+/// answers to op 1 and application commands.
+pub const DEFAULT_MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Default bound on this shard's Identifies in any 24 hours
+/// ([`Config::max_identifies_per_day`]): 50.
+pub const DEFAULT_MAX_IDENTIFIES_PER_DAY: u32 = 50;
+
+/// Longest `heartbeat_interval` accepted from Hello: 1 hour.
+pub(crate) const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Default bound on dispatches waiting for the application ([`Config::max_buffered`]).
 pub const DEFAULT_BUFFERED_DISPATCHES: usize = 256;
 
@@ -157,6 +171,10 @@ pub enum ConfigError {
     /// A `wss://` gateway URL but no TLS (the `rustls` feature is off).
     #[error("a wss:// gateway URL needs the `rustls` feature")]
     TlsUnavailable,
+    /// `min_heartbeat_interval` is over 1 hour, the longest interval
+    /// accepted from Hello: every Hello would be refused.
+    #[error("min_heartbeat_interval must be at most 1 hour, not {0:?}")]
+    MinHeartbeatInterval(Duration),
     /// A timeout or the backoff base is zero.
     #[error("a timeout or the backoff base is zero")]
     ZeroDuration,
@@ -189,6 +207,8 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) hello_timeout: Duration,
     pub(crate) ready_timeout: Duration,
+    pub(crate) min_heartbeat_interval: Duration,
+    pub(crate) max_identifies_per_day: u32,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) max_message_size: usize,
     pub(crate) max_queued_commands: usize,
@@ -208,7 +228,8 @@ impl Config {
     /// A configuration with every default: shard `[0, 1]`, Discord's gateway,
     /// zlib-stream (with the `zlib` feature), `large_threshold` 50, connect
     /// and Hello timeouts 30 s each, READY/RESUMED timeout 60 s, 64 MiB payload cap, 4096
-    /// queued commands, [`ReconnectPolicy::default`].
+    /// queued commands, a 10 s floor on Hello's `heartbeat_interval`, at most
+    /// 50 Identifies in 24 hours, [`ReconnectPolicy::default`].
     pub fn new(token: impl AsRef<str>, intents: Intents) -> Config {
         Config {
             token: Token::new(token),
@@ -223,6 +244,8 @@ impl Config {
             connect_timeout: Duration::from_secs(30),
             hello_timeout: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(60),
+            min_heartbeat_interval: DEFAULT_MIN_HEARTBEAT_INTERVAL,
+            max_identifies_per_day: DEFAULT_MAX_IDENTIFIES_PER_DAY,
             reconnect: ReconnectPolicy::default(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_queued_commands: 4096,
@@ -300,6 +323,43 @@ impl Config {
         self
     }
 
+    /// The smallest `heartbeat_interval` a Hello may announce (default
+    /// [`DEFAULT_MIN_HEARTBEAT_INTERVAL`], 10 s; at most 1 hour). A Hello
+    /// under it is a bad Hello: the connection is dropped and retried with
+    /// backoff ([`DisconnectReason::BadHello`](super::DisconnectReason::BadHello)),
+    /// so a broken or hostile gateway cannot make the shard heartbeat in a
+    /// tight loop. Discord sends about 41 s.
+    ///
+    /// Lower it only against a test gateway (the crate's simulator tests
+    /// use 100–500 ms). Whatever the interval, a connection never sends more
+    /// than 120 frames per 60 s: under about 6.7 s the periodic heartbeats
+    /// alone would exceed their reserved slots, and a heartbeat with no slot
+    /// left waits for the next one.
+    pub fn min_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.min_heartbeat_interval = interval;
+        self
+    }
+
+    /// How many times this shard may identify in any 24 hours (default
+    /// [`DEFAULT_MAX_IDENTIFIES_PER_DAY`], 50; zero counts as one). The
+    /// Identify past it is not sent: the shard stops with
+    /// [`FatalError::TooManyIdentifies`](super::FatalError::TooManyIdentifies).
+    ///
+    /// Every Identify spends one session start of the bot's daily budget
+    /// (1000 for most bots, shared by all shards), and running out of it
+    /// resets the bot's token. A healthy shard identifies a handful of times
+    /// a day; one that identifies fifty times is looping (sessions
+    /// invalidated again and again), and stopping it with an error is
+    /// better than losing the token. This guard is per shard and in process:
+    /// with 20 shards or more, or several processes, give the shards an
+    /// identify queue that tracks the real budget
+    /// ([`IdentifyLimits::from_session_start_limit`](crate::identify::IdentifyLimits::from_session_start_limit))
+    /// and raise this if needed.
+    pub fn max_identifies_per_day(mut self, limit: u32) -> Self {
+        self.max_identifies_per_day = limit.max(1);
+        self
+    }
+
     /// Reconnect pacing.
     pub fn reconnect_policy(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect = policy;
@@ -308,6 +368,16 @@ impl Config {
 
     /// Cap on one inflated payload (default [`DEFAULT_MAX_MESSAGE_SIZE`];
     /// between [`MIN_MESSAGE_SIZE`] and [`MAX_MESSAGE_SIZE_LIMIT`]).
+    ///
+    /// A payload over the cap ends the connection, which then resumes. A
+    /// payload the gateway sends again on every resume (or in every new
+    /// session) would loop: after `2 × (max_resume_attempts + 1)`
+    /// consecutive failures at the same point of the stream (8 by default),
+    /// or before a third Identify spent on it, the shard stops with
+    /// [`FatalError::PayloadTooLarge`](super::FatalError::PayloadTooLarge),
+    /// which names the size when known. A compressed stream that breaks at
+    /// the same point again and again stops the same way with
+    /// [`FatalError::PayloadUndecodable`](super::FatalError::PayloadUndecodable).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
@@ -452,6 +522,9 @@ impl Config {
         // one is no cap at all.
         if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.max_message_size) {
             return Err(ConfigError::MaxMessageSize(self.max_message_size));
+        }
+        if self.min_heartbeat_interval > MAX_HEARTBEAT_INTERVAL {
+            return Err(ConfigError::MinHeartbeatInterval(self.min_heartbeat_interval));
         }
         let r = &self.reconnect;
         let longest = [

@@ -34,7 +34,8 @@ pub enum Event {
     Dispatch(Dispatch),
     /// The connection moved to a new status.
     Status(Status),
-    /// A close code that reconnecting cannot fix; the core is finished.
+    /// A close code that reconnecting cannot fix, or a loop the client
+    /// stopped (see [`FatalError`]); the core is finished.
     Fatal(FatalError),
 }
 
@@ -68,7 +69,8 @@ pub enum Status {
     },
     /// The application closed the shard.
     Closed,
-    /// Ended by a fatal close code.
+    /// Ended for good: a fatal close code, or a loop the client refused to
+    /// go on with (see [`FatalError`]).
     Fatal(FatalError),
 }
 
@@ -102,6 +104,13 @@ pub enum DisconnectReason {
     Decompression {
         /// What the inflater reported.
         error: String,
+    },
+    /// A WebSocket message was larger than `max_message_size`; the driver
+    /// refused it before decompression (see
+    /// [`Machine::handle_message_too_large`](super::Machine::handle_message_too_large)).
+    MessageTooLarge {
+        /// The message's size in bytes, as the WebSocket layer reported it.
+        size: usize,
     },
     /// The gateway broke the protocol in a way that leaves the connection
     /// unusable (e.g. READY or RESUMED before Hello: no heartbeat would run).

@@ -57,6 +57,11 @@ impl Heartbeat {
         self.next_due = now + self.interval;
     }
 
+    /// Moves a due beat that could not be sent (no send budget) to `until`.
+    pub(crate) fn defer(&mut self, until: Instant) {
+        self.next_due = self.next_due.max(until);
+    }
+
     /// Records a heartbeat sent because the server asked (op 1). The periodic
     /// timer is left alone (§4 rule 3).
     pub(crate) fn sent_on_request(&mut self, now: Instant) {

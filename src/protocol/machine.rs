@@ -13,7 +13,7 @@ use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABL
 use super::command::{Command, CommandError};
 #[cfg(any(feature = "zlib", feature = "zstd"))]
 use super::config::Compression;
-use super::config::{Config, ConfigError};
+use super::config::{Config, ConfigError, MAX_HEARTBEAT_INTERVAL};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
 use super::heartbeat::{Beat, Heartbeat};
 use super::opcode::OpCode;
@@ -25,8 +25,11 @@ use super::url::{check_resume_url, gateway_url};
 use crate::codec::{Envelope, StrSpan};
 use crate::dispatch::Dispatch;
 
-/// Longest `heartbeat_interval` accepted from Hello (Discord sends ~41 s).
-const MAX_HEARTBEAT_INTERVAL_MS: u64 = 3_600_000;
+/// Identifies a shard may spend on one payload it keeps failing on (the
+/// third is refused: the shard stops instead).
+const MAX_IDENTIFIES_ON_A_STUCK_PAYLOAD: u32 = 2;
+/// The window of [`Config::max_identifies_per_day`].
+const IDENTIFY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// The generator's seed when the configuration sets none (the sans-IO core
 /// stays deterministic; [`Shard`](crate::Shard) seeds from entropy).
 const DEFAULT_RNG_SEED: u64 = 0x5eed;
@@ -126,6 +129,22 @@ struct Link {
     reached_active: bool,
 }
 
+/// A point of the stream where connections keep failing on a payload the
+/// client cannot accept (too large, or a compressed stream that breaks).
+#[derive(Debug, Clone, Copy)]
+struct Stuck {
+    /// The last `s` received before the failing payload.
+    after_seq: Option<u64>,
+    /// Consecutive connections that failed here, with no progress past it.
+    failures: u32,
+    /// Identifies sent while stuck here.
+    identifies: u32,
+    /// Whether the last failure was a payload over `max_message_size`.
+    too_large: bool,
+    /// The payload's size, when the WebSocket layer reported it.
+    size: Option<usize>,
+}
+
 /// The session being kept, minus the sequence (tracked on its own, §4 rule 2).
 #[derive(Debug, Clone)]
 struct SessionIds {
@@ -161,6 +180,13 @@ struct Core {
     resume_failures: u32,
     /// The driver is not reading the socket (the application is behind).
     reading_paused: bool,
+    /// Payloads dropped because they could not be read (see `skip`).
+    skipped_payloads: u64,
+    /// Where connections keep failing on an unacceptable payload, if they do.
+    stuck: Option<Stuck>,
+    /// When this shard identified in the last 24 hours (at most
+    /// `max_identifies_per_day` entries).
+    identifies: VecDeque<Instant>,
     commands: VecDeque<String>,
     /// Frames for the driver; `true` marks application commands, which go
     /// back to `commands` if the connection ends before they are taken.
@@ -236,6 +262,9 @@ impl Machine {
             backoff: Backoff::new(),
             resume_failures: 0,
             reading_paused: false,
+            skipped_payloads: 0,
+            stuck: None,
+            identifies: VecDeque::new(),
             commands: VecDeque::new(),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
@@ -316,22 +345,40 @@ impl Machine {
                         }
                         match String::from_utf8(payload) {
                             Ok(text) => self.core.on_payload(now, PayloadText::Owned(text)),
-                            Err(error) => tracing::warn!(%error, "skipping a payload that is not UTF-8"),
+                            Err(error) => self.core.skip(None, &format_args!("not UTF-8: {error}")),
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%error, "compressed stream unusable; reconnecting with a fresh decoder (E17)");
+                        let too_large = error.is_too_large();
                         let reason = DisconnectReason::Decompression { error: error.to_string() };
-                        self.core.lose(now, reason, Loss::dropped().close(RESUMABLE_CLOSE));
+                        let loss = Loss::dropped().close(RESUMABLE_CLOSE);
+                        self.core.payload_failed(now, reason, loss, too_large, None);
                     }
                 }
             }
             Incoming::Binary(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
-                Err(error) => tracing::warn!(%error, "skipping a binary payload that is not UTF-8"),
+                Err(error) => self.core.skip(None, &format_args!("binary message not UTF-8: {error}")),
             },
         }
         self.core.drain_commands(now);
+    }
+
+    /// The WebSocket layer refused a message larger than
+    /// [`Config::max_message_size`] (tungstenite's `MessageTooLong`) and the
+    /// socket is gone. Like a close with no code, but counted: a payload the
+    /// gateway sends again on every reconnect stops the shard with
+    /// [`FatalError::PayloadTooLarge`] instead of looping (see
+    /// [`Config::max_message_size`]).
+    pub fn handle_message_too_large(&mut self, now: Instant, size: usize) {
+        if !self.core.phase.has_socket() {
+            tracing::debug!(size, "oversized message reported with no connection; ignored");
+            return;
+        }
+        tracing::warn!(shard = %self.core.config.shard, size, limit = self.core.config.max_message_size, "message over max_message_size; reconnecting");
+        let reason = DisconnectReason::MessageTooLarge { size };
+        self.core.payload_failed(now, reason, Loss::dropped(), true, Some(size));
     }
 
     /// Time has reached `now`: fire every deadline that is due.
@@ -501,6 +548,23 @@ impl Machine {
         self.core.last_seq
     }
 
+    /// How many payloads were skipped because they could not be read: not
+    /// UTF-8, not a gateway envelope (malformed JSON, a mistyped `op`, `s`
+    /// or `t`), or a dispatch without `t` or `s`. Each is dropped, logged at
+    /// warn level with the shard, its `s` if known (else the last `s`) and
+    /// the reason, and never delivered; the connection goes on (the next
+    /// dispatch's `s` shows the gap). Counts over the machine's life.
+    ///
+    /// Not counted: duplicates a resume replays, payloads with an unknown
+    /// opcode, and a compressed stream that cannot be decoded (that ends
+    /// the connection instead). Unless
+    /// [`Config::validate_payloads`](super::Config::validate_payloads) is
+    /// on, a dispatch whose `d` alone is malformed JSON is delivered and
+    /// fails in your deserializer instead.
+    pub fn skipped_payloads(&self) -> u64 {
+        self.core.skipped_payloads
+    }
+
     /// Round trip of the last acknowledged heartbeat on this connection.
     pub fn latency(&self) -> Option<Duration> {
         self.core.link.heartbeat.as_ref().and_then(Heartbeat::latency)
@@ -561,6 +625,19 @@ impl Core {
             self.status = status.clone();
             self.events.push_back(Event::Status(status));
         }
+    }
+
+    /// Drops a payload that cannot be read: counted and logged at warn
+    /// level, never delivered (see `Machine::skipped_payloads`).
+    fn skip(&mut self, seq: Option<u64>, reason: &dyn std::fmt::Display) {
+        self.skipped_payloads = self.skipped_payloads.saturating_add(1);
+        tracing::warn!(
+            shard = %self.config.shard,
+            seq,
+            last_seq = self.last_seq,
+            skipped = self.skipped_payloads,
+            "skipping a payload that cannot be read: {reason}"
+        );
     }
 
     fn session_snapshot(&self) -> Option<Session> {
@@ -654,8 +731,78 @@ impl Core {
         }
     }
 
+    /// A connection ended on a payload the client cannot accept. Counts it
+    /// against the point of the stream it happened at; the same point
+    /// failing `2 × (max_resume_attempts + 1)` times in a row stops the
+    /// shard (the payload is replayed on every resume, or sent in every
+    /// session), else this is an ordinary loss.
+    fn payload_failed(
+        &mut self,
+        now: Instant,
+        reason: DisconnectReason,
+        loss: Loss,
+        too_large: bool,
+        size: Option<usize>,
+    ) {
+        let after_seq = self.last_seq;
+        let mut stuck = match self.stuck {
+            Some(stuck) if stuck.after_seq == after_seq => stuck,
+            _ => Stuck { after_seq, failures: 0, identifies: 0, too_large, size: None },
+        };
+        stuck.failures = stuck.failures.saturating_add(1);
+        stuck.too_large = too_large;
+        stuck.size = size.or(stuck.size);
+        self.stuck = Some(stuck);
+        let limit = self.config.reconnect.max_resume_attempts.saturating_add(1).saturating_mul(2);
+        tracing::warn!(
+            shard = %self.config.shard,
+            after_seq,
+            failures = stuck.failures,
+            limit,
+            "connection failed on a payload the client cannot accept"
+        );
+        if stuck.failures >= limit {
+            self.stop(self.stuck_fatal(stuck));
+        } else {
+            self.lose(now, reason, loss);
+        }
+    }
+
+    fn stuck_fatal(&self, stuck: Stuck) -> FatalError {
+        let Stuck { after_seq, failures, size, .. } = stuck;
+        if stuck.too_large {
+            FatalError::PayloadTooLarge { after_seq, size, limit: self.config.max_message_size, failures }
+        } else {
+            FatalError::PayloadUndecodable { after_seq, failures }
+        }
+    }
+
+    /// Why the Identify about to be sent must not be, if it must not: the
+    /// payload failing at this point already cost its Identifies, or the
+    /// shard reached `max_identifies_per_day`.
+    fn identify_refusal(&mut self, now: Instant) -> Option<FatalError> {
+        if let Some(stuck) = self.stuck.filter(|stuck| stuck.identifies >= MAX_IDENTIFIES_ON_A_STUCK_PAYLOAD) {
+            return Some(self.stuck_fatal(stuck));
+        }
+        while self.identifies.front().is_some_and(|&at| now.saturating_duration_since(at) >= IDENTIFY_WINDOW) {
+            self.identifies.pop_front();
+        }
+        let limit = self.config.max_identifies_per_day;
+        (self.identifies.len() >= usize::try_from(limit).unwrap_or(usize::MAX))
+            .then_some(FatalError::TooManyIdentifies { limit })
+    }
+
+    /// Stops for good on the client's own decision: closes the socket, if
+    /// any, with 1000 (the session is not worth keeping).
+    fn stop(&mut self, fatal: FatalError) {
+        if self.phase.has_socket() || matches!(self.phase, Phase::Connecting { .. }) {
+            self.actions.push_back(Action::Close { code: FINAL_CLOSE });
+        }
+        self.terminate(fatal);
+    }
+
     fn terminate(&mut self, fatal: FatalError) {
-        tracing::error!(code = fatal.code(), "{fatal}");
+        tracing::error!(shard = %self.config.shard, code = fatal.close_code(), "{fatal}");
         self.phase = Phase::Terminated;
         self.session = None;
         self.link = Link::default();
@@ -717,7 +864,8 @@ impl Core {
         let envelope = match scanned {
             Ok(envelope) => envelope,
             Err(error) => {
-                tracing::warn!(%error, len = text.len(), "skipping a payload that is not a gateway envelope");
+                let len = text.len();
+                self.skip(None, &format_args!("not a gateway envelope ({len} bytes): {error}"));
                 return;
             }
         };
@@ -756,17 +904,28 @@ impl Core {
             tracing::warn!("skipping a second Hello on one connection");
             return;
         }
-        let interval = data
-            .and_then(|d| serde_json::from_str::<HelloData>(d).ok())
-            .map(|hello| hello.heartbeat_interval)
-            // Zero would spin; absurd values would overflow `Instant` math.
-            .filter(|&ms| ms > 0 && ms <= MAX_HEARTBEAT_INTERVAL_MS);
-        let Some(interval) = interval else {
-            tracing::warn!("Hello without a usable heartbeat_interval");
+        let announced =
+            data.and_then(|d| serde_json::from_str::<HelloData>(d).ok()).map(|hello| hello.heartbeat_interval);
+        // Zero would spin and a tiny interval would flood the send budget
+        // with heartbeats (the floor is configurable); absurd values would
+        // overflow `Instant` math.
+        let floor = self.config.min_heartbeat_interval.max(Duration::from_millis(1));
+        let usable = announced.map(Duration::from_millis).filter(|&i| i >= floor && i <= MAX_HEARTBEAT_INTERVAL);
+        let Some(interval) = usable else {
+            tracing::warn!(
+                shard = %self.config.shard,
+                heartbeat_interval_ms = announced,
+                min_heartbeat_interval = ?self.config.min_heartbeat_interval,
+                "Hello without a usable heartbeat_interval (missing, under the minimum or over an hour)"
+            );
             self.lose(now, DisconnectReason::BadHello, Loss::refused().close(RESUMABLE_CLOSE));
             return;
         };
-        let interval = Duration::from_millis(interval);
+        if !(self.link.resume && self.session.is_some()) {
+            if let Some(fatal) = self.identify_refusal(now) {
+                return self.stop(fatal);
+            }
+        }
         // §4 rule 9 and §7.1: timer and budget belong to this connection, from its Hello.
         self.link.heartbeat = Some(Heartbeat::new(interval, now, self.rng.unit()));
         self.link.limiter = Some(SendLimiter::new(interval));
@@ -774,7 +933,7 @@ impl Core {
             Some(session) if self.link.resume => {
                 let seq = self.last_seq.unwrap_or(0);
                 tracing::info!(seq, "resuming");
-                self.send_control(now, payload::resume(&self.config.token, &session.id, seq), Priority::Control);
+                self.send_control(now, payload::resume(&self.config.token, &session.id, seq));
                 self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
                 self.set_status(Status::Resuming);
             }
@@ -799,21 +958,56 @@ impl Core {
         tracing::info!(shard = %self.config.shard, "identifying");
         self.session = None;
         self.last_seq = None;
+        self.identifies.push_back(now);
+        if let Some(stuck) = self.stuck.as_mut() {
+            stuck.identifies = stuck.identifies.saturating_add(1);
+        }
         if let Some(limiter) = self.link.limiter.as_mut() {
             limiter.owe_identify(false);
         }
-        self.send_control(now, frame, Priority::Control);
+        self.send_control(now, frame);
         self.phase = Phase::Identifying { deadline: now + self.config.ready_timeout };
         self.set_status(Status::Identifying);
     }
 
-    /// Sends a heartbeat, Identify or Resume: they may use the reserved slots.
-    fn send_control(&mut self, now: Instant, frame: String, priority: Priority) {
-        let allowed = self.link.limiter.as_mut().is_none_or(|limiter| limiter.try_acquire(now, priority));
-        if !allowed {
-            tracing::warn!("send budget exhausted; sending a control frame anyway");
+    /// Sends an Identify or Resume: they may use every slot, and as the
+    /// first frame after Hello (or with a slot kept for them while an
+    /// identify permit is awaited) they always find one. Should the budget
+    /// ever be spent, the frame is not sent: the READY timeout then
+    /// reconnects, where a frame over the limit would be closed with 4008.
+    fn send_control(&mut self, now: Instant, frame: String) -> bool {
+        let allowed = self.link.limiter.as_mut().is_none_or(|limiter| limiter.try_acquire(now, Priority::Control));
+        if allowed {
+            self.transmits.push_back((frame, false));
+        } else {
+            tracing::error!(shard = %self.config.shard, "send budget exhausted; Identify/Resume not sent");
         }
-        self.transmits.push_back((frame, false));
+        allowed
+    }
+
+    /// Sends a periodic heartbeat if the send budget has a slot for it;
+    /// else defers it to the next free slot (only possible when the
+    /// minimum heartbeat interval was lowered under about 6.7 s).
+    fn send_periodic_heartbeat(&mut self, now: Instant) {
+        let Some(heartbeat) = self.link.heartbeat.as_mut() else { return };
+        let (allowed, next_slot) = match self.link.limiter.as_mut() {
+            Some(limiter) => {
+                let allowed = limiter.try_acquire(now, Priority::Periodic);
+                (allowed, if allowed { None } else { limiter.next_slot(Priority::Periodic) })
+            }
+            None => (true, None),
+        };
+        if allowed {
+            self.transmits.push_back((payload::heartbeat(self.last_seq), false));
+            heartbeat.sent_periodic(now);
+        } else {
+            // A slot frees exactly 60 s after a send in the window, so
+            // `next_slot` is later than `now`; the fallback only guards
+            // against a spin.
+            let until = next_slot.filter(|&at| at > now).unwrap_or(now + Duration::from_millis(100));
+            tracing::warn!(shard = %self.config.shard, "send budget exhausted; heartbeat deferred to the next free slot");
+            heartbeat.defer(until);
+        }
     }
 
     fn on_heartbeat_request(&mut self, now: Instant) {
@@ -835,7 +1029,7 @@ impl Core {
     fn on_dispatch(&mut self, now: Instant, payload: PayloadText<'_>, envelope: Envelope) {
         let text = payload.as_str();
         let Some(event) = envelope.event.as_ref() else {
-            tracing::warn!("skipping a dispatch without `t`");
+            self.skip(envelope.seq, &"a dispatch without `t`");
             return;
         };
         let name = event.decode(text);
@@ -876,7 +1070,7 @@ impl Core {
                 self.last_seq = None;
                 return self.on_ready(now, text.get(data).unwrap_or_default());
             }
-            tracing::warn!("skipping a dispatch without `s`");
+            self.skip(None, &"a dispatch without `s`");
             return;
         };
         // §5.5, E9: within a session `s` only grows; a replayed or repeated
@@ -891,6 +1085,10 @@ impl Core {
             }
         }
         self.last_seq = Some(seq);
+        if self.stuck.is_some_and(|stuck| stuck.after_seq != Some(seq)) {
+            // Past the point that kept failing (or a new session past it).
+            self.stuck = None;
+        }
         if is_ready {
             self.on_ready(now, text.get(data.clone()).unwrap_or_default());
         }
@@ -955,12 +1153,7 @@ impl Core {
                 self.lose(now, DisconnectReason::Zombie, Loss::dropped().close(RESUMABLE_CLOSE));
             }
             // While reading is paused the ACK may sit unread in the socket: keep beating.
-            Some(Beat::Send | Beat::Zombie) => {
-                self.send_control(now, payload::heartbeat(self.last_seq), Priority::Periodic);
-                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
-                    heartbeat.sent_periodic(now);
-                }
-            }
+            Some(Beat::Send | Beat::Zombie) => self.send_periodic_heartbeat(now),
             None => {}
         }
     }

@@ -24,7 +24,8 @@ pub use close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_C
 pub use command::{Command, CommandError};
 pub use config::{
     Compression, Config, ConfigError, IdentifyProperties, Token, DEFAULT_BUFFERED_BYTES, DEFAULT_BUFFERED_DISPATCHES,
-    DEFAULT_GATEWAY_URL, MAX_MESSAGE_SIZE_LIMIT, MIN_MESSAGE_SIZE,
+    DEFAULT_GATEWAY_URL, DEFAULT_MAX_IDENTIFIES_PER_DAY, DEFAULT_MIN_HEARTBEAT_INTERVAL, MAX_MESSAGE_SIZE_LIMIT,
+    MIN_MESSAGE_SIZE,
 };
 pub use event::{Action, CloseMode, DisconnectReason, Event, Status};
 pub use machine::{Incoming, Machine};

@@ -109,6 +109,10 @@ impl SimulatorConfig {
     }
 
     /// The `heartbeat_interval` sent in Hello. Default: 41 250 ms.
+    ///
+    /// A client [`Config`](crate::Config) refuses a Hello under its
+    /// [`min_heartbeat_interval`](crate::Config::min_heartbeat_interval)
+    /// (10 s by default): with a shorter interval here, lower it there too.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
         self

@@ -23,7 +23,8 @@
 //!     SimulatorConfig::new().heartbeat_interval(Duration::from_millis(500)),
 //! )?;
 //! let url = format!("{}/?v=10&encoding=json&compress=zlib-stream", sim.url());
-//! // ... point the client at `url` ...
+//! // ... point the client at `url`; its `Config` must accept the short
+//! // interval: `.min_heartbeat_interval(Duration::from_millis(500))` ...
 //! assert!(sim.wait_until_live(Duration::from_secs(5)));
 //! sim.dispatch("MESSAGE_CREATE", serde_json::json!({"content": "hi"}));
 //! sim.drop_connection(); // the client resumes and gets a replay

@@ -1,0 +1,371 @@
+//! A broken or hostile gateway against the sans-IO machine, with a fake
+//! clock (issue 12): a tiny `heartbeat_interval`, op 1 floods, malformed
+//! dispatches and a payload the client can never accept replayed forever.
+
+mod support;
+
+use std::time::Duration;
+
+use discord_gateway_stream::protocol::{
+    Command, Config, ConfigError, DisconnectReason, Machine, Status, DEFAULT_MIN_HEARTBEAT_INTERVAL, SEND_LIMIT,
+    SEND_WINDOW,
+};
+use support::*;
+
+fn hello(ms: u64) -> String {
+    format!(r#"{{"t":null,"s":null,"op":10,"d":{{"heartbeat_interval":{ms}}}}}"#)
+}
+
+/// The most frames sent in any 60 s window.
+fn busiest_window(h: &Harness) -> usize {
+    let times: Vec<Duration> = h.sent_at.iter().map(|(t, _)| *t).collect();
+    (0..times.len()).map(|i| times[i..].iter().take_while(|t| **t < times[i] + SEND_WINDOW).count()).max().unwrap_or(0)
+}
+
+// ------------------------------------------------------- 12.4 heartbeat floor
+
+#[test]
+fn a_hello_under_the_minimum_interval_is_a_bad_hello() {
+    assert_eq!(DEFAULT_MIN_HEARTBEAT_INTERVAL, Duration::from_secs(10));
+    for ms in [1, 100, 9_999] {
+        let mut h = Harness::new(config());
+        h.open();
+        h.recv(&hello(ms));
+        assert_eq!(h.reconnect_reasons(), [DisconnectReason::BadHello], "{ms} ms");
+        assert!(h.sent.is_empty(), "{ms} ms: nothing is sent on a refused Hello");
+        // The retry backs off like any refusal instead of spinning.
+        assert!(h.reconnect_delays()[0] >= Duration::from_millis(500));
+        h.advance(Duration::from_secs(1));
+        assert!(h.heartbeats().is_empty());
+    }
+}
+
+#[test]
+fn a_hello_at_the_minimum_interval_is_accepted_and_the_minimum_is_configurable() {
+    let mut h = Harness::new(config());
+    h.open();
+    h.recv(&hello(10_000));
+    assert!(h.reconnect_reasons().is_empty());
+    assert_eq!(h.sent_ops(), [2], "identified");
+
+    let mut h = Harness::new(config().min_heartbeat_interval(Duration::from_millis(100)));
+    h.open();
+    h.recv(&hello(100));
+    assert!(h.reconnect_reasons().is_empty());
+    assert_eq!(h.sent_ops(), [2]);
+
+    // A floor no Hello can meet is refused up front.
+    let too_high = config().min_heartbeat_interval(Duration::from_secs(3601));
+    assert_eq!(
+        Machine::new(too_high, std::time::Instant::now()).err(),
+        Some(ConfigError::MinHeartbeatInterval(Duration::from_secs(3601)))
+    );
+}
+
+/// Active at `interval_ms`, then three minutes of op 1 requests (20 a
+/// second), a steady stream of commands, and an ACK for everything.
+fn flood(config: Config, interval_ms: u64) -> Harness {
+    let mut h = Harness::new(config);
+    h.open();
+    h.recv(&hello(interval_ms));
+    h.ready(1, "s");
+    let presence = r#"{"since":null,"activities":[],"status":"online","afk":false}"#;
+    for step in 0..1800 {
+        h.recv(r#"{"op":1,"d":null}"#);
+        h.recv(r#"{"op":1,"d":null}"#);
+        if step % 2 == 0 {
+            let _ = h.machine.send_command(h.now, Command::new(3, presence).unwrap());
+            h.drain();
+        }
+        h.advance(Duration::from_millis(100));
+        h.recv(r#"{"op":11}"#);
+    }
+    assert!(h.reconnect_reasons().is_empty(), "{:?}", h.reconnect_reasons());
+    h
+}
+
+#[test]
+fn an_op1_flood_at_the_minimum_interval_stays_within_120_frames_per_60s() {
+    let h = flood(config(), 10_000);
+    assert!(busiest_window(&h) <= SEND_LIMIT, "{} frames in 60 s", busiest_window(&h));
+    assert!(busiest_window(&h) >= SEND_LIMIT - 1, "the flood does use the budget");
+}
+
+#[test]
+fn a_lowered_minimum_still_never_sends_past_120_frames_per_60s() {
+    // Periodic heartbeats every 100 ms would be 600 a minute: the ones with
+    // no slot left wait for the next one instead of going out anyway.
+    let h = flood(config().min_heartbeat_interval(Duration::from_millis(100)), 100);
+    assert!(busiest_window(&h) <= SEND_LIMIT, "{} frames in 60 s", busiest_window(&h));
+    assert!(h.heartbeats().len() > 300, "heartbeats go on: {}", h.heartbeats().len());
+}
+
+// ------------------------------------------------ 12.12 skipped dispatches
+
+#[test]
+fn unreadable_payloads_are_counted_and_skipped_without_a_reconnect() {
+    let mut h = Harness::active();
+    assert_eq!(h.machine.skipped_payloads(), 0);
+    h.recv(r#"{"op":0,"t":"MESSAGE_CREATE","s":"#); // cut short
+    h.recv(r#"{"op":"0","t":"MESSAGE_CREATE","s":2,"d":{}}"#); // mistyped op
+    h.recv(r#"{"op":0,"s":2,"d":{}}"#); // no `t`
+    h.recv(r#"{"op":0,"t":"MESSAGE_CREATE","d":{}}"#); // no `s`
+    h.recv_binary(b"{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":2,\"d\":\"\xff\"}"); // not UTF-8
+    assert_eq!(h.machine.skipped_payloads(), 5);
+    // Not counted: a replayed duplicate and an unknown opcode.
+    h.dispatch(1, "MESSAGE_CREATE");
+    h.recv(r#"{"op":99,"d":{}}"#);
+    assert_eq!(h.machine.skipped_payloads(), 5);
+    h.dispatch(3, "MESSAGE_CREATE");
+    assert_eq!(h.seqs(), [3], "later dispatches still arrive");
+    assert!(h.reconnect_reasons().is_empty());
+    assert!(h.sent.is_empty());
+    // The count outlives the connection.
+    h.close(None);
+    assert_eq!(h.machine.skipped_payloads(), 5);
+}
+
+// ------------------------------------- 12.3 a payload that can never be accepted
+
+/// How a connection of the loop below fails.
+#[derive(Clone, Copy)]
+enum Failure {
+    /// The driver reports a message over `max_message_size` (uncompressed).
+    TooLarge(usize),
+    /// A zlib-compressed payload inflates past the cap.
+    #[cfg(feature = "zlib")]
+    Bomb,
+    /// The zlib stream breaks.
+    #[cfg(feature = "zlib")]
+    Corrupt,
+}
+
+#[cfg(feature = "zlib")]
+fn deflate(stream: &mut flate2::Compress, json: &str) -> Vec<u8> {
+    let start = stream.total_in();
+    let mut out = Vec::with_capacity(json.len() / 100 + 256);
+    loop {
+        let offset = usize::try_from(stream.total_in() - start).unwrap();
+        out.reserve(64 * 1024);
+        stream.compress_vec(&json.as_bytes()[offset..], &mut out, flate2::FlushCompress::Sync).unwrap();
+        // All input taken and room left over: the sync flush is complete.
+        if stream.total_in() - start == json.len() as u64 && out.len() < out.capacity() {
+            assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+            return out;
+        }
+    }
+}
+
+/// A gateway that sends `failure` on every connection, right after READY
+/// (`in_ready`: instead of READY) and as the first replay of every resume.
+/// Runs until the machine finishes or 60 connections have opened; returns
+/// the harness and the opcodes of every frame the client sent.
+fn replay_forever(config: Config, failure: Failure, in_ready: bool) -> Harness {
+    let mut h = Harness::new(config);
+    for _ in 0..60 {
+        if h.machine.is_finished() {
+            break;
+        }
+        h.open();
+        #[cfg(feature = "zlib")]
+        let mut stream = flate2::Compress::new(flate2::Compression::default(), true);
+        let mut send = |h: &mut Harness, json: &str| {
+            #[cfg(feature = "zlib")]
+            if !matches!(failure, Failure::TooLarge(_)) {
+                let bytes = deflate(&mut stream, json);
+                h.recv_binary(&bytes);
+                return;
+            }
+            h.recv(json);
+        };
+        let before = h.sent.len();
+        send(&mut h, &hello(41_250));
+        let first = h.sent.get(before).cloned().unwrap_or_default();
+        if first.starts_with(r#"{"op":2"#) && !in_ready {
+            send(
+                &mut h,
+                r#"{"t":"READY","s":1,"op":0,"d":{"session_id":"stuck","resume_gateway_url":"wss://gateway.discord.gg"}}"#,
+            );
+        }
+        if h.machine.is_finished() || first.is_empty() {
+            continue;
+        }
+        match failure {
+            Failure::TooLarge(size) => {
+                h.machine.handle_message_too_large(h.now, size);
+                h.drain();
+            }
+            #[cfg(feature = "zlib")]
+            Failure::Bomb => {
+                let bomb = format!(r#"{{"t":"GUILD_CREATE","s":2,"op":0,"d":"{}"}}"#, "0".repeat(200 * 1024));
+                send(&mut h, &bomb);
+            }
+            #[cfg(feature = "zlib")]
+            Failure::Corrupt => h.recv_binary(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0xff, 0xff]),
+        }
+        wait_for_connect(&mut h);
+    }
+    h
+}
+
+/// Waits out the reconnect delay, if any, up to the next `Connect`.
+fn wait_for_connect(h: &mut Harness) {
+    while !h.machine.is_finished() && !matches!(h.machine.status(), Status::Connecting { .. }) {
+        let Some(at) = h.machine.poll_timeout() else { return };
+        h.advance(at.saturating_duration_since(h.now));
+    }
+}
+
+fn fatal(h: &Harness) -> Option<discord_gateway_stream::protocol::FatalError> {
+    h.events.iter().find_map(|e| match e {
+        discord_gateway_stream::protocol::Event::Fatal(fatal) => Some(*fatal),
+        _ => None,
+    })
+}
+
+fn count_ops(h: &Harness, op: u64) -> usize {
+    h.sent_ops().into_iter().filter(|o| *o == op).count()
+}
+
+#[test]
+fn an_oversized_payload_replayed_on_every_resume_stops_the_shard_after_two_identifies() {
+    use discord_gateway_stream::protocol::{Action, FatalError};
+    let h = replay_forever(config(), Failure::TooLarge(200_000_000), false);
+    assert!(h.machine.is_finished(), "still looping after {} connections", h.connects().len());
+    let limit = 64 * 1024 * 1024;
+    // One failure live, three resumes, a new session (the second Identify),
+    // its failure and three resumes: 8 in a row after s=1.
+    assert_eq!(
+        fatal(&h),
+        Some(FatalError::PayloadTooLarge { after_seq: Some(1), size: Some(200_000_000), limit, failures: 8 })
+    );
+    assert_eq!(count_ops(&h, 2), 2, "Identifies");
+    assert_eq!(count_ops(&h, 6), 6, "Resumes");
+    assert_eq!(h.actions.last(), Some(&Action::Close { code: 1000 }));
+    let message = fatal(&h).unwrap().to_string();
+    assert!(message.contains("200000000 bytes") && message.contains("Config::max_message_size"), "{message}");
+    assert_eq!(fatal(&h).unwrap().close_code(), None);
+    assert_eq!(h.machine.poll_timeout(), None);
+}
+
+#[test]
+fn a_ready_too_large_for_every_session_costs_at_most_two_more_identifies() {
+    use discord_gateway_stream::protocol::FatalError;
+    let h = replay_forever(config(), Failure::TooLarge(70_000_000), true);
+    assert!(h.machine.is_finished(), "still looping after {} connections", h.connects().len());
+    assert_eq!(count_ops(&h, 2), 3, "the first Identify and two more, never a fourth");
+    assert!(matches!(
+        fatal(&h),
+        Some(FatalError::PayloadTooLarge { after_seq: None, size: Some(70_000_000), failures: 3, .. })
+    ));
+}
+
+#[cfg(feature = "zlib")]
+#[test]
+fn a_decompression_bomb_or_a_broken_stream_replayed_forever_stops_the_shard() {
+    use discord_gateway_stream::protocol::{Compression, FatalError};
+    let config = || config().compression(Compression::ZlibStream).max_message_size(64 * 1024);
+    let h = replay_forever(config(), Failure::Bomb, false);
+    assert_eq!(
+        fatal(&h),
+        Some(FatalError::PayloadTooLarge { after_seq: Some(1), size: None, limit: 64 * 1024, failures: 8 })
+    );
+    assert_eq!(count_ops(&h, 2), 2);
+    let h = replay_forever(config(), Failure::Corrupt, false);
+    assert_eq!(fatal(&h), Some(FatalError::PayloadUndecodable { after_seq: Some(1), failures: 8 }));
+    assert_eq!(count_ops(&h, 2), 2);
+    assert!(fatal(&h).unwrap().to_string().contains("Compression::None"));
+}
+
+#[test]
+fn an_oversized_payload_a_new_session_does_not_resend_costs_one_identify_and_no_stop() {
+    let mut h = Harness::active();
+    h.dispatch(57, "MESSAGE_CREATE");
+    // Live, then on each of the three resumes.
+    for _ in 0..4 {
+        h.machine.handle_message_too_large(h.now, 100_000_000);
+        h.drain();
+        wait_for_connect(&mut h);
+        h.open();
+        h.hello();
+    }
+    assert_eq!(h.sent_ops().iter().filter(|op| **op == 2).count(), 1, "a new session");
+    h.ready(1, "fresh");
+    for seq in 2..200 {
+        h.dispatch(seq, "MESSAGE_CREATE");
+    }
+    assert!(!h.machine.is_finished());
+    assert_eq!(h.machine.last_seq(), Some(199));
+}
+
+#[test]
+fn oversized_payloads_at_different_points_never_stop_the_shard() {
+    // A cap set a little low: now and then a payload is refused, and the
+    // resume goes past it. Each failure is at a new point.
+    let mut h = Harness::active();
+    for round in 0..30u64 {
+        let seq = 2 + round * 2;
+        h.dispatch(seq, "MESSAGE_CREATE");
+        h.machine.handle_message_too_large(h.now, 70_000_000);
+        h.drain();
+        wait_for_connect(&mut h);
+        h.open();
+        h.hello();
+        h.dispatch(seq + 1, "MESSAGE_CREATE");
+        h.recv(r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#);
+        h.advance(Duration::from_secs(40));
+        h.recv(r#"{"op":11}"#);
+    }
+    assert!(!h.machine.is_finished());
+    assert_eq!(h.sent_ops().iter().filter(|op| **op == 2).count(), 0, "never re-identified");
+}
+
+// ------------------------------------------------ 12.3 daily identify guard
+
+#[test]
+fn a_shard_stops_before_identifying_more_than_the_daily_limit() {
+    use discord_gateway_stream::protocol::{FatalError, DEFAULT_MAX_IDENTIFIES_PER_DAY};
+    assert_eq!(DEFAULT_MAX_IDENTIFIES_PER_DAY, 50);
+    // Every session is invalidated right after READY (op 9 false).
+    let mut h = Harness::new(config());
+    for _ in 0..200 {
+        if h.machine.is_finished() {
+            break;
+        }
+        h.open();
+        h.hello();
+        h.ready(1, "doomed");
+        h.recv(r#"{"op":9,"d":false}"#);
+        wait_for_connect(&mut h);
+    }
+    assert_eq!(count_ops(&h, 2), 50);
+    assert_eq!(fatal(&h), Some(FatalError::TooManyIdentifies { limit: 50 }));
+    assert!(fatal(&h).unwrap().to_string().contains("Config::max_identifies_per_day"));
+}
+
+#[test]
+fn the_daily_identify_limit_is_a_sliding_24_hour_window() {
+    let mut h = Harness::new(config().max_identifies_per_day(3));
+    let cycle = |h: &mut Harness| {
+        h.open();
+        h.hello();
+        h.ready(1, "s");
+        h.recv(r#"{"op":9,"d":false}"#);
+        wait_for_connect(h);
+    };
+    for _ in 0..3 {
+        cycle(&mut h);
+    }
+    // A day later the old Identifies no longer count (the shard waited in
+    // a reconnect delay: the connection is not opened meanwhile).
+    h.advance(Duration::from_secs(24 * 3600));
+    wait_for_connect(&mut h);
+    for _ in 0..3 {
+        cycle(&mut h);
+    }
+    assert!(!h.machine.is_finished());
+    assert_eq!(count_ops(&h, 2), 6);
+    cycle(&mut h);
+    assert!(h.machine.is_finished());
+    assert_eq!(count_ops(&h, 2), 6, "the seventh was never sent");
+}
