@@ -212,3 +212,20 @@ fn the_working_buffer_is_released_a_second_after_the_last_payload() {
     assert_eq!(h.seqs().last(), Some(&3));
     assert!(h.reconnect_reasons().is_empty());
 }
+
+// A busy shard gives a burst's large buffer back too: ordinary events after
+// a large payload do not push the release further out.
+#[test]
+fn small_events_after_a_large_payload_do_not_keep_its_buffer() {
+    let (mut h, mut gw) = zstd_harness();
+    h.advance(std::time::Duration::from_secs(2));
+    let big = format!(r#"{{"t":"GUILD_CREATE","s":2,"op":0,"d":"{}"}}"#, "g".repeat(1 << 20));
+    h.recv_binary(&gw.payload(&big));
+    let release = h.now + std::time::Duration::from_secs(1);
+    for seq in 3..8 {
+        h.advance(std::time::Duration::from_millis(150));
+        h.recv_binary(&gw.payload(&format!(r#"{{"t":"MESSAGE_CREATE","s":{seq},"op":0,"d":{{}}}}"#)));
+        assert!(h.machine.poll_timeout().is_some_and(|due| due <= release), "seq {seq}");
+    }
+    assert_eq!(h.seqs().last(), Some(&7));
+}

@@ -10,6 +10,8 @@ mod envelope;
 mod inflate;
 #[cfg(any(feature = "zlib", feature = "zstd"))]
 mod sizing;
+#[cfg(any(feature = "zlib", feature = "zstd"))]
+pub(crate) use sizing::keeps_warm;
 #[cfg(feature = "zstd")]
 mod zstd;
 
@@ -75,13 +77,13 @@ impl Decompressor {
         }
     }
 
-    /// Whether a working buffer is held.
-    pub(crate) fn holds_buffer(&self) -> bool {
+    /// Bytes held by the working buffer.
+    pub(crate) fn buffer_capacity(&self) -> usize {
         match self {
             #[cfg(feature = "zlib")]
-            Decompressor::Zlib(inflater) => inflater.buffer_capacity() > 0,
+            Decompressor::Zlib(inflater) => inflater.buffer_capacity(),
             #[cfg(feature = "zstd")]
-            Decompressor::Zstd(decoder) => decoder.buffer_capacity() > 0,
+            Decompressor::Zstd(decoder) => decoder.buffer_capacity(),
         }
     }
 

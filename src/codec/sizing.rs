@@ -12,11 +12,29 @@
 //! compression ratio and the size of the payload's first compressed
 //! message, growth from the payload's own ratio so far. It is freed after a
 //! payload that grew it over [`LARGE_CAPACITY`], and when the core calls
-//! `release`, a second after the last payload: an idle shard, which only
-//! gets a heartbeat ACK every ~41 s, holds none.
+//! `release`: a second after the last payload that needed a buffer that
+//! large ([`keeps_warm`]). An idle shard holds none, and a busy one gives a
+//! large buffer back a second after the burst that grew it.
 
 /// A working buffer grown past this by one payload is freed after it.
 pub(super) const LARGE_CAPACITY: usize = 4 * 1024 * 1024;
+
+/// A payload of at least 1/`KEEP_RATIO` of the working buffer's capacity
+/// keeps it warm for another second.
+const KEEP_RATIO: usize = 16;
+
+/// A working buffer up to this size is kept warm by any payload.
+const KEEP_SMALL: usize = 64 * 1024;
+
+/// Whether a payload of `len` bytes, decoded in a working buffer of
+/// `capacity` bytes, is a reason to keep that buffer warm for another
+/// second. A run of large payloads (a burst of GUILD_CREATEs) keeps a large
+/// buffer; the ordinary events after them do not, so it is released a
+/// second after the last large one even on a shard that never goes quiet,
+/// and a busy shard keeps at most `KEEP_SMALL` for its small events.
+pub(crate) fn keeps_warm(capacity: usize, len: usize) -> bool {
+    capacity <= KEEP_SMALL || len.saturating_mul(KEEP_RATIO) >= capacity
+}
 
 /// The smallest output buffer allocated.
 const MIN_CAPACITY: usize = 256;
@@ -75,8 +93,9 @@ impl Sizing {
         self.ratio = next_ratio(self.ratio, decompressed, compressed);
     }
 
-    /// What to keep of the working buffer `out` once its payload of `len`
-    /// bytes was handed over: cleared for the next, or freed.
+    /// What to keep of the working buffer `out` once the payload in it was
+    /// handed over: cleared for the next, or freed when a payload grew it
+    /// over [`LARGE_CAPACITY`].
     pub(super) fn recycle(out: &mut Vec<u8>) {
         if out.capacity() > LARGE_CAPACITY {
             *out = Vec::new();
@@ -114,14 +133,23 @@ mod tests {
     }
 
     #[test]
-    fn only_an_unusually_large_working_buffer_is_freed() {
-        let mut out = Vec::with_capacity(10_000);
-        out.extend_from_slice(&[1; 5000]);
+    fn only_an_unusually_large_working_buffer_is_freed_at_once() {
+        let mut out = Vec::with_capacity(2 << 20);
+        out.extend_from_slice(&[1; 50]);
         Sizing::recycle(&mut out);
-        assert_eq!((out.len(), out.capacity() >= 10_000), (0, true), "kept warm");
+        assert_eq!((out.len(), out.capacity() >= 2 << 20), (0, true), "kept, for the release to decide");
         let mut out = Vec::with_capacity(LARGE_CAPACITY + 1);
+        out.extend_from_slice(&vec![1; LARGE_CAPACITY]);
         Sizing::recycle(&mut out);
         assert_eq!(out.capacity(), 0, "an unusually large one is freed");
+    }
+
+    #[test]
+    fn large_payloads_keep_a_large_buffer_warm_small_ones_do_not() {
+        assert!(keeps_warm(KEEP_SMALL, 1), "a small buffer is kept by anything");
+        assert!(keeps_warm(2 << 20, (2 << 20) / KEEP_RATIO));
+        assert!(!keeps_warm(2 << 20, 1000));
+        assert!(keeps_warm(2 << 20, usize::MAX), "no overflow");
     }
 
     #[test]

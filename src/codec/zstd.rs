@@ -495,7 +495,7 @@ mod tests {
     fn the_working_buffer_stays_warm_until_released() {
         let (frames, payloads) = frames();
         let mut decoder = ZstdDecoder::new(1 << 20);
-        for frame in &frames {
+        for frame in &frames[..4] {
             decoder.push_owned(frame).unwrap();
         }
         assert!(decoder.buffer_capacity() >= payloads[3].len(), "kept after the GUILD_CREATE");

@@ -229,8 +229,10 @@ pub struct Machine {
     /// uncompressed shard never pays for a decompression context.
     #[cfg(any(feature = "zlib", feature = "zstd"))]
     decompressor: Option<crate::codec::Decompressor>,
-    /// When the decompressor's working buffer is freed if no compressed
-    /// payload came in the meantime ([`RELEASE_AFTER`] after the last one).
+    /// When the decompressor's working buffer is freed: [`RELEASE_AFTER`]
+    /// after the last payload that needed a buffer that large
+    /// (`codec::keeps_warm`), so a busy shard gives a burst's large buffer
+    /// back too.
     #[cfg(any(feature = "zlib", feature = "zstd"))]
     release_at: Option<Instant>,
 }
@@ -340,7 +342,10 @@ impl Machine {
                 match self.decompressor.as_mut().map(|decoder| decoder.push_owned(bytes)).unwrap_or(Ok(None)) {
                     Ok(None) => {}
                     Ok(Some(payload)) => {
-                        if self.decompressor.as_ref().is_some_and(crate::codec::Decompressor::holds_buffer) {
+                        let capacity = self.decompressor.as_ref().map_or(0, |d| d.buffer_capacity());
+                        if capacity > 0
+                            && (self.release_at.is_none() || crate::codec::keeps_warm(capacity, payload.len()))
+                        {
                             self.release_at = Some(now + RELEASE_AFTER);
                         }
                         match String::from_utf8(payload) {
