@@ -921,6 +921,9 @@ impl Driver {
                 if let Poll::Ready(message) = socket.poll_next_unpin(cx) {
                     return Poll::Ready(Wake::Message(message));
                 }
+                // Nothing more is waiting: a large working buffer is only
+                // worth keeping while payloads arrive back to back.
+                self.machine.handle_read_idle();
             }
         }
         if let Some(permit) = self.permit.as_mut() {

@@ -369,3 +369,53 @@ fn the_daily_identify_limit_is_a_sliding_24_hour_window() {
     assert!(h.machine.is_finished());
     assert_eq!(count_ops(&h, 2), 6, "the seventh was never sent");
 }
+
+// Found in review: a session that replays dispatches before the bad payload
+// (READY, then s = 2, 3, 4, then the payload it can never accept) passed
+// "other points" on the way and never reached the stop; it spent 50
+// Identifies instead of two.
+#[test]
+fn a_payload_refused_after_several_dispatches_of_every_session_still_stops_the_shard() {
+    use discord_gateway_stream::protocol::FatalError;
+    let mut h = Harness::new(config());
+    for _ in 0..60 {
+        if h.machine.is_finished() {
+            break;
+        }
+        h.open();
+        let before = h.sent.len();
+        h.recv(&hello(41_250));
+        let first = h.sent.get(before).cloned().unwrap_or_default();
+        if h.machine.is_finished() || first.is_empty() {
+            continue;
+        }
+        if first.starts_with(r#"{"op":2"#) {
+            h.recv(r#"{"t":"READY","s":1,"op":0,"d":{"session_id":"stuck","resume_gateway_url":"wss://gateway.discord.gg"}}"#);
+            for seq in 2..=4 {
+                h.dispatch(seq, "GUILD_CREATE");
+            }
+        }
+        h.machine.handle_message_too_large(h.now, 90_000_000);
+        h.drain();
+        wait_for_connect(&mut h);
+    }
+    assert!(matches!(fatal(&h), Some(FatalError::PayloadTooLarge { after_seq: Some(4), .. })), "{:?}", fatal(&h));
+    assert_eq!(count_ops(&h, 2), 2, "Identifies");
+}
+
+// Found in review: failed connects after a drop counted as failed resumes,
+// so a short network blip threw the session away and re-identified.
+#[test]
+fn failed_connects_are_not_failed_resumes() {
+    let mut h = Harness::active();
+    h.close(None);
+    for _ in 0..6 {
+        wait_for_connect(&mut h);
+        h.connect_failed();
+    }
+    wait_for_connect(&mut h);
+    h.clear();
+    h.open();
+    h.hello();
+    assert_eq!(h.sent_ops(), [6], "the session is kept: a Resume, no Identify");
+}

@@ -6,8 +6,8 @@
 //!   `Ok(Some(payload))` when the accumulated compressed input ends with
 //!   `00 00 ff ff` (the marker may straddle messages), `Ok(None)` otherwise;
 //! - the payload slice borrows an internal buffer reused across payloads
-//!   (allocation-free in steady state; freed after an unusually big one, a
-//!   heartbeat-ACK-sized one, or [`Inflater::release`]);
+//!   (allocation-free in steady state; freed before the payload after an
+//!   unusually big one, on [`Inflater::reset`] and on [`Inflater::release`]);
 //! - [`Inflater::push_owned`] hands the payload over as an exact-size copy;
 //! - corrupt data, or a payload inflating past `max_message_size`, is an `Err`
 //!   and leaves the inflater unusable until `reset`.
@@ -92,6 +92,8 @@ impl Inflater {
     pub fn reset(&mut self) {
         self.decompress.reset(true);
         self.start_payload();
+        // A new connection starts cold; whatever was half inflated is gone.
+        self.out = Vec::new();
         self.tail = [0; 4];
         self.pending_in = 0;
         self.poisoned = false;

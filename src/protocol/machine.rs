@@ -123,6 +123,10 @@ impl Phase {
 #[derive(Debug, Default)]
 struct Link {
     resume: bool,
+    /// A Resume (op 6) went out on this connection: only such a connection
+    /// that ends before RESUMED counts as a failed resume (a failed connect
+    /// or a missing Hello says nothing about the session).
+    resume_sent: bool,
     via_resume_url: bool,
     heartbeat: Option<Heartbeat>,
     limiter: Option<SendLimiter>,
@@ -397,6 +401,21 @@ impl Machine {
         }
         self.core.on_timeout(now);
         self.core.drain_commands(now);
+    }
+
+    /// The driver found no more messages waiting on the socket. A
+    /// decompressor's large working buffer (over 64 KiB) is given back now:
+    /// it is worth keeping only while payloads arrive back to back (a burst
+    /// of GUILD_CREATEs read from a full socket buffer), and a thousand
+    /// shards that each kept one between bursts would hold a payload's
+    /// worth of memory apiece. Cheap when there is nothing to give back.
+    pub fn handle_read_idle(&mut self) {
+        #[cfg(any(feature = "zlib", feature = "zstd"))]
+        if let Some(decompressor) = self.decompressor.as_mut() {
+            if !crate::codec::keeps_warm(decompressor.buffer_capacity(), 0) {
+                decompressor.release();
+            }
+        }
     }
 
     /// The identify permit asked for by `RequestIdentifyPermit` is granted.
@@ -711,7 +730,7 @@ impl Core {
         let had_session = self.session.is_some();
         if !loss.keep_session {
             self.session = None;
-        } else if link.resume && !link.reached_active && self.session.is_some() {
+        } else if link.resume_sent && !link.reached_active && self.session.is_some() {
             self.resume_failures += 1;
             if self.resume_failures >= self.config.reconnect.max_resume_attempts {
                 tracing::warn!(attempts = self.resume_failures, "resume keeps failing; starting a new session (E4)");
@@ -750,8 +769,11 @@ impl Core {
         size: Option<usize>,
     ) {
         let after_seq = self.last_seq;
+        // A failure no further than the point already failing is the same
+        // loop: a new session replays its dispatches up to it (s = 1, 2, …)
+        // before failing there again.
         let mut stuck = match self.stuck {
-            Some(stuck) if stuck.after_seq == after_seq => stuck,
+            Some(stuck) if after_seq.unwrap_or(0) <= stuck.after_seq.unwrap_or(0) => stuck,
             _ => Stuck { after_seq, failures: 0, identifies: 0, too_large, size: None },
         };
         stuck.failures = stuck.failures.saturating_add(1);
@@ -939,6 +961,7 @@ impl Core {
                 let seq = self.last_seq.unwrap_or(0);
                 tracing::info!(seq, "resuming");
                 self.send_control(now, payload::resume(&self.config.token, &session.id, seq));
+                self.link.resume_sent = true;
                 self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
                 self.set_status(Status::Resuming);
             }
@@ -1090,8 +1113,8 @@ impl Core {
             }
         }
         self.last_seq = Some(seq);
-        if self.stuck.is_some_and(|stuck| stuck.after_seq != Some(seq)) {
-            // Past the point that kept failing (or a new session past it).
+        if self.stuck.is_some_and(|stuck| stuck.after_seq.is_none_or(|after| seq > after)) {
+            // Past the point that kept failing (in this session or a new one).
             self.stuck = None;
         }
         if is_ready {
