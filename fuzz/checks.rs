@@ -210,31 +210,6 @@ pub fn inflate_case() -> &'static InflateCase {
     })
 }
 
-/// Reads fuzz bytes as instructions for replaying [`inflate_case`].
-struct Plan<'a> {
-    bytes: &'a [u8],
-}
-
-impl Plan<'_> {
-    fn next(&mut self) -> u8 {
-        match self.bytes.split_first() {
-            Some((&first, rest)) => {
-                self.bytes = rest;
-                first
-            }
-            None => 0,
-        }
-    }
-
-    /// The next WebSocket message length: mostly tiny (marker straddles), sometimes large.
-    fn piece_len(&mut self) -> usize {
-        match self.next() {
-            byte @ 0..=127 => usize::from(byte % 8) + 1,
-            byte => usize::from(byte - 127) * 97,
-        }
-    }
-}
-
 /// [`Inflater`] against the known traffic of [`inflate_case`], with split
 /// points, one corruption and the size cap chosen by `data`.
 ///
@@ -246,7 +221,7 @@ impl Plan<'_> {
 /// - after `reset`, the clean stream inflates exactly again (E17).
 pub fn check_inflate(data: &[u8]) {
     let case = inflate_case();
-    let mut plan = Plan { bytes: data };
+    let mut plan = payloads::Plan::new(data, 97);
     let control = plan.next();
     let corrupt = control & 1 == 1;
     let cap = if control & 2 == 2 { usize::from(plan.next()) * 256 } else { 1 << 20 };

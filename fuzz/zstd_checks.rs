@@ -89,31 +89,6 @@ pub fn wide_window_case() -> &'static ZstdCase {
     CASE.get_or_init(|| case(small_texts(), MAX_WINDOW_LOG + 1))
 }
 
-/// Reads fuzz bytes as instructions for replaying a case.
-struct Plan<'a> {
-    bytes: &'a [u8],
-}
-
-impl Plan<'_> {
-    fn next(&mut self) -> u8 {
-        match self.bytes.split_first() {
-            Some((&first, rest)) => {
-                self.bytes = rest;
-                first
-            }
-            None => 0,
-        }
-    }
-
-    /// The next piece length when a message is cut: mostly tiny, sometimes large.
-    fn piece_len(&mut self) -> usize {
-        match self.next() {
-            byte @ 0..=127 => usize::from(byte % 8) + 1,
-            byte => usize::from(byte - 127) * 331,
-        }
-    }
-}
-
 /// [`ZstdDecoder`] against known traffic, with the case, split points, one
 /// corruption and the size cap chosen by `data`.
 ///
@@ -127,7 +102,7 @@ impl Plan<'_> {
 /// - after any error, every push is `Poisoned` until `reset`;
 /// - after `reset`, the clean stream decodes exactly again.
 pub fn check_zstd(data: &[u8]) {
-    let mut plan = Plan { bytes: data };
+    let mut plan = payloads::Plan::new(data, 331);
     let control = plan.next();
     let corrupt = control & 1 == 1;
     let cap = if control & 2 == 2 { usize::from(plan.next()) * 256 } else { 1 << 20 };
