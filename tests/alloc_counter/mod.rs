@@ -14,6 +14,7 @@ pub struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+static PEAK_LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
 thread_local! {
     static COUNTED: Cell<bool> = const { Cell::new(false) };
@@ -36,6 +37,16 @@ pub fn live_bytes() -> i64 {
     LIVE_BYTES.load(Ordering::Relaxed)
 }
 
+/// The highest [`live_bytes`] since the start or the last [`reset_peak`].
+pub fn peak_live_bytes() -> i64 {
+    PEAK_LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// Starts a new peak from the live bytes now.
+pub fn reset_peak() {
+    PEAK_LIVE_BYTES.store(live_bytes(), Ordering::Relaxed);
+}
+
 /// Allocations by the current thread while it was counted.
 pub fn thread_allocations() -> u64 {
     THREAD_ALLOCATIONS.with(Cell::get)
@@ -50,7 +61,10 @@ fn note(allocations: u64, bytes: i64) {
     // `try_with`: the allocator can run while thread-locals are torn down.
     if COUNTED.try_with(Cell::get).unwrap_or(false) {
         ALLOCATIONS.fetch_add(allocations, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+        let live = LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if bytes > 0 {
+            PEAK_LIVE_BYTES.fetch_max(live, Ordering::Relaxed);
+        }
         let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + allocations));
         let _ = THREAD_LIVE_BYTES.try_with(|c| c.set(c.get() + bytes));
     }
