@@ -31,7 +31,7 @@ use serde_json::json;
 #[path = "alloc_counter/mod.rs"]
 mod alloc_counter;
 
-use alloc_counter::{count_this_thread, live_bytes as client_heap, peak_live_bytes};
+use alloc_counter::{count_this_thread, live_bytes as client_heap, peak_live_bytes, uncounted};
 
 /// Only the driver's and consumer's threads are counted, not the simulator's.
 #[global_allocator]
@@ -39,6 +39,59 @@ static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What the client logged, counted by [`ClientLog`]: why each connection
+/// ended (the `reason` of "connection lost", its variant name; a
+/// decompression error past the cap as "Decompression (cap)"), and op 1
+/// requests skipped for want of send budget.
+static CLIENT_LOG: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// A `tracing` layer that fills [`CLIENT_LOG`].
+struct ClientLog;
+
+#[derive(Default)]
+struct LogFields {
+    message: String,
+    reason: String,
+}
+
+impl tracing::field::Visit for LogFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "reason" => self.reason = format!("{value:?}"),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClientLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        uncounted(|| {
+            let mut fields = LogFields::default();
+            event.record(&mut fields);
+            // The driver logs socket errors as "connection lost" too, with
+            // no `reason`; the machine's loss follows.
+            let key = if fields.message == "connection lost" && !fields.reason.is_empty() {
+                let variant = fields.reason.split([' ', '{', '(']).next().unwrap_or_default();
+                if variant == "Decompression" && fields.reason.contains("past the") {
+                    "Decompression (cap)".to_owned()
+                } else {
+                    variant.to_owned()
+                }
+            } else if fields.message.starts_with("heartbeat request with no send budget left") {
+                "op 1 skipped (no budget)".to_owned()
+            } else {
+                return;
+            };
+            *CLIENT_LOG.lock().unwrap().entry(key).or_default() += 1;
+        });
+    }
+}
+
+fn client_log(key: &str) -> u64 {
+    CLIENT_LOG.lock().unwrap().get(key).copied().unwrap_or(0)
 }
 
 /// xorshift64*: the test's own seeded generator.
@@ -200,6 +253,13 @@ fn every_committed_dispatch_arrives_once_in_order_through_random_faults() {
 }
 
 fn soak(seed: u64, total: u64, fault_count: u64) {
+    {
+        use tracing_subscriber::filter::LevelFilter;
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        let subscriber = tracing_subscriber::registry().with(ClientLog.with_filter(LevelFilter::INFO));
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    }
     let sim = Arc::new(
         Simulator::start(
             // Discord's send limit, 120 frames per 60 s (the default): over
@@ -435,6 +495,8 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
         heap_peak / 1024,
     );
     eprintln!("chaos soak: faults landed/picked (time spent): {}", kinds.join(", "));
+    let log: Vec<String> = CLIENT_LOG.lock().unwrap().iter().map(|(key, n)| format!("{key} {n}")).collect();
+    eprintln!("chaos soak: the client's connection losses by reason: {}", log.join(", "));
     assert!(
         heap_late - heap_early < 1 << 20,
         "client heap grew from {heap_early} to {heap_late} bytes between 10% and 100% of the soak"
@@ -476,6 +538,7 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
             "connection {index} after a {interval_ms} ms Hello"
         );
     }
+    assert!(client_log("BadHello") >= tiny_connections.len() as u64);
 
     // Every hostile input reached the client in a default-sized run.
     if fault_count >= 1_000 {
@@ -483,6 +546,10 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
             let landed = fault_counts.get(kind).map_or(0, |c| c.1);
             assert!(landed > 0, "no {kind} fault reached the client");
         }
+        // ... and the client refused each at the cap.
+        assert!(client_log("MessageTooLarge") > 0, "no message refused by the WebSocket layer");
+        assert!(client_log("Decompression (cap)") > 0, "no payload refused by the inflater at the cap");
+        assert!(client_log("op 1 skipped (no budget)") > 0, "no op 1 flood reached the send budget");
     }
 }
 

@@ -27,6 +27,14 @@ pub fn count_this_thread(on: bool) {
     COUNTED.with(|c| c.set(on));
 }
 
+/// Runs `f` with the current thread not counted, then restores its state.
+pub fn uncounted<R>(f: impl FnOnce() -> R) -> R {
+    let was = COUNTED.with(|c| c.replace(false));
+    let r = f();
+    COUNTED.with(|c| c.set(was));
+    r
+}
+
 /// Allocations (and reallocations) by all counted threads so far.
 pub fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
