@@ -246,6 +246,23 @@ fn scripted_connect_behaviours() {
 }
 
 #[test]
+fn heartbeat_interval_changes_for_later_connections() {
+    let sim = sim(SimulatorConfig::new());
+    let mut first = Client::plain(&sim.url());
+    assert_eq!(first.hello(), 250);
+    sim.set_heartbeat_interval(Duration::from_millis(3));
+    let mut second = Client::plain(&sim.url());
+    assert_eq!(second.hello(), 3);
+    sim.set_heartbeat_interval(Duration::from_millis(250));
+    assert_eq!(Client::plain(&sim.url()).hello(), 250);
+    // A connection opened before the change is unaffected by it.
+    first.send_identify(TOKEN, INTENTS);
+    assert_eq!(first.payload()["t"], "READY");
+    assert!(sim.wait_until_live(WAIT));
+    second.close(1000);
+}
+
+#[test]
 fn raw_frames_and_server_closes() {
     let sim = sim(SimulatorConfig::new());
     let mut c = Client::plain(&sim.url());

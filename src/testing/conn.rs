@@ -46,6 +46,24 @@ const APPLICATION_ID: &str = "1000000000000000001";
 const READER_STACK: usize = 64 * 1024;
 /// Read buffer of a reader thread; client payloads are at most 4096 bytes.
 const READ_CHUNK: usize = 8 * 1024;
+/// Payloads over this size are recorded as a description, so that a test
+/// sending many huge payloads (decompression bombs) does not keep them all.
+const RECORD_LIMIT: usize = 1 << 20;
+/// How much of a payload over [`RECORD_LIMIT`] its description keeps.
+const RECORD_PREFIX: usize = 256;
+
+/// What [`ServerFrame::text`] keeps of a payload: all of it up to
+/// [`RECORD_LIMIT`], else its size and first [`RECORD_PREFIX`] bytes.
+fn recorded(text: &str) -> String {
+    if text.len() <= RECORD_LIMIT {
+        return text.to_owned();
+    }
+    let mut end = RECORD_PREFIX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("<payload of {} bytes: {}...>", text.len(), text.get(..end).unwrap_or_default())
+}
 
 /// The connection thread's side of the socket. During the handshake it reads
 /// the socket directly (with a short timeout); afterwards reads come from the
@@ -466,7 +484,7 @@ impl Conn {
         match cmd {
             Command::Payload(text) => self.send_payload(&text),
             Command::RawText(text) => {
-                self.record_sent(text.clone(), false);
+                self.record_sent(recorded(&text), false);
                 self.send(Message::text(text))
             }
             Command::RawBinary(bytes) => {
@@ -518,7 +536,7 @@ impl Conn {
         if self.closing_since.is_some() {
             return Flow::Continue;
         }
-        self.record_sent(text.to_owned(), self.compressor.is_some());
+        self.record_sent(recorded(text), self.compressor.is_some());
         let k = match &self.compressor {
             None => return self.send(Message::text(text)),
             Some(Compressor::Zlib(_)) => self.shared.lock().cfg.split_frames,
@@ -818,5 +836,20 @@ impl Conn {
                 self.send_all(frames)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_payloads_are_recorded_as_a_description() {
+        let small = "a".repeat(RECORD_LIMIT);
+        assert_eq!(recorded(&small), small);
+        // A two-byte character straddles the prefix's end.
+        let huge = format!("{}é{}", "b".repeat(RECORD_PREFIX - 1), "c".repeat(RECORD_LIMIT));
+        let kept = recorded(&huge);
+        assert_eq!(kept, format!("<payload of {} bytes: {}...>", huge.len(), "b".repeat(RECORD_PREFIX - 1)));
     }
 }

@@ -101,7 +101,8 @@ pub struct ServerFrame {
     pub connection: usize,
     /// When it was written.
     pub at: Instant,
-    /// The payload text (for raw binary and corrupt frames, a description).
+    /// The payload text (for raw binary and corrupt frames, a description;
+    /// over 1 MiB, `<payload of N bytes: ...>` with its first 256 bytes).
     pub text: String,
     /// Whether it went out compressed (binary zlib-stream).
     pub compressed: bool,

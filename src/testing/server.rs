@@ -601,6 +601,13 @@ impl Simulator {
         self.shared.update(|st| st.cfg.split_frames = k);
     }
 
+    /// Changes [`SimulatorConfig::heartbeat_interval`] for the Hello of
+    /// connections whose WebSocket handshake completes later; open
+    /// connections keep the interval they announced.
+    pub fn set_heartbeat_interval(&self, interval: Duration) {
+        self.shared.update(|st| st.cfg.heartbeat_interval = interval);
+    }
+
     /// Expires the current session silently: a later Resume gets op 9
     /// `d:false`, and [`dispatch`](Self::dispatch) returns `None` until a new
     /// READY.

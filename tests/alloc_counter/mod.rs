@@ -14,6 +14,7 @@ pub struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+static PEAK_LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
 thread_local! {
     static COUNTED: Cell<bool> = const { Cell::new(false) };
@@ -26,6 +27,14 @@ pub fn count_this_thread(on: bool) {
     COUNTED.with(|c| c.set(on));
 }
 
+/// Runs `f` with the current thread not counted, then restores its state.
+pub fn uncounted<R>(f: impl FnOnce() -> R) -> R {
+    let was = COUNTED.with(|c| c.replace(false));
+    let r = f();
+    COUNTED.with(|c| c.set(was));
+    r
+}
+
 /// Allocations (and reallocations) by all counted threads so far.
 pub fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
@@ -34,6 +43,16 @@ pub fn allocations() -> u64 {
 /// Live bytes allocated minus freed on all counted threads.
 pub fn live_bytes() -> i64 {
     LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// The highest [`live_bytes`] since the start or the last [`reset_peak`].
+pub fn peak_live_bytes() -> i64 {
+    PEAK_LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// Starts a new peak from the live bytes now.
+pub fn reset_peak() {
+    PEAK_LIVE_BYTES.store(live_bytes(), Ordering::Relaxed);
 }
 
 /// Allocations by the current thread while it was counted.
@@ -50,7 +69,10 @@ fn note(allocations: u64, bytes: i64) {
     // `try_with`: the allocator can run while thread-locals are torn down.
     if COUNTED.try_with(Cell::get).unwrap_or(false) {
         ALLOCATIONS.fetch_add(allocations, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+        let live = LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if bytes > 0 {
+            PEAK_LIVE_BYTES.fetch_max(live, Ordering::Relaxed);
+        }
         let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + allocations));
         let _ = THREAD_LIVE_BYTES.try_with(|c| c.set(c.get() + bytes));
     }
