@@ -1,0 +1,162 @@
+//! Issue 12.10: a gateway that never stops sending must not starve the
+//! driver's timers. An in-memory connector plays a gateway whose socket
+//! always has another dispatch ready: after Hello (a 100 ms heartbeat
+//! interval) and READY it sends MESSAGE_CREATEs without end. The shard
+//! must still send its periodic heartbeats on time, while the application
+//! reads the flood as fast as it can.
+//!
+//! A guard, not a proof: it passes with the timer polled after the socket
+//! too (tried, with the driver on the application's task and on its own
+//! thread), because the bounded event buffer fills now and then and
+//! backpressure gives the timer its turn. Polling the timer first makes the
+//! heartbeat's turn not depend on that.
+#![cfg(all(feature = "testing", feature = "async-std"))]
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use discord_gateway_stream::transport::Target;
+use discord_gateway_stream::{Compression, Config, Intents, Shard};
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::StreamExt;
+
+/// An unmasked server text frame.
+fn frame(text: &str) -> Vec<u8> {
+    let mut out = vec![0x81];
+    let len = text.len();
+    if len < 126 {
+        out.push(len as u8);
+    } else {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    }
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// The client's frames (masked, as clients must), decoded from `bytes`
+/// after the HTTP upgrade request.
+fn client_texts(bytes: &[u8]) -> Vec<String> {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { return Vec::new() };
+    let mut rest = &bytes[end + 4..];
+    let mut texts = Vec::new();
+    while rest.len() >= 6 {
+        let (mut len, mut at) = (usize::from(rest[1] & 0x7f), 2);
+        if len == 126 {
+            len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+            at = 4;
+        }
+        let Some(mask) = rest.get(at..at + 4) else { break };
+        let Some(payload) = rest.get(at + 4..at + 4 + len) else { break };
+        let text: Vec<u8> = payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+        texts.push(String::from_utf8_lossy(&text).into_owned());
+        rest = &rest[at + 4 + len..];
+    }
+    texts
+}
+
+#[derive(Default)]
+struct Wire {
+    /// Everything the client wrote, and when each write came.
+    written: Vec<u8>,
+    writes: Vec<(Instant, usize)>,
+}
+
+/// The gateway's end: answers the upgrade, then Hello, READY and an
+/// endless flood, always ready to be read.
+struct FloodingGateway {
+    wire: Arc<Mutex<Wire>>,
+    pending: Vec<u8>,
+    upgraded: bool,
+    seq: u64,
+}
+
+impl AsyncRead for FloodingGateway {
+    fn poll_read(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if !this.upgraded {
+            let written = this.wire.lock().unwrap().written.clone();
+            let request = String::from_utf8_lossy(&written);
+            let key = request
+                .lines()
+                .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+                .or_else(|| request.lines().find_map(|line| line.strip_prefix("sec-websocket-key: ")))
+                .expect("the upgrade request comes first");
+            let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
+            this.pending.extend_from_slice(
+                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").as_bytes(),
+            );
+            this.pending.extend(frame(r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":100}}"#));
+            this.pending.extend(frame(
+                r#"{"t":"READY","s":1,"op":0,"d":{"session_id":"flood","resume_gateway_url":"ws://127.0.0.1:1"}}"#,
+            ));
+            this.seq = 1;
+            this.upgraded = true;
+        }
+        while this.pending.len() < buf.len() {
+            this.seq += 1;
+            let dispatch = format!(r#"{{"t":"MESSAGE_CREATE","s":{},"op":0,"d":{{"content":"flood"}}}}"#, this.seq);
+            this.pending.extend(frame(&dispatch));
+        }
+        let n = buf.len().min(this.pending.len());
+        buf[..n].copy_from_slice(&this.pending[..n]);
+        this.pending.drain(..n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for FloodingGateway {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut wire = self.wire.lock().unwrap();
+        wire.written.extend_from_slice(buf);
+        wire.writes.push((Instant::now(), buf.len()));
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn a_gateway_that_never_stops_sending_does_not_starve_heartbeats() {
+    let wire = Arc::new(Mutex::new(Wire::default()));
+    let connector_wire = Arc::clone(&wire);
+    let connector = move |_target: Target| {
+        let wire = Arc::clone(&connector_wire);
+        async move { Ok(FloodingGateway { wire, pending: Vec::new(), upgraded: false, seq: 0 }) }
+    };
+    let config = Config::new("flood-token", Intents::GUILDS)
+        .base_url("ws://127.0.0.1:1")
+        .compression(Compression::None)
+        .min_heartbeat_interval(Duration::from_millis(100))
+        .rng_seed(3);
+    let mut shard = Shard::with_connector(config, connector).expect("shard");
+    // The driver on its own thread, the application on this one: the event
+    // buffer then rarely fills, so backpressure never pauses the reading
+    // (which would give the timer its turn anyway).
+    let driver = shard.take_driver().expect("a driver");
+    std::thread::spawn(move || async_io::block_on(driver));
+    let started = Instant::now();
+    let mut dispatches = 0u64;
+    async_io::block_on(async {
+        // Read the flood as fast as it comes for 1.5 s: the stream is never
+        // behind, so the driver never pauses reading for backpressure.
+        while started.elapsed() < Duration::from_millis(1500) {
+            let dispatch = shard.next().await.expect("stream open").expect("no error");
+            dispatches += 1;
+            assert_eq!(dispatch.seq(), dispatches, "in order, none lost");
+        }
+    });
+    let texts = client_texts(&wire.lock().unwrap().written);
+    let heartbeats = texts.iter().filter(|text| text.starts_with(r#"{"op":1"#)).count();
+    assert!(texts.first().is_some_and(|text| text.starts_with(r#"{"op":2"#)), "identified first: {:?}", texts.first());
+    assert!(dispatches > 1000, "the flood was read ({dispatches} dispatches)");
+    // 1.5 s at a 100 ms interval is about 15 beats; generous bounds.
+    assert!(heartbeats >= 5, "{heartbeats} heartbeats in 1.5 s of flood at a 100 ms interval");
+}
