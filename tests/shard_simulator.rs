@@ -241,8 +241,12 @@ fn every_close_code_of_6_1_gets_its_documented_next_step() {
 }
 
 #[test]
-fn resumes_that_keep_failing_fall_back_to_identify_on_the_base_url() {
-    // §5.3 row 9, E4; §1.3: a resume URL that fails is dropped for the base URL.
+fn connections_that_fail_before_hello_keep_the_session_and_fall_back_to_the_base_url() {
+    // §1.3: a resume URL that fails is dropped for the base URL. Connections
+    // that never reach Hello are not failed resumes (no Resume was sent), so
+    // the session is kept: a short network blip costs no Identify. Resumes
+    // that are sent and keep failing fall back to Identify (E4), pinned with
+    // the fake clock in protocol_resume_or_identify.rs.
     let sim = simulator(false);
     let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
     block_on(async {
@@ -251,15 +255,16 @@ fn resumes_that_keep_failing_fall_back_to_identify_on_the_base_url() {
             sim.push_on_connect(OnConnect::DropTcp);
         }
         assert!(sim.drop_connection());
-        let ready = next_dispatch(&mut shard).await;
-        assert_eq!(ready.event(), "READY");
+        let resumed = next_dispatch(&mut shard).await;
+        assert_eq!(resumed.event(), "RESUMED");
     });
     let connections = sim.connections();
-    assert_eq!(connections.len(), 5, "first, three failed resumes, the new session");
+    assert_eq!(connections.len(), 5, "first, three dropped before Hello, the resume");
     // (DropTcp ends connections before their path is read; the resume-URL
     // fallback itself is pinned in protocol_rules.rs.)
-    assert!(!connections[4].via_resume_url, "the new session is on the base URL");
-    assert_eq!(sim.identifies().len(), 2);
+    assert!(!connections[4].via_resume_url, "the resume goes to the base URL");
+    assert_eq!(sim.identifies().len(), 1);
+    assert_eq!(sim.resumes().len(), 1);
 }
 
 #[test]
