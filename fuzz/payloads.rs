@@ -12,41 +12,6 @@ use std::fmt::Write;
 /// A small deterministic generator (SplitMix64).
 pub struct Rng(u64);
 
-/// Reads fuzz bytes as instructions for replaying known traffic: control
-/// bytes, split points, corruption offsets. Past the end it reads zeros.
-pub struct Plan<'a> {
-    bytes: &'a [u8],
-    /// The unit of a large piece (`piece_len`), in bytes.
-    large_unit: usize,
-}
-
-impl<'a> Plan<'a> {
-    /// A plan over `bytes`, large pieces in multiples of `large_unit`.
-    pub fn new(bytes: &'a [u8], large_unit: usize) -> Plan<'a> {
-        Plan { bytes, large_unit }
-    }
-
-    /// The next byte, or 0 when the input is used up.
-    pub fn next(&mut self) -> u8 {
-        match self.bytes.split_first() {
-            Some((&first, rest)) => {
-                self.bytes = rest;
-                first
-            }
-            None => 0,
-        }
-    }
-
-    /// The next WebSocket message length: mostly tiny (so markers and
-    /// headers straddle messages), sometimes large.
-    pub fn piece_len(&mut self) -> usize {
-        match self.next() {
-            byte @ 0..=127 => usize::from(byte % 8) + 1,
-            byte => usize::from(byte - 127) * self.large_unit,
-        }
-    }
-}
-
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Rng {
@@ -101,6 +66,41 @@ impl Rng {
             self.below(60),
             self.below(1000) * 1000
         )
+    }
+}
+
+/// Reads fuzz bytes as instructions for replaying known traffic: control
+/// bytes, split points, corruption offsets. Past the end it reads zeros.
+pub struct Plan<'a> {
+    bytes: &'a [u8],
+    /// The unit of a large piece (`piece_len`), in bytes.
+    large_unit: usize,
+}
+
+impl<'a> Plan<'a> {
+    /// A plan over `bytes`, large pieces in multiples of `large_unit`.
+    pub fn new(bytes: &'a [u8], large_unit: usize) -> Plan<'a> {
+        Plan { bytes, large_unit }
+    }
+
+    /// The next byte, or 0 when the input is used up.
+    pub fn next(&mut self) -> u8 {
+        match self.bytes.split_first() {
+            Some((&first, rest)) => {
+                self.bytes = rest;
+                first
+            }
+            None => 0,
+        }
+    }
+
+    /// The next WebSocket message length: mostly tiny (so markers and
+    /// headers straddle messages), sometimes large.
+    pub fn piece_len(&mut self) -> usize {
+        match self.next() {
+            byte @ 0..=127 => usize::from(byte % 8) + 1,
+            byte => usize::from(byte - 127) * self.large_unit,
+        }
     }
 }
 

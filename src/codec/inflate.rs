@@ -133,7 +133,8 @@ impl Inflater {
 
     /// Frees the working buffer unless a payload is half inflated in it: an
     /// idle shard then holds only the zlib context (46.4 KiB with zlib-rs).
-    /// The core calls this a second after the last payload.
+    /// The core calls this when no more messages wait on the socket (for a
+    /// buffer over 64 KiB) and a second after the last payload.
     pub fn release(&mut self) {
         if self.pending_in == 0 {
             self.out = Vec::new();

@@ -11,7 +11,7 @@ mod inflate;
 #[cfg(any(feature = "zlib", feature = "zstd"))]
 mod sizing;
 #[cfg(any(feature = "zlib", feature = "zstd"))]
-pub(crate) use sizing::keeps_warm;
+pub(crate) use sizing::{is_small, keeps_warm};
 #[cfg(feature = "zstd")]
 mod zstd;
 

@@ -6,15 +6,16 @@
 //! slower end to end: every large payload then needs fresh memory, and
 //! glibc gives the heap's top back to the kernel after a burst and faults
 //! it in again on the next one (63,000 page faults against 3,000 for
-//! 600 MB of zstd-stream traffic, 14 % more CPU; README, "Compression").
+//! 600 MB of zstd-stream traffic, 18 % more CPU; README, "Compression").
 //!
 //! The working buffer's first capacity comes from the stream's running
 //! compression ratio and the size of the payload's first compressed
 //! message, growth from the payload's own ratio so far. It is freed after a
 //! payload that grew it over [`LARGE_CAPACITY`], and when the core calls
-//! `release`: a second after the last payload that needed a buffer that
-//! large ([`keeps_warm`]). An idle shard holds none, and a busy one gives a
-//! large buffer back a second after the burst that grew it.
+//! `release`: for a buffer over [`KEEP_SMALL`] as soon as no more messages
+//! wait on the socket ([`is_small`]), and for any buffer a second after the
+//! last payload that needed one that large ([`keeps_warm`]). An idle shard
+//! holds none, and a busy one keeps at most `KEEP_SMALL` between bursts.
 
 /// A working buffer grown past this by one payload is freed after it.
 pub(super) const LARGE_CAPACITY: usize = 4 * 1024 * 1024;
@@ -23,8 +24,16 @@ pub(super) const LARGE_CAPACITY: usize = 4 * 1024 * 1024;
 /// keeps it warm for another second.
 const KEEP_RATIO: usize = 16;
 
-/// A working buffer up to this size is kept warm by any payload.
+/// A working buffer up to this size is kept warm by any payload, and kept
+/// while the socket has nothing waiting.
 const KEEP_SMALL: usize = 64 * 1024;
+
+/// Whether a working buffer of `capacity` bytes is small enough to keep
+/// while no messages wait on the socket (a larger one pays for itself only
+/// while payloads arrive back to back).
+pub(crate) fn is_small(capacity: usize) -> bool {
+    capacity <= KEEP_SMALL
+}
 
 /// Whether a payload of `len` bytes, decoded in a working buffer of
 /// `capacity` bytes, is a reason to keep that buffer warm for another
@@ -33,7 +42,7 @@ const KEEP_SMALL: usize = 64 * 1024;
 /// second after the last large one even on a shard that never goes quiet,
 /// and a busy shard keeps at most `KEEP_SMALL` for its small events.
 pub(crate) fn keeps_warm(capacity: usize, len: usize) -> bool {
-    capacity <= KEEP_SMALL || len.saturating_mul(KEEP_RATIO) >= capacity
+    is_small(capacity) || len.saturating_mul(KEEP_RATIO) >= capacity
 }
 
 /// The smallest output buffer allocated.

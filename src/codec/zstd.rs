@@ -149,8 +149,9 @@ impl ZstdDecoder {
         self.total_in = 0;
     }
 
-    /// Frees the working buffer (the context and its window stay): the core
-    /// calls this once the connection has been quiet for a moment.
+    /// Frees the working buffer (the context and its window stay). The core
+    /// calls this when no more messages wait on the socket (for a buffer
+    /// over 64 KiB) and a second after the last payload.
     pub fn release(&mut self) {
         self.out = Vec::new();
     }

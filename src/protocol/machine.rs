@@ -412,7 +412,7 @@ impl Machine {
     pub fn handle_read_idle(&mut self) {
         #[cfg(any(feature = "zlib", feature = "zstd"))]
         if let Some(decompressor) = self.decompressor.as_mut() {
-            if !crate::codec::keeps_warm(decompressor.buffer_capacity(), 0) {
+            if !crate::codec::is_small(decompressor.buffer_capacity()) {
                 decompressor.release();
             }
         }
