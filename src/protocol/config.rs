@@ -74,7 +74,7 @@ impl fmt::Display for Token {
     }
 }
 
-/// Transport compression (§8), chosen at run time.
+/// Transport compression (docs/compression.md), chosen at run time.
 ///
 /// The default is zlib-stream when the `zlib` feature is on (it is by
 /// default), else none. The README's "Compression" section compares the

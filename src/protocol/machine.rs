@@ -358,7 +358,7 @@ impl Machine {
                         }
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "compressed stream unusable; reconnecting with a fresh decoder (E17)");
+                        tracing::warn!(%error, "compressed stream unusable; reconnecting with a fresh decoder");
                         let too_large = error.is_too_large();
                         let reason = DisconnectReason::Decompression { error: error.to_string() };
                         let loss = Loss::dropped().close(RESUMABLE_CLOSE);
