@@ -4,8 +4,9 @@
 //! gateway protocol over real WebSockets: Hello, heartbeat ACKs, Identify →
 //! READY, Resume → replay → RESUMED, op 9 for unknown sessions, the close
 //! codes of gateway-protocol §6, the send rate limit of §7.1 and zlib-stream
-//! and, with the `zstd` feature, zstd-stream transport (docs/compression.md)
-//! compression, chosen by the connection's `compress` query parameter. Sessions outlive connections: every dispatch
+//! and, with the `zstd` feature, zstd-stream transport compression
+//! (docs/compression.md), chosen by the connection's `compress` query
+//! parameter. Sessions outlive connections: every dispatch
 //! committed with [`Simulator::dispatch`] is logged with its `s`, so a client
 //! that drops and resumes gets exactly what it missed.
 //!
