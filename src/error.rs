@@ -16,6 +16,20 @@ pub enum ShardError {
     /// The configuration was rejected before connecting.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A shard id is not below the shard total (Discord closes with 4010, §9).
+    #[error("shard {id} is out of range for a total of {total} shards")]
+    ShardOutOfRange {
+        /// The shard id asked for.
+        id: u32,
+        /// The total shard count.
+        total: u32,
+    },
+    /// No connector was given and the default one (feature `async-std`) is off.
+    #[error("no connector: set one with ShardBuilder::connector (the default needs the `async-std` feature)")]
+    NoConnector,
+    /// A `wss://` gateway URL but no TLS (the `rustls` feature is off).
+    #[error("a wss:// gateway URL needs the `rustls` feature")]
+    TlsUnavailable,
     /// The identify queue refused this shard (e.g. the daily session-start
     /// budget is exhausted, §7.2); the shard has stopped.
     #[error(transparent)]
@@ -28,7 +42,7 @@ impl ShardError {
     pub fn close_code(&self) -> Option<u16> {
         match self {
             ShardError::Fatal(fatal) => fatal.close_code(),
-            ShardError::Config(_) | ShardError::Identify(_) => None,
+            _ => None,
         }
     }
 }

@@ -23,17 +23,21 @@ pub mod identify;
 mod intents;
 pub mod protocol;
 mod queue;
+mod session;
 mod shard;
+mod shard_id;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
 
-pub use dispatch::{DeserializeError, Dispatch, ShardId};
+pub use dispatch::{DeserializeError, Dispatch};
 pub use error::ShardError;
 pub use group::{
     shard_for_guild, ControlError, GroupController, GroupError, ShardGroup, ShardGroupBuilder, ShardSession,
 };
 pub use identify::{IdentifyQueue, LocalIdentifyQueue};
 pub use intents::Intents;
-pub use protocol::{CloseMode, Compression, Config, Session};
+pub use protocol::{CloseMode, Compression, Config};
+pub use session::Session;
 pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};
+pub use shard_id::ShardId;

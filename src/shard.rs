@@ -24,15 +24,16 @@ use futures::{FutureExt, Sink, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
+use crate::dispatch::Dispatch;
 use crate::error::ShardError;
 use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::protocol::{
-    Action, CloseMode, Command, CommandError, Config, ConfigError, Event, Incoming, Machine, Session, Status,
-    FINAL_CLOSE,
+    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Status, FINAL_CLOSE,
 };
 use crate::queue;
+use crate::session::Session;
+use crate::shard_id::ShardId;
 use crate::transport::{self, BoxedStream, Connector, Target};
-use crate::{Dispatch, ShardId};
 
 /// How long sending a close frame may take before the socket is just dropped (E11).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -200,13 +201,13 @@ impl Shard {
         let ShardBuilder { mut config, connector, queue, status_waker } = builder;
         let connector = match connector {
             Some(connector) => connector,
-            None => transport::default_connector()?,
+            None => transport::default_connector().ok_or(ShardError::NoConnector)?,
         };
         if cfg!(not(feature = "rustls"))
             && config.base_url.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
         {
             // Without TLS every connect would fail and be retried forever.
-            return Err(ShardError::Config(ConfigError::TlsUnavailable));
+            return Err(ShardError::TlsUnavailable);
         }
         let id = config.shard_id();
         if config.seed().is_none() {

@@ -150,13 +150,13 @@ fn set_keepalive(socket: socket2::SockRef<'_>) {
     }
 }
 
-/// The connector used when none is set: [`AsyncStdConnector`], or an error
+/// The connector used when none is set: [`AsyncStdConnector`], or none
 /// without the `async-std` feature.
-pub(crate) fn default_connector() -> Result<std::sync::Arc<dyn Connector>, crate::protocol::ConfigError> {
+pub(crate) fn default_connector() -> Option<std::sync::Arc<dyn Connector>> {
     #[cfg(feature = "async-std")]
-    return Ok(std::sync::Arc::new(AsyncStdConnector));
+    return Some(std::sync::Arc::new(AsyncStdConnector));
     #[cfg(not(feature = "async-std"))]
-    return Err(crate::protocol::ConfigError::NoConnector);
+    return None;
 }
 
 /// Wraps `stream` in TLS for `host`.

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use discord_gateway_stream::protocol::{
     Action, CloseMode, Command, CommandError, Compression, Config, ConfigError, DisconnectReason, Event, Machine,
-    ReconnectPolicy, Session, Status,
+    ReconnectPolicy, Status,
 };
-use discord_gateway_stream::Intents;
+use discord_gateway_stream::{Intents, Session};
 use support::*;
 
 const INTERVAL: Duration = Duration::from_millis(INTERVAL_MS);

@@ -4,8 +4,9 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 
 use super::{ControlError, ShardSession};
-use crate::protocol::{CloseMode, Session};
-use crate::ShardId;
+use crate::protocol::CloseMode;
+use crate::session::Session;
+use crate::shard_id::ShardId;
 
 /// A management request, carried out by the group's `poll_next`, one at a time.
 pub(super) enum Request {

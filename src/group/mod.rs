@@ -20,10 +20,14 @@ pub use self::control::GroupController;
 use self::control::{Closed, PendingClose, Request, Scope};
 use self::merge::{Merge, Merged};
 use self::slot::Slot;
+use crate::dispatch::Dispatch;
+use crate::error::ShardError;
 use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
-use crate::protocol::{CloseMode, Config, ConfigError, Session, Status};
+use crate::protocol::{CloseMode, Config, Status};
+use crate::session::Session;
+use crate::shard::{Shard, ShardDriver, ShardHandle};
+use crate::shard_id::ShardId;
 use crate::transport::Connector;
-use crate::{Dispatch, Shard, ShardDriver, ShardError, ShardHandle, ShardId};
 
 type Configure = Arc<dyn Fn(ShardId, Config) -> Config + Send + Sync>;
 type Spawner = Arc<dyn Fn(ShardDriver) + Send + Sync>;
@@ -258,8 +262,7 @@ impl ShardGroup {
     /// the first error.
     pub fn add_range(&mut self, total: u32, range: Range<u32>) -> Result<(), ControlError> {
         for id in range {
-            let shard =
-                ShardId::new(id, total).ok_or(ShardError::Config(ConfigError::ShardOutOfRange { id, total }))?;
+            let shard = ShardId::new(id, total).ok_or(ShardError::ShardOutOfRange { id, total })?;
             self.add(shard)?;
         }
         Ok(())
@@ -560,15 +563,12 @@ impl ShardGroupBuilder {
     /// configuration is invalid.
     pub fn build(self) -> Result<ShardGroup, ShardError> {
         if self.total == 0 || self.range.end > self.total {
-            return Err(ShardError::Config(ConfigError::ShardOutOfRange {
-                id: self.range.end.saturating_sub(1),
-                total: self.total,
-            }));
+            return Err(ShardError::ShardOutOfRange { id: self.range.end.saturating_sub(1), total: self.total });
         }
         self.config.validate()?;
         let connector = match self.connector {
             Some(connector) => connector,
-            None => crate::transport::default_connector()?,
+            None => crate::transport::default_connector().ok_or(ShardError::NoConnector)?,
         };
         let (control_tx, control_rx) = mpsc::unbounded();
         let mut group = ShardGroup {

@@ -7,7 +7,10 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use crate::{Dispatch, Shard, ShardError, ShardId};
+use crate::dispatch::Dispatch;
+use crate::error::ShardError;
+use crate::shard::Shard;
+use crate::shard_id::ShardId;
 
 /// The streams of one shard id, one after the other: a restarted (or
 /// removed and re-added) shard's new connection yields nothing until the

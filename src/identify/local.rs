@@ -6,7 +6,7 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 
 use super::{IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, IdentifySchedule, Reservation, Turn};
-use crate::ShardId;
+use crate::shard_id::ShardId;
 
 /// An [`IdentifyQueue`] for shards in one process: one Identify per
 /// `shard_id % max_concurrency` bucket per window (5 s), buckets in parallel,

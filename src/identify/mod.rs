@@ -28,7 +28,7 @@ pub use local::LocalIdentifyQueue;
 pub use permit::IdentifyPermit;
 pub use schedule::{IdentifySchedule, Reservation, Turn};
 
-use crate::ShardId;
+use crate::shard_id::ShardId;
 
 /// Decides when a shard may send Identify.
 ///

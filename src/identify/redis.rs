@@ -29,7 +29,7 @@ use futures::future::BoxFuture;
 use super::limits::{IdentifyLimits, OnBudgetExhausted, BUDGET_PERIOD};
 use super::schedule::later;
 use super::{IdentifyError, IdentifyPermit, IdentifyQueue};
-use crate::ShardId;
+use crate::shard_id::ShardId;
 
 /// First wait after a transient Redis error; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::limits::{IdentifyLimits, OnBudgetExhausted, BUDGET_PERIOD};
 use super::IdentifyError;
-use crate::ShardId;
+use crate::shard_id::ShardId;
 
 /// A place in a bucket's line, from [`IdentifySchedule::reserve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::backoff::ReconnectPolicy;
-use super::session::Session;
+use super::compression::Compression;
 use super::url::ResumeHosts;
 use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
-use crate::{Intents, ShardId};
+use crate::intents::Intents;
+use crate::session::Session;
+use crate::shard_id::ShardId;
 
 /// Discord's gateway, used when the application passes no URL of its own (§1.1).
 pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
@@ -74,45 +76,6 @@ impl fmt::Display for Token {
     }
 }
 
-/// Transport compression (docs/compression.md), chosen at run time.
-///
-/// The default is zlib-stream when the `zlib` feature is on (it is by
-/// default), else none. The README's "Compression" section compares the
-/// three (bytes on the wire, CPU per dispatch, memory per idle shard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Compression {
-    /// `compress=zlib-stream`: one zlib stream per connection (feature `zlib`).
-    #[cfg_attr(feature = "zlib", default)]
-    ZlibStream,
-    /// `compress=zstd-stream`: one zstd frame per connection, one payload
-    /// per message (feature `zstd`).
-    ZstdStream,
-    /// Plain JSON text frames.
-    #[cfg_attr(not(feature = "zlib"), default)]
-    None,
-}
-
-impl Compression {
-    /// The gateway URL's `compress` value, `None` for no compression.
-    pub fn query_value(self) -> Option<&'static str> {
-        match self {
-            Compression::ZlibStream => Some("zlib-stream"),
-            Compression::ZstdStream => Some("zstd-stream"),
-            Compression::None => None,
-        }
-    }
-
-    /// Whether this build can decode it (its cargo feature is on).
-    pub fn is_available(self) -> bool {
-        match self {
-            Compression::ZlibStream => cfg!(feature = "zlib"),
-            Compression::ZstdStream => cfg!(feature = "zstd"),
-            Compression::None => true,
-        }
-    }
-}
-
 /// `properties` of Identify (§3.2).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IdentifyProperties {
@@ -129,58 +92,6 @@ impl Default for IdentifyProperties {
         let library = env!("CARGO_PKG_NAME").to_owned();
         IdentifyProperties { os: std::env::consts::OS.to_owned(), browser: library.clone(), device: library }
     }
-}
-
-/// Why a configuration cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The token is empty.
-    #[error("the bot token is empty")]
-    EmptyToken,
-    /// The base URL cannot be used.
-    #[error("invalid base gateway URL: {0}")]
-    BaseUrl(#[from] super::url::UrlError),
-    /// `large_threshold` is outside 50..=250.
-    #[error("large_threshold must be between 50 and 250, got {0}")]
-    LargeThreshold(u16),
-    /// The presence is not a JSON object.
-    #[error("presence must be a JSON object (the `d` of a presence update)")]
-    Presence,
-    /// Identify would exceed the gateway's 4096-byte limit.
-    #[error("Identify would be {0} bytes, over the gateway's 4096-byte limit: shorten the presence or properties")]
-    IdentifyTooLarge(usize),
-    /// A shard id is not below the shard total (Discord closes with 4010, §9).
-    #[error("shard {id} is out of range for a total of {total} shards")]
-    ShardOutOfRange {
-        /// The shard id asked for.
-        id: u32,
-        /// The total shard count.
-        total: u32,
-    },
-    /// No connector was given and the default one (feature `async-std`) is off.
-    #[error("no connector: set one with ShardBuilder::connector (the default needs the `async-std` feature)")]
-    NoConnector,
-    /// The compression asked for needs a cargo feature that is off
-    /// (`zlib` for zlib-stream, `zstd` for zstd-stream).
-    #[error("{} compression needs the crate's `{}` feature", .0.query_value().unwrap_or("no"), if *.0 == Compression::ZstdStream { "zstd" } else { "zlib" })]
-    CompressionUnavailable(Compression),
-    /// `max_message_size` is under 64 KiB or over 1 GiB.
-    #[error("max_message_size must be between 64 KiB and 1 GiB, not {0}")]
-    MaxMessageSize(usize),
-    /// A `wss://` gateway URL but no TLS (the `rustls` feature is off).
-    #[error("a wss:// gateway URL needs the `rustls` feature")]
-    TlsUnavailable,
-    /// `min_heartbeat_interval` is over 1 hour, the longest interval
-    /// accepted from Hello: every Hello would be refused.
-    #[error("min_heartbeat_interval must be at most 1 hour, not {0:?}")]
-    MinHeartbeatInterval(Duration),
-    /// A timeout or the backoff base is zero.
-    #[error("a timeout or the backoff base is zero")]
-    ZeroDuration,
-    /// A timeout or backoff setting is longer than a day.
-    #[error("timeouts and backoff settings must be at most one day")]
-    DurationTooLong,
 }
 
 /// Configuration of one shard's protocol core.
@@ -502,60 +413,5 @@ impl Config {
 
     pub(crate) fn max_message_size_limit(&self) -> usize {
         self.max_message_size
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if self.token.expose().is_empty() {
-            return Err(ConfigError::EmptyToken);
-        }
-        super::url::gateway_url(&self.base_url, self.compression)?;
-        if !(50..=250).contains(&self.large_threshold) {
-            return Err(ConfigError::LargeThreshold(self.large_threshold));
-        }
-        if self.presence_invalid || self.presence.as_ref().is_some_and(|p| !p.get().trim_start().starts_with('{')) {
-            return Err(ConfigError::Presence);
-        }
-        if !self.compression.is_available() {
-            return Err(ConfigError::CompressionUnavailable(self.compression));
-        }
-        // A cap below a Hello or READY refuses every connection; an unbounded
-        // one is no cap at all.
-        if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.max_message_size) {
-            return Err(ConfigError::MaxMessageSize(self.max_message_size));
-        }
-        if self.min_heartbeat_interval > MAX_HEARTBEAT_INTERVAL {
-            return Err(ConfigError::MinHeartbeatInterval(self.min_heartbeat_interval));
-        }
-        let r = &self.reconnect;
-        let longest = [
-            self.connect_timeout,
-            self.hello_timeout,
-            self.ready_timeout,
-            r.base,
-            r.cap,
-            r.floor,
-            r.healthy_after,
-            r.invalid_session_wait.0,
-            r.invalid_session_wait.1,
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or_default();
-        // Keeps every `Instant + Duration` in the machine far from overflow.
-        if longest > Duration::from_secs(86_400) {
-            return Err(ConfigError::DurationTooLong);
-        }
-        if self.connect_timeout.is_zero()
-            || self.hello_timeout.is_zero()
-            || self.ready_timeout.is_zero()
-            || self.reconnect.base.is_zero()
-        {
-            return Err(ConfigError::ZeroDuration);
-        }
-        let identify = super::payload::identify(self, self.presence.as_deref());
-        if identify.len() > super::payload::MAX_OUTBOUND_SIZE {
-            return Err(ConfigError::IdentifyTooLarge(identify.len()));
-        }
-        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::close_code::FatalError;
-use crate::Dispatch;
+use crate::dispatch::Dispatch;
 
 /// Something the driver must do to the socket. Drain [`Machine::poll_action`](super::Machine::poll_action)
 /// before [`Machine::poll_transmit`](super::Machine::poll_transmit).

@@ -12,18 +12,19 @@ use super::backoff::{Backoff, FailureKind};
 use super::close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 use super::command::{Command, CommandError};
 #[cfg(any(feature = "zlib", feature = "zstd"))]
-use super::config::Compression;
-use super::config::{Config, ConfigError, MAX_HEARTBEAT_INTERVAL};
+use super::compression::Compression;
+use super::config::{Config, MAX_HEARTBEAT_INTERVAL};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
 use super::heartbeat::{Beat, Heartbeat};
 use super::opcode::OpCode;
 use super::payload::{self, MAX_OUTBOUND_SIZE};
 use super::ratelimit::{Priority, SendLimiter};
 use super::rng::Rng;
-use super::session::Session;
 use super::url::{check_resume_url, gateway_url};
+use super::validate::ConfigError;
 use crate::codec::{Envelope, StrSpan};
 use crate::dispatch::Dispatch;
+use crate::session::Session;
 
 /// Identifies a shard may spend on one payload it keeps failing on (the
 /// third is refused: the shard stops instead).

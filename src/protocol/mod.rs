@@ -8,6 +8,7 @@
 mod backoff;
 mod close_code;
 mod command;
+mod compression;
 mod config;
 mod event;
 mod heartbeat;
@@ -16,21 +17,21 @@ mod opcode;
 mod payload;
 mod ratelimit;
 mod rng;
-mod session;
 mod url;
+mod validate;
 
 pub use backoff::ReconnectPolicy;
 pub use close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 pub use command::{Command, CommandError};
+pub use compression::Compression;
 pub use config::{
-    Compression, Config, ConfigError, IdentifyProperties, Token, DEFAULT_BUFFERED_BYTES, DEFAULT_BUFFERED_DISPATCHES,
-    DEFAULT_GATEWAY_URL, DEFAULT_MAX_IDENTIFIES_PER_DAY, DEFAULT_MIN_HEARTBEAT_INTERVAL, MAX_MESSAGE_SIZE_LIMIT,
-    MIN_MESSAGE_SIZE,
+    Config, IdentifyProperties, Token, DEFAULT_BUFFERED_BYTES, DEFAULT_BUFFERED_DISPATCHES, DEFAULT_GATEWAY_URL,
+    DEFAULT_MAX_IDENTIFIES_PER_DAY, DEFAULT_MIN_HEARTBEAT_INTERVAL, MAX_MESSAGE_SIZE_LIMIT, MIN_MESSAGE_SIZE,
 };
 pub use event::{Action, CloseMode, DisconnectReason, Event, Status};
 pub use machine::{Incoming, Machine};
 pub use opcode::OpCode;
 pub use payload::MAX_OUTBOUND_SIZE;
 pub use ratelimit::{SEND_LIMIT, SEND_WINDOW};
-pub use session::Session;
 pub use url::{gateway_url, ResumeHosts, UrlError};
+pub use validate::ConfigError;

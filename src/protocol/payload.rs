@@ -73,7 +73,8 @@ pub(crate) fn command(op: u8, d: &RawValue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Intents, ShardId};
+    use crate::intents::Intents;
+    use crate::shard_id::ShardId;
 
     #[test]
     fn heartbeat_carries_seq_or_null() {

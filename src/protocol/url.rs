@@ -1,7 +1,7 @@
 //! Gateway URLs (gateway-protocol §1.1, §1.3, E12, E24): the base URL and
 //! `resume_gateway_url` both get `v=10&encoding=json[&compress=zlib-stream|zstd-stream]`.
 
-use super::config::Compression;
+use super::compression::Compression;
 
 /// Why a gateway URL cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

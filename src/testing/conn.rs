@@ -24,11 +24,11 @@ use tungstenite::{Message, WebSocket};
 use super::config::IdentifyTooFast;
 use super::config::OnConnect;
 use super::record::{ClientClose, ClientFrame, ConnectionEnd, ServerFrame};
-use super::server::{op_frame, Command, Input, Shared, Slot, RESUME_PATH};
+use super::state::{op_frame, Command, Input, Shared, Slot, RESUME_PATH};
 use super::zlib::{self, Deflater};
 #[cfg(feature = "zstd")]
 use super::zstd::{self, ZstdCompressor};
-use crate::ShardId;
+use crate::shard_id::ShardId;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -815,7 +815,7 @@ impl Conn {
             }
             let mut frames: Vec<String> = session.log.iter().filter(|l| l.seq > seq).map(|l| l.frame.clone()).collect();
             session.last_seq += 1;
-            frames.push(super::server::dispatch_frame("RESUMED", session.last_seq, &json!({})));
+            frames.push(super::state::dispatch_frame("RESUMED", session.last_seq, &json!({})));
             st.bind(index, session_id);
             Outcome::Replay(frames)
         });

@@ -68,6 +68,7 @@ mod config;
 mod conn;
 mod record;
 mod server;
+mod state;
 mod zlib;
 #[cfg(feature = "zstd")]
 mod zstd;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::OnConnect;
-use crate::ShardId;
+use crate::shard_id::ShardId;
 
 /// One accepted TCP connection, in accept order.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 /// What a resume needs: persist it to resume after a process restart.
 ///
 /// ```
-/// use discord_gateway_stream::protocol::Session;
+/// use discord_gateway_stream::Session;
 /// let session = Session {
 ///     id: "a1b2".into(),
 ///     seq: 42,
