@@ -33,7 +33,8 @@ mod payloads;
 mod zstd_checks;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use discord_gateway_stream::codec::{Envelope, Inflater, DEFAULT_MAX_MESSAGE_SIZE};
+use discord_gateway_stream::fuzzing::{Envelope, Inflater};
+use discord_gateway_stream::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::hint::black_box;
@@ -145,7 +146,7 @@ fn bench_zstd(
     texts: &[String],
     total: u64,
 ) {
-    use discord_gateway_stream::codec::ZstdDecoder;
+    use discord_gateway_stream::fuzzing::ZstdDecoder;
     let messages = zstd_checks::zstd_stream(texts, 18);
     eprintln!("  zstd-stream: {} compressed", messages.iter().map(Vec::len).sum::<usize>());
     let mut decoder = ZstdDecoder::new(DEFAULT_MAX_MESSAGE_SIZE);

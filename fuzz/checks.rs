@@ -10,7 +10,7 @@
 #[path = "payloads.rs"]
 mod payloads;
 
-use discord_gateway_stream::codec::{Envelope, InflateError, Inflater, ScanError};
+use discord_gateway_stream::fuzzing::{Envelope, InflateError, Inflater, ScanError};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;

@@ -94,7 +94,7 @@ pub fn check_machine(steps: &[Step], permits: bool) -> Result<(), String> {
                 h.drain();
             }
             Step::CloseResumable => {
-                let _ = h.machine.close(h.now, CloseMode::Resumable);
+                let _ = h.machine.close(CloseMode::Resumable);
                 h.drain();
             }
         }
@@ -149,7 +149,8 @@ pub fn check_machine(steps: &[Step], permits: bool) -> Result<(), String> {
                     last_seq_in_session = Some(d.seq());
                 }
                 Event::Fatal(_) | Event::Status(Status::Closed) => finished = true,
-                Event::Status(_) => {}
+                // Events added later carry nothing these checks follow.
+                _ => {}
             }
         }
         if let (Step::Close(Some(code)), true, false) = (step, had_socket, h.machine.is_finished()) {

@@ -9,7 +9,7 @@
 #[path = "payloads.rs"]
 mod payloads;
 
-use discord_gateway_stream::codec::{ZstdDecoder, ZstdError, MAX_WINDOW_LOG};
+use discord_gateway_stream::fuzzing::{ZstdDecoder, ZstdError, MAX_WINDOW_LOG};
 use std::sync::OnceLock;
 use zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush;
 use zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};

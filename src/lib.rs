@@ -6,18 +6,21 @@
 //! - [`protocol`]: a sans-IO, deterministic state machine (no clock, no socket)
 //!   that makes every protocol decision: heartbeats, zombie detection, identify
 //!   vs resume, close-code handling, backoff, send rate limits.
-//! - [`codec`]: zlib-stream inflation and an envelope scanner that finds `op`,
-//!   `s`, `t` and the raw bytes of `d` without building a JSON tree.
+//! - the codec (internal): zlib-stream and zstd-stream decompression and an
+//!   envelope scanner that finds `op`, `s`, `t` and the raw bytes of `d`
+//!   without building a JSON tree.
 //! - [`Dispatch`]: the raw opcode-0 payload handed to the application.
 //!
 //! See the README for the architecture and `gateway-protocol` section references.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod codec;
+mod codec;
 pub mod commands;
 mod dispatch;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod group;
 pub mod identify;
 mod intents;

@@ -600,12 +600,12 @@ impl Driver {
                     }
                 }
                 Wake::Request(Some(Request::Close(mode, reply))) => {
-                    let session = self.machine.close(Instant::now(), mode);
+                    let session = self.machine.close(mode);
                     self.close_replies.push((reply, session));
                 }
                 Wake::Request(None) => {
                     // Every handle and the Shard are gone: nobody can read events.
-                    let _ = self.machine.close(Instant::now(), CloseMode::Resumable);
+                    let _ = self.machine.close(CloseMode::Resumable);
                 }
                 Wake::Connected(Ok(socket)) => {
                     self.connecting = None;
@@ -640,7 +640,7 @@ impl Driver {
                         Err(error) => {
                             tracing::error!(%error, "identify refused; the shard stops");
                             self.pending.push_back(Err(ShardError::Identify(error)));
-                            let _ = self.machine.close(Instant::now(), CloseMode::Final);
+                            let _ = self.machine.close(CloseMode::Final);
                         }
                     }
                 }

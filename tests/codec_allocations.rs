@@ -9,7 +9,8 @@
 #[path = "../fuzz/payloads.rs"]
 mod payloads;
 
-use discord_gateway_stream::codec::{Envelope, Inflater, DEFAULT_MAX_MESSAGE_SIZE};
+use discord_gateway_stream::fuzzing::{Envelope, Inflater};
+use discord_gateway_stream::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 
 #[path = "alloc_counter/mod.rs"]
 mod alloc_counter;

@@ -17,7 +17,7 @@
 mod checks;
 
 use checks::check_envelope;
-use discord_gateway_stream::codec::{Envelope, ScanError};
+use discord_gateway_stream::fuzzing::{Envelope, ScanError};
 use proptest::prelude::*;
 
 /// JSON whitespace, mostly none (as Discord sends it).

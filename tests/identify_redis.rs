@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use discord_gateway_stream::identify::{
     IdentifyError, IdentifyLimits, IdentifyQueue, OnBudgetExhausted, RedisIdentifyQueue, SessionStartLimit,
 };
-use discord_gateway_stream::ShardId;
+use discord_gateway_stream::{fuzzing, ShardId};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 #[cfg(feature = "async-std")]
@@ -272,7 +272,7 @@ async fn a_lease_left_by_a_crashed_holder_delays_the_next_identify_only_until_it
     let mut raw = server.connection().await;
     let lease = Duration::from_millis(400);
     let _: () = redis::cmd("SET")
-        .arg(queue.bucket_key(0))
+        .arg(fuzzing::redis_bucket_key(&queue, 0))
         .arg("pid 1 shard [0, 1] (crashed)")
         .arg("PX")
         .arg(400)
@@ -285,7 +285,7 @@ async fn a_lease_left_by_a_crashed_holder_delays_the_next_identify_only_until_it
     assert!(waited >= lease - SLACK && waited < lease + Duration::from_millis(300), "waited {waited:?}");
 
     // A lease someone set without an expiry is given one window, not forever.
-    let _: () = redis::cmd("SET").arg(queue.bucket_key(0)).arg("no expiry").query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("SET").arg(fuzzing::redis_bucket_key(&queue, 0)).arg("no expiry").query_async(&mut raw).await.unwrap();
     let start = Instant::now();
     drop(queue.acquire(shard(1)).await.expect("permit"));
     let waited = start.elapsed();
@@ -327,7 +327,7 @@ async fn a_budget_key_of_the_wrong_type_is_a_backend_error() {
     let queue =
         RedisIdentifyQueue::new(server.connection().await, "bot", budget(1000, 1000, Duration::from_secs(60), 1));
     let mut raw = server.connection().await;
-    let _: () = redis::cmd("HSET").arg(queue.budget_key()).arg("field").arg(1).query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("HSET").arg(fuzzing::redis_budget_key(&queue)).arg("field").arg(1).query_async(&mut raw).await.unwrap();
     let result = tokio::time::timeout(Duration::from_secs(5), queue.acquire(shard(0))).await.expect("no retrying");
     assert!(matches!(result, Err(IdentifyError::Backend(ref message)) if message.contains("WRONGTYPE")), "{result:?}");
 }
@@ -385,7 +385,7 @@ async fn an_evicted_budget_key_is_not_taken_for_a_reset() {
     assert!(matches!(queue.acquire(shard(1)).await, Err(IdentifyError::BudgetExhausted { .. })));
     // As an eviction would: the budget goes, the window marker stays.
     let mut raw = server.connection().await;
-    let () = redis::cmd("DEL").arg(queue.budget_key()).query_async(&mut raw).await.expect("DEL");
+    let () = redis::cmd("DEL").arg(fuzzing::redis_budget_key(&queue)).query_async(&mut raw).await.expect("DEL");
     // Another process, with a stale snapshot of its own, must not revive it
     // either: the window marker remembers the count.
     let other =
@@ -419,7 +419,7 @@ async fn the_next_budget_window_ends_a_day_after_the_reset() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     drop(queue.acquire(shard(1)).await.expect("the new window's first start"));
     let mut raw = server.connection().await;
-    let pttl: i64 = redis::cmd("PTTL").arg(queue.budget_key()).query_async(&mut raw).await.expect("PTTL");
+    let pttl: i64 = redis::cmd("PTTL").arg(fuzzing::redis_budget_key(&queue)).query_async(&mut raw).await.expect("PTTL");
     let expected = (reset_after + Duration::from_secs(86_400)).saturating_sub(created.elapsed());
     let drift = pttl - i64::try_from(expected.as_millis()).expect("ms");
     assert!(drift.abs() < 200, "the new window ends {drift} ms away from reset_after + 24 h");
@@ -444,9 +444,9 @@ async fn huge_durations_are_capped_at_a_day() {
     let granted = tokio::time::timeout(Duration::from_secs(5), queue.acquire(shard(0))).await.expect("resolves");
     assert!(granted.is_ok(), "{granted:?}");
     let mut raw = server.connection().await;
-    let lease: i64 = redis::cmd("PTTL").arg(queue.bucket_key(0)).query_async(&mut raw).await.expect("PTTL");
+    let lease: i64 = redis::cmd("PTTL").arg(fuzzing::redis_bucket_key(&queue, 0)).query_async(&mut raw).await.expect("PTTL");
     assert!(lease > 2 * day - 60_000 && lease <= 2 * day, "the lease lasts the capped spacing: {lease} ms");
-    let reset: i64 = redis::cmd("PTTL").arg(queue.budget_key()).query_async(&mut raw).await.expect("PTTL");
+    let reset: i64 = redis::cmd("PTTL").arg(fuzzing::redis_budget_key(&queue)).query_async(&mut raw).await.expect("PTTL");
     assert!(reset > day - 60_000 && reset <= day, "the budget resets within a day: {reset} ms");
     assert_eq!(queue.remaining().await, Ok(Some(999)));
 }
@@ -511,10 +511,10 @@ async fn a_retry_after_a_lost_reply_counts_the_start_once() {
     // The marker kept its expiry (the window's end plus a period) through
     // the grant, without KEEPTTL.
     let mut raw = server.connection().await;
-    let marker: i64 = redis::cmd("PTTL").arg(queue.budget_marker_key()).query_async(&mut raw).await.expect("PTTL");
+    let marker: i64 = redis::cmd("PTTL").arg(fuzzing::redis_budget_marker_key(&queue)).query_async(&mut raw).await.expect("PTTL");
     let expected = i64::try_from((Duration::from_secs(60) + period).as_millis()).expect("ms");
     assert!(marker <= expected && marker > expected - 5_000, "marker PTTL {marker} ms");
-    let value: String = redis::cmd("GET").arg(queue.budget_marker_key()).query_async(&mut raw).await.expect("GET");
+    let value: String = redis::cmd("GET").arg(fuzzing::redis_budget_marker_key(&queue)).query_async(&mut raw).await.expect("GET");
     assert!(value.ends_with(":9"), "the marker knows the count: {value}");
 
     // Another acquire is another holder: it waits for the lease and counts.

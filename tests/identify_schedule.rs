@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use discord_gateway_stream::fuzzing::{IdentifySchedule, Reservation, Turn};
 use discord_gateway_stream::identify::{
-    IdentifyError, IdentifyLimits, IdentifyQueue, IdentifySchedule, LocalIdentifyQueue, OnBudgetExhausted, Reservation,
-    SessionStartLimit, Turn,
+    IdentifyError, IdentifyLimits, IdentifyQueue, LocalIdentifyQueue, OnBudgetExhausted, SessionStartLimit,
 };
 use discord_gateway_stream::ShardId;
 

@@ -99,7 +99,7 @@ fn heartbeats_and_core_frames_are_tagged_and_never_taken_back() {
 #[test]
 fn nothing_is_taken_back_once_the_shard_is_closed() {
     let mut h = Harness::active();
-    let _ = h.machine.close(h.now, CloseMode::Final);
+    let _ = h.machine.close(CloseMode::Final);
     assert_eq!(h.machine.requeue_commands(h.now, [command(1).frame().to_owned()]), 0);
     assert_eq!(h.machine.queued_commands(), 0);
 }

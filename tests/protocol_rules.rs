@@ -158,7 +158,7 @@ fn a_persisted_session_resumes_in_a_new_machine() {
     // Session is serde: persist, restart, resume without an Identify.
     let mut h = Harness::active();
     h.dispatch(7, "MESSAGE_CREATE");
-    let session = h.machine.close(h.now, CloseMode::Resumable).expect("session");
+    let session = h.machine.close(CloseMode::Resumable).expect("session");
     h.drain();
     assert_eq!(h.actions, [Action::Close { code: 4000 }]);
     let saved = serde_json::to_string(&session).unwrap();
@@ -180,7 +180,7 @@ fn a_persisted_session_resumes_in_a_new_machine() {
 fn close_final_sends_1000_and_forgets_the_session() {
     // §5.4, E14: a shutdown that should show the bot offline.
     let mut h = Harness::active();
-    assert_eq!(h.machine.close(h.now, CloseMode::Final), None);
+    assert_eq!(h.machine.close(CloseMode::Final), None);
     h.drain();
     assert_eq!(h.actions, [Action::Close { code: 1000 }]);
     assert_eq!(h.machine.session(), None);

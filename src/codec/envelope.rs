@@ -165,6 +165,7 @@ enum Key {
 }
 
 impl Envelope {
+    #[cfg(any(test, feature = "fuzzing"))]
     /// Reads one payload: the canonical fast path, or [`Envelope::scan`] for
     /// anything not in Discord's canonical form (see the module docs for the
     /// contract). `d` is not validated on the fast path.

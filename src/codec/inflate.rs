@@ -99,6 +99,7 @@ impl Inflater {
         self.poisoned = false;
     }
 
+    #[cfg(any(test, feature = "fuzzing"))]
     /// The configured cap on one inflated payload.
     pub fn max_message_size(&self) -> usize {
         self.max_message_size

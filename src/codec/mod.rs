@@ -5,21 +5,21 @@
 //! - [`Envelope::scan`]: finds `op`, `s`, `t` and the byte span of `d` in a
 //!   payload without building a JSON tree (§2).
 
-mod envelope;
+pub(crate) mod envelope;
 #[cfg(feature = "zlib")]
-mod inflate;
+pub(crate) mod inflate;
 #[cfg(any(feature = "zlib", feature = "zstd"))]
 mod sizing;
 #[cfg(any(feature = "zlib", feature = "zstd"))]
 pub(crate) use sizing::{is_small, keeps_warm};
 #[cfg(feature = "zstd")]
-mod zstd;
+pub(crate) mod zstd;
 
-pub use envelope::{Envelope, ScanError, StrSpan};
+pub(crate) use envelope::{Envelope, StrSpan};
 #[cfg(feature = "zlib")]
-pub use inflate::{InflateError, Inflater};
+pub(crate) use inflate::{InflateError, Inflater};
 #[cfg(feature = "zstd")]
-pub use zstd::{ZstdDecoder, ZstdError, MAX_WINDOW_LOG};
+pub(crate) use zstd::{ZstdDecoder, ZstdError};
 
 /// Default cap on the inflated size of one gateway payload: 64 MiB.
 ///

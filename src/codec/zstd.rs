@@ -161,6 +161,7 @@ impl ZstdDecoder {
         self.out.capacity()
     }
 
+    #[cfg(any(test, feature = "fuzzing"))]
     /// The configured cap on one decoded payload.
     pub fn max_message_size(&self) -> usize {
         self.max_message_size

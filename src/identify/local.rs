@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
-use super::{IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, IdentifySchedule, Reservation, Turn};
+use super::schedule::{IdentifySchedule, Reservation, Turn};
+use super::{IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue};
 use crate::shard_id::ShardId;
 
 /// An [`IdentifyQueue`] for shards in one process: one Identify per

@@ -16,7 +16,7 @@ mod local;
 mod permit;
 #[cfg(feature = "redis")]
 mod redis;
-mod schedule;
+pub(crate) mod schedule;
 
 use futures::future::BoxFuture;
 
@@ -26,7 +26,6 @@ pub use error::IdentifyError;
 pub use limits::{IdentifyLimits, OnBudgetExhausted, SessionStartLimit, IDENTIFY_WINDOW};
 pub use local::LocalIdentifyQueue;
 pub use permit::IdentifyPermit;
-pub use schedule::{IdentifySchedule, Reservation, Turn};
 
 use crate::shard_id::ShardId;
 

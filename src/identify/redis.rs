@@ -208,6 +208,12 @@ return {0, remaining, reset}
 /// A crashed process cannot wedge a bucket: its lease simply expires (a lease
 /// found without an expiry is given one window).
 ///
+/// Keys, under the prefix given to [`new`](Self::new): `{prefix}:bucket:<n>`
+/// holds the lease of concurrency bucket `n`, `{prefix}:budget` the session
+/// starts left, and `{prefix}:budget:seeded` records that a budget window was
+/// seeded. Delete the last two together to make the next Identify seed the
+/// budget from its queue's limits again.
+///
 /// Clone it (cheap) to share it between shards and groups; every clone is
 /// the same queue.
 ///
@@ -277,23 +283,6 @@ where
         self.inner.limits
     }
 
-    /// The Redis key holding the lease of `bucket` (`{prefix}:bucket:<bucket>`).
-    pub fn bucket_key(&self, bucket: u32) -> String {
-        self.inner.bucket_key(bucket)
-    }
-
-    /// The Redis key holding the session starts left (`{prefix}:budget`).
-    pub fn budget_key(&self) -> String {
-        self.inner.budget_key()
-    }
-
-    /// The Redis key recording that a budget window was seeded
-    /// (`{prefix}:budget:seeded`). Delete it together with the budget key to
-    /// make the next Identify seed from its queue's limits again.
-    pub fn budget_marker_key(&self) -> String {
-        self.inner.marker_key()
-    }
-
     /// Session starts left in the shared budget window: `None` when the
     /// limits track no budget; the value the next Identify would seed when
     /// no process has seeded it yet (or it has reset).
@@ -313,6 +302,26 @@ where
             (None, Some(_), Some(limit)) => Some(limit.total),
             (None, _, _) => self.inner.seed(Instant::now()).map(|(seed, _)| seed),
         })
+    }
+}
+
+/// Key names, for the crate's tests (through `fuzzing`).
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+impl<C> RedisIdentifyQueue<C> {
+    /// The Redis key holding the lease of `bucket` (`{prefix}:bucket:<bucket>`).
+    pub(crate) fn bucket_key(&self, bucket: u32) -> String {
+        self.inner.bucket_key(bucket)
+    }
+
+    /// The Redis key holding the session starts left (`{prefix}:budget`).
+    pub(crate) fn budget_key(&self) -> String {
+        self.inner.budget_key()
+    }
+
+    /// The Redis key recording that a budget window was seeded
+    /// (`{prefix}:budget:seeded`).
+    pub(crate) fn budget_marker_key(&self) -> String {
+        self.inner.marker_key()
     }
 }
 

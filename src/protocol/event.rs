@@ -8,6 +8,7 @@ use crate::dispatch::Dispatch;
 /// Something the driver must do to the socket. Drain [`Machine::poll_action`](super::Machine::poll_action)
 /// before [`Machine::poll_transmit`](super::Machine::poll_transmit).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Open a WebSocket to `url` (query included), then report
     /// `handle_open` or `handle_connect_failed`.
@@ -29,6 +30,7 @@ pub enum Action {
 
 /// Something that happened, for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// An opcode-0 dispatch, READY and RESUMED included, each exactly once and in `s` order.
     Dispatch(Dispatch),

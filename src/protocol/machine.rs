@@ -467,17 +467,18 @@ impl Machine {
 
     /// Closes the shard. `Final` sends 1000 and ends the session; `Resumable`
     /// sends 4000 and returns the [`Session`] so it can be resumed later (§5.4).
-    pub fn close(&mut self, now: Instant, mode: CloseMode) -> Option<Session> {
-        let _ = now;
+    pub fn close(&mut self, mode: CloseMode) -> Option<Session> {
         self.core.close(mode)
     }
 
     /// Next thing to do to the socket.
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.core.actions.pop_front()
     }
 
     /// Next text frame to write to the socket.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<String> {
         self.core.transmits.pop_front().map(|(frame, _)| frame)
     }
@@ -488,6 +489,7 @@ impl Machine {
     /// commands it could not write back with
     /// [`requeue_commands`](Self::requeue_commands) when the connection ends;
     /// the other frames belong to that connection and are dropped.
+    #[must_use]
     pub fn poll_transmit_tagged(&mut self) -> Option<(String, bool)> {
         self.core.transmits.pop_front()
     }
@@ -544,11 +546,13 @@ impl Machine {
     }
 
     /// Next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.core.events.pop_front()
     }
 
     /// When `handle_timeout` must next be called; `None` when nothing is scheduled.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let deadline = self.core.next_deadline();
         #[cfg(any(feature = "zlib", feature = "zstd"))]

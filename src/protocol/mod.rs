@@ -21,8 +21,9 @@ mod url;
 mod validate;
 
 pub use backoff::ReconnectPolicy;
-pub use close_code::{classify, CloseAction, FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
+pub use close_code::{FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 pub use command::{Command, CommandError};
+pub use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 pub use compression::Compression;
 pub use config::{
     Config, IdentifyProperties, Token, DEFAULT_BUFFERED_BYTES, DEFAULT_BUFFERED_DISPATCHES, DEFAULT_GATEWAY_URL,

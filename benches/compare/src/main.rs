@@ -78,7 +78,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use discord_gateway_stream::codec::{Inflater, DEFAULT_MAX_MESSAGE_SIZE};
+use discord_gateway_stream::fuzzing::Inflater;
+use discord_gateway_stream::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 
 use compression::Codec;
 use mixes::{Mix, MixKind, Replay};

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use discord_gateway_stream::codec::Envelope;
+use discord_gateway_stream::fuzzing::Envelope;
 use flate2::{Compress, Compression, FlushCompress};
 use twilight_model::gateway::payload::incoming::MessageCreate;
 
