@@ -17,7 +17,8 @@ pub enum ShardError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The identify queue refused this shard (e.g. the daily session-start
-    /// budget is exhausted, §7.2); the shard has stopped.
+    /// budget is exhausted, `docs/rate-limits.md#daily-session-start-budget`);
+    /// the shard has stopped.
     #[error(transparent)]
     Identify(#[from] IdentifyError),
 }

@@ -13,7 +13,8 @@ use super::url::ResumeHosts;
 use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::{Intents, ShardId};
 
-/// Discord's gateway, used when the application passes no URL of its own (§1.1).
+/// Discord's gateway, used when the application passes no URL of its own
+/// (`docs/connection.md#gateway-url`).
 pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
 
 /// The largest `max_message_size` accepted: 1 GiB.
@@ -49,7 +50,8 @@ pub const DEFAULT_BUFFERED_BYTES: usize = 1024 * 1024;
 pub struct Token(Box<str>);
 
 impl Token {
-    /// Wraps a token; a leading `Bot ` is removed so one form is always sent (§3.2).
+    /// Wraps a token; a leading `Bot ` is removed so one form is always sent
+    /// (`docs/connection.md#sent-payloads`).
     pub fn new(token: impl AsRef<str>) -> Token {
         let token = token.as_ref().trim();
         let bare = token.strip_prefix("Bot ").unwrap_or(token);
@@ -113,7 +115,7 @@ impl Compression {
     }
 }
 
-/// `properties` of Identify (§3.2).
+/// `properties` of Identify (`docs/connection.md#sent-payloads`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IdentifyProperties {
     /// Operating system.
@@ -150,7 +152,8 @@ pub enum ConfigError {
     /// Identify would exceed the gateway's 4096-byte limit.
     #[error("Identify would be {0} bytes, over the gateway's 4096-byte limit: shorten the presence or properties")]
     IdentifyTooLarge(usize),
-    /// A shard id is not below the shard total (Discord closes with 4010, §9).
+    /// A shard id is not below the shard total (Discord closes with 4010,
+    /// `docs/sharding.md#identify-shard-field`).
     #[error("shard {id} is out of range for a total of {total} shards")]
     ShardOutOfRange {
         /// The shard id asked for.
@@ -291,7 +294,8 @@ impl Config {
     }
 
     /// The presence Identify sets: anything that serializes to the `d` of a
-    /// presence update (§3.2), e.g. [`Presence`](crate::commands::Presence).
+    /// presence update (`docs/connection.md#sent-payloads`), e.g.
+    /// [`Presence`](crate::commands::Presence).
     pub fn presence<T: serde::Serialize>(mut self, presence: &T) -> Self {
         self.presence = serde_json::value::to_raw_value(presence).ok();
         self.presence_invalid = self.presence.is_none();
@@ -310,14 +314,16 @@ impl Config {
         self
     }
 
-    /// How long to wait for Hello after the socket opens (E2).
+    /// How long to wait for Hello after the socket opens
+    /// (`docs/edge-cases.md#hello-and-ready-timeouts`).
     pub fn hello_timeout(mut self, timeout: Duration) -> Self {
         self.hello_timeout = timeout;
         self
     }
 
     /// How long to wait for READY or RESUMED; every dispatch received while
-    /// resuming extends it, so a long replay never times out (E2).
+    /// resuming extends it, so a long replay never times out
+    /// (`docs/edge-cases.md#hello-and-ready-timeouts`).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
         self

@@ -1,4 +1,5 @@
-//! The sans-IO gateway protocol core (gateway-protocol §4–§7).
+//! The sans-IO gateway protocol core (`docs/connection.md`,
+//! `docs/close-codes.md`, `docs/rate-limits.md`).
 //!
 //! [`Machine`] is fed socket events and the current [`Instant`](std::time::Instant)
 //! and is polled for actions, frames to send, events and its next deadline.

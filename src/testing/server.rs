@@ -27,8 +27,9 @@ pub(crate) const CONN_STACK: usize = 256 * 1024;
 /// Path of the default `resume_gateway_url`.
 pub(crate) const RESUME_PATH: &str = "/resumed-host";
 
-/// Server close codes after which the session cannot be resumed (§6.1,
-/// "Resume?" column); the simulator invalidates the session when it sends one.
+/// Server close codes after which the session cannot be resumed (every code
+/// `docs/close-codes.md#gateway-close-codes` identifies or stops after); the
+/// simulator invalidates the session when it sends one.
 const NON_RESUMABLE: [u16; 11] = [4001, 4003, 4004, 4005, 4007, 4009, 4010, 4011, 4012, 4013, 4014];
 
 /// A request from the test thread to a connection thread.
@@ -165,9 +166,9 @@ impl State {
         id
     }
 
-    /// Checks an Identify from connection `index` against the concurrency
-    /// limit (§7.2) and records it. `Err` carries what to answer when it is
-    /// too fast; it then counts for nothing.
+    /// Checks an Identify from connection `index` against the concurrency limit
+    /// (`docs/rate-limits.md#identify-concurrency`) and records it. `Err`
+    /// carries what to answer when it is too fast; it then counts for nothing.
     pub(crate) fn admit_identify(&mut self, index: usize, shard: Option<ShardId>) -> Result<(), IdentifyTooFast> {
         let now = Instant::now();
         let max = self.cfg.max_concurrency;
@@ -222,7 +223,8 @@ impl State {
         self.commit_to(&id, event, d)
     }
 
-    /// Commits to every shard set that routes `guild_id` (§9).
+    /// Commits to every shard set that routes `guild_id`
+    /// (`docs/sharding.md#several-totals-side-by-side`).
     fn commit_guild(&mut self, guild_id: u64, event: &str, d: &Value) -> Vec<(ShardId, u64)> {
         let shards: Vec<ShardId> = self
             .totals
@@ -741,7 +743,7 @@ impl Simulator {
         self.wait(timeout, State::is_live)
     }
 
-    // Identify concurrency (gateway-protocol §7.2).
+    // Identify concurrency (docs/rate-limits.md#identify-concurrency).
 
     /// Changes [`SimulatorConfig::max_concurrency`] for later Identifies
     /// (`0`: off) and forgets when each bucket last accepted one.
@@ -778,7 +780,7 @@ impl Simulator {
         self.wait(timeout, |st| st.accepted_identifies >= accepted)
     }
 
-    // Many shards at once (gateway-protocol §9). A session belongs to the
+    // Many shards at once (docs/sharding.md#shard-formula). A session belongs to the
     // shard it identified with (`[0, 1]` for an Identify without `shard`),
     // and a resume keeps it. "The shard's session" is its newest valid one
     // (the last READY or RESUMED); "the shard's connection" is the newest
@@ -791,11 +793,11 @@ impl Simulator {
         self.shared.update(|st| st.commit_shard(shard, event, &d))
     }
 
-    /// Commits a guild's dispatch to every shard set that routes it: for
-    /// each `total` among valid sessions, the session of shard
-    /// `(guild_id >> 22) % total` (§9), if it has one. Several totals side by
-    /// side model resharding with no downtime. Returns each shard reached
-    /// with its `s`, by ascending `total`.
+    /// Commits a guild's dispatch to every shard set that routes it: for each
+    /// `total` among valid sessions, the session of shard `(guild_id >> 22) %
+    /// total` (`docs/sharding.md#shard-formula`), if it has one. Several totals
+    /// side by side model resharding with no downtime. Returns each shard
+    /// reached with its `s`, by ascending `total`.
     pub fn dispatch_guild(&self, guild_id: u64, event: &str, d: Value) -> Vec<(ShardId, u64)> {
         self.shared.update(|st| st.commit_guild(guild_id, event, &d))
     }
