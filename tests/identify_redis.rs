@@ -1,6 +1,7 @@
 //! `RedisIdentifyQueue` against a real `redis-server` on loopback
-//! (gateway-protocol §7.2, §9, E15): buckets and the daily budget shared by
-//! queues, connections and OS processes.
+//! (`docs/rate-limits.md#identify-concurrency`,
+//! `docs/sharding.md#shard-formula`, `docs/edge-cases.md#identify-collisions`):
+//! buckets and the daily budget shared by queues, connections and OS processes.
 //!
 //! Each test starts its own `redis-server` on a free port. Without one on
 //! `PATH` each test prints one line saying how to run it and passes, so the
@@ -189,9 +190,10 @@ fn assert_spaced(grants: &[(u32, Duration)], window: Duration) {
     }
 }
 
-/// §7.2, E15: two queues (separate connections, as two processes would
-/// have) share the buckets: one Identify per bucket per window, every
-/// bucket in parallel.
+/// `docs/rate-limits.md#identify-concurrency`,
+/// `docs/edge-cases.md#identify-collisions`: two queues (separate connections,
+/// as two processes would have) share the buckets: one Identify per bucket per
+/// window, every bucket in parallel.
 #[tokio::test]
 async fn queues_sharing_redis_space_a_bucket_by_the_window_and_run_buckets_together() {
     let server = redis_server!();
@@ -213,9 +215,10 @@ async fn queues_sharing_redis_space_a_bucket_by_the_window_and_run_buckets_toget
     assert!(last < WINDOW * 3 + Duration::from_millis(400), "no needless waiting: {grants:?}");
 }
 
-/// §7.2: the daily budget is shared; at its reserve the queue refuses with
-/// `BudgetExhausted` (reset time from Redis), and a queue created later with
-/// a fresher `remaining` does not reseed it.
+/// `docs/rate-limits.md#daily-session-start-budget`: the daily budget is shared; at
+/// its reserve the queue refuses with `BudgetExhausted` (reset time from
+/// Redis), and a queue created later with a fresher `remaining` does not reseed
+/// it.
 #[tokio::test]
 async fn at_the_budget_reserve_acquire_fails_with_budget_exhausted() {
     let server = redis_server!();
@@ -244,8 +247,9 @@ async fn at_the_budget_reserve_acquire_fails_with_budget_exhausted() {
     ));
 }
 
-/// §7.2: with `WaitForReset` an identify past the budget waits until the
-/// window resets, then the budget is `total` again.
+/// `docs/rate-limits.md#daily-session-start-budget`: with `WaitForReset` an identify
+/// past the budget waits until the window resets, then the budget is `total`
+/// again.
 #[tokio::test]
 async fn with_wait_for_reset_an_exhausted_budget_holds_the_identify_until_the_reset() {
     let server = redis_server!();
@@ -355,10 +359,11 @@ async fn transient_redis_errors_are_retried_until_redis_is_back() {
 // ---------------------------------------------------------------------------
 // Two OS processes sharing one Redis.
 
-/// Third review: Redis loses its data (a restart without persistence,
-/// FLUSHALL, a failover to a lagging replica). The queue must not reseed
-/// the budget above what Redis last told it was left (§7.2: past the cap
-/// the token is reset).
+/// Third review: Redis loses its data (a restart without persistence, FLUSHALL,
+/// a failover to a lagging replica). The queue must not reseed the budget above
+/// what Redis last told it was left
+/// (`docs/rate-limits.md#daily-session-start-budget`: past the cap the token
+/// is reset).
 #[tokio::test]
 async fn a_budget_lost_in_redis_is_not_reseeded_above_what_was_last_seen() {
     let server = redis_server!();
@@ -608,7 +613,8 @@ async fn child_process_acquires_the_shards_named_in_its_environment() {
     }
 }
 
-/// §7.2 ("the queue MUST be shared … across processes"), E15: two OS
+/// `docs/rate-limits.md#identify-concurrency` (one queue for the whole bot,
+/// across processes), `docs/edge-cases.md#identify-collisions`: two OS
 /// processes whose shards share buckets never identify in the same bucket
 /// within one window.
 #[test]
@@ -771,9 +777,11 @@ mod groups {
         (sim, log)
     }
 
-    /// §7.2 ("MUST be shared by every shard of the same bot, across
-    /// processes"), §9, E15: two processes sharing `RedisIdentifyQueue`
-    /// identify all 6 shards with no bucket seeing two Identifies within 5 s.
+    /// `docs/rate-limits.md#identify-concurrency` (every shard of the bot goes
+    /// through one queue, across processes),
+    /// `docs/edge-cases.md#identify-collisions`: two processes sharing
+    /// `RedisIdentifyQueue` identify all 6 shards with no bucket seeing two
+    /// Identifies within 5 s.
     #[test]
     fn two_processes_with_shard_groups_sharing_redis_identify_within_discords_limits() {
         let Some(redis) = RedisServer::start() else {

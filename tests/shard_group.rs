@@ -1,6 +1,10 @@
-//! `ShardGroup` against the simulator: many shards, one merged stream,
-//! identify pacing, isolation of failures, resharding and zero-downtime
-//! handover (gateway-protocol §5.2, §5.4, §6.1, §7.2, §9, E15).
+//! `ShardGroup` against the simulator: many shards, one merged stream, identify
+//! pacing, isolation of failures, resharding and zero-downtime handover
+//! (`docs/connection.md#resume-and-resumed`,
+//! `docs/close-codes.md#our-own-close-codes`,
+//! `docs/close-codes.md#gateway-close-codes`,
+//! `docs/rate-limits.md#identify-concurrency`,
+//! `docs/sharding.md#shard-formula`, `docs/edge-cases.md#identify-collisions`).
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
 use std::collections::BTreeSet;
@@ -122,7 +126,7 @@ fn wait_until(mut done: impl FnMut() -> bool) {
 }
 
 /// Asserts that the simulator accepted no two Identifies of one bucket
-/// within the window (§7.2).
+/// within the window (`docs/rate-limits.md#identify-concurrency`).
 fn assert_buckets_spaced(sim: &Simulator, max_concurrency: u32) {
     let log = sim.identify_log();
     assert!(sim.identify_violations().is_empty(), "identifies too fast: {:?}", sim.identify_violations());
@@ -136,9 +140,11 @@ fn assert_buckets_spaced(sim: &Simulator, max_concurrency: u32) {
     }
 }
 
-/// §7.2 and E15: with the queue, every shard identifies once, one per
-/// bucket per window, buckets in parallel; the simulator sees no violation.
-/// Driven only by polling the group (no spawned drivers).
+/// `docs/rate-limits.md#identify-concurrency` and
+/// `docs/edge-cases.md#identify-collisions`: with the queue, every shard
+/// identifies once, one per bucket per window, buckets in parallel; the
+/// simulator sees no violation. Driven only by polling the group (no spawned
+/// drivers).
 #[test]
 fn every_shard_identifies_once_paced_by_its_bucket() {
     let sim = simulator(2);
@@ -170,8 +176,9 @@ fn a_queue_with_too_many_buckets_is_caught_by_the_simulator() {
     drop(group);
 }
 
-/// §9: dispatches of every shard reach the one stream, each tagged with
-/// the shard whose session it came from, routed by `(guild_id >> 22) % total`.
+/// `docs/sharding.md#shard-formula`: dispatches of every shard reach the one
+/// stream, each tagged with the shard whose session it came from, routed by
+/// `(guild_id >> 22) % total`.
 #[test]
 fn dispatches_of_every_shard_arrive_tagged_with_their_shard() {
     let sim = simulator(4);
@@ -220,8 +227,9 @@ fn a_busy_shard_does_not_starve_the_others() {
     );
 }
 
-/// §6.1: a fatal close on one shard surfaces as that shard's error; the
-/// others keep their sessions and keep delivering.
+/// `docs/close-codes.md#gateway-close-codes`: a fatal close on one shard
+/// surfaces as that shard's error; the others keep their sessions and keep
+/// delivering.
 #[test]
 fn a_fatal_close_stops_only_its_own_shard() {
     let sim = simulator(3);
@@ -246,7 +254,8 @@ fn a_fatal_close_stops_only_its_own_shard() {
     assert_eq!(sim.identifies().len(), 3, "no shard re-identified");
 }
 
-/// Counts permits asked for (Resumes never ask, §7.2) and released.
+/// Counts permits asked for (Resumes never ask,
+/// `docs/rate-limits.md#identify-concurrency`) and released.
 #[derive(Clone)]
 struct Counting {
     inner: LocalIdentifyQueue,
@@ -278,8 +287,9 @@ impl IdentifyQueue for Counting {
     }
 }
 
-/// E15: each shard holds its identify permit until its READY, then
-/// releases it (the local queue holds the bucket that long).
+/// `docs/rate-limits.md#holding-the-bucket-until-ready`: each shard holds its identify
+/// permit until its READY, then releases it (the local queue holds the bucket
+/// that long).
 #[test]
 fn every_permit_is_held_until_ready_then_released() {
     let sim = simulator(2);
@@ -300,10 +310,11 @@ fn every_permit_is_held_until_ready_then_released() {
     }
 }
 
-/// §5.2, §5.4: a zero-downtime deploy. The old process shuts down with
-/// 4000 and hands its sessions (serialized) to the new one, which resumes
-/// every shard without a single Identify or permit, and gets every dispatch
-/// sent in between exactly once.
+/// `docs/connection.md#resume-and-resumed`,
+/// `docs/close-codes.md#our-own-close-codes`: a zero-downtime deploy. The old
+/// process shuts down with 4000 and hands its sessions (serialized) to the new
+/// one, which resumes every shard without a single Identify or permit, and gets
+/// every dispatch sent in between exactly once.
 #[test]
 fn a_new_process_resumes_every_shard_of_a_shut_down_group_without_identify() {
     let sim = simulator(2);
@@ -404,8 +415,9 @@ fn restart_resumes_and_remove_closes_one_shard() {
     assert_eq!(got[0].shard(), shard(0, 2));
 }
 
-/// §9: resharding without downtime. A new total runs beside the old one
-/// (a guild's events reach both), then the old set is drained and closed.
+/// `docs/sharding.md#several-totals-side-by-side`: resharding without downtime. A new total
+/// runs beside the old one (a guild's events reach both), then the old set is
+/// drained and closed.
 #[test]
 fn resharding_runs_the_new_total_beside_the_old_then_drains_it() {
     let sim = simulator(4);
@@ -430,8 +442,9 @@ fn resharding_runs_the_new_total_beside_the_old_then_drains_it() {
     assert_eq!(after[0].shard(), shard(1, 4));
 }
 
-/// §7.2: with the daily budget down to its reserve, the queue refuses and
-/// the shard stops with a clear error instead of spending the last starts.
+/// `docs/rate-limits.md#daily-session-start-budget`: with the daily budget down to
+/// its reserve, the queue refuses and the shard stops with a clear error
+/// instead of spending the last starts.
 #[test]
 fn an_exhausted_session_budget_stops_the_shard_with_a_clear_error() {
     let sim = simulator(2);
