@@ -359,7 +359,7 @@ async fn transient_redis_errors_are_retried_until_redis_is_back() {
 // ---------------------------------------------------------------------------
 // Two OS processes sharing one Redis.
 
-/// Third review: Redis loses its data (a restart without persistence, FLUSHALL,
+/// Redis loses its data (a restart without persistence, FLUSHALL,
 /// a failover to a lagging replica). The queue must not reseed the budget above
 /// what Redis last told it was left
 /// (`docs/rate-limits.md#daily-session-start-budget`: past the cap the token
@@ -378,7 +378,7 @@ async fn a_budget_lost_in_redis_is_not_reseeded_above_what_was_last_seen() {
     assert!(matches!(again, Err(IdentifyError::BudgetExhausted { .. })), "granted past the cap: {again:?}");
 }
 
-/// Third review: an evicted budget key (it has the shortest TTL, so a
+/// An evicted budget key (it has the shortest TTL, so a
 /// `volatile-ttl` policy takes it first) is not a reset while the stored
 /// window has not ended.
 #[tokio::test]
@@ -401,7 +401,7 @@ async fn an_evicted_budget_key_is_not_taken_for_a_reset() {
     assert!(matches!(here, Err(IdentifyError::BudgetExhausted { .. })), "budget revived here: {here:?}");
 }
 
-/// Third review: the reserve never takes the last start (as in the local
+/// The reserve never takes the last start (as in the local
 /// queue), so `reserve >= total` cannot refuse every Identify forever.
 #[tokio::test]
 async fn the_reserve_never_takes_the_whole_budget() {
@@ -411,7 +411,7 @@ async fn the_reserve_never_takes_the_whole_budget() {
     drop(queue.acquire(shard(0)).await.expect("one start above the capped reserve"));
 }
 
-/// Third review: windows are fixed, `reset_after` + k × 24 h, in both
+/// Windows are fixed, `reset_after` + k × 24 h, in both
 /// queues; the next window is not anchored at the first Identify after
 /// the reset.
 #[tokio::test]
@@ -566,7 +566,7 @@ impl redis::aio::ConnectionLike for FlushOnceAfterLoad {
     }
 }
 
-/// Third review: NOSCRIPT a second time is retried (the next attempt loads
+/// NOSCRIPT a second time is retried (the next attempt loads
 /// the script again), not a final error that stops the shard.
 #[tokio::test]
 async fn a_script_cache_lost_during_the_reload_is_retried() {

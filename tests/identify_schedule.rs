@@ -134,7 +134,7 @@ fn the_budget_is_spent_at_grant_and_the_head_is_refused_when_it_runs_out() {
     assert_eq!(grants(&mut schedule, &[(shard(2), later)]), vec![later]);
 }
 
-/// Review finding: starts granted after a reset count in the new window,
+/// Regression: starts granted after a reset count in the new window,
 /// never more than `total` in any window (over the cap resets the token).
 #[test]
 fn no_window_grants_more_than_total_starts() {
@@ -209,7 +209,7 @@ fn a_cancelled_reservation_gives_back_its_place_and_spends_nothing() {
     assert_eq!(schedule.poll_grant(&first, t0), Turn::Granted);
     schedule.release(&first);
     // One is ahead, but a waiter re-asks within one spacing, so it moves up
-    // without delay if the one ahead withdraws (review finding).
+    // without delay if the one ahead withdraws.
     assert_eq!(schedule.poll_grant(&third, t0), Turn::Wait(t0 + WINDOW));
     schedule.cancel(&second);
     assert_eq!(schedule.remaining(t0), Some(99), "only the grant counted");
@@ -273,7 +273,7 @@ fn an_early_ready_does_not_shorten_the_window() {
     assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Turn::Granted);
 }
 
-/// Review finding: a reserve of the whole budget (or a budget of 0) never
+/// Regression: a reserve of the whole budget (or a budget of 0) never
 /// underflows and never pushes each shard a day further than the last.
 #[test]
 fn a_reserve_of_the_whole_budget_keeps_one_start_per_window() {

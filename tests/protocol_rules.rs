@@ -667,7 +667,7 @@ fn a_socket_that_never_opens_is_abandoned_and_retried_with_backoff() {
 
 #[test]
 fn resumed_ends_the_replay_whatever_its_seq() {
-    // Review finding: a RESUMED with an already seen `s` (or none) left the
+    // Regression: a RESUMED with an already seen `s` (or none) left the
     // shard Resuming until the ready timeout, holding commands back.
     for resumed in [r#"{"t":"RESUMED","s":2,"op":0,"d":{}}"#, r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#] {
         let mut h = Harness::active();
@@ -682,7 +682,7 @@ fn resumed_ends_the_replay_whatever_its_seq() {
 
 #[test]
 fn commands_not_yet_taken_by_the_driver_survive_a_lost_connection() {
-    // Review finding: a failed write dropped the commands queued behind it.
+    // Regression: a failed write dropped the commands queued behind it.
     let mut h = Harness::active();
     h.machine.send_command(h.now, presence("dnd")).unwrap();
     h.machine.send_command(h.now, presence("idle")).unwrap();
@@ -713,7 +713,7 @@ fn every_reidentify_after_a_lost_session_waits_one_to_five_seconds() {
 
 #[test]
 fn while_reading_is_paused_heartbeats_continue_and_nothing_is_a_zombie() {
-    // Review finding: a slow consumer stopped the driver reading, ACKs sat
+    // Regression: a slow consumer stopped the driver reading, ACKs sat
     // unread, and the connection was declared a zombie and dropped.
     let mut h = Harness::active();
     h.machine.set_reading_paused(h.now, true);

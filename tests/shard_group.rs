@@ -529,7 +529,7 @@ fn a_controller_on_another_thread_manages_the_group_while_it_streams() {
     assert_eq!(block_on(control.add(shard(0, 2))), Err(ControlError::GroupGone));
 }
 
-/// Review finding: after `restart()`, the new connection (RESUMED, live
+/// Regression: after `restart()`, the new connection (RESUMED, live
 /// events) waits until the old one has handed over every dispatch it had
 /// buffered, so one shard's dispatches stay in `s` order.
 #[test]
@@ -559,7 +559,7 @@ fn a_restarted_shard_keeps_its_dispatches_in_order() {
     assert_eq!(got.iter().filter(|d| d.event() == "MESSAGE_CREATE").count(), 21, "{seqs:?}");
 }
 
-/// Review finding: right after a shard's `GroupError` it is no longer
+/// Regression: right after a shard's `GroupError` it is no longer
 /// running, so it can be added again at once; a re-added shard waiting for
 /// a connecting slot is listed once, as connecting.
 #[test]
@@ -578,7 +578,7 @@ fn a_failed_shard_can_be_added_again_at_once() {
     assert_eq!(group.status(zero), Some(Status::Connecting { resume: false }));
 }
 
-/// Review finding: a driver that never runs (a spawner that drops it) must
+/// Regression: a driver that never runs (a spawner that drops it) must
 /// not hold a connecting slot forever; its shard reads as closed and the
 /// group ends instead of hanging.
 #[test]
@@ -614,7 +614,7 @@ fn drive_while<T: Send>(group: &mut ShardGroup, work: impl FnOnce() -> T + Send)
     (out, seen)
 }
 
-/// Second review: management requests run one at a time. Two restarts of
+/// Management requests run one at a time. Two restarts of
 /// one shard sent together resume it twice in turn (no extra Identify, no
 /// unreachable connection), and a shutdown afterwards ends everything.
 #[test]
@@ -655,7 +655,7 @@ fn two_concurrent_restarts_of_one_shard_leave_one_connection() {
     );
 }
 
-/// Second review: a shutdown sent while a restart is in flight waits for
+/// A shutdown sent while a restart is in flight waits for
 /// it, then closes the restarted connection and returns its session.
 #[test]
 fn a_shutdown_queued_behind_a_restart_gets_the_restarted_session() {
@@ -672,7 +672,7 @@ fn a_shutdown_queued_behind_a_restart_gets_the_restarted_session() {
     assert!(n == 1 && ended, "sessions={n} ended={ended} live={:?}", sim.live_shards());
 }
 
-/// Second review: a remove sent while a restart is in flight waits for it,
+/// A remove sent while a restart is in flight waits for it,
 /// then removes the shard and returns its session.
 #[test]
 fn a_remove_queued_behind_a_restart_removes_the_shard() {
@@ -688,7 +688,7 @@ fn a_remove_queued_behind_a_restart_removes_the_shard() {
     assert!(!group.is_running(only), "removed shard is running again");
 }
 
-/// Second review: a connection already closed (through its handle) whose
+/// A connection already closed (through its handle) whose
 /// driver waits to hand over a full buffer must not make `shutdown()` wait
 /// forever for a close nobody reads.
 #[test]
@@ -709,7 +709,7 @@ fn shutdown_returns_for_a_closed_shard_with_a_full_buffer() {
     assert!(done, "ShardGroup::shutdown never returned");
 }
 
-/// Second review: the same after a fatal close read while the consumer lags
+/// The same after a fatal close read while the consumer lags
 /// with a full buffer.
 #[test]
 fn shutdown_returns_after_a_fatal_close_with_a_full_buffer() {

@@ -1,7 +1,7 @@
 //! zlib-stream inflater (`docs/compression.md#zlib-stream`,
 //! `docs/edge-cases.md#zlib-stream-framing-and-state`).
 //!
-//! CONTRACT (implemented by the codec work; keep these signatures):
+//! What an inflater guarantees:
 //! - one instance per shard, [`Inflater::reset`] on every new connection;
 //! - [`Inflater::push`] takes one binary WebSocket message; it returns
 //!   `Ok(Some(payload))` when the accumulated compressed input ends with

@@ -158,8 +158,8 @@ impl IdentifySchedule {
         if bucket.holder.is_some() && now >= turn {
             // The previous Identify has not seen READY yet. A release wakes
             // nobody, so the head asks again at 1/20 spacing (or when the
-            // hold ends); the rest of the line, once a spacing (review: no
-            // busy line behind a slow READY).
+            // hold ends); the rest of the line, once a spacing, so a line
+            // behind a slow READY does not spin.
             let retry = if position == 0 { later(now, spacing / 20).min(hold_ends) } else { later(now, spacing) };
             return Turn::Wait(retry);
         }
