@@ -1,4 +1,5 @@
-//! Codec throughput on generated gateway traffic (gateway-protocol §2, §8.1).
+//! Codec throughput on generated gateway traffic
+//! (`docs/connection.md#payload-envelope`, `docs/compression.md#zlib-stream`).
 //!
 //! Two mixes, each compressed as one zlib stream with a sync flush per payload
 //! (as Discord sends it):
@@ -40,7 +41,7 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::Duration;
 
-/// The serde way to read an envelope (gateway-protocol §2).
+/// The serde way to read an envelope (`docs/connection.md#payload-envelope`).
 #[derive(serde::Deserialize)]
 #[allow(dead_code)]
 struct Probe<'a> {

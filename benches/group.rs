@@ -1,6 +1,6 @@
 //! 1,000 shards in one `ShardGroup` against the simulator: time until every
 //! shard is READY versus the identify-window minimum, and heap per idle
-//! shard (gateway-protocol §7.2, §9).
+//! shard (`docs/rate-limits.md#identify-concurrency`, `docs/sharding.md#shard-formula`).
 //!
 //! `cargo bench --bench group` (options: `-- --shards N --max-concurrency M
 //! --window-ms W --margin-ms G --max-connecting C`; `GROUP_BENCH_DEBUG=1` lists each rejected

@@ -95,7 +95,7 @@ fn heap_per_idle_shard(count: usize) -> f64 {
 fn reconnect_latency(rounds: usize) -> Vec<Duration> {
     let sim = Simulator::start(SimulatorConfig::new().compression(true)).unwrap();
     // Each connection lives past `healthy_after`, so every op 7 is a first,
-    // immediate reconnect (§5.6) rather than a backed-off one.
+    // immediate reconnect (docs/connection.md#reconnect-pacing) rather than a backed-off one.
     let policy = ReconnectPolicy { healthy_after: Duration::from_millis(10), ..ReconnectPolicy::default() };
     let mut shard = Shard::new(config(&sim, Compression::ZlibStream).reconnect_policy(policy)).unwrap();
     let driver = shard.take_driver().unwrap();

@@ -12,7 +12,7 @@
 //! It serves until Ctrl-C (or `--exit-after-secs`) and prints one line per
 //! connection, client frame and scripted event to stderr.
 //!
-//! `--max-concurrency N` enforces the identify limit of gateway-protocol §7.2
+//! `--max-concurrency N` enforces the identify limit of `docs/rate-limits.md#identify-concurrency`
 //! (one Identify per `shard_id % N` bucket per `--identify-window-ms`, default
 //! 5000; a faster one gets op 9) and prints each rejected Identify.
 //!

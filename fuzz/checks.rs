@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-/// serde_json's reading of an envelope (gateway-protocol §2): the oracle for
+/// serde_json's reading of an envelope (`docs/connection.md#payload-envelope`): the oracle for
 /// [`Envelope::scan`].
 ///
 /// `d` goes through [`present`] so that `"d":null` gives `Some("null")` as
@@ -218,7 +218,8 @@ pub fn inflate_case() -> &'static InflateCase {
 ///   that carries its last byte, and not earlier; a payload over the cap
 ///   is `MessageTooLarge`;
 /// - after any error, `push` is `Poisoned` until `reset`;
-/// - after `reset`, the clean stream inflates exactly again (E17).
+/// - after `reset`, the clean stream inflates exactly again
+///   (`docs/edge-cases.md#zlib-stream-framing-and-state`).
 pub fn check_inflate(data: &[u8]) {
     let case = inflate_case();
     let mut plan = payloads::Plan::new(data, 97);

@@ -410,7 +410,7 @@ pub fn gateway_mix(seed: u64, guilds: usize, events: usize) -> Vec<String> {
 }
 
 /// Compresses `payloads` as one zlib stream with a sync flush after each,
-/// as Discord does (gateway-protocol §8.1): one compressed frame per payload,
+/// as Discord does (`docs/compression.md#zlib-stream`): one compressed frame per payload,
 /// each ending in `00 00 ff ff`.
 pub fn zlib_stream<T: AsRef<[u8]>>(payloads: &[T]) -> Vec<Vec<u8>> {
     let mut compress = Compress::new(Compression::default(), true);

@@ -1,4 +1,4 @@
-//! Typed gateway commands (gateway-protocol §3.2): the payloads an
+//! Typed gateway commands (`docs/connection.md#sent-payloads`): the payloads an
 //! application sends. Each converts into a size-checked
 //! [`crate::protocol::Command`].
 

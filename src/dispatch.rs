@@ -78,7 +78,8 @@ impl Dispatch {
         self.shard
     }
 
-    /// The sequence number `s`; it only grows within a session (§5.5).
+    /// The sequence number `s`; it only grows within a session
+    /// (`docs/connection.md#replay-and-duplicates`).
     pub fn seq(&self) -> u64 {
         self.seq
     }

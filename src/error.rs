@@ -16,7 +16,8 @@ pub enum ShardError {
     /// The configuration was rejected before connecting.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A shard id is not below the shard total (Discord closes with 4010, §9).
+    /// A shard id is not below the shard total (Discord closes with 4010,
+    /// `docs/sharding.md#identify-shard-field`).
     #[error("shard {id} is out of range for a total of {total} shards")]
     ShardOutOfRange {
         /// The shard id asked for.
@@ -31,7 +32,8 @@ pub enum ShardError {
     #[error("a wss:// gateway URL needs the `rustls` feature")]
     TlsUnavailable,
     /// The identify queue refused this shard (e.g. the daily session-start
-    /// budget is exhausted, §7.2); the shard has stopped.
+    /// budget is exhausted, `docs/rate-limits.md#daily-session-start-budget`);
+    /// the shard has stopped.
     #[error(transparent)]
     Identify(#[from] IdentifyError),
 }

@@ -1,4 +1,4 @@
-//! Gateway intents (gateway-protocol §10).
+//! Gateway intents (`docs/intents.md#intent-bits`).
 
 bitflags::bitflags! {
     /// The intents bitfield sent in Identify: which event groups the bot receives.
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn documented_bit_totals_match_the_reference() {
-        // §10: all documented bits 53608447, non-privileged 53575421.
+        // docs/intents.md#intent-bits: all documented bits 53608447, non-privileged 53575421.
         assert_eq!(Intents::all().bits(), 53_608_447);
         assert_eq!(Intents::non_privileged().bits(), 53_575_421);
     }

@@ -11,7 +11,8 @@
 //!   without building a JSON tree.
 //! - [`Dispatch`]: the raw opcode-0 payload handed to the application.
 //!
-//! See the README for the architecture and `gateway-protocol` section references.
+//! See the README for the architecture, and `docs/README.md` for the protocol notes
+//! that comments cite as `docs/<file>.md#<section>`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,4 +1,5 @@
-//! A resumable gateway session (gateway-protocol §5.2, §1.3).
+//! A resumable gateway session (`docs/connection.md#resume-and-resumed`,
+//! `docs/connection.md#resume-url`).
 
 /// What a resume needs: persist it to resume after a process restart.
 ///

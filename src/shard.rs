@@ -35,7 +35,8 @@ use crate::session::Session;
 use crate::shard_id::ShardId;
 use crate::transport::{self, BoxedStream, Connector, Target};
 
-/// How long sending a close frame may take before the socket is just dropped (E11).
+/// How long sending a close frame may take before the socket is just dropped
+/// (`docs/edge-cases.md#half-open-connections`).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The driver takes no more frames from the core while its outbox (frames
 /// the socket has not accepted yet) holds this many frames...
@@ -152,9 +153,10 @@ impl ShardBuilder {
         self
     }
 
-    /// Awaits `queue` before every Identify (never before a Resume, §7.2).
-    /// Without one, a shard identifies as soon as Hello arrives: fine for a
-    /// single shard, a collision (op 9) for several.
+    /// Awaits `queue` before every Identify (never before a Resume,
+    /// `docs/rate-limits.md#identify-concurrency`). Without one, a shard
+    /// identifies as soon as Hello arrives: fine for a single shard, a
+    /// collision (op 9) for several.
     pub fn identify_queue(mut self, queue: impl IdentifyQueue) -> Self {
         self.queue = Some(Arc::new(queue));
         self
@@ -634,7 +636,8 @@ impl Driver {
                     match result {
                         Ok(permit) => {
                             self.machine.grant_identify(Instant::now());
-                            // Held until the Identify's outcome (E15).
+                            // Held until the Identify's outcome
+                            // (docs/edge-cases.md#identify-collisions).
                             self.held_permit = Some(permit);
                         }
                         Err(error) => {
@@ -677,7 +680,8 @@ impl Driver {
                 self.machine.handle_message_too_large(now, size);
             }
             Some(Err(error)) => {
-                // E10: after a close, EOF without close_notify is a normal end.
+                // docs/edge-cases.md#close-without-a-code: after a close, EOF
+                // without close_notify is a normal end.
                 tracing::info!(%error, "connection lost");
                 self.drop_socket();
                 self.machine.handle_close(now, None);
@@ -715,11 +719,12 @@ impl Driver {
                     },
                 }
             }
-            // Written from poll_wake, so a stalled socket never blocks
-            // timers, requests or zombie detection (E11). Bounded: while the
-            // outbox is full the frames stay in the core (issue 12.2), and
-            // with no socket they stay there until it sees the loss (it then
-            // takes the commands back and drops the rest).
+            // Written from poll_wake, so a stalled socket never blocks timers,
+            // requests or zombie detection
+            // (docs/edge-cases.md#half-open-connections). Bounded: while the
+            // outbox is full the frames stay in the core (issue 12.2), and with
+            // no socket they stay there until it sees the loss (it then takes
+            // the commands back and drops the rest).
             self.transmits_waiting = false;
             while self.socket.is_some() {
                 if !self.outbox_has_room() {
@@ -815,7 +820,7 @@ impl Driver {
         self.drop_socket();
         let Some(mut socket) = socket else { return };
         let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
-        // Bounded: never wait long on a dead peer (E11).
+        // Bounded: never wait long on a dead peer (docs/edge-cases.md#half-open-connections).
         let closing = async {
             if socket.send(Message::Close(Some(frame))).await.is_err() || code != FINAL_CLOSE {
                 return;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A shard: its id and the total number of shards (gateway-protocol §9).
+/// A shard: its id and the total number of shards (`docs/sharding.md#shard-formula`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ShardId {
     /// Zero-based id of this shard, `< total`.
@@ -20,7 +20,8 @@ impl ShardId {
         (id < total).then_some(ShardId { id, total })
     }
 
-    /// The shard that receives a guild's events: `(guild_id >> 22) % total` (§9).
+    /// The shard that receives a guild's events: `(guild_id >> 22) % total`
+    /// (`docs/sharding.md#shard-formula`).
     pub fn for_guild(guild_id: u64, total: u32) -> Option<ShardId> {
         let total_u64 = u64::from(total);
         let id = (guild_id >> 22).checked_rem(total_u64)?;
@@ -40,7 +41,7 @@ mod tests {
 
     #[test]
     fn shard_for_guild_follows_the_routing_formula() {
-        // §9: shard_id = (guild_id >> 22) % num_shards
+        // docs/sharding.md#shard-formula: shard_id = (guild_id >> 22) % num_shards
         let guild = 197_038_439_483_310_086_u64;
         assert_eq!(ShardId::for_guild(guild, 16), ShardId::new(((guild >> 22) % 16) as u32, 16));
         assert_eq!(ShardId::for_guild(guild, 0), None);

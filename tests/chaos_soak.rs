@@ -117,7 +117,7 @@ const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 /// The client's heap may never exceed this: the cap and the default
 /// dispatch buffer (1 MiB) with room to spare, under the smallest bomb.
 const HEAP_PEAK_LIMIT: i64 = 3 << 20;
-/// Discord's send limit (gateway-protocol §7.1).
+/// Discord's send limit (`docs/rate-limits.md#send-limit`).
 const SEND_LIMIT: usize = 120;
 const SEND_WINDOW: Duration = Duration::from_secs(60);
 
@@ -428,9 +428,10 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
                 Fault::Bomb { mib } => sim.send_raw_payload(&bombs[&mib]),
                 Fault::HeartbeatFlood(count) => (0..count).fold(false, |any, _| sim.request_heartbeat() | any),
                 Fault::TinyHeartbeat { interval_ms, connections } => {
-                    // The client refuses such a Hello and reconnects; a
-                    // resume refused `max_resume_attempts` times starts a new
-                    // session, which loses what was not yet delivered (E4).
+                    // The client refuses such a Hello and reconnects; a resume
+                    // refused `max_resume_attempts` times starts a new session,
+                    // which loses what was not yet delivered
+                    // (docs/edge-cases.md#resumes-that-keep-failing).
                     wait_delivered(next_n - 1);
                     sim.set_heartbeat_interval(Duration::from_millis(interval_ms));
                     // Every connection from here on announces the tiny

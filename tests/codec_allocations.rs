@@ -1,7 +1,7 @@
 //! Heap use of the codec, counted by a global allocator (per thread, so the
 //! tests may run in parallel):
 //! - inflate + UTF-8 check + envelope scan allocate nothing per payload once
-//!   the output buffer has grown (gateway-protocol §8.1);
+//!   the output buffer has grown (`docs/compression.md#zlib-stream`);
 //! - an idle inflater (one that last received a heartbeat ACK) holds no
 //!   output buffer: its heap is the zlib context alone, under 48 KiB.
 #![cfg(feature = "zlib")]

@@ -1,4 +1,5 @@
-//! `Envelope::scan` and `Envelope::read` against serde_json (gateway-protocol §2).
+//! `Envelope::scan` and `Envelope::read` against serde_json
+//! (`docs/connection.md#payload-envelope`).
 //!
 //! `read` is the canonical fast path: on valid JSON in Discord's canonical
 //! form it must give exactly what `scan` and serde_json give; on anything

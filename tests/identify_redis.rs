@@ -1,6 +1,7 @@
 //! `RedisIdentifyQueue` against a real `redis-server` on loopback
-//! (gateway-protocol §7.2, §9, E15): buckets and the daily budget shared by
-//! queues, connections and OS processes.
+//! (`docs/rate-limits.md#identify-concurrency`,
+//! `docs/sharding.md#shard-formula`, `docs/edge-cases.md#identify-collisions`):
+//! buckets and the daily budget shared by queues, connections and OS processes.
 //!
 //! Each test starts its own `redis-server` on a free port. Without one on
 //! `PATH` each test prints one line saying how to run it and passes, so the
@@ -189,9 +190,10 @@ fn assert_spaced(grants: &[(u32, Duration)], window: Duration) {
     }
 }
 
-/// §7.2, E15: two queues (separate connections, as two processes would
-/// have) share the buckets: one Identify per bucket per window, every
-/// bucket in parallel.
+/// `docs/rate-limits.md#identify-concurrency`,
+/// `docs/edge-cases.md#identify-collisions`: two queues (separate connections,
+/// as two processes would have) share the buckets: one Identify per bucket per
+/// window, every bucket in parallel.
 #[tokio::test]
 async fn queues_sharing_redis_space_a_bucket_by_the_window_and_run_buckets_together() {
     let server = redis_server!();
@@ -213,9 +215,10 @@ async fn queues_sharing_redis_space_a_bucket_by_the_window_and_run_buckets_toget
     assert!(last < WINDOW * 3 + Duration::from_millis(400), "no needless waiting: {grants:?}");
 }
 
-/// §7.2: the daily budget is shared; at its reserve the queue refuses with
-/// `BudgetExhausted` (reset time from Redis), and a queue created later with
-/// a fresher `remaining` does not reseed it.
+/// `docs/rate-limits.md#daily-session-start-budget`: the daily budget is shared; at
+/// its reserve the queue refuses with `BudgetExhausted` (reset time from
+/// Redis), and a queue created later with a fresher `remaining` does not reseed
+/// it.
 #[tokio::test]
 async fn at_the_budget_reserve_acquire_fails_with_budget_exhausted() {
     let server = redis_server!();
@@ -244,8 +247,9 @@ async fn at_the_budget_reserve_acquire_fails_with_budget_exhausted() {
     ));
 }
 
-/// §7.2: with `WaitForReset` an identify past the budget waits until the
-/// window resets, then the budget is `total` again.
+/// `docs/rate-limits.md#daily-session-start-budget`: with `WaitForReset` an identify
+/// past the budget waits until the window resets, then the budget is `total`
+/// again.
 #[tokio::test]
 async fn with_wait_for_reset_an_exhausted_budget_holds_the_identify_until_the_reset() {
     let server = redis_server!();
@@ -285,7 +289,12 @@ async fn a_lease_left_by_a_crashed_holder_delays_the_next_identify_only_until_it
     assert!(waited >= lease - SLACK && waited < lease + Duration::from_millis(300), "waited {waited:?}");
 
     // A lease someone set without an expiry is given one window, not forever.
-    let _: () = redis::cmd("SET").arg(fuzzing::redis_bucket_key(&queue, 0)).arg("no expiry").query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(fuzzing::redis_bucket_key(&queue, 0))
+        .arg("no expiry")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let start = Instant::now();
     drop(queue.acquire(shard(1)).await.expect("permit"));
     let waited = start.elapsed();
@@ -327,7 +336,13 @@ async fn a_budget_key_of_the_wrong_type_is_a_backend_error() {
     let queue =
         RedisIdentifyQueue::new(server.connection().await, "bot", budget(1000, 1000, Duration::from_secs(60), 1));
     let mut raw = server.connection().await;
-    let _: () = redis::cmd("HSET").arg(fuzzing::redis_budget_key(&queue)).arg("field").arg(1).query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(fuzzing::redis_budget_key(&queue))
+        .arg("field")
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let result = tokio::time::timeout(Duration::from_secs(5), queue.acquire(shard(0))).await.expect("no retrying");
     assert!(matches!(result, Err(IdentifyError::Backend(ref message)) if message.contains("WRONGTYPE")), "{result:?}");
 }
@@ -355,10 +370,11 @@ async fn transient_redis_errors_are_retried_until_redis_is_back() {
 // ---------------------------------------------------------------------------
 // Two OS processes sharing one Redis.
 
-/// Third review: Redis loses its data (a restart without persistence,
-/// FLUSHALL, a failover to a lagging replica). The queue must not reseed
-/// the budget above what Redis last told it was left (§7.2: past the cap
-/// the token is reset).
+/// Redis loses its data (a restart without persistence, FLUSHALL,
+/// a failover to a lagging replica). The queue must not reseed the budget above
+/// what Redis last told it was left
+/// (`docs/rate-limits.md#daily-session-start-budget`: past the cap the token
+/// is reset).
 #[tokio::test]
 async fn a_budget_lost_in_redis_is_not_reseeded_above_what_was_last_seen() {
     let server = redis_server!();
@@ -373,7 +389,7 @@ async fn a_budget_lost_in_redis_is_not_reseeded_above_what_was_last_seen() {
     assert!(matches!(again, Err(IdentifyError::BudgetExhausted { .. })), "granted past the cap: {again:?}");
 }
 
-/// Third review: an evicted budget key (it has the shortest TTL, so a
+/// An evicted budget key (it has the shortest TTL, so a
 /// `volatile-ttl` policy takes it first) is not a reset while the stored
 /// window has not ended.
 #[tokio::test]
@@ -396,7 +412,7 @@ async fn an_evicted_budget_key_is_not_taken_for_a_reset() {
     assert!(matches!(here, Err(IdentifyError::BudgetExhausted { .. })), "budget revived here: {here:?}");
 }
 
-/// Third review: the reserve never takes the last start (as in the local
+/// The reserve never takes the last start (as in the local
 /// queue), so `reserve >= total` cannot refuse every Identify forever.
 #[tokio::test]
 async fn the_reserve_never_takes_the_whole_budget() {
@@ -406,7 +422,7 @@ async fn the_reserve_never_takes_the_whole_budget() {
     drop(queue.acquire(shard(0)).await.expect("one start above the capped reserve"));
 }
 
-/// Third review: windows are fixed, `reset_after` + k × 24 h, in both
+/// Windows are fixed, `reset_after` + k × 24 h, in both
 /// queues; the next window is not anchored at the first Identify after
 /// the reset.
 #[tokio::test]
@@ -419,7 +435,8 @@ async fn the_next_budget_window_ends_a_day_after_the_reset() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     drop(queue.acquire(shard(1)).await.expect("the new window's first start"));
     let mut raw = server.connection().await;
-    let pttl: i64 = redis::cmd("PTTL").arg(fuzzing::redis_budget_key(&queue)).query_async(&mut raw).await.expect("PTTL");
+    let pttl: i64 =
+        redis::cmd("PTTL").arg(fuzzing::redis_budget_key(&queue)).query_async(&mut raw).await.expect("PTTL");
     let expected = (reset_after + Duration::from_secs(86_400)).saturating_sub(created.elapsed());
     let drift = pttl - i64::try_from(expected.as_millis()).expect("ms");
     assert!(drift.abs() < 200, "the new window ends {drift} ms away from reset_after + 24 h");
@@ -444,9 +461,11 @@ async fn huge_durations_are_capped_at_a_day() {
     let granted = tokio::time::timeout(Duration::from_secs(5), queue.acquire(shard(0))).await.expect("resolves");
     assert!(granted.is_ok(), "{granted:?}");
     let mut raw = server.connection().await;
-    let lease: i64 = redis::cmd("PTTL").arg(fuzzing::redis_bucket_key(&queue, 0)).query_async(&mut raw).await.expect("PTTL");
+    let lease: i64 =
+        redis::cmd("PTTL").arg(fuzzing::redis_bucket_key(&queue, 0)).query_async(&mut raw).await.expect("PTTL");
     assert!(lease > 2 * day - 60_000 && lease <= 2 * day, "the lease lasts the capped spacing: {lease} ms");
-    let reset: i64 = redis::cmd("PTTL").arg(fuzzing::redis_budget_key(&queue)).query_async(&mut raw).await.expect("PTTL");
+    let reset: i64 =
+        redis::cmd("PTTL").arg(fuzzing::redis_budget_key(&queue)).query_async(&mut raw).await.expect("PTTL");
     assert!(reset > day - 60_000 && reset <= day, "the budget resets within a day: {reset} ms");
     assert_eq!(queue.remaining().await, Ok(Some(999)));
 }
@@ -511,10 +530,12 @@ async fn a_retry_after_a_lost_reply_counts_the_start_once() {
     // The marker kept its expiry (the window's end plus a period) through
     // the grant, without KEEPTTL.
     let mut raw = server.connection().await;
-    let marker: i64 = redis::cmd("PTTL").arg(fuzzing::redis_budget_marker_key(&queue)).query_async(&mut raw).await.expect("PTTL");
+    let marker: i64 =
+        redis::cmd("PTTL").arg(fuzzing::redis_budget_marker_key(&queue)).query_async(&mut raw).await.expect("PTTL");
     let expected = i64::try_from((Duration::from_secs(60) + period).as_millis()).expect("ms");
     assert!(marker <= expected && marker > expected - 5_000, "marker PTTL {marker} ms");
-    let value: String = redis::cmd("GET").arg(fuzzing::redis_budget_marker_key(&queue)).query_async(&mut raw).await.expect("GET");
+    let value: String =
+        redis::cmd("GET").arg(fuzzing::redis_budget_marker_key(&queue)).query_async(&mut raw).await.expect("GET");
     assert!(value.ends_with(":9"), "the marker knows the count: {value}");
 
     // Another acquire is another holder: it waits for the lease and counts.
@@ -561,7 +582,7 @@ impl redis::aio::ConnectionLike for FlushOnceAfterLoad {
     }
 }
 
-/// Third review: NOSCRIPT a second time is retried (the next attempt loads
+/// NOSCRIPT a second time is retried (the next attempt loads
 /// the script again), not a final error that stops the shard.
 #[tokio::test]
 async fn a_script_cache_lost_during_the_reload_is_retried() {
@@ -608,7 +629,8 @@ async fn child_process_acquires_the_shards_named_in_its_environment() {
     }
 }
 
-/// §7.2 ("the queue MUST be shared … across processes"), E15: two OS
+/// `docs/rate-limits.md#identify-concurrency` (one queue for the whole bot,
+/// across processes), `docs/edge-cases.md#identify-collisions`: two OS
 /// processes whose shards share buckets never identify in the same bucket
 /// within one window.
 #[test]
@@ -771,9 +793,11 @@ mod groups {
         (sim, log)
     }
 
-    /// §7.2 ("MUST be shared by every shard of the same bot, across
-    /// processes"), §9, E15: two processes sharing `RedisIdentifyQueue`
-    /// identify all 6 shards with no bucket seeing two Identifies within 5 s.
+    /// `docs/rate-limits.md#identify-concurrency` (every shard of the bot goes
+    /// through one queue, across processes),
+    /// `docs/edge-cases.md#identify-collisions`: two processes sharing
+    /// `RedisIdentifyQueue` identify all 6 shards with no bucket seeing two
+    /// Identifies within 5 s.
     #[test]
     fn two_processes_with_shard_groups_sharing_redis_identify_within_discords_limits() {
         let Some(redis) = RedisServer::start() else {

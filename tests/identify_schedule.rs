@@ -1,4 +1,4 @@
-//! The identify schedule's rules, with a fake clock (gateway-protocol §7.2),
+//! The identify schedule's rules, with a fake clock (`docs/rate-limits.md#identify-concurrency`),
 //! and one real-time check of `LocalIdentifyQueue`.
 
 use std::time::{Duration, Instant};
@@ -60,8 +60,9 @@ fn budget(total: u32, remaining: u32, reset_after: Duration) -> IdentifyLimits {
     })
 }
 
-/// §7.2: `rate_limit_key = shard_id % max_concurrency`; every bucket may
-/// identify at once, and the next round starts one window later.
+/// `docs/rate-limits.md#identify-concurrency`: the bucket is
+/// `shard_id % max_concurrency`; every bucket may identify at once, and the
+/// next round starts one window later.
 #[test]
 fn buckets_run_in_parallel_and_each_waits_one_window() {
     let t0 = Instant::now();
@@ -73,7 +74,8 @@ fn buckets_run_in_parallel_and_each_waits_one_window() {
     }
 }
 
-/// One Identify per bucket per 5 s (§7.2, E15): a late request after an idle
+/// One Identify per bucket per 5 s (`docs/rate-limits.md#identify-concurrency`,
+/// `docs/edge-cases.md#identify-collisions`): a late request after an idle
 /// bucket goes at once; one inside the window waits for the window's end.
 #[test]
 fn a_bucket_spaces_identifies_by_the_window_from_the_last_one() {
@@ -97,8 +99,8 @@ fn the_window_is_configurable() {
     assert_eq!(grants(&mut schedule, &at_once(0..3, t0)), vec![t0, t0 + window, t0 + window * 2]);
 }
 
-/// §7.2: the crate refuses to identify when the budget is gone, instead of
-/// spending it (which resets the token).
+/// `docs/rate-limits.md#daily-session-start-budget`: the crate refuses to
+/// identify when the budget is gone, instead of spending it (which resets the token).
 #[test]
 fn an_exhausted_budget_fails_with_the_time_to_reset() {
     let t0 = Instant::now();
@@ -132,7 +134,7 @@ fn the_budget_is_spent_at_grant_and_the_head_is_refused_when_it_runs_out() {
     assert_eq!(grants(&mut schedule, &[(shard(2), later)]), vec![later]);
 }
 
-/// Review finding: starts granted after a reset count in the new window,
+/// Regression: starts granted after a reset count in the new window,
 /// never more than `total` in any window (over the cap resets the token).
 #[test]
 fn no_window_grants_more_than_total_starts() {
@@ -207,7 +209,7 @@ fn a_cancelled_reservation_gives_back_its_place_and_spends_nothing() {
     assert_eq!(schedule.poll_grant(&first, t0), Turn::Granted);
     schedule.release(&first);
     // One is ahead, but a waiter re-asks within one spacing, so it moves up
-    // without delay if the one ahead withdraws (review finding).
+    // without delay if the one ahead withdraws.
     assert_eq!(schedule.poll_grant(&third, t0), Turn::Wait(t0 + WINDOW));
     schedule.cancel(&second);
     assert_eq!(schedule.remaining(t0), Some(99), "only the grant counted");
@@ -216,7 +218,7 @@ fn a_cancelled_reservation_gives_back_its_place_and_spends_nothing() {
 
 /// The spacing counts from the grant, not the plan: a shard late to take
 /// its turn (a busy executor) pushes the next one back, so Identifies never
-/// arrive closer than the window (E15).
+/// arrive closer than the window (`docs/edge-cases.md#identify-collisions`).
 #[test]
 fn a_late_grant_pushes_the_next_turn_back() {
     let t0 = Instant::now();
@@ -239,8 +241,9 @@ fn zero_max_concurrency_is_one_bucket() {
     assert_eq!(grants(&mut schedule, &at_once(7..9, t0)), vec![t0, t0 + WINDOW]);
 }
 
-/// E15: the bucket is held until the previous Identify's READY (or
-/// failure), even past the window; the next one then goes at once.
+/// `docs/rate-limits.md#holding-the-bucket-until-ready`: the bucket is held until the
+/// previous Identify's READY (or failure), even past the window; the next one
+/// then goes at once.
 #[test]
 fn a_bucket_waits_for_the_previous_ready_even_past_the_window() {
     let t0 = Instant::now();
@@ -270,7 +273,7 @@ fn an_early_ready_does_not_shorten_the_window() {
     assert_eq!(schedule.poll_grant(&second, t0 + WINDOW), Turn::Granted);
 }
 
-/// Review finding: a reserve of the whole budget (or a budget of 0) never
+/// Regression: a reserve of the whole budget (or a budget of 0) never
 /// underflows and never pushes each shard a day further than the last.
 #[test]
 fn a_reserve_of_the_whole_budget_keeps_one_start_per_window() {

@@ -1,5 +1,6 @@
-//! The machine on a zlib-stream connection (gateway-protocol §8.1, E17): the
-//! failures peers get wrong, end to end through the sans-IO core.
+//! The machine on a zlib-stream connection (`docs/compression.md#zlib-stream`,
+//! `docs/edge-cases.md#zlib-stream-framing-and-state`): the failures peers get
+//! wrong, end to end through the sans-IO core.
 #![cfg(feature = "zlib")]
 
 mod support;
@@ -46,7 +47,9 @@ fn connect_url_asks_for_zlib_stream() {
 
 #[test]
 fn a_sync_marker_straddling_two_frames_still_completes_the_payload() {
-    // §8.1, E17: twilight-gateway and @discordjs/ws stall forever here.
+    // docs/compression.md#zlib-stream,
+    // docs/edge-cases.md#zlib-stream-framing-and-state: twilight-gateway and
+    // @discordjs/ws stall forever here.
     let (mut h, mut gw) = zlib_harness();
     let mut expected = vec![1];
     for (seq, tail_len) in [(2u64, 1usize), (3, 2), (4, 3), (5, 4)] {
@@ -86,8 +89,9 @@ fn a_bad_json_payload_on_the_compressed_path_loses_no_later_event() {
 
 #[test]
 fn corrupt_zlib_closes_resumably_and_the_new_connection_gets_a_fresh_inflater() {
-    // E17: a decode failure is a transport error; reusing the inflater across
-    // connections gives "data error" (eris#1364).
+    // docs/edge-cases.md#zlib-stream-framing-and-state: a decode failure is a
+    // transport error; reusing the inflater across connections gives "data
+    // error" (eris#1364).
     let (mut h, mut gw) = zlib_harness();
     h.clear();
     h.recv_binary(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0xff, 0xff]);
@@ -106,7 +110,7 @@ fn corrupt_zlib_closes_resumably_and_the_new_connection_gets_a_fresh_inflater() 
 
 #[test]
 fn a_decompression_bomb_is_capped_and_resumed_not_fatal() {
-    // §8.5: a separate sanity cap on decompressed output.
+    // docs/connection.md#message-size: a separate sanity cap on decompressed output.
     let mut h = Harness::new(config().compression(Compression::ZlibStream).max_message_size(64 * 1024));
     h.open();
     let mut gw = Gateway::new();

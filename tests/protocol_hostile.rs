@@ -370,7 +370,7 @@ fn the_daily_identify_limit_is_a_sliding_24_hour_window() {
     assert_eq!(count_ops(&h, 2), 6, "the seventh was never sent");
 }
 
-// Found in review: a session that replays dispatches before the bad payload
+// Regression: a session that replays dispatches before the bad payload
 // (READY, then s = 2, 3, 4, then the payload it can never accept) passed
 // "other points" on the way and never reached the stop; it spent 50
 // Identifies instead of two.
@@ -403,7 +403,7 @@ fn a_payload_refused_after_several_dispatches_of_every_session_still_stops_the_s
     assert_eq!(count_ops(&h, 2), 2, "Identifies");
 }
 
-// Found in review: failed connects after a drop counted as failed resumes,
+// Regression: failed connects after a drop counted as failed resumes,
 // so a short network blip threw the session away and re-identified.
 #[test]
 fn failed_connects_are_not_failed_resumes() {

@@ -1,5 +1,6 @@
-//! gateway-protocol §5.3 "Resume or re-identify?" and §6.1 close codes,
-//! one test per row, driven through the sans-IO machine with a fake clock.
+//! `docs/connection.md#resume-or-identify` and the close codes of
+//! `docs/close-codes.md#gateway-close-codes`, one test per row,
+//! driven through the sans-IO machine with a fake clock.
 
 mod support;
 
@@ -24,7 +25,9 @@ fn assert_identifies(h: &mut Harness) {
 
 #[test]
 fn op7_reconnect_closes_resumably_and_resumes_at_once_on_the_resume_url() {
-    // §5.3 row 1; §5.4: never 1000 on a reconnect; E12: the resume URL gets the query.
+    // docs/connection.md#resume-or-identify;
+    // docs/close-codes.md#our-own-close-codes: never 1000 on a reconnect;
+    // docs/edge-cases.md#resume-url-query: the resume URL gets the query.
     let mut h = Harness::active();
     h.dispatch(2, "MESSAGE_CREATE");
     h.recv(r#"{"t":null,"s":null,"op":7,"d":null}"#);
@@ -35,7 +38,9 @@ fn op7_reconnect_closes_resumably_and_resumes_at_once_on_the_resume_url() {
 
 #[test]
 fn op7_with_no_session_yet_reconnects_to_the_base_url_and_identifies() {
-    // §5.3 row 1 (no session) and E1: op 7 after Identify but before READY.
+    // docs/connection.md#resume-or-identify (no session) and
+    // docs/edge-cases.md#reconnect-before-hello: op 7 after Identify but before
+    // READY.
     let mut h = Harness::new(config());
     h.open();
     h.hello();
@@ -47,7 +52,9 @@ fn op7_with_no_session_yet_reconnects_to_the_base_url_and_identifies() {
 
 #[test]
 fn zombie_no_ack_before_next_heartbeat_closes_without_waiting_and_resumes() {
-    // §5.3 row 2; §4 rule 5; E11.
+    // docs/connection.md#resume-or-identify;
+    // docs/connection.md#zombie-connections;
+    // docs/edge-cases.md#half-open-connections.
     let mut h = Harness::active();
     h.advance(Duration::from_millis(INTERVAL_MS)); // first heartbeat (jittered) goes out, never ACKed
     assert_eq!(h.heartbeats().len(), 1);
@@ -59,7 +66,7 @@ fn zombie_no_ack_before_next_heartbeat_closes_without_waiting_and_resumes() {
 
 #[test]
 fn connection_lost_with_no_close_code_resumes() {
-    // §5.3 row 3: TCP reset, EOF, 1006.
+    // docs/connection.md#resume-or-identify: TCP reset, EOF, 1006.
     for code in [None, Some(1006), Some(1005)] {
         let mut h = Harness::active();
         h.close(code);
@@ -70,7 +77,8 @@ fn connection_lost_with_no_close_code_resumes() {
 
 #[test]
 fn server_close_with_a_reconnect_code_resumes_or_identifies_per_the_table() {
-    // §5.3 row 4 with the §6.1 "Recommended action" column.
+    // docs/connection.md#resume-or-identify with the "Crate" column of
+    // docs/close-codes.md#gateway-close-codes.
     let resume_codes = [4000, 4002, 4008, 1000, 1001, 1011, 4999];
     let identify_codes = [4001, 4003, 4005, 4006, 4007, 4009];
     for code in resume_codes {
@@ -82,7 +90,8 @@ fn server_close_with_a_reconnect_code_resumes_or_identifies_per_the_table() {
     for code in identify_codes {
         let mut h = Harness::active();
         h.close(Some(code));
-        assert!(h.connects().is_empty(), "close {code}: re-identify waits 1-5 s (§5.6)");
+        // docs/connection.md#reconnect-pacing
+        assert!(h.connects().is_empty(), "close {code}: re-identify waits 1-5 s");
         let delay = h.reconnect_delays()[0];
         h.advance(delay);
         assert_eq!(h.connects(), [BASE], "close {code} must go to the base URL");
@@ -92,7 +101,8 @@ fn server_close_with_a_reconnect_code_resumes_or_identifies_per_the_table() {
 
 #[test]
 fn op9_true_resumes() {
-    // §5.3 row 5; E3 (`d:true` means resume).
+    // docs/connection.md#resume-or-identify;
+    // docs/edge-cases.md#invalid-session-after-resume (`d:true` means resume).
     let mut h = Harness::active();
     h.recv(r#"{"op":9,"d":true}"#);
     assert_eq!(h.reconnect_reasons(), [DisconnectReason::InvalidSession { resumable: true }]);
@@ -102,7 +112,7 @@ fn op9_true_resumes() {
 
 #[test]
 fn op9_false_waits_one_to_five_seconds_then_identifies_on_the_base_url() {
-    // §5.3 row 6.
+    // docs/connection.md#resume-or-identify.
     for seed in 0..20 {
         let mut h = Harness::new(config().rng_seed(seed));
         h.open();
@@ -124,7 +134,8 @@ fn op9_false_waits_one_to_five_seconds_then_identifies_on_the_base_url() {
 
 #[test]
 fn close_4007_and_4009_identify_without_trying_a_resume_first() {
-    // §5.3 row 7: peers resume after 4007/4009 and waste a round trip; we identify.
+    // docs/connection.md#resume-or-identify: peers resume after 4007/4009 and
+    // waste a round trip; we identify.
     for code in [4007, 4009] {
         let mut h = Harness::active();
         h.close(Some(code));
@@ -138,7 +149,8 @@ fn close_4007_and_4009_identify_without_trying_a_resume_first() {
 
 #[test]
 fn close_4004_and_4010_to_4014_stop_for_good() {
-    // §5.3 row 8; E13: no reconnect loop on fatal codes.
+    // docs/connection.md#resume-or-identify;
+    // docs/edge-cases.md#reconnect-loops: no reconnect loop on fatal codes.
     let table = [
         (4004, FatalError::AuthenticationFailed),
         (4010, FatalError::InvalidShard),
@@ -170,7 +182,9 @@ fn fatal_close_before_hello_also_stops() {
 
 #[test]
 fn resume_attempts_that_keep_failing_fall_back_to_identify() {
-    // §5.3 row 9; E4: resumes answered with 1006, again and again.
+    // docs/connection.md#resume-or-identify;
+    // docs/edge-cases.md#resumes-that-keep-failing: resumes answered with 1006,
+    // again and again.
     let mut h = Harness::active();
     h.close(None);
     for attempt in 1..=3 {
@@ -188,7 +202,8 @@ fn resume_attempts_that_keep_failing_fall_back_to_identify() {
 
 #[test]
 fn op9_after_resume_drops_session_and_resume_url_and_never_resumes_it_again() {
-    // E3: the normal reply when the session expired; nostrum#566 looped resuming.
+    // docs/edge-cases.md#invalid-session-after-resume: the normal reply when
+    // the session expired; nostrum#566 looped resuming.
     let mut h = Harness::active();
     h.close(None);
     let _ = h.reconnect_and_first_frame();
@@ -202,7 +217,7 @@ fn op9_after_resume_drops_session_and_resume_url_and_never_resumes_it_again() {
 
 #[test]
 fn op9_true_with_no_session_identifies() {
-    // Nothing to resume: treat like d:false (§5.3 row 6).
+    // Nothing to resume: treat like d:false (docs/connection.md#resume-or-identify).
     let mut h = Harness::new(config());
     h.open();
     h.hello();

@@ -1,6 +1,11 @@
-//! Heartbeating (§4), identify/resume payloads (§5.1-5.2), sequence handling
-//! (§5.5), send limits (§7.1), pacing (§5.6), closes (§5.4) and the §11 edge
-//! cases, against the sans-IO machine with a fake clock.
+//! Heartbeating (`docs/connection.md#heartbeating`), identify/resume payloads
+//! (`docs/connection.md#identify-and-ready`,
+//! `docs/connection.md#resume-and-resumed`), sequence handling
+//! (`docs/connection.md#replay-and-duplicates`), send limits
+//! (`docs/rate-limits.md#send-limit`), pacing
+//! (`docs/connection.md#reconnect-pacing`), closes
+//! (`docs/close-codes.md#our-own-close-codes`) and the `docs/edge-cases.md`
+//! edge cases, against the sans-IO machine with a fake clock.
 
 mod support;
 
@@ -15,7 +20,7 @@ use support::*;
 
 const INTERVAL: Duration = Duration::from_millis(INTERVAL_MS);
 
-// ---------------------------------------------------------------- §4 heartbeats
+// ----------------------------------------- heartbeats: docs/connection.md#heartbeating
 
 #[test]
 fn hello_schedules_the_first_heartbeat_after_interval_times_jitter_then_every_interval() {
@@ -57,7 +62,7 @@ fn hello_schedules_the_first_heartbeat_after_interval_times_jitter_then_every_in
 
 #[test]
 fn heartbeat_d_is_null_before_any_dispatch_then_the_last_sequence() {
-    // §4 rule 2, E5 (twilight#1940).
+    // docs/connection.md#heartbeat-sequence, docs/edge-cases.md#sequence-numbers (twilight#1940).
     let mut h = Harness::new(config());
     h.open();
     h.hello();
@@ -72,7 +77,8 @@ fn heartbeat_d_is_null_before_any_dispatch_then_the_last_sequence() {
 
 #[test]
 fn server_heartbeat_request_is_answered_at_once_with_our_own_sequence() {
-    // §4 rule 3: not with op 11, not with the server's d (twilight#1968), timer untouched.
+    // docs/connection.md#server-heartbeat-requests: not with op 11, not with
+    // the server's d (twilight#1968), timer untouched.
     let mut h = Harness::active();
     h.dispatch(5, "MESSAGE_CREATE");
     let due = h.machine.poll_timeout();
@@ -96,7 +102,9 @@ fn ack_clears_the_wait_and_measures_latency() {
 
 #[test]
 fn stray_acks_and_non_dispatch_nulls_change_nothing() {
-    // E8 (twilight#1969) and E5 (discord.io#208: an ACK with s:null wiped the sequence).
+    // docs/edge-cases.md#heartbeats-around-reconnects (twilight#1969) and
+    // docs/edge-cases.md#sequence-numbers (discord.io#208: an ACK with s:null
+    // wiped the sequence).
     let mut h = Harness::active();
     h.dispatch(9, "MESSAGE_CREATE");
     h.recv(r#"{"t":null,"s":null,"op":11,"d":null}"#);
@@ -107,18 +115,21 @@ fn stray_acks_and_non_dispatch_nulls_change_nothing() {
 
 #[test]
 fn the_old_connections_heartbeat_timer_never_fires_on_the_new_socket() {
-    // §4 rule 9, E8 (twilight#1974): nothing is sent before the new Hello.
+    // docs/connection.md#one-timer-per-connection,
+    // docs/edge-cases.md#heartbeats-around-reconnects (twilight#1974): nothing
+    // is sent before the new Hello.
     let mut h = Harness::active();
     h.recv(r#"{"op":7,"d":null}"#);
     h.open();
     h.clear();
     h.advance(INTERVAL * 2 + Duration::from_secs(1));
     assert!(h.sent.is_empty(), "sent before Hello: {:?}", h.sent);
-    // With no Hello, the connection is given up on (E2) instead of idling forever.
+    // With no Hello, the connection is given up on
+    // (docs/edge-cases.md#hello-and-ready-timeouts) instead of idling forever.
     assert_eq!(h.reconnect_reasons().first(), Some(&DisconnectReason::HelloTimeout));
 }
 
-// ------------------------------------------------------- §5.1/5.2 identify, resume
+// -------------------------- identify and resume: docs/connection.md#identify-and-ready
 
 #[test]
 fn identify_sends_token_intents_shard_properties_threshold_and_compress_false() {
@@ -141,7 +152,8 @@ fn identify_sends_token_intents_shard_properties_threshold_and_compress_false() 
 
 #[test]
 fn resume_sends_token_session_and_stored_seq_only_after_hello() {
-    // §5.2 step 2, E6 (twilight#1973).
+    // docs/connection.md#resume-and-resumed,
+    // docs/edge-cases.md#resume-only-after-hello (twilight#1973).
     let mut h = Harness::active();
     h.dispatch(2, "A");
     h.dispatch(3, "B");
@@ -178,7 +190,9 @@ fn a_persisted_session_resumes_in_a_new_machine() {
 
 #[test]
 fn close_final_sends_1000_and_forgets_the_session() {
-    // §5.4, E14: a shutdown that should show the bot offline.
+    // docs/close-codes.md#our-own-close-codes,
+    // docs/edge-cases.md#wrong-close-code: a shutdown that should show the bot
+    // offline.
     let mut h = Harness::active();
     assert_eq!(h.machine.close(CloseMode::Final), None);
     h.drain();
@@ -192,7 +206,9 @@ fn close_final_sends_1000_and_forgets_the_session() {
 
 #[test]
 fn ready_stores_session_and_resume_url_and_restarts_the_sequence() {
-    // §3.3, E5: READY's own s is recorded; a new session restarts at READY.
+    // docs/connection.md#identify-and-ready,
+    // docs/edge-cases.md#sequence-numbers: READY's own s is recorded; a new
+    // session restarts at READY.
     let mut h = Harness::active();
     h.dispatch(40, "MESSAGE_CREATE");
     h.close(Some(4009));
@@ -207,7 +223,9 @@ fn ready_stores_session_and_resume_url_and_restarts_the_sequence() {
 
 #[test]
 fn identify_waits_for_a_permit_when_permits_are_enabled_and_resume_never_does() {
-    // §5.1 step 3, E15: the identify queue is asked before every Identify, never before Resume.
+    // docs/connection.md#identify-and-ready,
+    // docs/edge-cases.md#identify-collisions: the identify queue is asked
+    // before every Identify, never before Resume.
     let mut h = Harness::new(config().identify_permits(true));
     h.open();
     h.hello();
@@ -237,7 +255,7 @@ fn a_permit_for_a_dead_connection_is_ignored() {
     assert!(!h.sent.iter().any(|f| f.starts_with(r#"{"op":2"#)));
 }
 
-// ----------------------------------------------------------- §5.5 sequence, E9
+// ---------------------------------- sequence: docs/connection.md#replay-and-duplicates
 
 #[test]
 fn replayed_dispatches_at_or_below_the_last_seq_are_not_emitted_twice() {
@@ -260,7 +278,7 @@ fn replayed_dispatches_at_or_below_the_last_seq_are_not_emitted_twice() {
 
 #[test]
 fn sequence_gaps_are_not_fatal() {
-    // E5 (serenity#1082).
+    // docs/edge-cases.md#sequence-numbers (serenity#1082).
     let mut h = Harness::active();
     h.dispatch(5, "X");
     h.dispatch(9, "Y");
@@ -280,7 +298,7 @@ fn dispatch_carries_the_untouched_d_and_frame() {
     assert_eq!(d.shard(), discord_gateway_stream::ShardId::ONE);
 }
 
-// ---------------------------------------------------------------- §7.1 send limits
+// ----------------------------------------- send limits: docs/rate-limits.md#send-limit
 
 fn presence(status: &str) -> Command {
     Command::new(3, &format!(r#"{{"since":null,"activities":[],"status":"{status}","afk":false}}"#)).unwrap()
@@ -288,7 +306,8 @@ fn presence(status: &str) -> Command {
 
 #[test]
 fn commands_wait_until_the_session_is_active() {
-    // E7: commands before Identify/READY close with 4003.
+    // docs/edge-cases.md#commands-before-the-session-is-ready: commands before
+    // Identify/READY close with 4003.
     let mut h = Harness::new(config());
     h.machine.send_command(h.now, presence("dnd")).unwrap();
     h.open();
@@ -300,8 +319,9 @@ fn commands_wait_until_the_session_is_active() {
 
 #[test]
 fn commands_get_117_slots_a_minute_and_heartbeats_keep_theirs() {
-    // §7.1 / E16: 120 per 60 s, 3 reserved at a 41.25 s interval; Identify
-    // took one of the other 117.
+    // docs/rate-limits.md#send-limit /
+    // docs/edge-cases.md#send-budget-exhaustion: 120 per 60 s, 3 reserved at a
+    // 41.25 s interval; Identify took one of the other 117.
     let mut h = Harness::active();
     for _ in 0..130 {
         h.machine.send_command(h.now, presence("online")).unwrap();
@@ -334,7 +354,8 @@ fn oversized_and_core_owned_commands_are_refused_and_the_queue_is_bounded() {
 
 #[test]
 fn nothing_but_identify_follows_an_invalid_session() {
-    // §5.3: after op 9, stop draining the command queue (api-docs#318).
+    // docs/connection.md#invalid-session-op-9: after op 9, stop draining the
+    // command queue (api-docs#318).
     let mut h = Harness::active();
     h.recv(r#"{"op":9,"d":false}"#);
     h.machine.send_command(h.now, presence("idle")).unwrap();
@@ -351,7 +372,8 @@ fn nothing_but_identify_follows_an_invalid_session() {
 
 #[test]
 fn the_last_presence_is_sent_again_in_the_next_identify() {
-    // E21 (twilight#2150): a new session does not keep the runtime presence.
+    // docs/edge-cases.md#presence-after-re-identify (twilight#2150): a new
+    // session does not keep the runtime presence.
     let mut h = Harness::active();
     h.machine.send_command(h.now, presence("dnd")).unwrap();
     h.close(Some(4003));
@@ -361,11 +383,13 @@ fn the_last_presence_is_sent_again_in_the_next_identify() {
     assert_eq!(identify["d"]["presence"]["status"], "dnd");
 }
 
-// ------------------------------------------------------------------ §5.6 pacing
+// ----------------------------------------- pacing: docs/connection.md#reconnect-pacing
 
 #[test]
 fn refusals_before_hello_back_off_with_growing_delays() {
-    // Peers reconnect with no growing delay when refused before Hello (§5.6, E13).
+    // Peers reconnect with no growing delay when refused before Hello
+    // (docs/connection.md#reconnect-pacing,
+    // docs/edge-cases.md#reconnect-loops).
     let mut h = Harness::new(config());
     for _ in 0..7 {
         h.connect_failed();
@@ -384,7 +408,7 @@ fn refusals_before_hello_back_off_with_growing_delays() {
 
 #[test]
 fn a_socket_that_never_sends_hello_is_given_up_on_with_backoff() {
-    // E2: one peer waits forever for Hello.
+    // docs/edge-cases.md#hello-and-ready-timeouts: one peer waits forever for Hello.
     let mut h = Harness::new(config().hello_timeout(Duration::from_secs(5)));
     for _ in 0..4 {
         h.open();
@@ -423,7 +447,8 @@ fn a_flapping_connection_keeps_backing_off_until_it_stays_healthy() {
 
 #[test]
 fn ready_timeout_reconnects_but_a_long_replay_does_not_time_out() {
-    // E2 (discord.js#8759): stalls after Identify/Resume; but replays can be long.
+    // docs/edge-cases.md#hello-and-ready-timeouts (discord.js#8759): stalls
+    // after Identify/Resume; but replays can be long.
     let mut h = Harness::new(config().ready_timeout(Duration::from_secs(10)));
     h.open();
     h.hello();
@@ -447,11 +472,11 @@ fn ready_timeout_reconnects_but_a_long_replay_does_not_time_out() {
     assert_eq!(h.reconnect_reasons(), [DisconnectReason::Closed { code: None }]);
 }
 
-// ------------------------------------------------------------------- §11 edge cases
+// ------------------------------------------------------ edge cases: docs/edge-cases.md
 
 #[test]
 fn op7_instead_of_hello_reconnects() {
-    // E1: a draining node sends op 7 in place of Hello.
+    // docs/edge-cases.md#reconnect-before-hello: a draining node sends op 7 in place of Hello.
     let mut h = Harness::new(config());
     h.open();
     h.recv(r#"{"t":null,"s":null,"op":7,"d":null}"#);
@@ -461,7 +486,8 @@ fn op7_instead_of_hello_reconnects() {
 
 #[test]
 fn an_unusable_resume_gateway_url_falls_back_to_the_base_url_without_panicking() {
-    // E24: twilight 0.18 panics on op 7 after such a READY; another peer idles forever.
+    // docs/edge-cases.md#unusable-resume-url: twilight 0.18 panics on op 7
+    // after such a READY; another peer idles forever.
     for bad in ["not a url", "https://x", "", "wss://", "wss://\u{0}"] {
         let mut h = Harness::new(config());
         h.open();
@@ -477,7 +503,8 @@ fn an_unusable_resume_gateway_url_falls_back_to_the_base_url_without_panicking()
 
 #[test]
 fn a_resume_url_that_cannot_be_reached_is_dropped_for_the_base_url() {
-    // §1.3 (twilight#1942): fall back when connecting to the resume URL fails.
+    // docs/connection.md#resume-url (twilight#1942): fall back when connecting
+    // to the resume URL fails.
     let mut h = Harness::active();
     h.close(None);
     assert_eq!(h.connects(), [RESUME]);
@@ -554,7 +581,7 @@ fn absurd_numbers_from_the_wire_never_panic() {
 
 #[test]
 fn server_sent_1000_resumes() {
-    // E19 (api-docs#2922).
+    // docs/edge-cases.md#server-sent-1000 (api-docs#2922).
     let mut h = Harness::active();
     h.close(Some(1000));
     assert_eq!(h.reconnect_and_first_frame()["op"], 6);
@@ -640,7 +667,7 @@ fn a_socket_that_never_opens_is_abandoned_and_retried_with_backoff() {
 
 #[test]
 fn resumed_ends_the_replay_whatever_its_seq() {
-    // Review finding: a RESUMED with an already seen `s` (or none) left the
+    // Regression: a RESUMED with an already seen `s` (or none) left the
     // shard Resuming until the ready timeout, holding commands back.
     for resumed in [r#"{"t":"RESUMED","s":2,"op":0,"d":{}}"#, r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#] {
         let mut h = Harness::active();
@@ -655,7 +682,7 @@ fn resumed_ends_the_replay_whatever_its_seq() {
 
 #[test]
 fn commands_not_yet_taken_by_the_driver_survive_a_lost_connection() {
-    // Review finding: a failed write dropped the commands queued behind it.
+    // Regression: a failed write dropped the commands queued behind it.
     let mut h = Harness::active();
     h.machine.send_command(h.now, presence("dnd")).unwrap();
     h.machine.send_command(h.now, presence("idle")).unwrap();
@@ -674,7 +701,8 @@ fn commands_not_yet_taken_by_the_driver_survive_a_lost_connection() {
 
 #[test]
 fn every_reidentify_after_a_lost_session_waits_one_to_five_seconds() {
-    // §5.6: "Re-identify: at least the 1-5 s random wait" (review finding).
+    // docs/connection.md#reconnect-pacing: every re-identify waits the random
+    // 1-5 s first, whatever ended the session, not only op 9.
     for code in [4001, 4003, 4007, 4009] {
         let mut h = Harness::active();
         h.close(Some(code));
@@ -685,7 +713,7 @@ fn every_reidentify_after_a_lost_session_waits_one_to_five_seconds() {
 
 #[test]
 fn while_reading_is_paused_heartbeats_continue_and_nothing_is_a_zombie() {
-    // Review finding: a slow consumer stopped the driver reading, ACKs sat
+    // Regression: a slow consumer stopped the driver reading, ACKs sat
     // unread, and the connection was declared a zombie and dropped.
     let mut h = Harness::active();
     h.machine.set_reading_paused(h.now, true);
@@ -718,7 +746,7 @@ fn a_paused_reader_does_not_time_out_waiting_for_ready() {
     assert_eq!(h.reconnect_reasons(), [DisconnectReason::ReadyTimeout]);
 }
 
-// ---------------------------------------------------------------- §2 payload reading
+// -------------------------------- payload reading: docs/connection.md#payload-envelope
 
 #[test]
 fn by_default_a_canonical_dispatch_is_not_validated_and_validate_payloads_checks_it() {

@@ -1,6 +1,10 @@
-//! `ShardGroup` against the simulator: many shards, one merged stream,
-//! identify pacing, isolation of failures, resharding and zero-downtime
-//! handover (gateway-protocol §5.2, §5.4, §6.1, §7.2, §9, E15).
+//! `ShardGroup` against the simulator: many shards, one merged stream, identify
+//! pacing, isolation of failures, resharding and zero-downtime handover
+//! (`docs/connection.md#resume-and-resumed`,
+//! `docs/close-codes.md#our-own-close-codes`,
+//! `docs/close-codes.md#gateway-close-codes`,
+//! `docs/rate-limits.md#identify-concurrency`,
+//! `docs/sharding.md#shard-formula`, `docs/edge-cases.md#identify-collisions`).
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
 use std::collections::BTreeSet;
@@ -122,7 +126,7 @@ fn wait_until(mut done: impl FnMut() -> bool) {
 }
 
 /// Asserts that the simulator accepted no two Identifies of one bucket
-/// within the window (§7.2).
+/// within the window (`docs/rate-limits.md#identify-concurrency`).
 fn assert_buckets_spaced(sim: &Simulator, max_concurrency: u32) {
     let log = sim.identify_log();
     assert!(sim.identify_violations().is_empty(), "identifies too fast: {:?}", sim.identify_violations());
@@ -136,9 +140,11 @@ fn assert_buckets_spaced(sim: &Simulator, max_concurrency: u32) {
     }
 }
 
-/// §7.2 and E15: with the queue, every shard identifies once, one per
-/// bucket per window, buckets in parallel; the simulator sees no violation.
-/// Driven only by polling the group (no spawned drivers).
+/// `docs/rate-limits.md#identify-concurrency` and
+/// `docs/edge-cases.md#identify-collisions`: with the queue, every shard
+/// identifies once, one per bucket per window, buckets in parallel; the
+/// simulator sees no violation. Driven only by polling the group (no spawned
+/// drivers).
 #[test]
 fn every_shard_identifies_once_paced_by_its_bucket() {
     let sim = simulator(2);
@@ -170,8 +176,9 @@ fn a_queue_with_too_many_buckets_is_caught_by_the_simulator() {
     drop(group);
 }
 
-/// §9: dispatches of every shard reach the one stream, each tagged with
-/// the shard whose session it came from, routed by `(guild_id >> 22) % total`.
+/// `docs/sharding.md#shard-formula`: dispatches of every shard reach the one
+/// stream, each tagged with the shard whose session it came from, routed by
+/// `(guild_id >> 22) % total`.
 #[test]
 fn dispatches_of_every_shard_arrive_tagged_with_their_shard() {
     let sim = simulator(4);
@@ -220,8 +227,9 @@ fn a_busy_shard_does_not_starve_the_others() {
     );
 }
 
-/// §6.1: a fatal close on one shard surfaces as that shard's error; the
-/// others keep their sessions and keep delivering.
+/// `docs/close-codes.md#gateway-close-codes`: a fatal close on one shard
+/// surfaces as that shard's error; the others keep their sessions and keep
+/// delivering.
 #[test]
 fn a_fatal_close_stops_only_its_own_shard() {
     let sim = simulator(3);
@@ -246,7 +254,8 @@ fn a_fatal_close_stops_only_its_own_shard() {
     assert_eq!(sim.identifies().len(), 3, "no shard re-identified");
 }
 
-/// Counts permits asked for (Resumes never ask, §7.2) and released.
+/// Counts permits asked for (Resumes never ask,
+/// `docs/rate-limits.md#identify-concurrency`) and released.
 #[derive(Clone)]
 struct Counting {
     inner: LocalIdentifyQueue,
@@ -278,8 +287,9 @@ impl IdentifyQueue for Counting {
     }
 }
 
-/// E15: each shard holds its identify permit until its READY, then
-/// releases it (the local queue holds the bucket that long).
+/// `docs/rate-limits.md#holding-the-bucket-until-ready`: each shard holds its identify
+/// permit until its READY, then releases it (the local queue holds the bucket
+/// that long).
 #[test]
 fn every_permit_is_held_until_ready_then_released() {
     let sim = simulator(2);
@@ -300,10 +310,11 @@ fn every_permit_is_held_until_ready_then_released() {
     }
 }
 
-/// §5.2, §5.4: a zero-downtime deploy. The old process shuts down with
-/// 4000 and hands its sessions (serialized) to the new one, which resumes
-/// every shard without a single Identify or permit, and gets every dispatch
-/// sent in between exactly once.
+/// `docs/connection.md#resume-and-resumed`,
+/// `docs/close-codes.md#our-own-close-codes`: a zero-downtime deploy. The old
+/// process shuts down with 4000 and hands its sessions (serialized) to the new
+/// one, which resumes every shard without a single Identify or permit, and gets
+/// every dispatch sent in between exactly once.
 #[test]
 fn a_new_process_resumes_every_shard_of_a_shut_down_group_without_identify() {
     let sim = simulator(2);
@@ -404,8 +415,9 @@ fn restart_resumes_and_remove_closes_one_shard() {
     assert_eq!(got[0].shard(), shard(0, 2));
 }
 
-/// §9: resharding without downtime. A new total runs beside the old one
-/// (a guild's events reach both), then the old set is drained and closed.
+/// `docs/sharding.md#several-totals-side-by-side`: resharding without downtime. A new total
+/// runs beside the old one (a guild's events reach both), then the old set is
+/// drained and closed.
 #[test]
 fn resharding_runs_the_new_total_beside_the_old_then_drains_it() {
     let sim = simulator(4);
@@ -430,8 +442,9 @@ fn resharding_runs_the_new_total_beside_the_old_then_drains_it() {
     assert_eq!(after[0].shard(), shard(1, 4));
 }
 
-/// §7.2: with the daily budget down to its reserve, the queue refuses and
-/// the shard stops with a clear error instead of spending the last starts.
+/// `docs/rate-limits.md#daily-session-start-budget`: with the daily budget down to
+/// its reserve, the queue refuses and the shard stops with a clear error
+/// instead of spending the last starts.
 #[test]
 fn an_exhausted_session_budget_stops_the_shard_with_a_clear_error() {
     let sim = simulator(2);
@@ -516,7 +529,7 @@ fn a_controller_on_another_thread_manages_the_group_while_it_streams() {
     assert_eq!(block_on(control.add(shard(0, 2))), Err(ControlError::GroupGone));
 }
 
-/// Review finding: after `restart()`, the new connection (RESUMED, live
+/// Regression: after `restart()`, the new connection (RESUMED, live
 /// events) waits until the old one has handed over every dispatch it had
 /// buffered, so one shard's dispatches stay in `s` order.
 #[test]
@@ -546,7 +559,7 @@ fn a_restarted_shard_keeps_its_dispatches_in_order() {
     assert_eq!(got.iter().filter(|d| d.event() == "MESSAGE_CREATE").count(), 21, "{seqs:?}");
 }
 
-/// Review finding: right after a shard's `GroupError` it is no longer
+/// Regression: right after a shard's `GroupError` it is no longer
 /// running, so it can be added again at once; a re-added shard waiting for
 /// a connecting slot is listed once, as connecting.
 #[test]
@@ -565,7 +578,7 @@ fn a_failed_shard_can_be_added_again_at_once() {
     assert_eq!(group.status(zero), Some(Status::Connecting { resume: false }));
 }
 
-/// Review finding: a driver that never runs (a spawner that drops it) must
+/// Regression: a driver that never runs (a spawner that drops it) must
 /// not hold a connecting slot forever; its shard reads as closed and the
 /// group ends instead of hanging.
 #[test]
@@ -601,7 +614,7 @@ fn drive_while<T: Send>(group: &mut ShardGroup, work: impl FnOnce() -> T + Send)
     (out, seen)
 }
 
-/// Second review: management requests run one at a time. Two restarts of
+/// Management requests run one at a time. Two restarts of
 /// one shard sent together resume it twice in turn (no extra Identify, no
 /// unreachable connection), and a shutdown afterwards ends everything.
 #[test]
@@ -642,7 +655,7 @@ fn two_concurrent_restarts_of_one_shard_leave_one_connection() {
     );
 }
 
-/// Second review: a shutdown sent while a restart is in flight waits for
+/// A shutdown sent while a restart is in flight waits for
 /// it, then closes the restarted connection and returns its session.
 #[test]
 fn a_shutdown_queued_behind_a_restart_gets_the_restarted_session() {
@@ -659,7 +672,7 @@ fn a_shutdown_queued_behind_a_restart_gets_the_restarted_session() {
     assert!(n == 1 && ended, "sessions={n} ended={ended} live={:?}", sim.live_shards());
 }
 
-/// Second review: a remove sent while a restart is in flight waits for it,
+/// A remove sent while a restart is in flight waits for it,
 /// then removes the shard and returns its session.
 #[test]
 fn a_remove_queued_behind_a_restart_removes_the_shard() {
@@ -675,7 +688,7 @@ fn a_remove_queued_behind_a_restart_removes_the_shard() {
     assert!(!group.is_running(only), "removed shard is running again");
 }
 
-/// Second review: a connection already closed (through its handle) whose
+/// A connection already closed (through its handle) whose
 /// driver waits to hand over a full buffer must not make `shutdown()` wait
 /// forever for a close nobody reads.
 #[test]
@@ -696,7 +709,7 @@ fn shutdown_returns_for_a_closed_shard_with_a_full_buffer() {
     assert!(done, "ShardGroup::shutdown never returned");
 }
 
-/// Second review: the same after a fatal close read while the consumer lags
+/// The same after a fatal close read while the consumer lags
 /// with a full buffer.
 #[test]
 fn shutdown_returns_after_a_fatal_close_with_a_full_buffer() {

@@ -1,5 +1,6 @@
 //! The real `Shard` (async-tungstenite over async-std TCP) against the
-//! simulator: gateway-protocol §5.3 rows and §6.1 classes end to end.
+//! simulator: `docs/connection.md#resume-or-identify` rows and
+//! `docs/close-codes.md#gateway-close-codes` classes end to end.
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
 use std::future::Future;
@@ -109,7 +110,7 @@ fn identify_ready_and_dispatches_in_order_exactly_once_uncompressed() {
 
 #[test]
 fn op7_reconnect_resumes_on_the_resume_url_with_no_loss_or_duplicates() {
-    // §5.3 row 1; E12.
+    // docs/connection.md#resume-or-identify; docs/edge-cases.md#resume-url-query.
     let sim = simulator(true);
     let mut shard = Shard::new(config(&sim, Compression::ZlibStream)).unwrap();
     block_on(async {
@@ -128,12 +129,13 @@ fn op7_reconnect_resumes_on_the_resume_url_with_no_loss_or_duplicates() {
     assert_eq!(connections[1].compress.as_deref(), Some("zlib-stream"), "same query on resume");
     assert_eq!(sim.resumes().len(), 1);
     assert_eq!(sim.identifies().len(), 1);
-    assert!(sim.client_closes().iter().all(|c| c.code != Some(1000)), "never 1000 on a reconnect (E14)");
+    // docs/edge-cases.md#wrong-close-code
+    assert!(sim.client_closes().iter().all(|c| c.code != Some(1000)), "never 1000 on a reconnect");
 }
 
 #[test]
 fn network_drop_resumes_and_replays_exactly_what_was_missed() {
-    // §5.3 row 3; §5.5.
+    // docs/connection.md#resume-or-identify; docs/connection.md#replay-and-duplicates.
     let sim = simulator(true);
     let mut shard = Shard::new(config(&sim, Compression::ZlibStream)).unwrap();
     block_on(async {
@@ -153,7 +155,7 @@ fn network_drop_resumes_and_replays_exactly_what_was_missed() {
 
 #[test]
 fn zombie_connection_closes_resumably_and_resumes() {
-    // §5.3 row 2; §4 rule 5.
+    // docs/connection.md#resume-or-identify; docs/connection.md#zombie-connections.
     let sim = simulator(false);
     let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
     block_on(async {
@@ -189,7 +191,7 @@ async fn until(mut condition: impl FnMut() -> bool, within: Duration) -> bool {
 
 #[test]
 fn close_4007_and_4009_start_a_new_session_without_resuming() {
-    // §5.3 row 7: peers resume here and waste a round trip.
+    // docs/connection.md#resume-or-identify: peers resume here and waste a round trip.
     for code in [4007u16, 4009] {
         let sim = simulator(false);
         let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
@@ -206,7 +208,10 @@ fn close_4007_and_4009_start_a_new_session_without_resuming() {
 
 #[test]
 fn every_close_code_of_6_1_gets_its_documented_next_step() {
-    // §6.1 "Recommended action", end to end; E13 (fatal codes never loop), E20, E22.
+    // docs/close-codes.md#gateway-close-codes ("Crate" column), end to end;
+    // docs/edge-cases.md#reconnect-loops (fatal codes never loop),
+    // docs/edge-cases.md#undocumented-close-codes,
+    // docs/edge-cases.md#session-invalidated-while-connected.
     for code in 4000u16..=4014 {
         let sim = simulator(false);
         let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
@@ -242,11 +247,12 @@ fn every_close_code_of_6_1_gets_its_documented_next_step() {
 
 #[test]
 fn connections_that_fail_before_hello_keep_the_session_and_fall_back_to_the_base_url() {
-    // §1.3: a resume URL that fails is dropped for the base URL. Connections
-    // that never reach Hello are not failed resumes (no Resume was sent), so
-    // the session is kept: a short network blip costs no Identify. Resumes
-    // that are sent and keep failing fall back to Identify (E4), pinned with
-    // the fake clock in protocol_resume_or_identify.rs.
+    // docs/connection.md#resume-url: a resume URL that fails is dropped for the
+    // base URL. Connections that never reach Hello are not failed resumes (no
+    // Resume was sent), so the session is kept: a short network blip costs no
+    // Identify. Resumes that are sent and keep failing fall back to Identify
+    // (docs/edge-cases.md#resumes-that-keep-failing), pinned with the fake
+    // clock in protocol_resume_or_identify.rs.
     let sim = simulator(false);
     let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
     block_on(async {
@@ -280,7 +286,7 @@ fn a_wrong_token_ends_with_4004_naming_the_fix() {
 
 #[test]
 fn op9_false_forgets_the_session_and_identifies_after_one_to_five_seconds() {
-    // §5.3 row 6, with the default 1-5 s wait.
+    // docs/connection.md#resume-or-identify, with the default 1-5 s wait.
     let sim = simulator(false);
     let policy =
         ReconnectPolicy { invalid_session_wait: ReconnectPolicy::default().invalid_session_wait, ..fast_policy() };
@@ -315,7 +321,7 @@ fn op9_true_resumes() {
 
 #[test]
 fn corrupt_zlib_resumes_with_a_fresh_inflater() {
-    // E17.
+    // docs/edge-cases.md#zlib-stream-framing-and-state.
     let sim = simulator(true);
     let mut shard = Shard::new(config(&sim, Compression::ZlibStream)).unwrap();
     block_on(async {
@@ -345,7 +351,7 @@ fn unknown_opcodes_and_bad_json_are_skipped_without_losing_later_events() {
 
 #[test]
 fn payloads_split_over_frames_with_a_straddled_marker_arrive() {
-    // §8.1: peers stall when 00 00 ff ff straddles two frames.
+    // docs/compression.md#zlib-stream: peers stall when 00 00 ff ff straddles two frames.
     let sim = Simulator::start(SimulatorConfig::new().split_frames(4)).unwrap();
     let mut shard = Shard::new(config(&sim, Compression::ZlibStream)).unwrap();
     block_on(async {
@@ -418,7 +424,8 @@ fn commands_are_queued_until_ready_and_sent_with_exact_bytes() {
 
 #[test]
 fn refusals_before_hello_back_off_with_growing_gaps() {
-    // §5.6: a peer reconnects without growing backoff when refused before Hello.
+    // docs/connection.md#reconnect-pacing: a peer reconnects without growing
+    // backoff when refused before Hello.
     let sim = Simulator::start(SimulatorConfig::new().on_connect(OnConnect::Close(1011))).unwrap();
     let policy = ReconnectPolicy {
         base: Duration::from_millis(100),

@@ -199,7 +199,9 @@ fn server_closes_stale_heartbeats_when_enforced() {
     .expect("start");
     let mut c = Client::plain(&sim.url());
     c.hello();
-    // §4 rule 6 / E19: the server closes and the session stays resumable.
+    // docs/connection.md#missed-heartbeats /
+    // docs/edge-cases.md#server-sent-1000: the server closes and the session
+    // stays resumable.
     assert_eq!(c.expect_close(), Some(1000));
 }
 

@@ -1,6 +1,7 @@
 //! The simulator serves many shards at once: identify concurrency buckets
-//! (gateway-protocol §7.2), guild routing across shard sets (§9) and
-//! per-shard controls, checked with a raw tungstenite client.
+//! (`docs/rate-limits.md#identify-concurrency`), guild routing across shard
+//! sets (`docs/sharding.md#shard-formula`) and per-shard controls, checked with
+//! a raw tungstenite client.
 #![cfg(feature = "testing")]
 
 mod simulator_support;
@@ -82,12 +83,13 @@ fn dispatch(c: &mut Client, event: &str) -> (u64, Value) {
     (p["s"].as_u64().expect("s"), p["d"].clone())
 }
 
-// §7.2: identify concurrency.
+// docs/rate-limits.md#identify-concurrency: identify concurrency.
 
 #[test]
 fn second_identify_in_a_bucket_within_the_window_gets_op9_d_false() {
-    // §7.2: rate_limit_key = shard_id % max_concurrency; one Identify per key
-    // per window; "Identifying past this limit gets op 9 back".
+    // docs/rate-limits.md#identify-concurrency: the bucket is
+    // shard_id % max_concurrency; one Identify per bucket per window, and one
+    // over the limit is answered with op 9.
     let sim = sim(SimulatorConfig::new().max_concurrency(2).identify_window(LONG_WINDOW));
     let (_a, _) = start_shard(&sim, shard(0, 4));
     // Shard 2 of 4 shares bucket 0 with shard 0.
@@ -110,8 +112,9 @@ fn second_identify_in_a_bucket_within_the_window_gets_op9_d_false() {
 
 #[test]
 fn rejected_identify_does_not_restart_the_window_and_a_later_one_is_accepted() {
-    // §7.2: the bucket's clock runs from its last *accepted* Identify; the
-    // connection that got op 9 may identify again once the window is over.
+    // docs/rate-limits.md#identify-concurrency: the bucket's clock runs from
+    // its last *accepted* Identify; the connection that got op 9 may identify
+    // again once the window is over.
     let sim = sim(SimulatorConfig::new().max_concurrency(1).identify_window(WINDOW));
     let (_a, _) = start_shard(&sim, shard(0, 2));
     let accepted_at = sim.identify_log()[0].at;
@@ -133,7 +136,9 @@ fn rejected_identify_does_not_restart_the_window_and_a_later_one_is_accepted() {
 
 #[test]
 fn too_fast_identify_closes_with_the_configured_code() {
-    // §7.2 with `on_identify_too_fast(Close(4009))`; 4009 is not resumable (§6.1).
+    // docs/rate-limits.md#identify-concurrency with
+    // `on_identify_too_fast(Close(4009))`; 4009 is not resumable
+    // (docs/close-codes.md#gateway-close-codes).
     let config = SimulatorConfig::new()
         .max_concurrency(1)
         .identify_window(LONG_WINDOW)
@@ -154,7 +159,7 @@ fn too_fast_identify_closes_with_the_configured_code() {
 
 #[test]
 fn identifies_in_different_buckets_are_accepted_at_the_same_time() {
-    // §7.2: shards 0..max_concurrency may identify together.
+    // docs/rate-limits.md#identify-concurrency: shards 0..max_concurrency may identify together.
     let sim = sim(SimulatorConfig::new().max_concurrency(4).identify_window(LONG_WINDOW));
     let mut clients: Vec<Client> = (0..4).map(|id| connect_and_identify(&sim, Some(shard(id, 8)))).collect();
     for c in &mut clients {
@@ -170,11 +175,13 @@ fn identifies_in_different_buckets_are_accepted_at_the_same_time() {
 
 #[test]
 fn identify_without_shard_counts_as_shard_zero() {
-    // §7.2 buckets by shard_id; an Identify without `shard` is shard [0, 1] (§9).
+    // docs/rate-limits.md#identify-concurrency buckets by shard_id; an Identify
+    // without `shard` is shard [0, 1] (docs/sharding.md#identify-shard-field).
     let sim = sim(SimulatorConfig::new().max_concurrency(2).identify_window(LONG_WINDOW));
     let mut a = connect_and_identify(&sim, None);
     let d = ready(&mut a);
-    assert!(d.get("shard").is_none(), "READY echoes shard only when sent (§9)");
+    // docs/sharding.md#identify-shard-field
+    assert!(d.get("shard").is_none(), "READY echoes shard only when sent");
     assert_eq!(sim.live_shards(), vec![ShardId::ONE]);
     // Shard 2 of 4 is in bucket 0 too.
     let mut b = connect_and_identify(&sim, Some(shard(2, 4)));
@@ -186,7 +193,8 @@ fn identify_without_shard_counts_as_shard_zero() {
 
 #[test]
 fn resume_is_not_limited_by_identify_concurrency() {
-    // §7.2: the limits count Identify calls; resumes are not counted.
+    // docs/rate-limits.md#daily-session-start-budget: the limits count
+    // Identify calls; resumes are not counted.
     let sim = sim(SimulatorConfig::new().max_concurrency(1).identify_window(LONG_WINDOW));
     let (mut a, session) = start_shard(&sim, shard(0, 1));
     assert!(sim.drop_shard_connection(shard(0, 1)));
@@ -220,11 +228,11 @@ fn without_max_concurrency_every_identify_is_accepted() {
     assert_invalid_session_false(&mut d);
 }
 
-// §9: sharding.
+// docs/sharding.md#shard-formula: sharding.
 
 #[test]
 fn dispatch_guild_goes_to_shard_guild_id_shifted_22_mod_total() {
-    // §9: shard_id = (guild_id >> 22) % num_shards.
+    // docs/sharding.md#shard-formula: shard_id = (guild_id >> 22) % num_shards.
     let sim = sim(SimulatorConfig::new());
     let mut clients: Vec<Client> = (0..3).map(|id| start_shard(&sim, shard(id, 3)).0).collect();
     assert!(sim.wait_for_live_shards(3, WAIT));
@@ -242,8 +250,9 @@ fn dispatch_guild_goes_to_shard_guild_id_shifted_22_mod_total() {
 
 #[test]
 fn dispatch_guild_reaches_both_shard_sets_while_resharding() {
-    // §9: sessions with different totals may run side by side (resharding
-    // with no downtime); each set gets the guild on its own routing shard.
+    // docs/sharding.md#several-totals-side-by-side: sessions with different totals may run
+    // side by side (resharding with no downtime); each set gets the guild on
+    // its own routing shard.
     let sim = sim(SimulatorConfig::new());
     let (mut old_one, _) = start_shard(&sim, shard(1, 2));
     let (mut old_zero, _) = start_shard(&sim, shard(0, 2));
@@ -272,8 +281,9 @@ fn dispatch_guild_reaches_both_shard_sets_while_resharding() {
 
 #[test]
 fn dispatch_to_shard_waits_in_the_log_while_the_shard_is_away() {
-    // §5.2/§5.5: a shard's dispatches committed while it is disconnected are
-    // replayed on resume; other shards are not affected.
+    // docs/connection.md#resume-and-resumed, docs/connection.md#replay-and-duplicates:
+    // a shard's dispatches committed while it is disconnected are replayed on
+    // resume; other shards are not affected.
     let sim = sim(SimulatorConfig::new());
     let (mut zero, _) = start_shard(&sim, shard(0, 2));
     let (mut one, session) = start_shard(&sim, shard(1, 2));
@@ -301,7 +311,8 @@ fn dispatch_to_shard_waits_in_the_log_while_the_shard_is_away() {
 
 #[test]
 fn per_shard_controls_target_that_shards_connection() {
-    // §6.1: 4000 is resumable; op 7 (§3.1) asks only that shard to reconnect.
+    // docs/close-codes.md#gateway-close-codes: 4000 is resumable; op 7
+    // (docs/connection.md#opcodes) asks only that shard to reconnect.
     let sim = sim(SimulatorConfig::new());
     let (mut zero, _) = start_shard(&sim, shard(0, 2));
     let (mut one, _) = start_shard(&sim, shard(1, 2));
@@ -387,7 +398,8 @@ fn many_shards(n: u32) {
 
 #[test]
 fn a_hundred_simultaneous_shards_each_get_their_own_session() {
-    // §9: one session per [id, n], all identified at once in distinct buckets (§7.2).
+    // docs/sharding.md#several-totals-side-by-side: one session per [id, n], all identified
+    // at once in distinct buckets (docs/rate-limits.md#identify-concurrency).
     many_shards(100);
 }
 

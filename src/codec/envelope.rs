@@ -1,4 +1,4 @@
-//! Envelope reader (gateway-protocol §2): finds `op`, `s`, `t` and the exact
+//! Envelope reader (`docs/connection.md#payload-envelope`): finds `op`, `s`, `t` and the exact
 //! byte span of `d` in one payload without building a JSON tree.
 //!
 //! Two ways to read a payload, both on `&str` (UTF-8 was checked once by the
@@ -860,7 +860,7 @@ mod tests {
         envelope.data.clone().map(|range| &text[range])
     }
 
-    // §2: real payloads are ordered t, s, op, d.
+    // docs/connection.md#payload-envelope: real payloads are ordered t, s, op, d.
     #[test]
     fn dispatch_in_discord_key_order() {
         let text = r#"{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"hi","id":"1"}}"#;
@@ -871,7 +871,7 @@ mod tests {
         assert_eq!(data(text, &envelope), Some(r#"{"content":"hi","id":"1"}"#));
     }
 
-    // §2: op 11 has no `d` at all; s and t are null.
+    // docs/connection.md#payload-envelope: op 11 has no `d` at all; s and t are null.
     #[test]
     fn heartbeat_ack_without_d() {
         let envelope = scan(r#"{"op": 11}"#).unwrap();

@@ -1,6 +1,7 @@
-//! zlib-stream inflater (gateway-protocol §8.1, E17).
+//! zlib-stream inflater (`docs/compression.md#zlib-stream`,
+//! `docs/edge-cases.md#zlib-stream-framing-and-state`).
 //!
-//! CONTRACT (implemented by the codec work; keep these signatures):
+//! What an inflater guarantees:
 //! - one instance per shard, [`Inflater::reset`] on every new connection;
 //! - [`Inflater::push`] takes one binary WebSocket message; it returns
 //!   `Ok(Some(payload))` when the accumulated compressed input ends with
@@ -19,7 +20,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 
 use super::sizing::Sizing;
 
-/// The Z_SYNC_FLUSH marker that ends every payload (§8.1).
+/// The Z_SYNC_FLUSH marker that ends every payload (`docs/compression.md#zlib-stream`).
 const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Why a zlib-stream could not be inflated.
@@ -27,7 +28,8 @@ const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 #[non_exhaustive]
 pub enum InflateError {
     /// The compressed bytes are not a valid continuation of the zlib stream
-    /// (also what a stream reused across connections gives, E17).
+    /// (also what a stream reused across connections gives,
+    /// `docs/edge-cases.md#zlib-stream-framing-and-state`).
     #[error("corrupt zlib stream at compressed byte {at}: {reason}")]
     Corrupt {
         /// Offset in the connection's compressed stream where inflation failed.
@@ -87,8 +89,9 @@ impl Inflater {
 
     /// Forgets all stream state: call on every new connection.
     ///
-    /// Afterwards the inflater behaves exactly like a new one (E17: carrying
-    /// the inflate context across connections gives "data error").
+    /// Afterwards the inflater behaves exactly like a new one
+    /// (`docs/edge-cases.md#zlib-stream-framing-and-state`: carrying the
+    /// inflate context across connections gives "data error").
     pub fn reset(&mut self) {
         self.decompress.reset(true);
         self.start_payload();
@@ -109,7 +112,7 @@ impl Inflater {
     ///
     /// Returns the inflated payload when the compressed bytes pushed so far
     /// end with `00 00 ff ff`, even when those four bytes are spread over
-    /// several messages (§8.1). After an error every call returns
+    /// several messages (`docs/compression.md#zlib-stream`). After an error every call returns
     /// [`InflateError::Poisoned`] until [`Inflater::reset`].
     pub fn push(&mut self, message: &[u8]) -> Result<Option<&[u8]>, InflateError> {
         if !self.feed(message)? {
@@ -254,7 +257,8 @@ mod tests {
     use flate2::{Compress, Compression, FlushCompress};
 
     /// Compresses `payloads` as one zlib stream with a sync flush after each,
-    /// as Discord does (§8.1); returns one compressed message per payload.
+    /// as Discord does (`docs/compression.md#zlib-stream`); returns one
+    /// compressed message per payload.
     fn zlib_stream(payloads: &[&[u8]]) -> Vec<Vec<u8>> {
         let mut compress = Compress::new(Compression::default(), true);
         payloads
@@ -306,7 +310,8 @@ mod tests {
         out
     }
 
-    // §8.1: one inflate context per connection, shared by every message on it.
+    // docs/compression.md#zlib-stream: one inflate context per connection,
+    // shared by every message on it.
     #[test]
     fn stream_of_sync_flushed_messages_decodes_message_by_message() {
         let payloads = payloads();
@@ -318,7 +323,9 @@ mod tests {
         }
     }
 
-    // §8.1 / E17: a payload can span several WebSocket messages.
+    // docs/compression.md#zlib-stream /
+    // docs/edge-cases.md#zlib-stream-framing-and-state: a payload can span
+    // several WebSocket messages.
     #[test]
     fn payload_split_over_many_messages_completes_on_the_last() {
         let payloads = payloads();
@@ -335,8 +342,10 @@ mod tests {
         }
     }
 
-    // §8.1 / E17: the marker itself may straddle messages (a last message of
-    // 1-3 bytes); checking only the newest message stalls forever.
+    // docs/compression.md#zlib-stream /
+    // docs/edge-cases.md#zlib-stream-framing-and-state: the marker itself may
+    // straddle messages (a last message of 1-3 bytes); checking only the newest
+    // message stalls forever.
     #[test]
     fn marker_split_across_messages_still_completes_the_payload() {
         let payloads = payloads();
@@ -352,7 +361,8 @@ mod tests {
         }
     }
 
-    // §8.1: the marker spread one byte per message, and empty messages in between.
+    // docs/compression.md#zlib-stream: the marker spread one byte per message,
+    // and empty messages in between.
     #[test]
     fn marker_one_byte_per_message_and_empty_messages_are_harmless() {
         let payloads = payloads();
@@ -424,7 +434,9 @@ mod tests {
         assert_eq!(inflater.push(&frames[0]), Err(InflateError::MessageTooLarge { limit: 9_999 }));
     }
 
-    // §8.4 / E17: every new connection starts a new stream with a fresh context.
+    // docs/connection.md#what-a-new-connection-resets /
+    // docs/edge-cases.md#zlib-stream-framing-and-state: every new connection
+    // starts a new stream with a fresh context.
     #[test]
     fn reset_then_a_new_stream_decodes_like_a_new_inflater() {
         let first = zlib_stream(&[b"{\"op\":10}", b"{\"op\":11}"]);
@@ -439,7 +451,8 @@ mod tests {
         assert_eq!(push_all(&mut inflater, &refs), vec![b"{\"op\":10,\"d\":1}".to_vec(), b"{\"op\":11}".to_vec()]);
     }
 
-    // E17: reusing the inflater across connections without a reset is a "data error".
+    // docs/edge-cases.md#zlib-stream-framing-and-state: reusing the inflater
+    // across connections without a reset is a "data error".
     #[test]
     fn new_stream_without_reset_is_an_error() {
         let first = zlib_stream(&[b"{\"op\":10}"]);

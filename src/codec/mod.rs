@@ -1,9 +1,9 @@
 //! Codec: turns WebSocket messages into gateway payloads.
 //!
-//! - [`Inflater`]: one zlib-stream per connection (gateway-protocol §8.1).
+//! - [`Inflater`]: one zlib-stream per connection (`docs/compression.md#zlib-stream`).
 //! - [`ZstdDecoder`]: one zstd-stream per connection (docs/compression.md).
 //! - [`Envelope::scan`]: finds `op`, `s`, `t` and the byte span of `d` in a
-//!   payload without building a JSON tree (§2).
+//!   payload without building a JSON tree (`docs/connection.md#payload-envelope`).
 
 pub(crate) mod envelope;
 #[cfg(feature = "zlib")]
@@ -24,7 +24,7 @@ pub(crate) use zstd::{ZstdDecoder, ZstdError};
 /// Default cap on the inflated size of one gateway payload: 64 MiB.
 ///
 /// READY and GUILD_CREATE for very large bots have been seen at 17 MB
-/// (gateway-protocol §8.5); 64 MiB leaves room while stopping a
+/// (`docs/connection.md#message-size`); 64 MiB leaves room while stopping a
 /// decompression bomb long before it can exhaust memory.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 

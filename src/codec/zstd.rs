@@ -424,8 +424,8 @@ mod tests {
     }
 
     // A message that ends its frame (hint 0) with the output filling the
-    // buffer exactly is whole, not truncated: found in review for sizes on
-    // the buffer's growth steps.
+    // buffer exactly is whole, not truncated (this once went wrong for sizes
+    // on the buffer's growth steps).
     #[test]
     fn a_frame_ending_with_the_buffer_exactly_full_is_whole() {
         let mut cctx = CCtx::create();

@@ -1,4 +1,6 @@
-//! [`ShardGroup`]: many shards, one merged stream (gateway-protocol §9, §7.2).
+//! [`ShardGroup`]: many shards, one merged stream
+//! (`docs/sharding.md#shard-formula`,
+//! `docs/rate-limits.md#identify-concurrency`).
 
 mod control;
 mod merge;
@@ -76,8 +78,8 @@ pub struct ShardSession {
     pub session: Session,
 }
 
-/// The shard that receives a guild's events: `(guild_id >> 22) % total` (§9).
-/// `None` when `total` is 0.
+/// The shard that receives a guild's events: `(guild_id >> 22) % total`
+/// (`docs/sharding.md#shard-formula`). `None` when `total` is 0.
 pub fn shard_for_guild(guild_id: u64, total: u32) -> Option<ShardId> {
     ShardId::for_guild(guild_id, total)
 }
@@ -99,8 +101,9 @@ struct Member {
 /// rest. Every Identify waits for the group's [`IdentifyQueue`]; Resumes
 /// never do.
 ///
-/// Shards can be added, restarted and removed while the group runs, and
-/// shards of another total can run beside the old ones (resharding, §9).
+/// Shards can be added, restarted and removed while the group runs, and shards
+/// of another total can run beside the old ones (resharding,
+/// `docs/sharding.md#several-totals-side-by-side`).
 /// [`shutdown`](Self::shutdown) closes every shard resumably and returns its
 /// session, so the next process resumes them all without an Identify.
 ///
@@ -241,7 +244,7 @@ impl ShardGroup {
     }
 
     /// The command sender of the shard of `total` that receives `guild_id`'s
-    /// events (§9), if the group runs it.
+    /// events (`docs/sharding.md#shard-formula`), if the group runs it.
     pub fn handle_for_guild(&self, guild_id: u64, total: u32) -> Option<ShardHandle> {
         self.handle(shard_for_guild(guild_id, total)?)
     }
@@ -295,11 +298,12 @@ impl ShardGroup {
         self.request(|reply| Request::Restart(shard, reply)).await?
     }
 
-    /// Closes every shard resumably (close code 4000, §5.4) and returns
-    /// their sessions, for a process that takes over with
-    /// [`ShardGroupBuilder::resume`] and resumes them all without a single
-    /// Identify. Keep polling the stream afterwards: it yields the
-    /// dispatches the shards had already received, then ends.
+    /// Closes every shard resumably (close code 4000,
+    /// `docs/close-codes.md#our-own-close-codes`) and returns their sessions,
+    /// for a process that takes over with [`ShardGroupBuilder::resume`] and
+    /// resumes them all without a single Identify. Keep polling the stream
+    /// afterwards: it yields the dispatches the shards had already received,
+    /// then ends.
     ///
     /// If the future is dropped before it completes, the group still closes
     /// the shards when next polled, but their sessions are lost: put a
@@ -487,8 +491,9 @@ impl ShardGroup {
     }
 
     /// Starts queued shards while fewer than `max_connecting` are opening a
-    /// socket: a thousand shards do not all hit the network (and the CPU)
-    /// in the same instant, and identify pacing (§7.2) is not skewed by it.
+    /// socket: a thousand shards do not all hit the network (and the CPU) in
+    /// the same instant, and identify pacing
+    /// (`docs/rate-limits.md#identify-concurrency`) is not skewed by it.
     fn start_queued(&mut self) -> Result<(), GroupError> {
         if self.to_start.is_empty() {
             return Ok(());

@@ -6,8 +6,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentifyError {
-    /// The daily session-start budget is at its reserve (§7.2: running out
-    /// resets the bot token); identifies are refused until it resets.
+    /// The daily session-start budget is at its reserve
+    /// (`docs/rate-limits.md#daily-session-start-budget`: running out resets
+    /// the bot token); identifies are refused until it resets.
     #[error(
         "daily session start budget exhausted ({remaining} left, {reserve} kept in reserve); it resets in {reset_after:?}"
     )]

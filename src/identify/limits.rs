@@ -1,8 +1,9 @@
-//! The numbers an identify queue enforces (gateway-protocol §7.2).
+//! The numbers an identify queue enforces (`docs/rate-limits.md#identify-concurrency`).
 
 use std::time::Duration;
 
-/// Discord's window for one Identify per concurrency bucket (§7.2).
+/// Discord's window for one Identify per concurrency bucket
+/// (`docs/rate-limits.md#identify-concurrency`).
 pub const IDENTIFY_WINDOW: Duration = Duration::from_secs(5);
 
 /// The most concurrency buckets a queue keeps.
@@ -21,8 +22,9 @@ pub(crate) const MAX_DURATION: Duration = BUDGET_PERIOD;
 /// longest a shard waits for READY, the base of the default hold cap.
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `session_start_limit` from `GET /gateway/bot`, as your REST client
-/// returned it (§7.2). Deserializes from that JSON object directly.
+/// `session_start_limit` from `GET /gateway/bot`, as your REST client returned
+/// it (`docs/rate-limits.md#daily-session-start-budget`). Deserializes from
+/// that JSON object directly.
 ///
 /// ```
 /// use discord_gateway_stream::identify::SessionStartLimit;
@@ -132,12 +134,13 @@ impl IdentifyLimits {
     }
 
     /// How long a granted permit may hold its bucket waiting for READY
-    /// (E15) before the queue takes the bucket back, counted from the grant.
-    /// A shard drops its permit at READY or when the attempt fails, at the
-    /// latest at its READY timeout; one whose driver is no longer polled
-    /// never does, and would block every later Identify of its bucket
-    /// without this cap. Past it, the next Identify of the bucket may go
-    /// (a warning is logged); the late release of the old permit is ignored.
+    /// (`docs/rate-limits.md#holding-the-bucket-until-ready`) before the queue
+    /// takes the bucket back, counted from the grant. A shard drops its permit
+    /// at READY or when the attempt fails, at the latest at its READY timeout;
+    /// one whose driver is no longer polled never does, and would block every
+    /// later Identify of its bucket without this cap. Past it, the next
+    /// Identify of the bucket may go (a warning is logged); the late release of
+    /// the old permit is ignored.
     ///
     /// Default: 60 s (the default [`Config::ready_timeout`](crate::Config::ready_timeout))
     /// plus the [`spacing`](Self::spacing), the slack between the grant and
@@ -193,7 +196,8 @@ impl IdentifyLimits {
         self.budget.map(|limit| Duration::from_millis(limit.reset_after).min(MAX_DURATION))
     }
 
-    /// The bucket of `shard_id`: `shard_id % max_concurrency` (§7.2).
+    /// The bucket of `shard_id`: `shard_id % max_concurrency`
+    /// (`docs/rate-limits.md#identify-concurrency`).
     pub fn bucket(self, shard_id: u32) -> u32 {
         shard_id % self.max_concurrency
     }

@@ -13,7 +13,7 @@ use crate::shard_id::ShardId;
 /// `shard_id % max_concurrency` bucket per window (5 s), buckets in parallel,
 /// first come first served, within the daily budget when one is given. A
 /// bucket is held until the previous Identify's READY (or failure), even
-/// past the window (E15), but never longer than
+/// past the window (`docs/rate-limits.md#holding-the-bucket-until-ready`), but never longer than
 /// [`IdentifyLimits::max_hold`] (default: 60 s plus the spacing), so a shard
 /// whose driver is no longer polled cannot block its bucket forever.
 ///

@@ -1,4 +1,5 @@
-//! Identify coordination (gateway-protocol §7.2): who may send Identify, and when.
+//! Identify coordination (`docs/rate-limits.md#identify-concurrency`): who may
+//! send Identify, and when.
 //!
 //! Every Identify a shard sends waits for an [`IdentifyQueue`]; Resumes never
 //! do. Discord allows one Identify per `shard_id % max_concurrency` bucket per
@@ -31,11 +32,12 @@ use crate::shard_id::ShardId;
 
 /// Decides when a shard may send Identify.
 ///
-/// A shard calls [`acquire`](Self::acquire) before every Identify (never
-/// before a Resume) and identifies once the future resolves `Ok`. It holds
-/// the [`IdentifyPermit`] until the Identify's outcome is known (READY, or
-/// the attempt failed: op 9, a lost connection, a timeout) and then drops it,
-/// so a queue can hold the bucket until READY (E15). Dropping the future
+/// A shard calls [`acquire`](Self::acquire) before every Identify (never before
+/// a Resume) and identifies once the future resolves `Ok`. It holds the
+/// [`IdentifyPermit`] until the Identify's outcome is known (READY, or the
+/// attempt failed: op 9, a lost connection, a timeout) and then drops it, so a
+/// queue can hold the bucket until READY
+/// (`docs/rate-limits.md#holding-the-bucket-until-ready`). Dropping the future
 /// withdraws the request (the connection ended while waiting); an
 /// implementation should give back what it reserved for it. An `Err` is final
 /// for that shard: it stops and reports the error.

@@ -4,10 +4,11 @@ use std::fmt;
 
 /// Permission to send one Identify, from [`IdentifyQueue::acquire`](super::IdentifyQueue::acquire).
 ///
-/// The shard keeps it until READY arrives or the attempt fails (op 9, a
-/// lost connection, the READY timeout), then drops it; dropping runs the
-/// queue's release, so the bucket can be held until READY (E15). A queue
-/// may take the bucket back from a permit held too long
+/// The shard keeps it until READY arrives or the attempt fails (op 9, a lost
+/// connection, the READY timeout), then drops it; dropping runs the queue's
+/// release, so the bucket can be held until READY
+/// (`docs/rate-limits.md#holding-the-bucket-until-ready`). A queue may take the
+/// bucket back from a permit held too long
 /// ([`IdentifyLimits::with_max_hold`](super::IdentifyLimits::with_max_hold)).
 #[must_use = "dropping the permit releases the bucket at once"]
 pub struct IdentifyPermit {

@@ -1,4 +1,6 @@
-//! An identify queue shared through Redis (gateway-protocol §7.2, §9, E15):
+//! An identify queue shared through Redis
+//! (`docs/rate-limits.md#identify-concurrency`,
+//! `docs/sharding.md#shard-formula`, `docs/edge-cases.md#identify-collisions`):
 //! every process of a bot, on any machine, takes the same buckets and the same
 //! daily budget.
 //!
@@ -151,7 +153,9 @@ return {0, remaining, reset}
 /// An [`IdentifyQueue`] shared through Redis: one Identify per
 /// `shard_id % max_concurrency` bucket per window (5 s) and one daily
 /// session-start budget for every process that uses the same Redis and key
-/// prefix (gateway-protocol §7.2, §9, E15).
+/// prefix
+/// (`docs/rate-limits.md#identify-concurrency`,
+/// `docs/sharding.md#shard-formula`, `docs/edge-cases.md#identify-collisions`).
 ///
 /// `C` is your async Redis connection: a `ConnectionManager` (reconnects by
 /// itself: use this one) or a cluster connection. A plain

@@ -1,14 +1,15 @@
 //! The sans-IO identify schedule: buckets, window and daily budget, fed the
-//! current `Instant` (gateway-protocol §7.2). [`LocalIdentifyQueue`](super::LocalIdentifyQueue)
-//! wraps it with a timer.
+//! current `Instant` (`docs/rate-limits.md#identify-concurrency`).
+//! [`LocalIdentifyQueue`](super::LocalIdentifyQueue) wraps it with a timer.
 //!
-//! Each bucket is a first-come, first-served line. A request is granted
-//! when it heads its bucket's line, the previous grant has been released
-//! (its READY came, or its attempt failed: E15 holds the key until READY),
-//! and a full spacing has passed since that grant, measured when the grant
-//! happens rather than planned ahead: a shard that is late to take its turn
-//! (a busy executor) pushes the next one back instead of letting two
-//! Identifies arrive closer than the window.
+//! Each bucket is a first-come, first-served line. A request is granted when it
+//! heads its bucket's line, the previous grant has been released (its READY
+//! came, or its attempt failed: see
+//! `docs/rate-limits.md#holding-the-bucket-until-ready`), and a full spacing
+//! has passed since that grant, measured when the grant happens rather than
+//! planned ahead: a shard that is late to take its turn (a busy executor)
+//! pushes the next one back instead of letting two Identifies arrive closer
+//! than the window.
 //!
 //! A grant holds its bucket for [`IdentifyLimits::max_hold`] at most: a
 //! permit never released (its shard's driver is no longer polled) cannot
@@ -157,8 +158,8 @@ impl IdentifySchedule {
         if bucket.holder.is_some() && now >= turn {
             // The previous Identify has not seen READY yet. A release wakes
             // nobody, so the head asks again at 1/20 spacing (or when the
-            // hold ends); the rest of the line, once a spacing (review: no
-            // busy line behind a slow READY).
+            // hold ends); the rest of the line, once a spacing, so a line
+            // behind a slow READY does not spin.
             let retry = if position == 0 { later(now, spacing / 20).min(hold_ends) } else { later(now, spacing) };
             return Turn::Wait(retry);
         }

@@ -1,5 +1,6 @@
-//! Reconnect pacing (gateway-protocol §5.6, E13): exponential backoff with
-//! full jitter and a cap, reset only once a connection has stayed healthy.
+//! Reconnect pacing (`docs/connection.md#reconnect-pacing`,
+//! `docs/edge-cases.md#reconnect-loops`): exponential backoff with full jitter
+//! and a cap, reset only once a connection has stayed healthy.
 
 use std::time::Duration;
 
@@ -21,10 +22,10 @@ pub struct ReconnectPolicy {
     /// backing off instead of spinning identify calls. Default 30 s.
     pub healthy_after: Duration,
     /// Consecutive resumes that may fail before the session is dropped and a
-    /// new one identified (E4). Default 3.
+    /// new one identified (`docs/edge-cases.md#resumes-that-keep-failing`). Default 3.
     pub max_resume_attempts: u32,
     /// Range of the random wait after op 9 `d:false` before identifying again
-    /// (§5.3). Default 1 s to 5 s.
+    /// (`docs/connection.md#invalid-session-op-9`). Default 1 s to 5 s.
     pub invalid_session_wait: (Duration, Duration),
 }
 
@@ -46,7 +47,8 @@ impl Default for ReconnectPolicy {
 pub(crate) enum FailureKind {
     /// The socket never opened, or closed before Hello: back off from the first retry.
     Refused,
-    /// A connection that got going was lost: the first retry is immediate (§5.6).
+    /// A connection that got going was lost: the first retry is immediate
+    /// (`docs/connection.md#reconnect-pacing`).
     Dropped,
 }
 
@@ -103,7 +105,8 @@ mod tests {
 
     #[test]
     fn first_drop_after_a_healthy_run_reconnects_immediately() {
-        // §5.6: op 7, a zombie or a first resume attempt reconnect right away.
+        // docs/connection.md#reconnect-pacing: op 7, a zombie or a first resume
+        // attempt reconnect right away.
         let mut backoff = Backoff::new();
         let delay = backoff.next_delay(FailureKind::Dropped, &policy(), &mut Rng::new(1));
         assert_eq!(delay, Duration::ZERO);

@@ -1,12 +1,14 @@
-//! What a close code means for the session (gateway-protocol §5.4, §6).
+//! What a close code means for the session (`docs/close-codes.md`).
 
 /// The close code this crate sends when it drops a connection but keeps the
-/// session: anything but 1000/1001 keeps it alive (§5.4); 4000 is what
-/// twilight, discord.py and DSharpPlus send.
+/// session: anything but 1000/1001 keeps it alive
+/// (`docs/close-codes.md#our-own-close-codes`); 4000 is what twilight,
+/// discord.py and DSharpPlus send.
 pub const RESUMABLE_CLOSE: u16 = 4000;
 
-/// The close code for a deliberate shutdown: the session ends and the bot
-/// shows offline (§5.4, E14).
+/// The close code for a deliberate shutdown: the session ends and the bot shows
+/// offline (`docs/close-codes.md#our-own-close-codes`,
+/// `docs/edge-cases.md#wrong-close-code`).
 pub const FINAL_CLOSE: u16 = 1000;
 
 /// What to do after the server (or the network) closed the connection.
@@ -21,9 +23,10 @@ pub enum CloseAction {
 }
 
 /// Why the core stopped for good: a close code after which reconnecting is
-/// pointless (§6.1, E13), or a loop the client refuses to go on with because
-/// it would only spend the daily session-start budget (running out of it
-/// resets the bot's token).
+/// pointless (`docs/close-codes.md#gateway-close-codes`,
+/// `docs/edge-cases.md#reconnect-loops`), or a loop the client refuses to go on
+/// with because it would only spend the daily session-start budget (running out
+/// of it resets the bot's token).
 ///
 /// Each message says what to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -138,8 +141,10 @@ impl FatalError {
 /// Classifies a close the server (or the network) caused; `None` means the
 /// connection ended with no close code (TCP reset, EOF, 1005, 1006).
 ///
-/// Follows the "Recommended action" column of §6.1 and the rows of §6.2:
-/// unknown 4xxx codes and every 1xxx code resume (E19, E20).
+/// Follows the "Crate" columns of `docs/close-codes.md#gateway-close-codes` and
+/// `docs/close-codes.md#closes-without-a-gateway-code`: unknown 4xxx codes and
+/// every 1xxx code resume (`docs/edge-cases.md#server-sent-1000`,
+/// `docs/edge-cases.md#undocumented-close-codes`).
 pub fn classify(code: Option<u16>) -> CloseAction {
     match code {
         Some(4004) => CloseAction::Fatal(FatalError::AuthenticationFailed),
@@ -149,7 +154,8 @@ pub fn classify(code: Option<u16>) -> CloseAction {
         Some(4013) => CloseAction::Fatal(FatalError::InvalidIntents),
         Some(4014) => CloseAction::Fatal(FatalError::DisallowedIntents),
         // Session gone or rejected: resuming would only cost a round trip
-        // before op 9 (§6.1: 4001, 4003, 4005, undocumented 4006, 4007, 4009).
+        // before op 9 (docs/close-codes.md#gateway-close-codes: 4001, 4003,
+        // 4005, undocumented 4006, 4007, 4009).
         Some(4001 | 4003 | 4005 | 4006 | 4007 | 4009) => CloseAction::Identify,
         _ => CloseAction::Resume,
     }
@@ -157,7 +163,8 @@ pub fn classify(code: Option<u16>) -> CloseAction {
 
 #[cfg(test)]
 mod tests {
-    //! One test per row of gateway-protocol §6.1 and §6.2.
+    //! One test per row of `docs/close-codes.md#gateway-close-codes` and
+    //! `docs/close-codes.md#closes-without-a-gateway-code`.
     use super::*;
 
     #[test]
@@ -174,7 +181,8 @@ mod tests {
     }
     #[test]
     fn close_4003_not_authenticated_identifies() {
-        // E22: 4003 mid-session means the session was invalidated.
+        // docs/edge-cases.md#session-invalidated-while-connected: 4003
+        // mid-session means the session was invalidated.
         assert_eq!(classify(Some(4003)), CloseAction::Identify);
     }
     #[test]
@@ -223,19 +231,22 @@ mod tests {
     }
     #[test]
     fn unknown_4xxx_resumes() {
-        // E20: don't treat undocumented codes as fatal.
+        // docs/edge-cases.md#undocumented-close-codes: don't treat undocumented codes as fatal.
         assert_eq!(classify(Some(4999)), CloseAction::Resume);
         assert_eq!(classify(Some(4015)), CloseAction::Resume);
     }
     #[test]
     fn server_1000_and_1001_resume() {
-        // §6.2 / E19: a server-sent 1000 has been seen around heartbeat trouble.
+        // docs/close-codes.md#closes-without-a-gateway-code /
+        // docs/edge-cases.md#server-sent-1000: a server-sent 1000 has been seen
+        // around heartbeat trouble.
         assert_eq!(classify(Some(1000)), CloseAction::Resume);
         assert_eq!(classify(Some(1001)), CloseAction::Resume);
     }
     #[test]
     fn no_close_code_resumes() {
-        // §5.3: TCP reset, EOF, 1005 and 1006 are resume cases (E10).
+        // docs/connection.md#resume-or-identify: TCP reset, EOF, 1005 and 1006
+        // are resume cases (docs/edge-cases.md#close-without-a-code).
         assert_eq!(classify(None), CloseAction::Resume);
         assert_eq!(classify(Some(1005)), CloseAction::Resume);
         assert_eq!(classify(Some(1006)), CloseAction::Resume);
@@ -265,7 +276,8 @@ mod tests {
     }
     #[test]
     fn our_own_reconnect_code_keeps_the_session() {
-        // §5.4: only 1000/1001 invalidate; never 1005/1006/1015 in a frame.
+        // docs/close-codes.md#our-own-close-codes: only 1000/1001 invalidate;
+        // never 1005/1006/1015 in a frame.
         assert!(!matches!(RESUMABLE_CLOSE, 1000 | 1001 | 1005 | 1006 | 1015));
         assert_eq!(FINAL_CLOSE, 1000);
     }

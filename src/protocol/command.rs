@@ -97,7 +97,8 @@ mod tests {
 
     #[test]
     fn oversized_commands_are_refused_before_sending() {
-        // §2: over 4096 bytes closes with 4002, so fail locally.
+        // docs/connection.md#outgoing-size-limit: over 4096 bytes closes with
+        // 4002, so fail locally.
         let big = format!(r#"{{"guild_ids":["{}"]}}"#, "1".repeat(4100));
         assert!(matches!(Command::new(31, &big), Err(CommandError::TooLarge { .. })));
     }

@@ -15,7 +15,8 @@ use crate::intents::Intents;
 use crate::session::Session;
 use crate::shard_id::ShardId;
 
-/// Discord's gateway, used when the application passes no URL of its own (§1.1).
+/// Discord's gateway, used when the application passes no URL of its own
+/// (`docs/connection.md#gateway-url`).
 pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
 
 /// The largest `max_message_size` accepted: 1 GiB.
@@ -51,7 +52,8 @@ pub const DEFAULT_BUFFERED_BYTES: usize = 1024 * 1024;
 pub struct Token(Box<str>);
 
 impl Token {
-    /// Wraps a token; a leading `Bot ` is removed so one form is always sent (§3.2).
+    /// Wraps a token; a leading `Bot ` is removed so one form is always sent
+    /// (`docs/connection.md#sent-payloads`).
     pub fn new(token: impl AsRef<str>) -> Token {
         let token = token.as_ref().trim();
         let bare = token.strip_prefix("Bot ").unwrap_or(token);
@@ -76,7 +78,7 @@ impl fmt::Display for Token {
     }
 }
 
-/// `properties` of Identify (§3.2).
+/// `properties` of Identify (`docs/connection.md#sent-payloads`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IdentifyProperties {
     /// Operating system.
@@ -202,7 +204,8 @@ impl Config {
     }
 
     /// The presence Identify sets: anything that serializes to the `d` of a
-    /// presence update (§3.2), e.g. [`Presence`](crate::commands::Presence).
+    /// presence update (`docs/connection.md#sent-payloads`), e.g.
+    /// [`Presence`](crate::commands::Presence).
     pub fn presence<T: serde::Serialize>(mut self, presence: &T) -> Self {
         self.presence = serde_json::value::to_raw_value(presence).ok();
         self.presence_invalid = self.presence.is_none();
@@ -221,14 +224,16 @@ impl Config {
         self
     }
 
-    /// How long to wait for Hello after the socket opens (E2).
+    /// How long to wait for Hello after the socket opens
+    /// (`docs/edge-cases.md#hello-and-ready-timeouts`).
     pub fn hello_timeout(mut self, timeout: Duration) -> Self {
         self.hello_timeout = timeout;
         self
     }
 
     /// How long to wait for READY or RESUMED; every dispatch received while
-    /// resuming extends it, so a long replay never times out (E2).
+    /// resuming extends it, so a long replay never times out
+    /// (`docs/edge-cases.md#hello-and-ready-timeouts`).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
         self

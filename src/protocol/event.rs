@@ -17,14 +17,17 @@ pub enum Action {
         url: String,
     },
     /// Send a close frame with `code` and drop the socket without waiting for
-    /// the reply (a dead peer never answers: E11). Report nothing more for it.
+    /// the reply (a dead peer never answers:
+    /// `docs/edge-cases.md#half-open-connections`). Report nothing more for it.
     Close {
-        /// 1000 ends the session; 4000 keeps it resumable (§5.4).
+        /// 1000 ends the session; 4000 keeps it resumable
+        /// (`docs/close-codes.md#our-own-close-codes`).
         code: u16,
     },
-    /// Wait for an identify permit (one per `shard_id % max_concurrency`
-    /// bucket per 5 s, §7.2), then call `grant_identify`. Only asked for when
-    /// the configuration enables identify permits.
+    /// Wait for an identify permit (one per `shard_id % max_concurrency` bucket
+    /// per 5 s, `docs/rate-limits.md#identify-concurrency`), then call
+    /// `grant_identify`. Only asked for when the configuration enables identify
+    /// permits.
     RequestIdentifyPermit,
 }
 
@@ -82,7 +85,8 @@ pub enum Status {
 pub enum DisconnectReason {
     /// The server sent op 7 Reconnect.
     Reconnect,
-    /// No heartbeat ACK before the next heartbeat was due (§4 rule 5).
+    /// No heartbeat ACK before the next heartbeat was due
+    /// (`docs/connection.md#zombie-connections`).
     Zombie,
     /// The server sent op 9 Invalid Session.
     InvalidSession {
@@ -96,13 +100,14 @@ pub enum DisconnectReason {
     },
     /// The socket could not be opened.
     ConnectFailed,
-    /// No Hello within the Hello timeout (E2).
+    /// No Hello within the Hello timeout (`docs/edge-cases.md#hello-and-ready-timeouts`).
     HelloTimeout,
     /// Hello carried no usable `heartbeat_interval`.
     BadHello,
-    /// No READY/RESUMED within the ready timeout (E2).
+    /// No READY/RESUMED within the ready timeout (`docs/edge-cases.md#hello-and-ready-timeouts`).
     ReadyTimeout,
-    /// The zlib stream was corrupt or a payload exceeded the size cap (E17).
+    /// The zlib stream was corrupt or a payload exceeded the size cap
+    /// (`docs/edge-cases.md#zlib-stream-framing-and-state`).
     Decompression {
         /// What the inflater reported.
         error: String,
@@ -122,7 +127,7 @@ pub enum DisconnectReason {
     },
 }
 
-/// When the application closes the shard (§5.4).
+/// When the application closes the shard (`docs/close-codes.md#our-own-close-codes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseMode {
     /// Close with 1000: the session ends and the bot shows offline.

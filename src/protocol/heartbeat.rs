@@ -1,5 +1,6 @@
-//! Heartbeating (gateway-protocol §4): jittered first beat, fixed interval,
-//! ACK tracking and zombie detection. One instance per connection (§4 rule 9).
+//! Heartbeating (`docs/connection.md#heartbeating`): jittered first beat, fixed
+//! interval, ACK tracking and zombie detection. One instance per connection
+//! (`docs/connection.md#one-timer-per-connection`).
 
 use std::time::{Duration, Instant};
 
@@ -63,12 +64,13 @@ impl Heartbeat {
     }
 
     /// Records a heartbeat sent because the server asked (op 1). The periodic
-    /// timer is left alone (§4 rule 3).
+    /// timer is left alone (`docs/connection.md#server-heartbeat-requests`).
     pub(crate) fn sent_on_request(&mut self, now: Instant) {
         self.last_sent.get_or_insert(now);
     }
 
-    /// Records an ACK (op 11). An unrequested ACK is harmless (§4 rule 4).
+    /// Records an ACK (op 11). An unrequested ACK is harmless
+    /// (`docs/connection.md#heartbeat-acks`).
     pub(crate) fn acked(&mut self, now: Instant) -> bool {
         let was_awaiting = self.awaiting_ack;
         if was_awaiting {
@@ -111,7 +113,7 @@ mod tests {
 
     #[test]
     fn unacked_beat_at_next_due_is_a_zombie() {
-        // §4 rule 5: no ACK by the time the next heartbeat is due.
+        // docs/connection.md#zombie-connections: no ACK by the time the next heartbeat is due.
         let t0 = Instant::now();
         let mut hb = Heartbeat::new(INTERVAL, t0, 0.0);
         hb.sent_periodic(t0);
@@ -120,7 +122,7 @@ mod tests {
 
     #[test]
     fn unrequested_ack_is_harmless() {
-        // §4 rule 4, E8.
+        // docs/connection.md#heartbeat-acks, docs/edge-cases.md#heartbeats-around-reconnects.
         let mut hb = Heartbeat::new(INTERVAL, Instant::now(), 0.5);
         assert!(!hb.acked(Instant::now()));
         assert_eq!(hb.latency(), None);

@@ -1,4 +1,4 @@
-//! The per-shard gateway state machine (gateway-protocol §5.7), sans-IO.
+//! The per-shard gateway state machine (`docs/connection.md#state-machine`), sans-IO.
 //!
 //! Inputs carry `now`; outputs are polled. Nothing here reads a clock, opens a
 //! socket or spawns a task, so every rule is testable with a fake clock.
@@ -120,7 +120,8 @@ impl Phase {
     }
 }
 
-/// State of the current connection attempt; replaced on every connect (§8.4).
+/// State of the current connection attempt; replaced on every connect
+/// (`docs/connection.md#what-a-new-connection-resets`).
 #[derive(Debug, Default)]
 struct Link {
     resume: bool,
@@ -150,7 +151,8 @@ struct Stuck {
     size: Option<usize>,
 }
 
-/// The session being kept, minus the sequence (tracked on its own, §4 rule 2).
+/// The session being kept, minus the sequence (tracked on its own,
+/// `docs/connection.md#heartbeat-sequence`).
 #[derive(Debug, Clone)]
 struct SessionIds {
     id: String,
@@ -458,15 +460,19 @@ impl Machine {
         self.core.queued_commands()
     }
 
-    /// Queues an application command. It is sent once the session is Active
-    /// and the send budget allows (§5.7, §7.1, E7). A presence update (op 3)
-    /// is also remembered for the next Identify (E21).
+    /// Queues an application command. It is sent once the session is Active and
+    /// the send budget allows (`docs/connection.md#state-machine`,
+    /// `docs/rate-limits.md#send-limit`,
+    /// `docs/edge-cases.md#commands-before-the-session-is-ready`). A presence
+    /// update (op 3) is also remembered for the next Identify
+    /// (`docs/edge-cases.md#presence-after-re-identify`).
     pub fn send_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
         self.core.queue_command(now, command)
     }
 
     /// Closes the shard. `Final` sends 1000 and ends the session; `Resumable`
-    /// sends 4000 and returns the [`Session`] so it can be resumed later (§5.4).
+    /// sends 4000 and returns the [`Session`] so it can be resumed later
+    /// (`docs/close-codes.md#our-own-close-codes`).
     pub fn close(&mut self, mode: CloseMode) -> Option<Session> {
         self.core.close(mode)
     }
@@ -674,8 +680,10 @@ impl Core {
         Some(Session { id: ids.id.clone(), seq: self.last_seq.unwrap_or(0), resume_url: ids.resume_url.clone() })
     }
 
-    /// Opens a new connection: to the resume URL when a session is kept and
-    /// the URL is usable (§1.3, E12, E24), else to the base URL.
+    /// Opens a new connection: to the resume URL when a session is kept and the
+    /// URL is usable (`docs/connection.md#resume-url`,
+    /// `docs/edge-cases.md#resume-url-query`,
+    /// `docs/edge-cases.md#unusable-resume-url`), else to the base URL.
     fn connect(&mut self, now: Instant) {
         let resume = self.session.is_some();
         let mut url = None;
@@ -690,7 +698,8 @@ impl Core {
             match checked {
                 Ok(built) => url = Some(built),
                 Err(reason) => {
-                    tracing::warn!(%reason, "resume_gateway_url refused; resuming through the base URL (E24)");
+                    // docs/edge-cases.md#unusable-resume-url
+                    tracing::warn!(%reason, "resume_gateway_url refused; resuming through the base URL");
                     if let Some(session) = self.session.as_mut() {
                         session.resume_url = None;
                     }
@@ -727,7 +736,8 @@ impl Core {
         }
         let link = std::mem::take(&mut self.link);
         if link.via_resume_url && loss.kind == FailureKind::Refused {
-            tracing::info!("resume URL failed; falling back to the base URL (§1.3)");
+            // docs/connection.md#resume-url
+            tracing::info!("resume URL failed; falling back to the base URL");
             if let Some(session) = self.session.as_mut() {
                 session.resume_url = None;
             }
@@ -738,7 +748,8 @@ impl Core {
         } else if link.resume_sent && !link.reached_active && self.session.is_some() {
             self.resume_failures += 1;
             if self.resume_failures >= self.config.reconnect.max_resume_attempts {
-                tracing::warn!(attempts = self.resume_failures, "resume keeps failing; starting a new session (E4)");
+                // docs/edge-cases.md#resumes-that-keep-failing
+                tracing::warn!(attempts = self.resume_failures, "resume keeps failing; starting a new session");
                 self.session = None;
             }
         }
@@ -746,7 +757,8 @@ impl Core {
             self.resume_failures = 0;
         }
         let mut delay = self.backoff.next_delay(loss.kind, &self.config.reconnect, &mut self.rng);
-        // §5.6: re-identify waits at least a random 1-5 s, whatever ended the session.
+        // docs/connection.md#reconnect-pacing: re-identify waits at least a
+        // random 1-5 s, whatever ended the session.
         if loss.invalid_session_wait || (had_session && self.session.is_none()) {
             let (low, high) = self.config.reconnect.invalid_session_wait;
             delay = delay.max(self.rng.duration_between(low, high));
@@ -908,7 +920,8 @@ impl Core {
             Some(OpCode::HeartbeatAck) => {
                 if let Some(heartbeat) = self.link.heartbeat.as_mut() {
                     if !heartbeat.acked(now) {
-                        tracing::debug!("unrequested heartbeat ACK (E8)");
+                        // docs/edge-cases.md#heartbeats-around-reconnects
+                        tracing::debug!("unrequested heartbeat ACK");
                     }
                 }
             }
@@ -958,7 +971,9 @@ impl Core {
                 return self.stop(fatal);
             }
         }
-        // §4 rule 9 and §7.1: timer and budget belong to this connection, from its Hello.
+        // docs/connection.md#one-timer-per-connection and
+        // docs/rate-limits.md#send-limit: timer and budget belong to this
+        // connection, from its Hello.
         self.link.heartbeat = Some(Heartbeat::new(interval, now, self.rng.unit()));
         self.link.limiter = Some(SendLimiter::new(interval));
         match self.session.clone() {
@@ -1044,7 +1059,9 @@ impl Core {
     }
 
     fn on_heartbeat_request(&mut self, now: Instant) {
-        // §4 rule 3: answer at once with our own seq; never before Hello (E8).
+        // docs/connection.md#server-heartbeat-requests: answer at once with our
+        // own seq; never before Hello
+        // (docs/edge-cases.md#heartbeats-around-reconnects).
         let Some(limiter) = self.link.limiter.as_mut() else {
             tracing::debug!("heartbeat request before Hello; ignored");
             return;
@@ -1091,7 +1108,7 @@ impl Core {
             tracing::info!(seq = ?envelope.seq, "resumed");
             self.become_active(now);
         } else if let Phase::Resuming { .. } = self.phase {
-            // A long replay is progress, not a stall (E2).
+            // A long replay is progress, not a stall (docs/edge-cases.md#hello-and-ready-timeouts).
             self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
         }
         let data = envelope.data.clone().unwrap_or(0..0);
@@ -1106,8 +1123,10 @@ impl Core {
             self.skip(None, &"a dispatch without `s`");
             return;
         };
-        // §5.5, E9: within a session `s` only grows; a replayed or repeated
-        // one was already delivered. READY starts a new session.
+        // docs/connection.md#replay-and-duplicates,
+        // docs/edge-cases.md#duplicate-events: within a session `s` only grows;
+        // a replayed or repeated one was already delivered. READY starts a new
+        // session.
         if let Some(last) = self.last_seq.filter(|_| !is_ready) {
             if seq <= last {
                 tracing::debug!(seq, last, "dropping an already delivered dispatch");
@@ -1169,20 +1188,23 @@ impl Core {
                 return self.lose(now, DisconnectReason::ConnectFailed, Loss::refused().close(RESUMABLE_CLOSE));
             }
             Phase::AwaitingHello { deadline } if now >= deadline && !self.reading_paused => {
-                tracing::warn!("no Hello in time (E2)");
+                // docs/edge-cases.md#hello-and-ready-timeouts
+                tracing::warn!("no Hello in time");
                 return self.lose(now, DisconnectReason::HelloTimeout, Loss::refused().close(RESUMABLE_CLOSE));
             }
             Phase::Identifying { deadline } | Phase::Resuming { deadline }
                 if now >= deadline && !self.reading_paused =>
             {
-                tracing::warn!("no READY/RESUMED in time (E2)");
+                // docs/edge-cases.md#hello-and-ready-timeouts
+                tracing::warn!("no READY/RESUMED in time");
                 return self.lose(now, DisconnectReason::ReadyTimeout, Loss::refused().close(RESUMABLE_CLOSE));
             }
             _ => {}
         }
         match self.link.heartbeat.as_ref().and_then(|heartbeat| heartbeat.poll(now)) {
             Some(Beat::Zombie) if !self.reading_paused => {
-                tracing::warn!("no heartbeat ACK; connection is a zombie (E11)");
+                // docs/connection.md#zombie-connections
+                tracing::warn!("no heartbeat ACK; connection is a zombie");
                 self.lose(now, DisconnectReason::Zombie, Loss::dropped().close(RESUMABLE_CLOSE));
             }
             // While reading is paused the ACK may sit unread in the socket: keep beating.

@@ -1,4 +1,5 @@
-//! The sans-IO gateway protocol core (gateway-protocol §4–§7).
+//! The sans-IO gateway protocol core (`docs/connection.md`,
+//! `docs/close-codes.md`, `docs/rate-limits.md`).
 //!
 //! [`Machine`] is fed socket events and the current [`Instant`](std::time::Instant)
 //! and is polled for actions, frames to send, events and its next deadline.
@@ -20,10 +21,10 @@ mod rng;
 mod url;
 mod validate;
 
+pub use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 pub use backoff::ReconnectPolicy;
 pub use close_code::{FatalError, FINAL_CLOSE, RESUMABLE_CLOSE};
 pub use command::{Command, CommandError};
-pub use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 pub use compression::Compression;
 pub use config::{
     Config, IdentifyProperties, Token, DEFAULT_BUFFERED_BYTES, DEFAULT_BUFFERED_DISPATCHES, DEFAULT_GATEWAY_URL,

@@ -1,4 +1,4 @@
-//! Gateway opcodes (gateway-protocol §3.1).
+//! Gateway opcodes (`docs/connection.md#opcodes`).
 
 /// A gateway opcode this crate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,11 +1,12 @@
-//! Frames the core sends: Heartbeat, Identify, Resume (gateway-protocol §3.2).
+//! Frames the core sends: Heartbeat, Identify, Resume (`docs/connection.md#sent-payloads`).
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::config::{Config, IdentifyProperties, Token};
 
-/// A sent payload over 4096 bytes closes the connection with 4002 (§2).
+/// A sent payload over 4096 bytes closes the connection with 4002
+/// (`docs/connection.md#outgoing-size-limit`).
 pub const MAX_OUTBOUND_SIZE: usize = 4096;
 
 #[derive(Serialize)]
@@ -44,7 +45,8 @@ pub(crate) fn heartbeat(seq: Option<u64>) -> String {
     to_json(&Frame { op: 1, d: seq })
 }
 
-/// Identify with `compress:false`: transport compression replaces payload compression (§8.3).
+/// Identify with `compress:false`: transport compression replaces payload
+/// compression (`docs/compression.md#choosing-it`).
 pub(crate) fn identify(config: &Config, presence: Option<&RawValue>) -> String {
     to_json(&Frame {
         op: 2,

@@ -1,4 +1,5 @@
-//! Send rate limit (gateway-protocol §7.1, E16): 120 frames per 60 s per
+//! Send rate limit (`docs/rate-limits.md#send-limit`,
+//! `docs/edge-cases.md#send-budget-exhaustion`): 120 frames per 60 s per
 //! connection, as a sliding-window log, with slots only heartbeats, Identify
 //! and Resume may use.
 
@@ -105,7 +106,7 @@ mod tests {
 
     #[test]
     fn reserves_three_slots_at_the_usual_interval() {
-        // §7.1: ceil(60 / 41.25) + 1 = 3.
+        // docs/rate-limits.md#send-limit: ceil(60 / 41.25) + 1 = 3.
         assert_eq!(SendLimiter::new(Duration::from_millis(41_250)).reserved(), 3);
         assert_eq!(SendLimiter::new(Duration::from_millis(100)).reserved(), 10);
     }

@@ -1,5 +1,8 @@
-//! Gateway URLs (gateway-protocol §1.1, §1.3, E12, E24): the base URL and
-//! `resume_gateway_url` both get `v=10&encoding=json[&compress=zlib-stream|zstd-stream]`.
+//! Gateway URLs (`docs/connection.md#gateway-url`,
+//! `docs/connection.md#resume-url`, `docs/edge-cases.md#resume-url-query`,
+//! `docs/edge-cases.md#unusable-resume-url`): the base URL and
+//! `resume_gateway_url` both get
+//! `v=10&encoding=json[&compress=zlib-stream|zstd-stream]`.
 
 use super::compression::Compression;
 
@@ -69,7 +72,7 @@ pub fn gateway_url(url: &str, compression: Compression) -> Result<String, UrlErr
 /// its subdomains) when the base URL is Discord's gateway, or exactly the
 /// base URL's host otherwise. A URL that
 /// fails either check is dropped and the session resumes through the base
-/// URL, as for an unusable one (E24).
+/// URL, as for an unusable one (`docs/edge-cases.md#unusable-resume-url`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ResumeHosts {
@@ -209,7 +212,8 @@ mod tests {
 
     #[test]
     fn resume_url_without_query_gets_the_same_query() {
-        // E12: resume_gateway_url arrives with no query; resuming needs the same v/encoding/compress.
+        // docs/edge-cases.md#resume-url-query: resume_gateway_url arrives with
+        // no query; resuming needs the same v/encoding/compress.
         let url = gateway_url("wss://gateway-us-east1-c.discord.gg", Compression::ZlibStream).unwrap();
         assert_eq!(url, "wss://gateway-us-east1-c.discord.gg/?v=10&encoding=json&compress=zlib-stream");
         let url = gateway_url("wss://gateway-us-east1-c.discord.gg?compress=zlib-stream", Compression::ZstdStream);
@@ -224,7 +228,7 @@ mod tests {
 
     #[test]
     fn unusable_urls_are_errors_not_panics() {
-        // E24: treat resume_gateway_url as untrusted input.
+        // docs/edge-cases.md#unusable-resume-url: treat resume_gateway_url as untrusted input.
         for bad in [
             "",
             "https://gateway.discord.gg",

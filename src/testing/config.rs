@@ -12,10 +12,11 @@ pub enum OnConnect {
     /// Send Hello (op 10) with the configured heartbeat interval, as Discord does.
     Hello,
     /// Send Reconnect (op 7) instead of Hello, as a draining gateway node does
-    /// (gateway-protocol §1.2, §11 E1), then keep the socket open.
+    /// (`docs/connection.md#hello`,
+    /// `docs/edge-cases.md#reconnect-before-hello`), then keep the socket open.
     Reconnect,
     /// Complete the WebSocket handshake and then send nothing at all (for Hello
-    /// timeouts, §11 E2).
+    /// timeouts, `docs/edge-cases.md#hello-and-ready-timeouts`).
     Silence,
     /// Complete the WebSocket handshake, then close with this code before Hello.
     Close(u16),
@@ -27,7 +28,7 @@ pub enum OnConnect {
 }
 
 /// What the simulator does with an Identify that comes too soon after the
-/// last accepted one in its concurrency bucket (gateway-protocol §7.2; see
+/// last accepted one in its concurrency bucket (`docs/rate-limits.md#identify-concurrency`; see
 /// [`SimulatorConfig::max_concurrency`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -200,8 +201,8 @@ impl SimulatorConfig {
 
     /// When `true`, a connection whose client sends no heartbeat for 1.5 ×
     /// the interval (counted from Hello, then from each heartbeat) is closed
-    /// with 1000 and its session stays resumable, as gateway-protocol §4 rule
-    /// 6 and E19 describe. Default: `false`.
+    /// with 1000 and its session stays resumable, as `docs/connection.md#missed-heartbeats`
+    /// and `docs/edge-cases.md#server-sent-1000` describe. Default: `false`.
     pub fn enforce_heartbeats(mut self, enforce: bool) -> Self {
         self.enforce_heartbeats = enforce;
         self
@@ -214,8 +215,8 @@ impl SimulatorConfig {
         self
     }
 
-    /// Enforces the identify concurrency limit of gateway-protocol §7.2 and
-    /// §9: Identifies share `max_concurrency` buckets keyed by
+    /// Enforces the identify concurrency limit of `docs/rate-limits.md#identify-concurrency` and
+    /// `docs/sharding.md#shard-formula`: Identifies share `max_concurrency` buckets keyed by
     /// `shard_id % max_concurrency` (an Identify without `shard` counts as
     /// shard 0), and each bucket accepts one Identify per
     /// [`identify_window`](Self::identify_window). A later one within the
@@ -230,7 +231,7 @@ impl SimulatorConfig {
 
     /// How long a concurrency bucket stays taken after an accepted Identify
     /// (only with [`max_concurrency`](Self::max_concurrency)). Default: 5 s
-    /// (gateway-protocol §7.2).
+    /// (`docs/rate-limits.md#identify-concurrency`).
     pub fn identify_window(mut self, window: Duration) -> Self {
         self.identify_window = window;
         self
@@ -238,7 +239,7 @@ impl SimulatorConfig {
 
     /// What a too-fast Identify gets (see [`IdentifyTooFast`]). Default:
     /// [`IdentifyTooFast::InvalidSession`], op 9 `d: false` as Discord sends
-    /// (gateway-protocol §7.2).
+    /// (`docs/rate-limits.md#identify-concurrency`).
     pub fn on_identify_too_fast(mut self, behaviour: IdentifyTooFast) -> Self {
         self.on_identify_too_fast = behaviour;
         self

@@ -34,9 +34,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the client's reply after sending a close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Client payloads above this size close the connection with 4002 (§2).
+/// Client payloads above this size close the connection with 4002
+/// (`docs/connection.md#outgoing-size-limit`).
 const MAX_CLIENT_PAYLOAD: usize = 4096;
-/// Every documented intent bit (§10).
+/// Every documented intent bit (`docs/intents.md#intent-bits`).
 const DOCUMENTED_INTENTS: u64 = 0x331_FFFF;
 /// GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT.
 const PRIVILEGED_INTENTS: u64 = (1 << 1) | (1 << 8) | (1 << 15);
@@ -412,8 +413,10 @@ impl Conn {
             } else if let (true, Some(from)) = (self.enforce_heartbeats, self.heartbeat_from) {
                 let end = from + self.interval.mul_f64(1.5);
                 if now >= end {
-                    // §4 rule 6: the server closes and the client has to resume;
-                    // E19: a server-sent 1000 was seen around heartbeat timeouts.
+                    // docs/connection.md#missed-heartbeats: the server closes
+                    // and the client has to resume;
+                    // docs/edge-cases.md#server-sent-1000: a server-sent 1000
+                    // was seen around heartbeat timeouts.
                     if let Flow::Stop = self.close(Some(1000), "Heartbeat timed out") {
                         return;
                     }
@@ -611,7 +614,8 @@ impl Conn {
                 initiated_by_client: by_client,
             });
             st.shut(index);
-            // A client closing with 1000/1001 ends its session (§5.4).
+            // A client closing with 1000/1001 ends its session
+            // (docs/close-codes.md#our-own-close-codes).
             if by_client && matches!(code, Some(1000 | 1001)) {
                 if let Some(id) = st.slot_session(index) {
                     st.invalidate(&id);
@@ -782,7 +786,8 @@ impl Conn {
                 self.authenticated = true;
                 self.send_all(frames)
             }
-            // §7.2: "Identifying past this limit gets op 9 back."
+            // docs/rate-limits.md#identify-concurrency: an Identify over the
+            // limit is answered with op 9.
             Err(IdentifyTooFast::InvalidSession) => self.send_payload(&op_frame(9, "false")),
             Err(IdentifyTooFast::Close(code)) => self.close(Some(code), "Identify too fast for its concurrency bucket"),
         }

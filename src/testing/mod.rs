@@ -2,13 +2,13 @@
 //!
 //! [`Simulator`] listens on `127.0.0.1` (an ephemeral port) and speaks the
 //! gateway protocol over real WebSockets: Hello, heartbeat ACKs, Identify →
-//! READY, Resume → replay → RESUMED, op 9 for unknown sessions, the close
-//! codes of gateway-protocol §6, the send rate limit of §7.1 and zlib-stream
-//! and, with the `zstd` feature, zstd-stream transport compression
-//! (docs/compression.md), chosen by the connection's `compress` query
-//! parameter. Sessions outlive connections: every dispatch
-//! committed with [`Simulator::dispatch`] is logged with its `s`, so a client
-//! that drops and resumes gets exactly what it missed.
+//! READY, Resume → replay → RESUMED, op 9 for unknown sessions, the close codes
+//! of `docs/close-codes.md`, the send rate limit of
+//! `docs/rate-limits.md#send-limit` and zlib-stream and, with the `zstd`
+//! feature, zstd-stream transport compression (docs/compression.md), chosen by
+//! the connection's `compress` query parameter. Sessions outlive connections:
+//! every dispatch committed with [`Simulator::dispatch`] is logged with its
+//! `s`, so a client that drops and resumes gets exactly what it missed.
 //!
 //! It runs on plain std threads with the synchronous `tungstenite` crate, so it
 //! works under any async runtime (or none), and it shares no code with this
@@ -42,7 +42,7 @@
 //! connection (one thread per connection, blocked until the client or the
 //! test has something for it: an idle connection costs no wake-ups).
 //!
-//! - **Identify concurrency** (gateway-protocol §7.2):
+//! - **Identify concurrency** (`docs/rate-limits.md#identify-concurrency`):
 //!   [`SimulatorConfig::max_concurrency`] keys Identifies by
 //!   `shard_id % max_concurrency` and lets each bucket accept one per
 //!   [`identify_window`](SimulatorConfig::identify_window) (5 s); a faster
@@ -50,13 +50,13 @@
 //!   [`on_identify_too_fast`](SimulatorConfig::on_identify_too_fast).
 //!   [`Simulator::identify_log`] and [`Simulator::identify_violations`]
 //!   record every Identify with its shard, bucket and verdict.
-//! - **Sessions per shard** (§9): a session belongs to the shard it
-//!   identified with (a resume keeps it).
-//!   [`dispatch_to_shard`](Simulator::dispatch_to_shard) commits to one
-//!   shard's session; [`dispatch_guild`](Simulator::dispatch_guild) routes a
-//!   guild's event to shard `(guild_id >> 22) % total` of every shard total
-//!   in use (resharding with two sets side by side); [`Simulator::dispatch`]
-//!   still commits to the newest READY/RESUMED session.
+//! - **Sessions per shard** (`docs/sharding.md#several-totals-side-by-side`):
+//!   a session belongs to the shard it identified with (a resume keeps it).
+//!   [`dispatch_to_shard`](Simulator::dispatch_to_shard) commits to one shard's
+//!   session; [`dispatch_guild`](Simulator::dispatch_guild) routes a guild's
+//!   event to shard `(guild_id >> 22) % total` of every shard total in use
+//!   (resharding with two sets side by side); [`Simulator::dispatch`] still
+//!   commits to the newest READY/RESUMED session.
 //! - **Per-shard controls**: [`close_shard`](Simulator::close_shard),
 //!   [`reconnect_shard`](Simulator::reconnect_shard),
 //!   [`invalid_session_shard`](Simulator::invalid_session_shard) and

@@ -121,7 +121,7 @@ pub struct LoggedDispatch {
 
 /// One well-formed Identify (token, shard and intents accepted), in arrival
 /// order across all connections, whether the concurrency limit let it through
-/// or not (gateway-protocol §7.2).
+/// or not (`docs/rate-limits.md#identify-concurrency`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentifyRecord {
     /// When it arrived.

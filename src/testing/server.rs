@@ -357,7 +357,7 @@ impl Simulator {
         self.wait(timeout, State::is_live)
     }
 
-    // Identify concurrency (gateway-protocol §7.2).
+    // Identify concurrency (docs/rate-limits.md#identify-concurrency).
 
     /// Changes [`SimulatorConfig::max_concurrency`] for later Identifies
     /// (`0`: off) and forgets when each bucket last accepted one.
@@ -394,7 +394,7 @@ impl Simulator {
         self.wait(timeout, |st| st.accepted_identifies >= accepted)
     }
 
-    // Many shards at once (gateway-protocol §9). A session belongs to the
+    // Many shards at once (docs/sharding.md#shard-formula). A session belongs to the
     // shard it identified with (`[0, 1]` for an Identify without `shard`),
     // and a resume keeps it. "The shard's session" is its newest valid one
     // (the last READY or RESUMED); "the shard's connection" is the newest
@@ -407,11 +407,11 @@ impl Simulator {
         self.shared.update(|st| st.commit_shard(shard, event, &d))
     }
 
-    /// Commits a guild's dispatch to every shard set that routes it: for
-    /// each `total` among valid sessions, the session of shard
-    /// `(guild_id >> 22) % total` (§9), if it has one. Several totals side by
-    /// side model resharding with no downtime. Returns each shard reached
-    /// with its `s`, by ascending `total`.
+    /// Commits a guild's dispatch to every shard set that routes it: for each
+    /// `total` among valid sessions, the session of shard `(guild_id >> 22) %
+    /// total` (`docs/sharding.md#shard-formula`), if it has one. Several totals
+    /// side by side model resharding with no downtime. Returns each shard
+    /// reached with its `s`, by ascending `total`.
     pub fn dispatch_guild(&self, guild_id: u64, event: &str, d: Value) -> Vec<(ShardId, u64)> {
         self.shared.update(|st| st.commit_guild(guild_id, event, &d))
     }

@@ -27,8 +27,9 @@ pub(crate) const CONN_STACK: usize = 256 * 1024;
 /// Path of the default `resume_gateway_url`.
 pub(crate) const RESUME_PATH: &str = "/resumed-host";
 
-/// Server close codes after which the session cannot be resumed (§6.1,
-/// "Resume?" column); the simulator invalidates the session when it sends one.
+/// Server close codes after which the session cannot be resumed (every code
+/// `docs/close-codes.md#gateway-close-codes` identifies or stops after); the
+/// simulator invalidates the session when it sends one.
 const NON_RESUMABLE: [u16; 11] = [4001, 4003, 4004, 4005, 4007, 4009, 4010, 4011, 4012, 4013, 4014];
 
 /// A request from the test thread to a connection thread.
@@ -165,9 +166,9 @@ impl State {
         id
     }
 
-    /// Checks an Identify from connection `index` against the concurrency
-    /// limit (§7.2) and records it. `Err` carries what to answer when it is
-    /// too fast; it then counts for nothing.
+    /// Checks an Identify from connection `index` against the concurrency limit
+    /// (`docs/rate-limits.md#identify-concurrency`) and records it. `Err`
+    /// carries what to answer when it is too fast; it then counts for nothing.
     pub(crate) fn admit_identify(&mut self, index: usize, shard: Option<ShardId>) -> Result<(), IdentifyTooFast> {
         let now = Instant::now();
         let max = self.cfg.max_concurrency;
@@ -222,7 +223,8 @@ impl State {
         self.commit_to(&id, event, d)
     }
 
-    /// Commits to every shard set that routes `guild_id` (§9).
+    /// Commits to every shard set that routes `guild_id`
+    /// (`docs/sharding.md#several-totals-side-by-side`).
     pub(super) fn commit_guild(&mut self, guild_id: u64, event: &str, d: &Value) -> Vec<(ShardId, u64)> {
         let shards: Vec<ShardId> = self
             .totals

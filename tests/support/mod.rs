@@ -194,7 +194,8 @@ impl Harness {
     pub fn reconnect_and_first_frame(&mut self) -> serde_json::Value {
         let before = self.sent.len();
         self.open();
-        assert_eq!(self.sent.len(), before, "nothing may be sent before Hello (E6)");
+        // docs/edge-cases.md#resume-only-after-hello
+        assert_eq!(self.sent.len(), before, "nothing may be sent before Hello");
         self.hello();
         let frame = self.sent.get(before).expect("a frame after Hello");
         serde_json::from_str(frame).expect("JSON")

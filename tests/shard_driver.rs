@@ -1,7 +1,10 @@
-//! Driver regressions found in review, each pinned against the simulator:
-//! a panic after a local close, a stalled write freezing the driver, a slow
-//! consumer mistaken for a zombie, a connect deadline spent before the
-//! shard was first polled, and unreadable payloads skipped unseen.
+//! The shard driver against the simulator, in the situations it once got
+//! wrong: reading the stream after a local close (no panic), a stalled write
+//! (neither freezes the driver nor hides a zombie), a slow consumer (not taken
+//! for a zombie), the connect deadline (starts when the shard first runs), the
+//! command queue bound, unreadable payloads (counted, not skipped unseen),
+//! and a payload over the cap replayed on every resume (stops the shard,
+//! naming its size).
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
 use std::sync::atomic::{AtomicBool, Ordering};
