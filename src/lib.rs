@@ -38,8 +38,10 @@ pub use intents::Intents;
 pub use protocol::{CloseMode, Compression, Config, Session};
 pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};
 
-
 // Types at the edges (issue 13.6): event names, the `GET /gateway/bot`
 // answer, and every name the public signatures of the types above use,
 // reachable from the crate root.
 pub mod event;
+mod gateway_bot;
+
+pub use gateway_bot::GatewayBot;
