@@ -44,4 +44,14 @@ pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};
 pub mod event;
 mod gateway_bot;
 
+pub use commands::{
+    Activity, ActivityType, OnlineStatus, Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds,
+    VoiceStateUpdate,
+};
 pub use gateway_bot::GatewayBot;
+pub use identify::{IdentifyError, IdentifyLimits, IdentifyPermit, OnBudgetExhausted, SessionStartLimit};
+pub use protocol::{
+    Command, CommandError, ConfigError, DisconnectReason, FatalError, IdentifyProperties, ReconnectPolicy, ResumeHosts,
+    Status, UrlError,
+};
+pub use transport::{AsyncStream, BoxedStream, ConnectFuture, Connector, Target};
