@@ -20,8 +20,10 @@ mod codec;
 pub mod commands;
 mod dispatch;
 mod error;
+pub mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod gateway_bot;
 mod group;
 pub mod identify;
 mod intents;
@@ -45,3 +47,17 @@ pub use protocol::{CloseMode, Compression, Config};
 pub use session::Session;
 pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};
 pub use shard_id::ShardId;
+
+// Every name the public signatures of the types above use, reachable from
+// the crate root.
+pub use commands::{
+    Activity, ActivityType, OnlineStatus, Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds,
+    VoiceStateUpdate,
+};
+pub use gateway_bot::GatewayBot;
+pub use identify::{IdentifyError, IdentifyLimits, IdentifyPermit, OnBudgetExhausted, SessionStartLimit};
+pub use protocol::{
+    Command, CommandError, ConfigError, DisconnectReason, FatalError, IdentifyProperties, ReconnectPolicy, ResumeHosts,
+    Status, UrlError,
+};
+pub use transport::{AsyncStream, BoxedStream, ConnectFuture, Connector, Target};

@@ -402,11 +402,7 @@ fn commands_are_queued_until_ready_and_sent_with_exact_bytes() {
     let presence = discord_gateway_stream::commands::Presence::online();
     handle.update_presence(&presence).unwrap();
     handle
-        .request_guild_members(&discord_gateway_stream::commands::RequestGuildMembers::query(
-            "81384788765712384",
-            "",
-            0,
-        ))
+        .request_guild_members(&discord_gateway_stream::commands::RequestGuildMembers::query(81384788765712384, "", 0))
         .unwrap();
     block_on(async {
         next_dispatch(&mut shard).await;
