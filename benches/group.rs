@@ -11,7 +11,7 @@
 //! its two threads per connection do not compete with the client inside
 //! one address space.
 
-#[path = "../tests/alloc_counter/mod.rs"]
+#[path = "../tests/support/alloc_counter.rs"]
 mod alloc_counter;
 
 use std::collections::HashSet;

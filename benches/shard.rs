@@ -14,7 +14,7 @@ use discord_gateway_stream::{Compression, Config, Intents, Shard};
 use futures::StreamExt;
 use serde_json::json;
 
-#[path = "../tests/alloc_counter/mod.rs"]
+#[path = "../tests/support/alloc_counter.rs"]
 mod alloc_counter;
 
 use alloc_counter::{allocations, count_this_thread as count_here, live_bytes};

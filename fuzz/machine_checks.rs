@@ -1,6 +1,6 @@
 //! Invariants of the sans-IO protocol machine on any input sequence, shared
 //! by the `machine` fuzz target and `tests/protocol_invariants.rs`. The
-//! including crate provides `support` (tests/support/mod.rs: the fake-clock
+//! including crate provides `harness` (tests/support/machine.rs: the fake-clock
 //! harness).
 #![allow(dead_code)]
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use discord_gateway_stream::protocol::{Action, CloseMode, Command, Event, Status, MAX_OUTBOUND_SIZE};
 
-use super::support::{config, Harness};
+use super::harness::{config, Harness};
 
 /// One input to the machine.
 #[derive(Debug, Clone, arbitrary::Arbitrary)]

@@ -28,8 +28,8 @@ use discord_gateway_stream::{CloseMode, Compression, Config, Intents, Shard};
 use futures::StreamExt;
 use serde_json::json;
 
-#[path = "alloc_counter/mod.rs"]
-mod alloc_counter;
+mod support;
+use support::alloc_counter;
 
 use alloc_counter::{count_this_thread, live_bytes as client_heap, peak_live_bytes, uncounted};
 

@@ -12,8 +12,8 @@ mod payloads;
 use discord_gateway_stream::fuzzing::{Envelope, Inflater};
 use discord_gateway_stream::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 
-#[path = "alloc_counter/mod.rs"]
-mod alloc_counter;
+mod support;
+use support::alloc_counter;
 
 #[global_allocator]
 static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;

@@ -4,11 +4,10 @@
 //! answer, all named from the crate root.
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
-mod client_support;
+mod support;
 
 use std::time::Duration;
 
-use client_support::fast_policy;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use discord_gateway_stream::{
     event, Activity, ActivityType, Command, Compression, Config, GatewayBot, IdentifyError, Intents, OnlineStatus,
@@ -17,6 +16,7 @@ use discord_gateway_stream::{
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use support::client::fast_policy;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -42,6 +42,7 @@ fn inflate_corpus_passes_the_inflate_check() {
 }
 
 mod support;
+use support::machine as harness;
 
 #[path = "../fuzz/machine_checks.rs"]
 mod machine_checks;

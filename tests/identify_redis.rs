@@ -23,7 +23,7 @@ use discord_gateway_stream::{fuzzing, ShardId};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 #[cfg(feature = "async-std")]
-mod client_support;
+mod support;
 
 /// A short window, so the tests take a second, not a minute.
 const WINDOW: Duration = Duration::from_millis(300);
@@ -687,7 +687,7 @@ mod groups {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use super::client_support::fast_policy;
+    use super::support::client::fast_policy;
     use discord_gateway_stream::identify::{IdentifyLimits, LocalIdentifyQueue, RedisIdentifyQueue, IDENTIFY_WINDOW};
     use discord_gateway_stream::testing::{IdentifyRecord, Simulator, SimulatorConfig};
     use discord_gateway_stream::{Compression, Config, Intents, ShardGroup, ShardId};

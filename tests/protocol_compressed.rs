@@ -7,7 +7,7 @@ mod support;
 
 use discord_gateway_stream::protocol::{Action, Compression, DisconnectReason};
 use flate2::{Compress, Compression as Level, FlushCompress};
-use support::*;
+use support::machine::*;
 
 /// What Discord does: one zlib stream per connection, a sync flush per payload.
 struct Gateway {

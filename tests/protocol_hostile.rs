@@ -10,7 +10,7 @@ use discord_gateway_stream::protocol::{
     Command, Config, ConfigError, DisconnectReason, Machine, Status, DEFAULT_MIN_HEARTBEAT_INTERVAL, SEND_LIMIT,
     SEND_WINDOW,
 };
-use support::*;
+use support::machine::*;
 
 fn hello(ms: u64) -> String {
     format!(r#"{{"t":null,"s":null,"op":10,"d":{{"heartbeat_interval":{ms}}}}}"#)

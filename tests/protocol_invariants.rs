@@ -3,6 +3,7 @@
 //! with the `machine` fuzz target) checked after every step.
 
 mod support;
+use support::machine as harness;
 
 #[path = "../fuzz/machine_checks.rs"]
 mod machine_checks;

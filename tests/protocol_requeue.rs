@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use discord_gateway_stream::protocol::{CloseMode, Command, Incoming};
-use support::*;
+use support::machine::*;
 
 fn command(n: u32) -> Command {
     Command::new(8, &format!(r#"{{"guild_id":"{n}","query":"","limit":0}}"#)).unwrap()

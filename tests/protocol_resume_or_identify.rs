@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use discord_gateway_stream::protocol::{Action, DisconnectReason, Event, FatalError, Status};
-use support::*;
+use support::machine::*;
 
 fn assert_resumes(h: &mut Harness, seq: u64) {
     let frame = h.reconnect_and_first_frame();

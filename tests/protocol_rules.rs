@@ -16,7 +16,7 @@ use discord_gateway_stream::protocol::{
     ReconnectPolicy, Status,
 };
 use discord_gateway_stream::{Intents, Session};
-use support::*;
+use support::machine::*;
 
 const INTERVAL: Duration = Duration::from_millis(INTERVAL_MS);
 

@@ -7,7 +7,7 @@
 mod support;
 
 use discord_gateway_stream::protocol::{Action, Compression, DisconnectReason};
-use support::*;
+use support::machine::*;
 use zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush;
 use zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 use discord_gateway_stream::identify::{
     IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue, LocalIdentifyQueue, SessionStartLimit,
 };
-mod client_support;
+mod support;
 
-use client_support::fast_policy;
 use discord_gateway_stream::protocol::Status;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use discord_gateway_stream::{
@@ -28,6 +27,7 @@ use discord_gateway_stream::{
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde_json::json;
+use support::client::fast_policy;
 
 const WAIT: Duration = Duration::from_secs(20);
 const WINDOW: Duration = Duration::from_millis(300);

@@ -8,17 +8,17 @@
 //! on the client make writes block after a few KiB.
 #![cfg(all(feature = "testing", feature = "async-std"))]
 
-mod client_support;
+mod support;
 
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
-use client_support::fast_policy;
 use discord_gateway_stream::protocol::Command;
 use discord_gateway_stream::testing::{ClientFrame, Simulator, SimulatorConfig};
 use discord_gateway_stream::transport::Target;
 use discord_gateway_stream::{CloseMode, Compression, Config, Intents, Shard, ShardHandle};
 use futures::StreamExt;
+use support::client::fast_policy;
 
 const WAIT: Duration = Duration::from_secs(15);
 /// Commands sent while the simulator does not read: fewer than the 116 the

@@ -6,14 +6,14 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-mod client_support;
+mod support;
 
-use client_support::fast_policy;
 use discord_gateway_stream::protocol::ReconnectPolicy;
 use discord_gateway_stream::testing::{OnConnect, Simulator, SimulatorConfig};
 use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardError};
 use futures::StreamExt;
 use serde_json::json;
+use support::client::fast_policy;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -8,9 +8,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-mod client_support;
+mod support;
 
-use client_support::fast_policy;
 use discord_gateway_stream::identify::IdentifyLimits;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use discord_gateway_stream::{
@@ -18,6 +17,7 @@ use discord_gateway_stream::{
 };
 use futures::StreamExt;
 use serde_json::json;
+use support::client::fast_policy;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -2,13 +2,13 @@
 //! Identify → READY, heartbeats, dispatch order, close codes, records.
 #![cfg(feature = "testing")]
 
-mod simulator_support;
+mod support;
 
 use std::time::Duration;
 
 use discord_gateway_stream::testing::{ConnectionEnd, OnConnect, Simulator, SimulatorConfig};
 use serde_json::{json, Value};
-use simulator_support::{Client, Received, INTENTS, QUIET, TOKEN, WAIT};
+use support::raw_client::{Client, Received, INTENTS, QUIET, TOKEN, WAIT};
 
 fn sim(config: SimulatorConfig) -> Simulator {
     Simulator::start(config.heartbeat_interval(Duration::from_millis(250))).expect("start")

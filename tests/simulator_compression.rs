@@ -2,13 +2,13 @@
 //! payloads split across messages (marker included), corrupt frames.
 #![cfg(feature = "testing")]
 
-mod simulator_support;
+mod support;
 
 use std::time::Duration;
 
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use serde_json::json;
-use simulator_support::{Client, Received, WAIT};
+use support::raw_client::{Client, Received, WAIT};
 
 fn sim(config: SimulatorConfig) -> Simulator {
     Simulator::start(config.heartbeat_interval(Duration::from_millis(250))).expect("start")

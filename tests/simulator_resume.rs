@@ -2,13 +2,13 @@
 //! missed; unknown or ended sessions get op 9 `d:false`.
 #![cfg(feature = "testing")]
 
-mod simulator_support;
+mod support;
 
 use std::time::Duration;
 
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use serde_json::{json, Value};
-use simulator_support::{Client, Received, QUIET, TOKEN, WAIT};
+use support::raw_client::{Client, Received, QUIET, TOKEN, WAIT};
 
 fn sim() -> Simulator {
     Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(250))).expect("start")

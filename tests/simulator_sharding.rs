@@ -4,7 +4,7 @@
 //! a raw tungstenite client.
 #![cfg(feature = "testing")]
 
-mod simulator_support;
+mod support;
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use discord_gateway_stream::testing::{IdentifyTooFast, Simulator, SimulatorConfig};
 use discord_gateway_stream::ShardId;
 use serde_json::{json, Value};
-use simulator_support::{Client, Received, INTENTS, QUIET, TOKEN, WAIT};
+use support::raw_client::{Client, Received, INTENTS, QUIET, TOKEN, WAIT};
 
 /// A window short enough to wait out in a test.
 const WINDOW: Duration = Duration::from_millis(300);

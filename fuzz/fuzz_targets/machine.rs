@@ -3,8 +3,8 @@
 //! (`fuzz/machine_checks.rs`).
 #![no_main]
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
+#[path = "../../tests/support/machine.rs"]
+mod harness;
 
 #[path = "../machine_checks.rs"]
 mod machine_checks;
