@@ -26,6 +26,7 @@ mod queue;
 mod session;
 mod shard;
 mod shard_id;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
@@ -41,3 +42,4 @@ pub use protocol::{CloseMode, Compression, Config};
 pub use session::Session;
 pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};
 pub use shard_id::ShardId;
+pub use store::SessionStore;
