@@ -55,10 +55,7 @@ impl StoreSettings {
 
 impl fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreSettings")
-            .field("store", &self.store.is_some())
-            .field("interval", &self.interval)
-            .finish()
+        f.debug_struct("StoreSettings").field("store", &self.store.is_some()).field("interval", &self.interval).finish()
     }
 }
 
@@ -355,6 +352,8 @@ async fn within<T>(
     let timeout = async_io::Timer::at(deadline);
     match futures::future::select(op, timeout).await {
         futures::future::Either::Left((result, _)) => result,
-        futures::future::Either::Right(_) => Err(SessionStoreError::Io("the session store did not answer in time".into())),
+        futures::future::Either::Right(_) => {
+            Err(SessionStoreError::Io("the session store did not answer in time".into()))
+        }
     }
 }

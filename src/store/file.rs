@@ -211,11 +211,8 @@ fn write_atomically(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> 
     let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("session");
     // Unique per process and write: two processes (an old one shutting down,
     // a new one starting) never share a temporary file.
-    let temp = path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temp =
+        path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let written = (|| {
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);

@@ -83,9 +83,12 @@ where
         let mut connection = self.connection.clone();
         let key = self.key(shard);
         async move {
-            let value: Option<String> = ::redis::cmd("GET").arg(&key).query_async(&mut connection).await.map_err(failed)?;
+            let value: Option<String> =
+                ::redis::cmd("GET").arg(&key).query_async(&mut connection).await.map_err(failed)?;
             let Some(value) = value else { return Ok(None) };
-            serde_json::from_str(&value).map(Some).map_err(|error| SessionStoreError::Corrupt(format!("{key}: {error}")))
+            serde_json::from_str(&value)
+                .map(Some)
+                .map_err(|error| SessionStoreError::Corrupt(format!("{key}: {error}")))
         }
         .boxed()
     }
@@ -95,7 +98,8 @@ where
         let key = self.key(session.shard);
         let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         async move {
-            let value = serde_json::to_string(&session).map_err(|error| SessionStoreError::Backend(error.to_string()))?;
+            let value =
+                serde_json::to_string(&session).map_err(|error| SessionStoreError::Backend(error.to_string()))?;
             ::redis::cmd("SET")
                 .arg(&key)
                 .arg(value)
