@@ -14,7 +14,8 @@ use redis::aio::MultiplexedConnection;
 /// A `redis-server` child process, killed on drop.
 pub struct RedisServer {
     child: Child,
-    port: u16,
+    /// The loopback port it listens on.
+    pub port: u16,
 }
 
 impl RedisServer {
