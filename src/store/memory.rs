@@ -22,7 +22,7 @@ use crate::shard_id::ShardId;
 /// use discord_gateway_stream::store::{MemorySessionStore, SessionStore};
 /// use discord_gateway_stream::{Session, ShardId, ShardSession};
 ///
-/// # futures::executor::block_on(async {
+/// # async_io::block_on(async {
 /// let store = MemorySessionStore::new();
 /// let shard = ShardId::new(0, 2).unwrap();
 /// let session = Session { id: "abc".into(), seq: 7, resume_url: None };
