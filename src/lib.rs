@@ -32,6 +32,7 @@ mod queue;
 mod session;
 mod shard;
 mod shard_id;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
@@ -60,4 +61,5 @@ pub use protocol::{
     Command, CommandError, ConfigError, DisconnectReason, FatalError, IdentifyProperties, ReconnectPolicy, ResumeHosts,
     Status, UrlError,
 };
+pub use store::SessionStore;
 pub use transport::{AsyncStream, BoxedStream, ConnectFuture, Connector, Target};

@@ -1,6 +1,8 @@
 //! A resumable gateway session (`docs/connection.md#resume-and-resumed`,
 //! `docs/connection.md#resume-url`).
 
+use crate::shard_id::ShardId;
+
 /// What a resume needs: persist it to resume after a process restart.
 ///
 /// ```
@@ -34,4 +36,17 @@ impl std::fmt::Debug for Session {
             .field("resume_url", &self.resume_url)
             .finish()
     }
+}
+
+/// A shard's [`Session`], tagged with the shard: what
+/// [`ShardGroup::shutdown`](crate::ShardGroup::shutdown) returns,
+/// [`ShardGroupBuilder::resume`](crate::ShardGroupBuilder::resume) takes and
+/// a [`SessionStore`](crate::store::SessionStore) keeps. Serialize it to
+/// hand a group's sessions to the next process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardSession {
+    /// The shard the session belongs to.
+    pub shard: ShardId,
+    /// What a resume needs.
+    pub session: Session,
 }

@@ -33,6 +33,7 @@ use crate::protocol::{
 use crate::queue;
 use crate::session::Session;
 use crate::shard_id::ShardId;
+use crate::store::{Acks, Checkpointer, SessionStore, StoreSettings};
 use crate::transport::{self, BoxedStream, Connector, Target};
 
 /// How long sending a close frame may take before the socket is just dropped
@@ -83,6 +84,8 @@ pub struct Shard {
     driver: Option<ShardDriver>,
     events: queue::Consumer<Item>,
     handle: ShardHandle,
+    /// With a session store: counts the dispatches the application handled.
+    acks: Option<Acks>,
 }
 
 /// The future that runs a shard's connection. Spawn it (any runtime) to
@@ -137,6 +140,7 @@ pub struct ShardBuilder {
     connector: Option<Arc<dyn Connector>>,
     queue: Option<Arc<dyn IdentifyQueue>>,
     status_waker: Option<Arc<AtomicWaker>>,
+    store: StoreSettings,
 }
 
 impl ShardBuilder {
@@ -168,6 +172,37 @@ impl ShardBuilder {
         self
     }
 
+    /// Checkpoints the session in `store` and, unless the configuration
+    /// names a session to resume, resumes the session stored for this
+    /// shard instead of identifying: a crashed process's shards resume in
+    /// the next one. See [`SessionStore`] for when it saves, clears and
+    /// loads, and the delivery guarantee.
+    pub fn session_store(self, store: impl SessionStore) -> Self {
+        self.shared_session_store(Arc::new(store))
+    }
+
+    /// Checkpoints the session in a shared store (see [`session_store`](Self::session_store)).
+    pub fn shared_session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.store.store = Some(store);
+        self
+    }
+
+    /// At most one checkpoint per `interval` (default
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`](crate::store::DEFAULT_CHECKPOINT_INTERVAL),
+    /// 2 s; at least [`MIN_CHECKPOINT_INTERVAL`](crate::store::MIN_CHECKPOINT_INTERVAL)).
+    /// Shorter means fewer dispatches delivered twice after a crash and
+    /// more writes to the store.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.store.set_interval(interval);
+        self
+    }
+
+    /// The group's store settings.
+    pub(crate) fn store_settings(mut self, settings: StoreSettings) -> Self {
+        self.store = settings;
+        self
+    }
+
     /// Woken whenever the shard's status changes (a group watching its shards).
     pub(crate) fn status_waker(mut self, waker: Arc<AtomicWaker>) -> Self {
         self.status_waker = Some(waker);
@@ -196,11 +231,11 @@ impl Shard {
 
     /// A builder for a shard with a custom connector or identify queue.
     pub fn builder(config: Config) -> ShardBuilder {
-        ShardBuilder { config, connector: None, queue: None, status_waker: None }
+        ShardBuilder { config, connector: None, queue: None, status_waker: None, store: StoreSettings::default() }
     }
 
     fn build(builder: ShardBuilder) -> Result<Shard, ShardError> {
-        let ShardBuilder { mut config, connector, queue, status_waker } = builder;
+        let ShardBuilder { mut config, connector, queue, status_waker, store } = builder;
         let connector = match connector {
             Some(connector) => connector,
             None => transport::default_connector().ok_or(ShardError::NoConnector)?,
@@ -233,9 +268,20 @@ impl Shard {
         let skipped = Arc::new(AtomicU64::new(0));
         let driver_skipped = Arc::clone(&skipped);
         let driver_status = Arc::clone(&status);
+        let acks = store.store.is_some().then(Acks::new);
+        let handled = acks.as_ref().map(Acks::counter).unwrap_or_default();
         // The machine is built when the driver first runs, so its connect
         // deadline is not spent before anyone polls.
         let run = async move {
+            let checkpoint = match Checkpointer::start(store, id, config.resume_from.as_ref(), handled).await {
+                Some((checkpoint, Some(session))) => {
+                    config = config.resume_from(session);
+                    *driver_status.lock().unwrap_or_else(PoisonError::into_inner) = Status::Connecting { resume: true };
+                    Some(checkpoint)
+                }
+                Some((checkpoint, None)) => Some(checkpoint),
+                None => None,
+            };
             let machine = match Machine::new(config, Instant::now()) {
                 Ok(machine) => machine,
                 Err(error) => {
@@ -270,13 +316,14 @@ impl Shard {
                 held_permit: None,
                 status: driver_status,
                 status_waker,
+                checkpoint,
             };
             driver.run().await;
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
         let driver = ShardDriver { inner: Box::pin(run.instrument(span)), done: false };
         let handle = ShardHandle { id, requests: requests_tx, status, queued, limit: max_queued, skipped };
-        Ok(Shard { id, driver: Some(driver), events, handle })
+        Ok(Shard { id, driver: Some(driver), events, handle, acks })
     }
 
     /// This shard's id.
@@ -378,8 +425,15 @@ impl Stream for Shard {
     type Item = Result<Dispatch, ShardError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        if let Some(acks) = self.acks.as_mut() {
+            acks.on_poll();
+        }
         self.poll_drive(cx);
-        self.events.poll_next(cx)
+        let item = self.events.poll_next(cx);
+        if let Some(acks) = self.acks.as_mut() {
+            acks.on_item(&item);
+        }
+        item
     }
 }
 
@@ -505,6 +559,8 @@ enum Wake {
     Drained,
     WriteFailed(async_tungstenite::tungstenite::Error),
     Permit(Result<IdentifyPermit, IdentifyError>),
+    /// A session store request completed, or a checkpoint is due.
+    Checkpoint,
 }
 
 struct Driver {
@@ -554,12 +610,17 @@ struct Driver {
     status: Arc<Mutex<Status>>,
     /// Woken on every status change.
     status_waker: Option<Arc<AtomicWaker>>,
+    /// Saves the session now and then (with a session store).
+    checkpoint: Option<Checkpointer>,
 }
 
 impl Driver {
     async fn run(mut self) {
         loop {
             self.apply_outputs().await;
+            if let Some(checkpoint) = self.checkpoint.as_mut() {
+                checkpoint.tick(Instant::now(), &self.machine);
+            }
             self.settle_command_count();
             // Backpressure pauses reading; the machine must know so unread ACKs
             // are not taken for a zombie (heartbeats continue).
@@ -587,6 +648,9 @@ impl Driver {
                     }
                 }
                 self.flush_pending().await;
+                if let Some(checkpoint) = self.checkpoint.as_mut() {
+                    checkpoint.finish(&self.machine).await;
+                }
                 return;
             }
             match self.next_wake().await {
@@ -602,12 +666,12 @@ impl Driver {
                     }
                 }
                 Wake::Request(Some(Request::Close(mode, reply))) => {
-                    let session = self.machine.close(mode);
+                    let session = self.close_machine(mode);
                     self.close_replies.push((reply, session));
                 }
                 Wake::Request(None) => {
                     // Every handle and the Shard are gone: nobody can read events.
-                    let _ = self.machine.close(CloseMode::Resumable);
+                    let _ = self.close_machine(CloseMode::Resumable);
                 }
                 Wake::Connected(Ok(socket)) => {
                     self.connecting = None;
@@ -625,7 +689,7 @@ impl Driver {
                     self.timer_at = None;
                     self.machine.handle_timeout(Instant::now());
                 }
-                Wake::Drained => {}
+                Wake::Drained | Wake::Checkpoint => {}
                 Wake::WriteFailed(error) => {
                     tracing::info!(%error, "write failed; connection lost");
                     self.drop_socket();
@@ -643,7 +707,7 @@ impl Driver {
                         Err(error) => {
                             tracing::error!(%error, "identify refused; the shard stops");
                             self.pending.push_back(Err(ShardError::Identify(error)));
-                            let _ = self.machine.close(CloseMode::Final);
+                            let _ = self.close_machine(CloseMode::Final);
                         }
                     }
                 }
@@ -739,7 +803,12 @@ impl Driver {
             while let Some(event) = self.machine.poll_event() {
                 progressed = true;
                 match event {
-                    Event::Dispatch(dispatch) => self.pending.push_back(Ok(dispatch)),
+                    Event::Dispatch(dispatch) => {
+                        self.pending.push_back(Ok(dispatch));
+                        if let Some(checkpoint) = self.checkpoint.as_mut() {
+                            checkpoint.on_dispatch();
+                        }
+                    }
                     Event::Fatal(fatal) => self.pending.push_back(Err(ShardError::Fatal(fatal))),
                     // The machine already logged the transition and its reason.
                     Event::Status(status) => {
@@ -764,6 +833,15 @@ impl Driver {
                 return;
             }
         }
+    }
+
+    /// Closes the machine, telling the checkpointer what to leave in the store.
+    fn close_machine(&mut self, mode: CloseMode) -> Option<Session> {
+        let session = self.machine.close(mode);
+        if let Some(checkpoint) = self.checkpoint.as_mut() {
+            checkpoint.on_close(mode, session.as_ref());
+        }
+        session
     }
 
     /// Keeps the handle's count equal to commands in the channel plus those
@@ -935,6 +1013,12 @@ impl Driver {
         if let Some(permit) = self.permit.as_mut() {
             if let Poll::Ready(result) = permit.as_mut().poll(cx) {
                 return Poll::Ready(Wake::Permit(result));
+            }
+        }
+        // Never awaited: a slow store only makes checkpoints older.
+        if let Some(checkpoint) = self.checkpoint.as_mut() {
+            if checkpoint.poll(cx).is_ready() {
+                return Poll::Ready(Wake::Checkpoint);
             }
         }
         if drained {

@@ -29,6 +29,7 @@ use crate::protocol::{CloseMode, Config, Status};
 use crate::session::Session;
 use crate::shard::{Shard, ShardDriver, ShardHandle};
 use crate::shard_id::ShardId;
+use crate::store::{SessionStore, StoreSettings};
 use crate::transport::Connector;
 
 type Configure = Arc<dyn Fn(ShardId, Config) -> Config + Send + Sync>;
@@ -67,16 +68,7 @@ pub enum ControlError {
     GroupGone,
 }
 
-/// A shard's [`Session`], tagged with the shard: what
-/// [`ShardGroup::shutdown`] returns and [`ShardGroupBuilder::resume`] takes.
-/// Serialize it to hand a group's sessions to the next process.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ShardSession {
-    /// The shard the session belongs to.
-    pub shard: ShardId,
-    /// What a resume needs.
-    pub session: Session,
-}
+pub use crate::session::ShardSession;
 
 /// The shard that receives a guild's events: `(guild_id >> 22) % total`
 /// (`docs/sharding.md#shard-formula`). `None` when `total` is 0.
@@ -159,6 +151,8 @@ pub struct ShardGroup {
     closing: FuturesUnordered<PendingClose>,
     /// Dispatches delivered while a management call drove the group.
     stash: VecDeque<Result<Dispatch, GroupError>>,
+    /// Where each shard checkpoints its session, if anywhere.
+    store: StoreSettings,
 }
 
 /// Configures a [`ShardGroup`].
@@ -173,6 +167,7 @@ pub struct ShardGroupBuilder {
     configure: Option<Configure>,
     spawner: Option<Spawner>,
     max_connecting: usize,
+    store: StoreSettings,
 }
 
 impl ShardGroup {
@@ -190,6 +185,7 @@ impl ShardGroup {
             configure: None,
             spawner: None,
             max_connecting: DEFAULT_MAX_CONNECTING,
+            store: StoreSettings::default(),
         }
     }
 
@@ -467,6 +463,7 @@ impl ShardGroup {
             .shared_connector(Arc::clone(&self.connector))
             .shared_identify_queue(Arc::clone(&self.queue))
             .status_waker(Arc::clone(&self.status_waker))
+            .store_settings(self.store.clone())
             .build()?;
         if let Some(spawn) = &self.spawner {
             if let Some(driver) = running.take_driver() {
@@ -564,6 +561,24 @@ impl ShardGroupBuilder {
         self
     }
 
+    /// Every shard checkpoints its session in `store`, and a shard without
+    /// a session from [`resume`](Self::resume) resumes the one stored for
+    /// it (same id and total) instead of identifying, so the shards of a
+    /// crashed process resume in the next one. See
+    /// [`SessionStore`](crate::store::SessionStore) for when shards save,
+    /// clear and load, and the delivery guarantee.
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.store.store = Some(Arc::new(store));
+        self
+    }
+
+    /// At most one checkpoint per shard per `interval` (see
+    /// [`ShardBuilder::checkpoint_interval`](crate::ShardBuilder::checkpoint_interval)).
+    pub fn checkpoint_interval(mut self, interval: std::time::Duration) -> Self {
+        self.store.set_interval(interval);
+        self
+    }
+
     /// Starts the shards. Fails if the range does not fit the total or the
     /// configuration is invalid.
     pub fn build(self) -> Result<ShardGroup, ShardError> {
@@ -594,6 +609,7 @@ impl ShardGroupBuilder {
             control_rx,
             closing: FuturesUnordered::new(),
             stash: VecDeque::new(),
+            store: self.store,
         };
         group.start_queued().map_err(|failed| failed.error)?;
         Ok(group)

@@ -9,9 +9,13 @@
 //!   the crate's code) for testing the simulator itself.
 //! - [`alloc_counter`]: a counting global allocator (installed by the tests
 //!   and benches that measure allocations).
-#![allow(dead_code, unused_imports)]
+//! - [`redis_server`]: a `redis-server` on loopback for the Redis tests, and
+//!   `redis_server!()` (declare `#[macro_use] mod support;`).
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod alloc_counter;
 pub mod client;
 pub mod machine;
 pub mod raw_client;
+#[macro_use]
+pub mod redis_server;

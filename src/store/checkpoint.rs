@@ -1,0 +1,359 @@
+//! The driver's side of a [`SessionStore`]: when to save, what, and how
+//! without ever waiting for the store on the dispatch path.
+//!
+//! A checkpoint is taken in two steps. A *candidate* is the machine's
+//! session (id, last `s`, resume URL) together with how many dispatches the
+//! driver had handed to the stream by then. It is saved once the
+//! application has handled that many ([`Acks`]), so a checkpoint never
+//! claims a dispatch still buffered or being worked on. One store request
+//! at most is in flight; the next candidate is taken when it is due (one
+//! checkpoint interval after the last request started) and nothing is in
+//! flight, so a slow store coalesces to the newest state instead of queuing.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::{SessionStore, SessionStoreError, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
+use crate::protocol::{CloseMode, Machine, Status};
+use crate::session::{Session, ShardSession};
+use crate::shard_id::ShardId;
+
+/// How long a shard waits for [`SessionStore::load`] before identifying.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a finished shard may spend on its last store requests.
+const FINISH_GRACE: Duration = Duration::from_secs(5);
+/// How often a finished shard checks whether the application has handled
+/// its last dispatches.
+const ACK_POLL: Duration = Duration::from_millis(20);
+
+type Op = BoxFuture<'static, Result<(), SessionStoreError>>;
+
+/// A shard's store and checkpoint interval, as the builders collect them.
+#[derive(Clone)]
+pub(crate) struct StoreSettings {
+    pub(crate) store: Option<Arc<dyn SessionStore>>,
+    pub(crate) interval: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { store: None, interval: DEFAULT_CHECKPOINT_INTERVAL }
+    }
+}
+
+impl StoreSettings {
+    pub(crate) fn set_interval(&mut self, interval: Duration) {
+        self.interval = interval.max(MIN_CHECKPOINT_INTERVAL);
+    }
+}
+
+impl fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSettings").field("store", &self.store.is_some()).field("interval", &self.interval).finish()
+    }
+}
+
+/// The stream's side: counts the dispatches the application has handled
+/// (taken from the stream, and then asked for the next item).
+pub(crate) struct Acks {
+    handled: Arc<AtomicU64>,
+    /// Dispatches the stream has yielded.
+    yielded: u64,
+    /// What `handled` was last set to.
+    published: u64,
+}
+
+impl Acks {
+    pub(crate) fn new() -> Acks {
+        Acks { handled: Arc::default(), yielded: 0, published: 0 }
+    }
+
+    /// The count the driver's [`Checkpointer`] reads.
+    pub(crate) fn counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.handled)
+    }
+
+    /// Called when the application polls the stream: what it took before
+    /// is handled.
+    pub(crate) fn on_poll(&mut self) {
+        if self.yielded != self.published {
+            self.published = self.yielded;
+            self.handled.store(self.yielded, Ordering::Release);
+        }
+    }
+
+    /// Called with each item the stream yields.
+    pub(crate) fn on_item<T, E>(&mut self, item: &Poll<Option<Result<T, E>>>) {
+        if let Poll::Ready(Some(Ok(_))) = item {
+            self.yielded += 1;
+        }
+    }
+}
+
+/// What the store holds, as far as this shard knows.
+#[derive(PartialEq)]
+enum Stored {
+    /// A request failed, or the session came from elsewhere.
+    Unknown,
+    Nothing,
+    Session(Session),
+}
+
+/// The state to leave in the store once the shard has stopped.
+enum Last {
+    /// A resumable close: this session, once `at` dispatches are handled.
+    Save(Session, u64),
+    Clear,
+}
+
+/// The driver's checkpointing.
+pub(crate) struct Checkpointer {
+    store: Arc<dyn SessionStore>,
+    shard: ShardId,
+    interval: Duration,
+    /// Dispatches the application has handled (written by [`Acks`]).
+    handled: Arc<AtomicU64>,
+    /// Dispatches the driver has handed towards the stream.
+    emitted: u64,
+    stored: Stored,
+    /// A snapshot waiting for the application to handle what came before it.
+    candidate: Option<(Session, u64)>,
+    in_flight: Option<Op>,
+    /// No request starts before this.
+    next_due: Instant,
+    timer: async_io::Timer,
+    timer_at: Option<Instant>,
+    /// What the last snapshot saw; a change means the session may have moved.
+    seen_seq: Option<u64>,
+    seen_status: Option<Status>,
+    /// Set by a close: the final state, saved or cleared by `finish`.
+    last: Option<Last>,
+}
+
+impl Checkpointer {
+    /// Loads the stored session for `shard` (bounded by [`LOAD_TIMEOUT`]),
+    /// unless `resume_from` already names one, and returns the session to
+    /// resume with the checkpointer; `handled` is the stream's
+    /// [`Acks::counter`].
+    pub(crate) async fn start(
+        settings: StoreSettings,
+        shard: ShardId,
+        resume_from: Option<&Session>,
+        handled: Arc<AtomicU64>,
+    ) -> Option<(Checkpointer, Option<Session>)> {
+        let store = settings.store?;
+        let (stored, loaded) = match resume_from {
+            Some(_) => (Stored::Unknown, None),
+            None => match load(&*store, shard).await {
+                Ok(Some(session)) => (Stored::Session(session.clone()), Some(session)),
+                Ok(None) => (Stored::Nothing, None),
+                Err(()) => (Stored::Unknown, None),
+            },
+        };
+        let checkpointer = Checkpointer {
+            store,
+            shard,
+            interval: settings.interval,
+            handled,
+            emitted: 0,
+            stored,
+            candidate: None,
+            in_flight: None,
+            next_due: Instant::now(),
+            timer: async_io::Timer::never(),
+            timer_at: None,
+            seen_seq: None,
+            seen_status: None,
+            last: None,
+        };
+        Some((checkpointer, loaded))
+    }
+
+    /// A dispatch was handed towards the stream.
+    pub(crate) fn on_dispatch(&mut self) {
+        self.emitted += 1;
+    }
+
+    /// The application closed the machine with `mode`; `session` is what
+    /// the close returned.
+    pub(crate) fn on_close(&mut self, mode: CloseMode, session: Option<&Session>) {
+        if self.last.is_some() {
+            return;
+        }
+        self.last = Some(match (mode, session) {
+            (CloseMode::Resumable, Some(session)) => Last::Save(session.clone(), self.emitted),
+            _ => Last::Clear,
+        });
+    }
+
+    /// After the machine's outputs were applied: starts a store request if
+    /// one is due and the session moved on. Cheap when nothing changed: two
+    /// comparisons.
+    pub(crate) fn tick(&mut self, now: Instant, machine: &Machine) {
+        if self.last.is_some() || self.in_flight.is_some() {
+            // Closing (`finish` takes over), or coalescing behind a request.
+            return;
+        }
+        let seq = machine.last_seq();
+        let status = machine.status();
+        let changed = seq != self.seen_seq || self.seen_status.as_ref() != Some(status);
+        if !changed && self.candidate.is_none() {
+            return;
+        }
+        if now < self.next_due {
+            self.arm(self.next_due);
+            return;
+        }
+        if changed && self.candidate.is_none() {
+            // A pending candidate is kept until it is saved: replacing it
+            // under a steady stream would postpone every checkpoint forever.
+            self.seen_seq = seq;
+            self.seen_status = Some(status.clone());
+            match machine.session() {
+                None => {
+                    if self.stored != Stored::Nothing {
+                        // The session ended (op 9, a new one to come): a
+                        // crash now must not resume it.
+                        self.start_op(Stored::Nothing, self.store.clear(self.shard));
+                    }
+                }
+                Some(session) => {
+                    if self.stored != Stored::Session(session.clone()) {
+                        self.candidate = Some((session, self.emitted));
+                    }
+                }
+            }
+        }
+        if self.in_flight.is_none() {
+            let handled = self.handled.load(Ordering::Acquire);
+            if let Some((session, _)) = self.candidate.take_if(|(_, at)| handled >= *at) {
+                let op = self.store.save(ShardSession { shard: self.shard, session: session.clone() });
+                self.start_op(Stored::Session(session), op);
+            }
+        }
+        // Due again one interval after a request started, or after a
+        // candidate found the application still behind.
+        self.next_due = now + self.interval;
+        if self.in_flight.is_none() && self.candidate.is_some() {
+            self.arm(self.next_due);
+        }
+    }
+
+    /// Polls the request in flight and the checkpoint timer; `Ready` when
+    /// either completes (the driver then calls [`tick`](Self::tick)).
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(op) = self.in_flight.as_mut() {
+            if let Poll::Ready(result) = op.poll_unpin(cx) {
+                self.in_flight = None;
+                self.done(result);
+                return Poll::Ready(());
+            }
+        }
+        if self.timer_at.is_some() && self.timer.poll_unpin(cx).is_ready() {
+            self.timer_at = None;
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// The shard has stopped: finishes the request in flight, then leaves
+    /// the final state in the store (a resumable close's session once the
+    /// application has handled every dispatch before it; nothing if the
+    /// session ended). Takes at most [`FINISH_GRACE`].
+    pub(crate) async fn finish(&mut self, machine: &Machine) {
+        let deadline = Instant::now() + FINISH_GRACE;
+        if let Some(op) = self.in_flight.take() {
+            let result = within(deadline, op).await;
+            self.done(result);
+        }
+        let last = self.last.take().unwrap_or_else(|| match machine.session() {
+            // Stopped without a close (cannot happen today): keep what it has.
+            Some(session) => Last::Save(session, self.emitted),
+            None => Last::Clear,
+        });
+        let (wanted, op) = match last {
+            Last::Clear => (Stored::Nothing, self.store.clear(self.shard)),
+            Last::Save(session, at) => {
+                while self.handled.load(Ordering::Acquire) < at {
+                    // Nobody left to handle them: the last checkpoint stands.
+                    if Arc::strong_count(&self.handled) == 1 || Instant::now() >= deadline {
+                        tracing::debug!("dispatches before the close not handled; the last checkpoint stands");
+                        return;
+                    }
+                    async_io::Timer::after(ACK_POLL).await;
+                }
+                let op = self.store.save(ShardSession { shard: self.shard, session: session.clone() });
+                (Stored::Session(session), op)
+            }
+        };
+        if self.stored == wanted {
+            return;
+        }
+        self.stored = wanted;
+        let result = within(deadline, op).await;
+        self.done(result);
+    }
+
+    fn start_op(&mut self, wanted: Stored, op: Op) {
+        self.stored = wanted;
+        self.in_flight = Some(op);
+    }
+
+    fn done(&mut self, result: Result<(), SessionStoreError>) {
+        if let Err(error) = result {
+            tracing::warn!(%error, "session store request failed; retrying with the next checkpoint");
+            self.stored = Stored::Unknown;
+            // Take a fresh snapshot next time, even if nothing moved.
+            self.seen_status = None;
+        }
+    }
+
+    fn arm(&mut self, at: Instant) {
+        if self.timer_at != Some(at) {
+            self.timer.set_at(at);
+            self.timer_at = Some(at);
+        }
+    }
+}
+
+/// The stored session for `shard`, if there is a usable one. `Err` when the
+/// store failed or did not answer in time (what it holds is unknown).
+async fn load(store: &dyn SessionStore, shard: ShardId) -> Result<Option<Session>, ()> {
+    let deadline = Instant::now() + LOAD_TIMEOUT;
+    match within(deadline, store.load(shard)).await {
+        Ok(Some(stored)) if stored.shard == shard => {
+            tracing::info!(seq = stored.session.seq, "stored session loaded; resuming it");
+            Ok(Some(stored.session))
+        }
+        Ok(Some(stored)) => {
+            // Another total's session: its guilds are not this shard's.
+            tracing::info!(stored = %stored.shard, "stored session belongs to another shard; identifying");
+            Ok(None)
+        }
+        Ok(None) => Ok(None),
+        Err(error) => {
+            tracing::warn!(%error, "loading the stored session failed; identifying");
+            Err(())
+        }
+    }
+}
+
+/// `op`, or a timeout error at `deadline`.
+async fn within<T>(
+    deadline: Instant,
+    op: BoxFuture<'static, Result<T, SessionStoreError>>,
+) -> Result<T, SessionStoreError> {
+    let timeout = async_io::Timer::at(deadline);
+    match futures::future::select(op, timeout).await {
+        futures::future::Either::Left((result, _)) => result,
+        futures::future::Either::Right(_) => {
+            Err(SessionStoreError::Io("the session store did not answer in time".into()))
+        }
+    }
+}

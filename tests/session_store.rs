@@ -1,0 +1,510 @@
+//! Crash-safe sessions (issue 13.5): the stores on their own, shards that
+//! checkpoint into them and resume from them, and a process killed with
+//! SIGKILL whose successor resumes every shard without an Identify.
+#![cfg(all(feature = "testing", feature = "async-std"))]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use discord_gateway_stream::store::{FileSessionStore, MemorySessionStore, SessionStore, SessionStoreError};
+use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
+use discord_gateway_stream::{
+    CloseMode, Compression, Config, Dispatch, Intents, Session, Shard, ShardError, ShardGroup, ShardId, ShardSession,
+};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use serde_json::json;
+use support::client::fast_policy;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn simulator() -> Simulator {
+    Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(400))).expect("simulator starts")
+}
+
+fn config(sim_url: &str) -> Config {
+    Config::new("sim-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
+        .base_url(sim_url)
+        .compression(Compression::None)
+        .reconnect_policy(fast_policy())
+        .min_heartbeat_interval(Duration::from_millis(100))
+}
+
+fn block_on<T>(future: impl Future<Output = T>) -> T {
+    async_io::block_on(future)
+}
+
+async fn next(shard: &mut Shard) -> Result<Dispatch, ShardError> {
+    let timeout = async_io::Timer::after(WAIT);
+    futures::select! {
+        item = shard.next() => item.expect("stream ended"),
+        _ = FutureExt::fuse(timeout) => panic!("no stream item within {WAIT:?}"),
+    }
+}
+
+/// Reads until a dispatch named `event` arrived; returns everything read.
+async fn read_until(shard: &mut Shard, event: &str) -> Vec<Dispatch> {
+    let mut all = Vec::new();
+    loop {
+        let dispatch = next(shard).await.expect("no error");
+        let done = dispatch.event() == event;
+        all.push(dispatch);
+        if done {
+            return all;
+        }
+    }
+}
+
+/// Polls `done` until it holds, or panics after [`WAIT`].
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dgs-session-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn session(id: &str, seq: u64) -> Session {
+    Session { id: id.into(), seq, resume_url: None }
+}
+
+// ---------------------------------------------------------------------------
+// The stores on their own.
+
+#[test]
+fn memory_store_saves_loads_and_clears_per_shard_and_total() {
+    block_on(async {
+        let store = MemorySessionStore::new();
+        let a = ShardId::new(0, 2).unwrap();
+        let b = ShardId::new(0, 4).unwrap();
+        store.save(ShardSession { shard: a, session: session("a", 3) }).await.unwrap();
+        store.save(ShardSession { shard: a, session: session("a", 9) }).await.unwrap();
+        assert_eq!(store.load(a).await.unwrap().map(|s| s.session), Some(session("a", 9)));
+        assert_eq!(store.load(b).await.unwrap(), None, "another total is another key");
+        store.clear(a).await.unwrap();
+        store.clear(a).await.unwrap();
+        assert_eq!(store.load(a).await.unwrap(), None);
+        assert!(!format!("{store:?}").contains("\"a\""));
+    });
+}
+
+#[test]
+fn file_store_replaces_one_file_per_shard_atomically() {
+    let dir = temp_dir("file");
+    let store = FileSessionStore::new(&dir).expect("store").durable(true);
+    let a = ShardId::new(1, 3).unwrap();
+    block_on(async {
+        assert_eq!(store.load(a).await.unwrap(), None);
+        store.save(ShardSession { shard: a, session: session("abc", 5) }).await.unwrap();
+        store.save(ShardSession { shard: a, session: session("abc", 6) }).await.unwrap();
+        let loaded = store.load(a).await.unwrap().expect("saved");
+        assert_eq!((loaded.shard, loaded.session), (a, session("abc", 6)));
+        // Another total: another file.
+        assert_eq!(store.load(ShardId::new(1, 4).unwrap()).await.unwrap(), None);
+        // A second store on the same directory (the next process) reads it.
+        let next = FileSessionStore::new(&dir).unwrap();
+        assert_eq!(next.load(a).await.unwrap().map(|s| s.session.seq), Some(6));
+    });
+    // Only the shard's file: no temporary left behind.
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["shard-1-of-3.json".to_owned()]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(store.path(a)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the session id is for the owner only");
+    }
+    block_on(async {
+        // Too old to be worth a resume: not loaded.
+        let strict = FileSessionStore::new(&dir).unwrap().max_age(Some(Duration::ZERO));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(strict.load(a).await.unwrap(), None);
+        // A torn or foreign file is an error (the shard identifies), not a panic.
+        std::fs::write(store.path(a), b"{\"shard\":").unwrap();
+        assert!(matches!(store.load(a).await, Err(SessionStoreError::Corrupt(_))));
+        store.clear(a).await.unwrap();
+        store.clear(a).await.unwrap();
+        assert_eq!(store.load(a).await.unwrap(), None);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// Shards with a store.
+
+/// Wraps a store and counts its requests.
+#[derive(Clone, Default)]
+struct Counting {
+    inner: MemorySessionStore,
+    saves: Arc<AtomicUsize>,
+    clears: Arc<AtomicUsize>,
+}
+
+impl SessionStore for Counting {
+    fn load(&self, shard: ShardId) -> BoxFuture<'static, Result<Option<ShardSession>, SessionStoreError>> {
+        self.inner.load(shard)
+    }
+    fn save(&self, session: ShardSession) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.inner.save(session)
+    }
+    fn clear(&self, shard: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        self.clears.fetch_add(1, Ordering::SeqCst);
+        self.inner.clear(shard)
+    }
+}
+
+#[test]
+fn a_shard_checkpoints_and_the_next_one_resumes_from_the_store_without_identifying() {
+    let sim = simulator();
+    let store = Counting::default();
+    let one = ShardId::ONE;
+    let mut shard = Shard::builder(config(&sim.url()))
+        .session_store(store.clone())
+        .checkpoint_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    block_on(async {
+        read_until(&mut shard, "READY").await;
+        assert!(sim.wait_until_live(WAIT));
+        for n in 0..20 {
+            sim.dispatch("MESSAGE_CREATE", json!({ "n": n }));
+        }
+        let mut last = 0;
+        while last < 21 {
+            last = next(&mut shard).await.unwrap().seq();
+        }
+        // The checkpoint follows what was handled (the last one is handled
+        // when the next item is asked for: poll once more).
+        let poll_once = futures::future::poll_fn(|cx| {
+            let _ = shard.poll_next_unpin(cx);
+            std::task::Poll::Ready(())
+        });
+        poll_once.await;
+        let deadline = Instant::now() + WAIT;
+        while store.inner.get(one).map(|s| s.seq) != Some(21) {
+            assert!(Instant::now() < deadline, "checkpoint reached 21: {:?}", store.inner.get(one));
+            let _ = futures::future::select(shard.next(), async_io::Timer::after(Duration::from_millis(20))).await;
+        }
+    });
+    let stored = store.inner.get(one).expect("checkpointed");
+    assert_eq!(Some(stored.id.clone()), sim.session_id());
+    // Saves are bounded by the interval, not one per dispatch.
+    assert!(store.saves.load(Ordering::SeqCst) < 20, "saves: {}", store.saves.load(Ordering::SeqCst));
+    // A crash: the shard and its driver vanish without closing.
+    drop(shard);
+    eventually("the simulator sees the connection gone", || !sim.is_live());
+    for n in 20..25 {
+        sim.dispatch("MESSAGE_CREATE", json!({ "n": n }));
+    }
+    let identifies = sim.identifies().len();
+    let mut shard = Shard::builder(config(&sim.url())).session_store(store.clone()).build().unwrap();
+    let seqs: Vec<u64> = block_on(read_until(&mut shard, "RESUMED")).iter().map(Dispatch::seq).collect();
+    assert_eq!(seqs, (22..=27).collect::<Vec<_>>(), "replayed from the checkpoint, then RESUMED");
+    assert_eq!(sim.identifies().len(), identifies, "no Identify");
+    assert_eq!(sim.resumes().last().and_then(|r| r.d().cloned()).unwrap()["seq"], 21);
+}
+
+#[test]
+fn a_rejected_stored_session_is_cleared_then_overwritten_by_the_new_one() {
+    let sim = simulator();
+    let store = Counting::default();
+    block_on(store.inner.save(ShardSession { shard: ShardId::ONE, session: session("expired", 40) })).unwrap();
+    let mut shard = Shard::builder(config(&sim.url()))
+        .session_store(store.clone())
+        .checkpoint_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    block_on(async {
+        read_until(&mut shard, "READY").await;
+        let deadline = Instant::now() + WAIT;
+        while store.inner.get(ShardId::ONE).map(|s| s.id) != sim.session_id() {
+            assert!(Instant::now() < deadline, "the new session overwrote the stale one");
+            let _ = futures::future::select(shard.next(), async_io::Timer::after(Duration::from_millis(20))).await;
+        }
+    });
+    assert_eq!(sim.resumes().len(), 1, "the stored session was tried");
+    assert_eq!(sim.identifies().len(), 1);
+    assert_eq!(store.clears.load(Ordering::SeqCst), 1, "op 9 cleared it before the new session");
+}
+
+/// Answers every load with a session of shard [0, 2].
+struct OtherTotal;
+
+impl SessionStore for OtherTotal {
+    fn load(&self, _: ShardId) -> BoxFuture<'static, Result<Option<ShardSession>, SessionStoreError>> {
+        let shard = ShardId::new(0, 2).unwrap();
+        futures::future::ready(Ok(Some(ShardSession { shard, session: session("other", 3) }))).boxed()
+    }
+    fn save(&self, _: ShardSession) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+    fn clear(&self, _: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+}
+
+#[test]
+fn a_session_saved_by_a_shard_of_another_total_is_not_used() {
+    let sim = simulator();
+    let mut shard = Shard::builder(config(&sim.url())).session_store(OtherTotal).build().unwrap();
+    block_on(read_until(&mut shard, "READY"));
+    assert_eq!(sim.resumes().len(), 0);
+    assert_eq!(sim.identifies().len(), 1);
+}
+
+#[test]
+fn a_resumable_close_saves_the_final_session_and_a_final_close_clears_it() {
+    let sim = simulator();
+    let store = MemorySessionStore::new();
+    // A long interval: only the close can have saved the last state.
+    let build = || {
+        Shard::builder(config(&sim.url()))
+            .session_store(store.clone())
+            .checkpoint_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap()
+    };
+    let mut shard = build();
+    block_on(async {
+        read_until(&mut shard, "READY").await;
+        assert!(sim.wait_until_live(WAIT));
+        sim.dispatch("MESSAGE_CREATE", json!({}));
+        assert_eq!(next(&mut shard).await.unwrap().seq(), 2);
+        let closed = shard.close(CloseMode::Resumable).await.expect("a session");
+        assert_eq!(closed.seq, 2);
+        // Drain: the stream ends once the driver has left the session in the store.
+        while let Some(item) = shard.next().await {
+            item.unwrap();
+        }
+    });
+    assert_eq!(store.get(ShardId::ONE).map(|s| s.seq), Some(2));
+    let mut shard = build();
+    block_on(async {
+        read_until(&mut shard, "RESUMED").await;
+        assert!(shard.close(CloseMode::Final).await.is_none());
+        while shard.next().await.is_some() {}
+    });
+    assert_eq!(store.get(ShardId::ONE), None, "a final close ends the session: nothing to resume");
+}
+
+/// A store whose saves never complete.
+#[derive(Clone, Default)]
+struct Stuck {
+    saves: Arc<AtomicUsize>,
+}
+
+impl SessionStore for Stuck {
+    fn load(&self, _: ShardId) -> BoxFuture<'static, Result<Option<ShardSession>, SessionStoreError>> {
+        futures::future::ready(Ok(None)).boxed()
+    }
+    fn save(&self, _: ShardSession) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        futures::future::pending().boxed()
+    }
+    fn clear(&self, _: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        futures::future::pending().boxed()
+    }
+}
+
+#[test]
+fn a_store_that_never_answers_neither_stalls_dispatches_nor_piles_up_saves() {
+    let sim = simulator();
+    let store = Stuck::default();
+    let mut shard = Shard::builder(config(&sim.url()))
+        .session_store(store.clone())
+        .checkpoint_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    const EVENTS: u64 = 2_000;
+    let started = Instant::now();
+    block_on(async {
+        read_until(&mut shard, "READY").await;
+        assert!(sim.wait_until_live(WAIT));
+        let mut seq = 1;
+        for n in 0..EVENTS {
+            sim.dispatch("MESSAGE_CREATE", json!({ "n": n }));
+            if n % 100 == 99 {
+                // Let the checkpoint interval pass now and then.
+                async_io::Timer::after(Duration::from_millis(15)).await;
+            }
+            while seq < n + 2 {
+                let dispatch = next(&mut shard).await.unwrap();
+                assert_eq!(dispatch.seq(), seq + 1);
+                seq = dispatch.seq();
+            }
+        }
+    });
+    assert!(started.elapsed() < Duration::from_secs(20), "delivery took {:?}", started.elapsed());
+    assert_eq!(store.saves.load(Ordering::SeqCst), 1, "one save in flight, the rest coalesced behind it");
+}
+
+// ---------------------------------------------------------------------------
+// SIGKILL end to end: a child process streams a group of shards from the
+// simulator (which lives in this process) with a file store, is killed, and
+// its successor resumes every shard.
+
+const CHILD_SIM_URL: &str = "DGS_STORE_CHILD_SIM_URL";
+const CHILD_DIR: &str = "DGS_STORE_CHILD_DIR";
+const CHILD_TEST: &str = "child_process_streams_a_group_with_a_file_store";
+const TOTAL: u32 = 3;
+const CHILD_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Not a test on its own: the body of the child processes of
+/// [`a_process_killed_mid_stream_is_resumed_by_the_next_without_an_identify`].
+/// Returns at once unless the parent set its environment.
+#[test]
+fn child_process_streams_a_group_with_a_file_store() {
+    let (Ok(url), Ok(dir)) = (std::env::var(CHILD_SIM_URL), std::env::var(CHILD_DIR)) else {
+        return;
+    };
+    let store = FileSessionStore::new(dir).expect("store");
+    let mut group = ShardGroup::builder(config(&url), TOTAL)
+        .session_store(store)
+        .checkpoint_interval(CHILD_INTERVAL)
+        .build()
+        .expect("group");
+    block_on(async {
+        // The parent kills us long before; never outlive it by much.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let timeout = async_io::Timer::at(deadline);
+            let item = match futures::future::select(group.next(), timeout).await {
+                futures::future::Either::Left((item, _)) => item,
+                futures::future::Either::Right(_) => return,
+            };
+            let dispatch = item.expect("group stream ended").expect("no shard stops");
+            // Line by line (stdout is line buffered): printed means handled.
+            println!("SEQ {} {} {}", dispatch.shard().id, dispatch.seq(), dispatch.event());
+        }
+    });
+}
+
+/// What a child printed: per shard, the `(seq, event)` pairs in order.
+type Printed = Arc<Mutex<BTreeMap<u32, Vec<(u64, String)>>>>;
+
+fn spawn_child(url: &str, dir: &Path) -> (Child, Printed) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = Command::new(exe)
+        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .env(CHILD_SIM_URL, url)
+        .env(CHILD_DIR, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the child test process");
+    let printed: Printed = Arc::default();
+    let out = child.stdout.take().unwrap();
+    let sink = Arc::clone(&printed);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            // libtest's "test … " may precede the first line on the same line.
+            let Some(at) = line.find("SEQ ") else { continue };
+            let fields: Vec<&str> = line[at..].split_whitespace().collect();
+            let [_, shard, seq, event] = fields[..] else { panic!("bad line {line:?}") };
+            let entry = (seq.parse().unwrap(), event.to_owned());
+            sink.lock().unwrap().entry(shard.parse().unwrap()).or_default().push(entry);
+        }
+    });
+    (child, printed)
+}
+
+fn shard(id: u32) -> ShardId {
+    ShardId::new(id, TOTAL).unwrap()
+}
+
+fn checkpoint(dir: &Path, id: u32) -> Option<ShardSession> {
+    let store = FileSessionStore::new(dir).unwrap().max_age(None);
+    block_on(store.load(shard(id))).unwrap()
+}
+
+#[test]
+fn a_process_killed_mid_stream_is_resumed_by_the_next_without_an_identify() {
+    let sim = simulator();
+    let dir = temp_dir("sigkill");
+    let url = sim.url();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Events for every shard, before, during and after the crash.
+        scope.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for id in 0..TOTAL {
+                    sim.dispatch_to_shard(shard(id), "MESSAGE_CREATE", json!({ "n": n }));
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+
+        let (mut first, printed) = spawn_child(&url, &dir);
+        assert!(sim.wait_for_live_shards(TOTAL as usize, WAIT * 3), "three shards identified");
+        // Mid-stream: every shard has handled plenty and checkpointed past READY.
+        eventually("checkpoints past READY", || {
+            (0..TOTAL).all(|id| checkpoint(&dir, id).is_some_and(|c| c.session.seq > 50))
+        });
+        first.kill().expect("SIGKILL the child");
+        first.wait().unwrap();
+        eventually("the simulator sees the shards gone", || sim.live_shards().is_empty());
+        let first_printed = printed.lock().unwrap().clone();
+        let checkpoints: Vec<ShardSession> =
+            (0..TOTAL).map(|id| checkpoint(&dir, id).expect("a checkpoint survives the kill")).collect();
+        let identifies = sim.identifies().len();
+        assert_eq!(identifies, TOTAL as usize);
+
+        let (mut second, printed) = spawn_child(&url, &dir);
+        assert!(sim.wait_for_live_shards(TOTAL as usize, WAIT * 3), "three shards resumed");
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        // Everything committed reaches the second child.
+        let last: Vec<u64> = (0..TOTAL).map(|id| sim.shard_session_log(shard(id)).last().unwrap().seq).collect();
+        eventually("the second child received everything", || {
+            let printed = printed.lock().unwrap();
+            (0..TOTAL).all(|id| {
+                printed.get(&id).and_then(|seqs| seqs.last()).is_some_and(|(seq, _)| *seq >= last[id as usize])
+            })
+        });
+        second.kill().unwrap();
+        second.wait().unwrap();
+        let second_printed = printed.lock().unwrap().clone();
+
+        assert_eq!(sim.identifies().len(), identifies, "zero Identifies in the second run");
+        let resumes = sim.resumes();
+        assert_eq!(resumes.len(), TOTAL as usize, "one Resume per shard");
+        for (id, stored) in (0..TOTAL).zip(&checkpoints) {
+            assert_eq!(stored.shard, shard(id));
+            assert_eq!(Some(&stored.session.id), sim.shard_session_id(shard(id)).as_ref());
+            let c = stored.session.seq;
+            // The checkpoint never claims what the first child had not handled.
+            let handled = first_printed[&id].last().unwrap().0;
+            assert!(c <= handled, "shard {id}: checkpoint {c} after the last handled {handled}");
+            let resumed = resumes.iter().find(|r| r.d().unwrap()["session_id"] == stored.session.id.as_str());
+            assert_eq!(resumed.expect("resumed its session").d().unwrap()["seq"], c);
+            // At least once from the checkpoint: the second child starts at
+            // or before c + 1 and has no gap up to the end.
+            let seqs: Vec<u64> = second_printed[&id].iter().map(|(seq, _)| *seq).collect();
+            assert!(seqs[0] <= c + 1, "shard {id}: first seq {} after checkpoint {c}", seqs[0]);
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "shard {id}: gap in {seqs:?}");
+            assert!(*seqs.last().unwrap() >= last[id as usize]);
+            assert!(second_printed[&id].iter().any(|(_, event)| event == "RESUMED"));
+            assert!(second_printed[&id].iter().all(|(_, event)| event != "READY"));
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
