@@ -4,7 +4,8 @@ use crate::group::{ShardGroup, ShardGroupBuilder};
 use crate::identify::{IdentifyLimits, LocalIdentifyQueue, SessionStartLimit};
 use crate::protocol::Config;
 
-/// The JSON of `GET /gateway/bot` (gateway-protocol §1.1, §7.2, §9): the
+/// The JSON of `GET /gateway/bot` (`docs/connection.md#gateway-url`, `docs/rate-limits.md#daily-session-start-budget`,
+/// `docs/sharding.md#shard-formula`): the
 /// gateway URL, the shard count Discord recommends, and the bot's identify
 /// limits. This crate has no REST client: fetch it with yours and
 /// deserialize the body into this.

@@ -27,6 +27,7 @@ mod gateway_bot;
 mod group;
 pub mod identify;
 mod intents;
+mod observe;
 pub mod protocol;
 mod queue;
 mod session;
@@ -44,7 +45,9 @@ pub use group::{
 };
 pub use identify::{IdentifyQueue, LocalIdentifyQueue};
 pub use intents::Intents;
+pub use observe::StatusWatcher;
 pub use protocol::{CloseMode, Compression, Config};
+pub use protocol::{Latency, ShardStats};
 pub use session::Session;
 pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};
 pub use shard_id::ShardId;

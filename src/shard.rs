@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,10 @@ use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, Request
 use crate::dispatch::Dispatch;
 use crate::error::ShardError;
 use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
+use crate::observe::{Published, Publisher, StatusCell, StatusWatcher};
 use crate::protocol::{
-    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Status, FINAL_CLOSE,
+    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Latency, Machine, ShardStats, Status,
+    FINAL_CLOSE,
 };
 use crate::queue;
 use crate::session::Session;
@@ -111,7 +113,9 @@ pub struct ShardDriver {
 pub struct ShardHandle {
     id: ShardId,
     requests: mpsc::UnboundedSender<Request>,
-    status: Arc<Mutex<Status>>,
+    status: Arc<StatusCell>,
+    /// Counters, latency and session as the driver last published them.
+    published: Arc<Published>,
     /// Commands sent but not yet taken by the driver, bounded by `limit`.
     queued: Arc<AtomicUsize>,
     limit: usize,
@@ -251,7 +255,10 @@ impl Shard {
             config = config.rng_seed(entropy_seed(id));
         }
         config = config.identify_permits(queue.is_some());
-        let status = Arc::new(Mutex::new(Status::Connecting { resume: config.resume_from.is_some() }));
+        let status = StatusCell::new(Status::Connecting { resume: config.resume_from.is_some() });
+        let published = Arc::new(Published::default());
+        // Built out here so that dropping the driver unpolled still ends the status.
+        let publisher = Publisher::new(Arc::clone(&published), Arc::clone(&status));
         let max_queued = config.max_queued_commands_limit();
         let ws_config = WebSocketConfig::default()
             // Small eager buffer: idle shards stay cheap; big frames still fit.
@@ -276,7 +283,7 @@ impl Shard {
             let checkpoint = match Checkpointer::start(store, id, config.resume_from.as_ref(), handled).await {
                 Some((checkpoint, Some(session))) => {
                     config = config.resume_from(session);
-                    *driver_status.lock().unwrap_or_else(PoisonError::into_inner) = Status::Connecting { resume: true };
+                    driver_status.set(Status::Connecting { resume: true });
                     Some(checkpoint)
                 }
                 Some((checkpoint, None)) => Some(checkpoint),
@@ -317,12 +324,13 @@ impl Shard {
                 status: driver_status,
                 status_waker,
                 checkpoint,
+                publisher,
             };
             driver.run().await;
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
         let driver = ShardDriver { inner: Box::pin(run.instrument(span)), done: false };
-        let handle = ShardHandle { id, requests: requests_tx, status, queued, limit: max_queued, skipped };
+        let handle = ShardHandle { id, requests: requests_tx, status, published, queued, limit: max_queued, skipped };
         Ok(Shard { id, driver: Some(driver), events, handle, acks })
     }
 
@@ -414,10 +422,7 @@ impl Shard {
     /// Marks the status `Closed` if the connection ended without saying so
     /// (its driver was dropped unpolled, or panicked).
     pub(crate) fn mark_ended(&self) {
-        let mut status = self.handle.status.lock().unwrap_or_else(PoisonError::into_inner);
-        if !matches!(*status, Status::Closed | Status::Fatal(_)) {
-            *status = Status::Closed;
-        }
+        self.handle.status.mark_closed();
     }
 }
 
@@ -453,7 +458,7 @@ impl ShardHandle {
     /// identify permit, identifying, resuming, active, reconnecting (with the
     /// delay), closed, or fatal (with the code).
     pub fn status(&self) -> Status {
-        self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.status.get()
     }
 
     /// Commands accepted by [`send`](Self::send) that the driver has not
@@ -532,6 +537,142 @@ impl ShardHandle {
     }
 }
 
+/// Observability: what the driver last published about the shard, read
+/// without a round trip to it.
+impl ShardHandle {
+    /// The shard's counters (see [`ShardStats`]): dispatches, messages and
+    /// bytes received, reconnects, identifies, resumes, heartbeats and
+    /// skipped payloads.
+    ///
+    /// Cheap enough for every metrics scrape: a few relaxed atomic loads, no
+    /// lock. The driver publishes the counters once per wake (after each
+    /// socket message, timer or request it handles, and before the dispatches
+    /// of that wake reach the stream), so each counter is exact as of its
+    /// last wake and never goes back; counters read together may straddle
+    /// one wake.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use discord_gateway_stream::{Config, Intents, Shard};
+    ///
+    /// let shard = Shard::new(Config::new(std::env::var("DISCORD_TOKEN")?, Intents::GUILDS))?;
+    /// let handle = shard.handle();
+    /// // From a metrics task, while another polls the shard:
+    /// let stats = handle.stats();
+    /// let latency = handle.latency();
+    /// println!(
+    ///     "dispatches={} bytes={} reconnects={} latency_ms={:?}",
+    ///     stats.dispatches,
+    ///     stats.bytes_received,
+    ///     stats.reconnects,
+    ///     latency.average().map(|rtt| rtt.as_millis()),
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> ShardStats {
+        self.published.stats()
+    }
+
+    /// Heartbeat round trips: the last, the last few and their mean, and
+    /// heartbeats sent and acknowledged (see [`Latency`]). Measured by the
+    /// protocol core; published when a heartbeat goes out or its ACK arrives.
+    pub fn latency(&self) -> Latency {
+        self.published.latency()
+    }
+
+    /// The session the shard would resume now: its id, the last sequence
+    /// and the resume URL; `None` before the first READY, while a new
+    /// session is being identified, and once the shard has closed or
+    /// stopped. The id and the sequence always belong to the same session.
+    ///
+    /// The session id is a credential for resuming: [`Session`]'s `Debug`
+    /// redacts it; do not log it otherwise. To hand a session over to
+    /// another process, prefer [`close`](Self::close) with
+    /// `CloseMode::Resumable`: a session read here while the shard runs is
+    /// out of date by the next dispatch.
+    pub fn session(&self) -> Option<Session> {
+        self.published.session()
+    }
+
+    /// The last sequence number received (`s` of the last dispatch);
+    /// `None` before the first dispatch and after an Identify reset it.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.published.last_seq()
+    }
+
+    /// A stream of the shard's status changes from now on, in order (see
+    /// [`StatusWatcher`]); it ends once the shard's driver has finished.
+    /// Any number of watchers may run at once.
+    pub fn watch_status(&self) -> StatusWatcher {
+        self.status.watch()
+    }
+
+    /// Resolves with the shard's next status change, or `None` if the
+    /// shard has ended (see [`watch_status`](Self::watch_status) to follow
+    /// every change without missing one between two calls).
+    ///
+    /// ```no_run
+    /// # async fn run(handle: discord_gateway_stream::ShardHandle) {
+    /// if let Some(status) = handle.status_changed().await {
+    ///     println!("shard {} is now {status:?}", handle.id());
+    /// }
+    /// # }
+    /// ```
+    pub fn status_changed(&self) -> impl Future<Output = Option<Status>> + Send + 'static {
+        let mut watcher = self.watch_status();
+        async move { watcher.changed().await }
+    }
+
+    /// Resolves with the first status that satisfies `predicate`: the
+    /// current one if it does, else the first later change that does;
+    /// `None` if the shard ends without one (see [`StatusWatcher::wait_for`]).
+    ///
+    /// ```no_run
+    /// # async fn run(handle: discord_gateway_stream::ShardHandle) {
+    /// use discord_gateway_stream::protocol::Status;
+    ///
+    /// handle.wait_for_status(|status| *status == Status::Active).await;
+    /// # }
+    /// ```
+    pub fn wait_for_status(
+        &self,
+        predicate: impl FnMut(&Status) -> bool + Send + 'static,
+    ) -> impl Future<Output = Option<Status>> + Send + 'static {
+        let mut watcher = self.watch_status();
+        async move { watcher.wait_for(predicate).await }
+    }
+}
+
+/// Observability (see the same methods on [`ShardHandle`]).
+impl Shard {
+    /// The shard's counters (see [`ShardHandle::stats`]).
+    pub fn stats(&self) -> ShardStats {
+        self.handle.stats()
+    }
+
+    /// Heartbeat round trips (see [`ShardHandle::latency`]).
+    pub fn latency(&self) -> Latency {
+        self.handle.latency()
+    }
+
+    /// The session the shard would resume now (see [`ShardHandle::session`]).
+    pub fn session(&self) -> Option<Session> {
+        self.handle.session()
+    }
+
+    /// The last sequence number received (see [`ShardHandle::last_seq`]).
+    pub fn last_seq(&self) -> Option<u64> {
+        self.handle.last_seq()
+    }
+
+    /// A stream of status changes (see [`ShardHandle::watch_status`]). The
+    /// shard itself must be polled (or its driver spawned) for the status
+    /// to change.
+    pub fn watch_status(&self) -> StatusWatcher {
+        self.handle.watch_status()
+    }
+}
+
 impl fmt::Debug for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shard").field("id", &self.id).field("driver_local", &self.driver.is_some()).finish()
@@ -607,7 +748,9 @@ struct Driver {
     /// The permit of the Identify awaiting its READY.
     held_permit: Option<IdentifyPermit>,
     /// What [`ShardHandle::status`] reads.
-    status: Arc<Mutex<Status>>,
+    status: Arc<StatusCell>,
+    /// Publishes counters, latency and session to the handles.
+    publisher: Publisher,
     /// Woken on every status change.
     status_waker: Option<Arc<AtomicWaker>>,
     /// Saves the session now and then (with a session store).
@@ -629,6 +772,8 @@ impl Driver {
                 self.reading_paused = paused;
                 self.machine.set_reading_paused(Instant::now(), paused);
             }
+            // Once per wake: what the handles read (stats, latency, session).
+            self.publisher.publish(&self.machine);
             if self.machine.is_finished() && self.socket.is_none() {
                 for (reply, session) in self.close_replies.drain(..) {
                     let _ = reply.send(session);
@@ -822,7 +967,7 @@ impl Driver {
                             // READY, or the attempt failed: release the bucket.
                             self.held_permit = None;
                         }
-                        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+                        self.status.set(status);
                         if let Some(waker) = &self.status_waker {
                             waker.wake();
                         }

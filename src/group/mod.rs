@@ -25,7 +25,7 @@ use self::slot::Slot;
 use crate::dispatch::Dispatch;
 use crate::error::ShardError;
 use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
-use crate::protocol::{CloseMode, Config, Status};
+use crate::protocol::{CloseMode, Config, ShardStats, Status};
 use crate::session::Session;
 use crate::shard::{Shard, ShardDriver, ShardHandle};
 use crate::shard_id::ShardId;
@@ -680,6 +680,41 @@ impl ShardGroup {
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// Observability: each shard's counters, latency and session, through its
+/// [`ShardHandle`].
+impl ShardGroup {
+    /// The handle of every shard the group has started (running or
+    /// stopped; not those still waiting for a connecting slot), in shard
+    /// order: read [`stats`](ShardHandle::stats),
+    /// [`latency`](ShardHandle::latency), [`session`](ShardHandle::session)
+    /// or [`watch_status`](ShardHandle::watch_status) from each.
+    ///
+    /// ```no_run
+    /// # fn export(group: &discord_gateway_stream::ShardGroup) {
+    /// for handle in group.handles() {
+    ///     let (stats, latency) = (handle.stats(), handle.latency());
+    ///     println!("{} {} {:?}", handle.id(), stats.dispatches, latency.average());
+    /// }
+    /// # }
+    /// ```
+    pub fn handles(&self) -> Vec<ShardHandle> {
+        self.shard_ids().into_iter().filter_map(|id| self.handle(id)).collect()
+    }
+
+    /// The counters of `shard`'s newest connection (see
+    /// [`ShardHandle::stats`]); `None` if the group has no such shard or it
+    /// waits for a connecting slot. A restarted shard is a new connection:
+    /// its counters start again from zero.
+    pub fn stats(&self, shard: ShardId) -> Option<ShardStats> {
+        Some(self.handle(shard)?.stats())
+    }
+
+    /// Every started shard's counters, in shard order (see [`stats`](Self::stats)).
+    pub fn shard_stats(&self) -> Vec<(ShardId, ShardStats)> {
+        self.handles().iter().map(|handle| (handle.id(), handle.stats())).collect()
     }
 }
 

@@ -16,10 +16,12 @@ use super::compression::Compression;
 use super::config::{Config, MAX_HEARTBEAT_INTERVAL};
 use super::event::{Action, CloseMode, DisconnectReason, Event, Status};
 use super::heartbeat::{Beat, Heartbeat};
+use super::latency::Latency;
 use super::opcode::OpCode;
 use super::payload::{self, MAX_OUTBOUND_SIZE};
 use super::ratelimit::{Priority, SendLimiter};
 use super::rng::Rng;
+use super::stats::ShardStats;
 use super::url::{check_resume_url, gateway_url};
 use super::validate::ConfigError;
 use crate::codec::{Envelope, StrSpan};
@@ -189,6 +191,11 @@ struct Core {
     reading_paused: bool,
     /// Payloads dropped because they could not be read (see `skip`).
     skipped_payloads: u64,
+    /// The counters `Machine::stats` reports (its heartbeat and skipped
+    /// counts come from `latency` and `skipped_payloads`).
+    counters: ShardStats,
+    /// Heartbeat round trips over the machine's life.
+    latency: Latency,
     /// Where connections keep failing on an unacceptable payload, if they do.
     stuck: Option<Stuck>,
     /// When this shard identified in the last 24 hours (at most
@@ -272,6 +279,8 @@ impl Machine {
             resume_failures: 0,
             reading_paused: false,
             skipped_payloads: 0,
+            counters: ShardStats::default(),
+            latency: Latency::default(),
             stuck: None,
             identifies: VecDeque::new(),
             commands: VecDeque::new(),
@@ -342,6 +351,7 @@ impl Machine {
             tracing::debug!("message with no connection; ignored");
             return;
         }
+        self.core.count_message(&message);
         match message {
             Incoming::Text(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
             #[cfg(any(feature = "zlib", feature = "zstd"))]
@@ -600,9 +610,27 @@ impl Machine {
         self.core.skipped_payloads
     }
 
-    /// Round trip of the last acknowledged heartbeat on this connection.
-    pub fn latency(&self) -> Option<Duration> {
-        self.core.link.heartbeat.as_ref().and_then(Heartbeat::latency)
+    /// Heartbeat round trips over the machine's life, measured from the
+    /// `now` it was fed: the last one, the last few and their mean, and how
+    /// many heartbeats went out and were acknowledged (see [`Latency`]).
+    ///
+    /// The round trip of the last ACK on the current connection alone is
+    /// `latency().last()` while [`acked_at`](Latency::acked_at) is later
+    /// than the connection's start.
+    pub fn latency(&self) -> &Latency {
+        &self.core.latency
+    }
+
+    /// The machine's counters now: dispatches, messages and bytes received,
+    /// reconnects, identifies, resumes, heartbeats, skipped payloads (see
+    /// [`ShardStats`]). Cheap: a copy of a few integers.
+    pub fn stats(&self) -> ShardStats {
+        ShardStats {
+            heartbeats_sent: self.core.latency.heartbeats_sent(),
+            heartbeats_acked: self.core.latency.heartbeats_acked(),
+            skipped_payloads: self.core.skipped_payloads,
+            ..self.core.counters
+        }
     }
 
     /// Whether the machine has finished (closed by the application or fatally).
@@ -766,6 +794,7 @@ impl Core {
         let resume = self.session.is_some();
         tracing::info!(?reason, ?delay, resume, failures = self.backoff.failures(), "connection lost");
         self.phase = Phase::Waiting { until: now + delay };
+        self.counters.reconnects = self.counters.reconnects.saturating_add(1);
         self.set_status(Status::Reconnecting { reason, delay, resume });
         if delay.is_zero() {
             self.connect(now);
@@ -896,6 +925,7 @@ impl Core {
 
     fn on_payload(&mut self, now: Instant, payload: PayloadText<'_>) {
         let text = payload.as_str();
+        self.counters.bytes_decompressed = self.counters.bytes_decompressed.wrapping_add(text.len() as u64);
         // The fast path is for dispatches only: the core's own payloads
         // (op != 0, and READY, whose `d` sets up the session) are small or
         // rare, and are always read in full, so the core never acts on a
@@ -917,14 +947,7 @@ impl Core {
         match OpCode::from_u64(envelope.op) {
             Some(OpCode::Dispatch) => self.on_dispatch(now, payload, envelope),
             Some(OpCode::Heartbeat) => self.on_heartbeat_request(now),
-            Some(OpCode::HeartbeatAck) => {
-                if let Some(heartbeat) = self.link.heartbeat.as_mut() {
-                    if !heartbeat.acked(now) {
-                        // docs/edge-cases.md#heartbeats-around-reconnects
-                        tracing::debug!("unrequested heartbeat ACK");
-                    }
-                }
-            }
+            Some(OpCode::HeartbeatAck) => self.on_heartbeat_ack(now),
             Some(OpCode::Hello) => self.on_hello(now, data()),
             Some(OpCode::Reconnect) => {
                 self.lose(now, DisconnectReason::Reconnect, Loss::dropped().close(RESUMABLE_CLOSE));
@@ -982,6 +1005,7 @@ impl Core {
                 tracing::info!(seq, "resuming");
                 self.send_control(now, payload::resume(&self.config.token, &session.id, seq));
                 self.link.resume_sent = true;
+                self.counters.resumes = self.counters.resumes.saturating_add(1);
                 self.phase = Phase::Resuming { deadline: now + self.config.ready_timeout };
                 self.set_status(Status::Resuming);
             }
@@ -1007,6 +1031,7 @@ impl Core {
         self.session = None;
         self.last_seq = None;
         self.identifies.push_back(now);
+        self.counters.identifies = self.counters.identifies.saturating_add(1);
         if let Some(stuck) = self.stuck.as_mut() {
             stuck.identifies = stuck.identifies.saturating_add(1);
         }
@@ -1048,6 +1073,7 @@ impl Core {
         if allowed {
             self.transmits.push_back((payload::heartbeat(self.last_seq), false));
             heartbeat.sent_periodic(now);
+            self.latency.record_sent(now);
         } else {
             // A slot frees exactly 60 s after a send in the window, so
             // `next_slot` is later than `now`; the fallback only guards
@@ -1071,6 +1097,7 @@ impl Core {
             return;
         }
         self.transmits.push_back((payload::heartbeat(self.last_seq), false));
+        self.latency.record_sent(now);
         if let Some(heartbeat) = self.link.heartbeat.as_mut() {
             heartbeat.sent_on_request(now);
         }
@@ -1155,6 +1182,7 @@ impl Core {
             StrSpan { escaped: true, .. } => Err(Box::from(name.as_ref())),
         };
         let dispatch = Dispatch::new(self.config.shard, seq, payload.into_owned(), event_name, data);
+        self.counters.dispatches = self.counters.dispatches.wrapping_add(1);
         self.events.push_back(Event::Dispatch(dispatch));
     }
 
@@ -1257,5 +1285,41 @@ impl Core {
             _ => None,
         };
         [phase_deadline, heartbeat, command_slot].into_iter().flatten().min()
+    }
+}
+
+/// Observability: the counters and round trips behind `Machine::stats` and
+/// `Machine::latency`.
+impl Core {
+    /// Counts a WebSocket message as it came off the wire.
+    fn count_message(&mut self, message: &Incoming<'_>) {
+        let len = match message {
+            Incoming::Text(text) => text.len(),
+            Incoming::Binary(bytes) => bytes.len(),
+        };
+        self.counters.messages = self.counters.messages.wrapping_add(1);
+        self.counters.bytes_received = self.counters.bytes_received.wrapping_add(len as u64);
+    }
+
+    /// An ACK (op 11): the round trip of the periodic heartbeat it answers,
+    /// if one was awaited (an unrequested ACK is harmless: `docs/connection.md#heartbeat-acks`).
+    fn on_heartbeat_ack(&mut self, now: Instant) {
+        let Some(heartbeat) = self.link.heartbeat.as_mut() else { return };
+        if !heartbeat.acked(now) {
+            // docs/edge-cases.md#heartbeats-around-reconnects
+            tracing::debug!("unrequested heartbeat ACK");
+            return;
+        }
+        if let Some(round_trip) = heartbeat.latency() {
+            self.latency.record_ack(now, round_trip);
+        }
+    }
+}
+
+impl Machine {
+    /// The kept session's id and resume URL, borrowed: what a driver
+    /// compares to decide whether to publish the session again.
+    pub(crate) fn session_ids(&self) -> Option<(&str, Option<&str>)> {
+        self.core.session.as_ref().map(|ids| (ids.id.as_str(), ids.resume_url.as_deref()))
     }
 }

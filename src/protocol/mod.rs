@@ -13,11 +13,13 @@ mod compression;
 mod config;
 mod event;
 mod heartbeat;
+mod latency;
 mod machine;
 mod opcode;
 mod payload;
 mod ratelimit;
 mod rng;
+mod stats;
 mod url;
 mod validate;
 
@@ -31,9 +33,11 @@ pub use config::{
     DEFAULT_MAX_IDENTIFIES_PER_DAY, DEFAULT_MIN_HEARTBEAT_INTERVAL, MAX_MESSAGE_SIZE_LIMIT, MIN_MESSAGE_SIZE,
 };
 pub use event::{Action, CloseMode, DisconnectReason, Event, Status};
+pub use latency::Latency;
 pub use machine::{Incoming, Machine};
 pub use opcode::OpCode;
 pub use payload::MAX_OUTBOUND_SIZE;
 pub use ratelimit::{SEND_LIMIT, SEND_WINDOW};
+pub use stats::ShardStats;
 pub use url::{gateway_url, ResumeHosts, UrlError};
 pub use validate::ConfigError;

@@ -1,6 +1,7 @@
 //! Crash-safe sessions: where shards checkpoint their session so that a
 //! process that dies without a graceful shutdown resumes instead of
-//! identifying (gateway-protocol §5.2, §7.2).
+//! identifying (`docs/connection.md#resume-and-resumed`,
+//! `docs/rate-limits.md#daily-session-start-budget`).
 //!
 //! [`ShardGroup::shutdown`](crate::ShardGroup::shutdown) hands sessions over
 //! when a process stops on purpose. A process that crashes (a panic, an OOM
@@ -56,7 +57,7 @@ pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(10);
 /// connection ends; in practice it is a few minutes. A session older than
 /// this would almost surely be refused (op 9), so it is not worth a
 /// connection attempt. One that is refused anyway costs a Resume, an op 9
-/// and the 1–5 s wait before identifying (§5.6), never an extra Identify.
+/// and the 1–5 s wait before identifying (`docs/connection.md#invalid-session-op-9`), never an extra Identify.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
 
 /// A session store failed. The shard logs it and goes on: a failed load
