@@ -5,6 +5,25 @@
 //! Guild, channel and user ids are `u64`. On the wire they are JSON strings,
 //! as Discord sends and expects snowflakes (`"guild_id":"41771983444115456"`);
 //! deserializing accepts a string or a number.
+//!
+//! Send them through a [`ShardHandle`](crate::ShardHandle) (or
+//! [`ShardGroup::handle`](crate::ShardGroup::handle)). The connection queues
+//! them until READY/RESUMED, paces them at 120 per 60 s with slots reserved
+//! for heartbeats (`docs/rate-limits.md#send-limit`), and sends them again
+//! after a reconnect if they had not been written, once and in order. They
+//! are checked before they are queued: core opcodes (Heartbeat, Identify,
+//! Resume) are refused, frames over 4096 bytes too, and a presence update
+//! must be a JSON object (the last one is sent again in every Identify).
+//!
+//! ```
+//! use discord_gateway_stream::commands::RequestGuildMembers;
+//! use discord_gateway_stream::protocol::Command;
+//!
+//! let request = RequestGuildMembers::query(81384788765712384, "", 0);
+//! let command = Command::try_from(&request)?;
+//! assert_eq!(command.op(), 8);
+//! # Ok::<(), discord_gateway_stream::CommandError>(())
+//! ```
 
 use std::fmt;
 

@@ -5,6 +5,9 @@
 //! on untrusted input (the envelope scanner, the decompressors, the identify
 //! schedule) can be fuzzed and measured alone. Enabled by the `fuzzing`
 //! cargo feature.
+//!
+//! The fuzz targets and how to run them are described in the repository's
+//! `fuzz/README.md`; the benches that use this module in `benches/README.md`.
 
 pub use crate::codec::envelope::{Envelope, ScanError, StrSpan};
 #[cfg(feature = "zlib")]

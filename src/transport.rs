@@ -4,6 +4,22 @@
 //! TLS on it for `wss://` (futures-rustls, webpki roots, ring provider), then
 //! runs the WebSocket handshake with async-tungstenite. The default
 //! connector uses async-std's TCP; on tokio or smol plug in your own.
+//!
+//! A connector returns any `futures-io` stream ([`AsyncStream`]); pass it to
+//! [`Shard::with_connector`](crate::Shard::with_connector) or
+//! [`ShardGroupBuilder::connector`](crate::ShardGroupBuilder::connector).
+//! The repository's `examples/tokio.rs` wraps tokio's `TcpStream` with
+//! tokio-util's compat layer. The default connector (feature `async-std`)
+//! turns on TCP keepalive: the first probe after 60 s idle, then every 10 s,
+//! the backstop for a half-open connection; custom connectors should do the
+//! same (`examples/tokio.rs` does, through socket2).
+//!
+//! async-std is discontinued upstream, so nothing depends on it but this
+//! optional default connector: the protocol core is runtime-free, the driver
+//! uses async-tungstenite over any `futures-io` stream and `async-io` timers
+//! (runtime-agnostic: its own reactor thread when no async-io executor runs).
+//! Without the `rustls` feature a `wss://` URL is refused up front
+//! ([`ShardError::TlsUnavailable`](crate::ShardError::TlsUnavailable)).
 
 use std::future::Future;
 use std::io;

@@ -6,7 +6,7 @@
 //! slower end to end: every large payload then needs fresh memory, and
 //! glibc gives the heap's top back to the kernel after a burst and faults
 //! it in again on the next one (63,000 page faults against 3,000 for
-//! 600 MB of zstd-stream traffic, 18 % more CPU; README, "Compression").
+//! 600 MB of zstd-stream traffic, 18 % more CPU; `benches/README.md`, "End to end").
 //!
 //! The working buffer's first capacity comes from the stream's running
 //! compression ratio and the size of the payload's first compressed

@@ -22,8 +22,9 @@
 //!
 //! The decoder is libzstd through `zstd-safe`. With Discord's 2^18 window
 //! its context holds about 751 KB (the window, a block-sized input buffer
-//! and its tables) for as long as the connection lives; the README's
-//! "Compression" section has the figures and the comparison with zlib.
+//! and its tables) for as long as the connection lives; `benches/README.md`
+//! ("zstd-stream decoders", "Heap per connected shard") has the figures and
+//! the comparison with zlib.
 
 use zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 

@@ -3,8 +3,9 @@
 /// Transport compression (docs/compression.md), chosen at run time.
 ///
 /// The default is zlib-stream when the `zlib` feature is on (it is by
-/// default), else none. The README's "Compression" section compares the
-/// three (bytes on the wire, CPU per dispatch, memory per idle shard).
+/// default), else none. The crate docs' "Compression" section (and, with the
+/// measurements, the repository's `benches/README.md`) compares the three
+/// (bytes on the wire, CPU per dispatch, memory per idle shard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Compression {

@@ -36,6 +36,63 @@
 //! [`Simulator::client_frames`], [`Simulator::client_closes`], …), and the
 //! `wait_*` helpers block with a timeout until a condition holds.
 //!
+//! # What it can play
+//!
+//! Hello with any interval, withheld ACKs, READY with a `resume_gateway_url`
+//! pointing back at it, persistent sessions with replay on resume, op 7,
+//! op 9, any close code, zlib-stream split over frames (the sync marker
+//! straddling two frames), zstd-stream (with the `zstd` feature), corrupt
+//! frames, a server that stops reading ([`Simulator::pause_reading`]),
+//! garbage JSON, identify validation (4004, 4005, 4010, 4013, 4014), the
+//! 120/60 s limit and the 4096-byte cap.
+//!
+//! # A shard against it
+//!
+//! A dispatch, a dropped connection, a dispatch committed while the shard
+//! was away: the shard resumes and gets each exactly once.
+//!
+#![cfg_attr(all(feature = "async-std", feature = "zlib"), doc = "```")]
+#![cfg_attr(not(all(feature = "async-std", feature = "zlib")), doc = "```ignore")]
+//! use std::time::Duration;
+//! use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
+//! use discord_gateway_stream::{CloseMode, Config, Intents, Shard};
+//! use futures::StreamExt;
+//!
+//! let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(300)))?;
+//! let config = Config::new("token", Intents::GUILD_MESSAGES)
+//!     .base_url(sim.url())
+//!     .min_heartbeat_interval(Duration::from_millis(300)); // Discord's floor is 10 s
+//! let mut shard = Shard::new(config)?;
+//!
+//! async_io::block_on(async {
+//!     assert_eq!(shard.next().await.unwrap()?.event(), "READY");
+//!     sim.dispatch("MESSAGE_CREATE", serde_json::json!({"content": "hi"}));
+//!     sim.drop_connection();
+//!     sim.dispatch("MESSAGE_CREATE", serde_json::json!({"content": "again"}));
+//!
+//!     let mut seen = Vec::new();
+//!     while seen.len() < 2 {
+//!         let dispatch = shard.next().await.unwrap()?;
+//!         if dispatch.event() == "MESSAGE_CREATE" {
+//!             seen.push(dispatch.deserialize::<serde_json::Value>()?["content"].clone());
+//!         }
+//!     }
+//!     assert_eq!(seen, ["hi", "again"]);
+//!     assert_eq!(sim.resumes().len(), 1);
+//!     shard.close(CloseMode::Final).await;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Standalone, for any client
+//!
+//! `cargo run --example simulator -- --port 8765 --events 20 --script resume`
+//! (scripts `basic`, `resume`, `chaos`), then connect to
+//! `ws://127.0.0.1:8765/?v=10&encoding=json&compress=zlib-stream` (or
+//! `zstd-stream` when built with `--features zstd`, or no `compress`).
+//! `interop/discordjs/run.sh` runs `@discordjs/ws` against it this way.
+//!
 //! # Many shards at once
 //!
 //! One simulator serves any number of shards side by side, each on its own
