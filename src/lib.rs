@@ -302,6 +302,35 @@
 //! zero Identifies, zero permits and every dispatch exactly once across the
 //! two groups.
 //!
+//! ## Crash-safe sessions
+//!
+//! A process that crashes (panic, OOM kill, SIGKILL, a lost machine) never
+//! gets to call `shutdown`. Give the shards a [`SessionStore`]
+//! ([`store::MemorySessionStore`], [`store::FileSessionStore`], or
+//! `store::RedisSessionStore` with the `redis` feature, or your own) and
+//! they checkpoint their session as they run; the next process's shards load
+//! it and resume instead of identifying:
+//!
+//! ```ignore
+//! let group = ShardGroup::builder(config, 16)
+//!     .session_store(FileSessionStore::new("/var/lib/my-bot/sessions")?)
+//!     .checkpoint_interval(Duration::from_secs(2)) // the default
+//!     .build()?;
+//! ```
+//!
+//! - Saves never block the shard: at most one is in flight, at most one per
+//!   interval and only when something changed, and a slow store coalesces to
+//!   the newest state.
+//! - A checkpoint never covers a dispatch your code has not handled (one
+//!   counts as handled when you ask the stream for the next item). After a
+//!   crash, delivery is **at least once from the checkpoint**, and exactly
+//!   once if you deduplicate by `(shard, seq)`.
+//! - A session the gateway refuses (op 9) is cleared and replaced by the new
+//!   one; a session saved by a shard of another shard total is never used.
+//! - `tests/session_store.rs` SIGKILLs a child process mid-stream and checks
+//!   that its successor resumes every shard with zero Identifies and gets
+//!   every dispatch after the checkpoint.
+//!
 //! ## 1,000 shards
 //!
 //! `cargo bench --bench group` starts a group of 1,000 shards
@@ -309,6 +338,32 @@
 //! all 1,000 READY in 1.085–1.090 × the minimum of 63 windows, with no
 //! Identify rejected, and 77 KiB of heap per idle shard. The method and the
 //! numbers are in the repository's `benches/README.md`.
+//!
+//! # Observability
+//!
+//! Everything the protocol core knows about a shard can be read from its
+//! [`ShardHandle`] (or the [`Shard`]), from any task or thread, without a
+//! round trip to the driver:
+//!
+//! - [`ShardHandle::stats`] → [`ShardStats`]: dispatches delivered,
+//!   WebSocket messages, bytes received (on the wire and decompressed),
+//!   reconnects, identifies, resumes, heartbeats sent and acknowledged,
+//!   skipped payloads. The driver publishes them once per wake, before that
+//!   wake's dispatches reach your stream; reading them is a few relaxed
+//!   atomic loads.
+//! - [`ShardHandle::latency`] → [`Latency`]: the last heartbeat round trip,
+//!   the last five, their mean, and when the last heartbeat went out and was
+//!   acknowledged; measured by the sans-IO core from the clock it is fed, and
+//!   kept across reconnects.
+//! - [`ShardHandle::session`] and [`ShardHandle::last_seq`]: the session a
+//!   resume would use and the last `s` (`Session`'s `Debug` redacts the id).
+//! - [`ShardHandle::watch_status`] → [`StatusWatcher`], a `Stream` of every
+//!   status change in order that ends with the shard;
+//!   [`ShardHandle::status_changed`] and [`ShardHandle::wait_for_status`] for
+//!   one-off waits. No runtime dependency.
+//!
+//! [`ShardGroup::handles`], [`ShardGroup::stats`] and
+//! [`ShardGroup::shard_stats`] give the same for every shard of a group.
 //!
 //! # Errors
 //!
@@ -477,15 +532,12 @@ pub mod transport;
 
 pub use dispatch::{DeserializeError, Dispatch};
 pub use error::ShardError;
-pub use group::{
-    shard_for_guild, ControlError, GroupController, GroupError, ShardGroup, ShardGroupBuilder, ShardSession,
-};
+pub use group::{shard_for_guild, ControlError, GroupController, GroupError, ShardGroup, ShardGroupBuilder};
 pub use identify::{IdentifyQueue, LocalIdentifyQueue};
 pub use intents::Intents;
 pub use observe::StatusWatcher;
-pub use protocol::{CloseMode, Compression, Config};
-pub use protocol::{Latency, ShardStats};
-pub use session::Session;
+pub use protocol::{CloseMode, Compression, Config, Latency, ShardStats};
+pub use session::{Session, ShardSession};
 pub use shard::{Shard, ShardBuilder, ShardDriver, ShardHandle};
 pub use shard_id::ShardId;
 
@@ -501,5 +553,5 @@ pub use protocol::{
     Command, CommandError, ConfigError, DisconnectReason, FatalError, IdentifyProperties, ReconnectPolicy, ResumeHosts,
     Status, UrlError,
 };
-pub use store::SessionStore;
+pub use store::{SessionStore, SessionStoreError};
 pub use transport::{AsyncStream, BoxedStream, ConnectFuture, Connector, Target};

@@ -3,9 +3,9 @@
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 
-use super::{ControlError, ShardSession};
+use super::ControlError;
 use crate::protocol::CloseMode;
-use crate::session::Session;
+use crate::session::{Session, ShardSession};
 use crate::shard_id::ShardId;
 
 /// A management request, carried out by the group's `poll_next`, one at a time.

@@ -68,7 +68,7 @@ pub enum ControlError {
     GroupGone,
 }
 
-pub use crate::session::ShardSession;
+use crate::session::ShardSession;
 
 /// The shard that receives a guild's events: `(guild_id >> 22) % total`
 /// (`docs/sharding.md#shard-formula`). `None` when `total` is 0.
