@@ -20,6 +20,11 @@ pub enum ShardError {
     /// budget is exhausted, §7.2); the shard has stopped.
     #[error(transparent)]
     Identify(#[from] IdentifyError),
+    /// TLS could not be set up for a `wss://` gateway URL: no root
+    /// certificates, or an unusable client configuration (see
+    /// [`TlsError`](crate::transport::TlsError)).
+    #[error(transparent)]
+    Tls(#[from] crate::transport::TlsError),
 }
 
 impl ShardError {
@@ -28,7 +33,7 @@ impl ShardError {
     pub fn close_code(&self) -> Option<u16> {
         match self {
             ShardError::Fatal(fatal) => fatal.close_code(),
-            ShardError::Config(_) | ShardError::Identify(_) => None,
+            ShardError::Config(_) | ShardError::Identify(_) | ShardError::Tls(_) => None,
         }
     }
 }

@@ -158,9 +158,6 @@ pub enum ConfigError {
         /// The total shard count.
         total: u32,
     },
-    /// No connector was given and the default one (feature `async-std`) is off.
-    #[error("no connector: set one with ShardBuilder::connector (the default needs the `async-std` feature)")]
-    NoConnector,
     /// The compression asked for needs a cargo feature that is off
     /// (`zlib` for zlib-stream, `zstd` for zstd-stream).
     #[error("{} compression needs the crate's `{}` feature", .0.query_value().unwrap_or("no"), if *.0 == Compression::ZstdStream { "zstd" } else { "zlib" })]
