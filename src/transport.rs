@@ -337,14 +337,39 @@ pub struct DefaultConnector;
 
 impl Connector for DefaultConnector {
     fn connect(&self, target: Target) -> ConnectFuture {
+        let choice = DefaultConnector::choose();
+        tracing::debug!(connector = ?choice, host = %target.host, port = target.port, "connecting");
+        match choice {
+            #[cfg(feature = "tokio")]
+            Choice::Tokio => TokioConnector.connect(target),
+            #[cfg(feature = "async-std")]
+            Choice::AsyncStd => AsyncStdConnector.connect(target),
+            Choice::AsyncIo => AsyncIoConnector.connect(target),
+        }
+    }
+}
+
+/// Which connector the [`DefaultConnector`] uses here and now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    #[cfg(feature = "tokio")]
+    Tokio,
+    #[cfg(feature = "async-std")]
+    AsyncStd,
+    #[cfg_attr(feature = "async-std", allow(dead_code))]
+    AsyncIo,
+}
+
+impl DefaultConnector {
+    fn choose() -> Choice {
         #[cfg(feature = "tokio")]
         if tokio::runtime::Handle::try_current().is_ok() {
-            return TokioConnector.connect(target);
+            return Choice::Tokio;
         }
         #[cfg(feature = "async-std")]
-        return AsyncStdConnector.connect(target);
+        return Choice::AsyncStd;
         #[cfg(not(feature = "async-std"))]
-        return AsyncIoConnector.connect(target);
+        return Choice::AsyncIo;
     }
 }
 
@@ -669,6 +694,22 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
         let stream = runtime.block_on(TokioConnector::tcp(&target)).unwrap();
         assert_tuned(socket2::SockRef::from(&stream));
+    }
+
+    #[test]
+    fn the_default_connector_chooses_at_connect_time() {
+        #[cfg(feature = "async-std")]
+        let outside = Choice::AsyncStd;
+        #[cfg(not(feature = "async-std"))]
+        let outside = Choice::AsyncIo;
+        assert_eq!(DefaultConnector::choose(), outside);
+        #[cfg(feature = "tokio")]
+        {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+            assert_eq!(runtime.block_on(async { DefaultConnector::choose() }), Choice::Tokio);
+            // Outside the runtime again: back to the other one.
+            assert_eq!(DefaultConnector::choose(), outside);
+        }
     }
 
     #[cfg(feature = "rustls")]

@@ -1,8 +1,8 @@
 //! A `wss://` gateway URL in a build without TLS is refused up front
 //! (issue 12.11): otherwise every connect would fail and be retried forever.
 //! Runs only without the `rustls` feature: `.ci/run` builds it that way
-//! (`cargo test --no-default-features --features zlib,async-std --test tls_unavailable`).
-#![cfg(all(not(feature = "rustls"), feature = "async-std"))]
+//! (`cargo test --no-default-features --features zlib --test tls_unavailable`).
+#![cfg(not(feature = "rustls"))]
 
 use discord_gateway_stream::protocol::ConfigError;
 use discord_gateway_stream::{Config, Intents, Shard, ShardError};
