@@ -250,6 +250,9 @@ impl Connector for AsyncStdConnector {
 ///
 /// It must connect inside a tokio runtime (a task, or `block_on`): outside
 /// one it fails with [`io::ErrorKind::Unsupported`] instead of panicking.
+/// The runtime needs its I/O driver (`#[tokio::main]`, `Runtime::new` and
+/// `Builder::enable_all` have it): tokio panics on a socket in a runtime
+/// built without `enable_io`.
 /// The [`DefaultConnector`] picks it there by itself, so `Shard::new` on
 /// tokio needs no glue; spawn the driver as a task
 /// (`tokio::spawn(shard.take_driver().unwrap())`) or let polling the shard
