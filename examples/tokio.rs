@@ -1,19 +1,18 @@
-//! Running a shard on tokio: a connector built from tokio's `TcpStream`
-//! through tokio-util's compat layer, and the driver spawned as a tokio task
-//! so heartbeats keep going while the consumer is busy.
+//! Running a shard on tokio with the `tokio` feature: `Shard::new` connects
+//! through tokio's TCP by itself (no connector to write, no compat layer),
+//! and the driver is spawned as a tokio task so heartbeats keep going while
+//! the consumer is busy.
 //!
 //! ```text
-//! cargo run --example tokio            # against the built-in simulator
-//! DISCORD_TOKEN=... cargo run --example tokio
+//! cargo run --example tokio --features tokio            # against the built-in simulator
+//! DISCORD_TOKEN=... cargo run --example tokio --features tokio
 //! ```
 
 use std::time::Duration;
 
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
-use discord_gateway_stream::transport::Target;
 use discord_gateway_stream::{CloseMode, Config, Intents, Shard};
 use futures::StreamExt;
-use tokio_util::compat::TokioAsyncReadCompatExt;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,23 +24,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    // Any futures-io stream works; tokio's needs the compat adapter. The TCP
-    // settings are the default connector's: no Nagle delay, and keepalive
-    // probes after 60 s of silence, every 10 s, to find a vanished peer.
-    let connector = |target: Target| async move {
-        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
-        tcp.set_nodelay(true)?;
-        let keepalive =
-            socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10));
-        socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
-        Ok(tcp.compat())
-    };
     let mut config = Config::new(token, Intents::GUILDS | Intents::GUILD_MESSAGES).base_url(url);
     if simulator.is_some() {
         // The simulator heartbeats every 500 ms; Discord's floor is 10 s.
         config = config.min_heartbeat_interval(Duration::from_millis(500));
     }
-    let mut shard = Shard::with_connector(config, connector)?;
+    // Inside a tokio runtime the default connector opens tokio TCP streams
+    // (no Nagle delay, TCP keepalive); `wss://` gets rustls on top.
+    let mut shard = Shard::new(config)?;
     if let Some(driver) = shard.take_driver() {
         tokio::spawn(driver);
     }

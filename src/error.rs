@@ -2,6 +2,7 @@
 
 use crate::identify::IdentifyError;
 use crate::protocol::{ConfigError, FatalError};
+use crate::transport::TlsError;
 
 /// Why a shard stopped. Recoverable trouble (dropped sockets, corrupt
 /// frames, invalid sessions) is handled inside and never reaches the stream.
@@ -25,17 +26,16 @@ pub enum ShardError {
         /// The total shard count.
         total: u32,
     },
-    /// No connector was given and the default one (feature `async-std`) is off.
-    #[error("no connector: set one with ShardBuilder::connector (the default needs the `async-std` feature)")]
-    NoConnector,
-    /// A `wss://` gateway URL but no TLS (the `rustls` feature is off).
-    #[error("a wss:// gateway URL needs the `rustls` feature")]
-    TlsUnavailable,
     /// The identify queue refused this shard (e.g. the daily session-start
     /// budget is exhausted, `docs/rate-limits.md#daily-session-start-budget`);
     /// the shard has stopped.
     #[error(transparent)]
     Identify(#[from] IdentifyError),
+    /// TLS could not be set up for a `wss://` gateway URL: no `rustls`
+    /// feature, no root certificates, or an unusable client configuration (see
+    /// [`TlsError`](crate::transport::TlsError)).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl ShardError {

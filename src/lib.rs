@@ -131,11 +131,14 @@
 //! - **Close.** [`CloseMode::Final`] sends 1000 (session over, bot offline);
 //!   [`CloseMode::Resumable`] sends 4000 and returns the [`Session`], which
 //!   [`Config::resume_from`] resumes in the next process.
-//! - **Runtimes.** The default connector is async-std TCP + rustls (ring,
-//!   webpki roots, no OpenSSL). On tokio or smol pass your own connector to
-//!   [`Shard::with_connector`]: see [`transport`] and `examples/tokio.rs`
-//!   (tokio-util compat). Timers use `async-io` (runtime-agnostic: it drives
-//!   its own reactor thread when no async-io executor runs).
+//! - **Runtimes.** No runtime is required: [`transport::DefaultConnector`]
+//!   picks tokio's TCP inside a tokio runtime (feature `tokio`), else
+//!   async-std's (feature `async-std`), else async-io's, which works under any
+//!   executor; TLS is rustls (ring, no OpenSSL) with the roots the features
+//!   choose, or your own `ClientConfig` ([`ShardBuilder::tls_config`]). See
+//!   [`transport`] and `examples/tokio.rs`. Timers use `async-io`
+//!   (runtime-agnostic: it drives its own reactor thread when no async-io
+//!   executor runs).
 //! - **The token** is redacted from every `Debug`/`Display`, error and log
 //!   line (tested by capturing TRACE logs).
 //!
@@ -476,16 +479,19 @@
 //! |---|---|---|
 //! | `zlib` | yes | `compress=zlib-stream` through flate2's zlib-rs backend |
 //! | `zstd` | no | `compress=zstd-stream` through libzstd (`zstd-safe`); needs a C compiler |
-//! | `async-std` | yes | the default connector's TCP ([`Shard::new`]) |
-//! | `rustls` | yes | `wss://` through futures-rustls + webpki-roots, ring provider |
+//! | `rustls-webpki-roots` | yes | `wss://` through rustls (ring) with Mozilla's roots compiled in |
+//! | `rustls-native-roots` | no | the operating system's root certificates instead |
+//! | `rustls-platform-verifier` | no | the platform's certificate verifier instead |
+//! | `rustls` | with the above | the TLS engine alone (no roots: give [`ShardBuilder::tls_config`]) |
+//! | `tokio` | no | [`transport::TokioConnector`], used automatically inside a tokio runtime |
+//! | `async-std` | no | [`transport::AsyncStdConnector`], used outside tokio when enabled |
 //! | `simd-json` | no | [`Dispatch::deserialize`] parses with simd-json (on a private copy) |
 //! | `testing` | no | `discord_gateway_stream::testing::Simulator`, the fake gateway |
 //! | `redis` | no | `identify::RedisIdentifyQueue`: buckets and daily budget shared through Redis |
 //! | `fuzzing` | no | `discord_gateway_stream::fuzzing`: internals for fuzz targets and benches; not covered by semver |
 //!
-//! Without `async-std` there is no default connector: use
-//! [`Shard::with_connector`]. Without `rustls`, `wss://` URLs are refused up
-//! front ([`ShardError::TlsUnavailable`]).
+//! Without `rustls`, `wss://` URLs are refused up
+//! front ([`TlsError::Unavailable`](transport::TlsError::Unavailable)).
 //!
 //! # Protocol notes
 //!

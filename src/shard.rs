@@ -145,11 +145,13 @@ pub struct ShardBuilder {
     queue: Option<Arc<dyn IdentifyQueue>>,
     status_waker: Option<Arc<AtomicWaker>>,
     store: StoreSettings,
+    tls: transport::Tls,
 }
 
 impl ShardBuilder {
-    /// Opens byte streams through `connector` (e.g. tokio's `TcpStream`
-    /// behind tokio-util's compat layer) instead of the default.
+    /// Opens byte streams through `connector` instead of the
+    /// [`DefaultConnector`](transport::DefaultConnector) (which already
+    /// covers tokio, async-std and any other executor).
     pub fn connector(mut self, connector: impl Connector) -> Self {
         self.connector = Some(Arc::new(connector));
         self
@@ -158,6 +160,47 @@ impl ShardBuilder {
     /// Opens byte streams through a shared connector.
     pub fn shared_connector(mut self, connector: Arc<dyn Connector>) -> Self {
         self.connector = Some(connector);
+        self
+    }
+
+    /// Secures `wss://` connections with `config` instead of the default
+    /// configuration built from the roots features (e.g. a client
+    /// configuration that trusts a corporate proxy's CA).
+    ///
+    /// The configuration is used as given: its root store or verifier,
+    /// crypto provider, protocol versions and SNI setting. It may offer no
+    /// ALPN protocol or `http/1.1` alone (a WebSocket handshake is HTTP/1.1);
+    /// anything else makes [`build`](Self::build) fail with
+    /// [`TlsError::Alpn`](transport::TlsError::Alpn). Nothing else about it
+    /// is checked or changed, so verification is exactly as strict as the
+    /// configuration makes it.
+    ///
+    /// ```no_run
+    /// # fn build(ca_der: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    ///
+    /// use discord_gateway_stream::transport::rustls;
+    /// use discord_gateway_stream::{Config, Intents, Shard};
+    ///
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(rustls::pki_types::CertificateDer::from(ca_der))?;
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let tls = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let shard = Shard::builder(Config::new("token", Intents::GUILDS)).tls_config(tls).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn tls_config(mut self, config: impl Into<Arc<transport::rustls::ClientConfig>>) -> Self {
+        self.tls = transport::Tls::given(config.into());
+        self
+    }
+
+    /// The TLS settings a group hands its shards.
+    pub(crate) fn tls(mut self, tls: transport::Tls) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -213,43 +256,50 @@ impl ShardBuilder {
         self
     }
 
-    /// The shard. Fails if the configuration is invalid, or if no connector
-    /// was set and the default one (feature `async-std`) is off.
+    /// The shard. Fails if the configuration is invalid, or if the gateway
+    /// URL is `wss://` and TLS cannot be set up ([`ShardError::Tls`], or
+    /// [`TlsError::Unavailable`](transport::TlsError::Unavailable)
+    /// without the `rustls` feature).
     pub fn build(self) -> Result<Shard, ShardError> {
         Shard::build(self)
     }
 }
 
 impl Shard {
-    /// A shard using the default connector (async-std TCP, rustls for `wss://`).
-    #[cfg(feature = "async-std")]
+    /// A shard using the [`DefaultConnector`](transport::DefaultConnector)
+    /// (tokio's TCP inside a tokio runtime with the `tokio` feature, else
+    /// async-std's with `async-std`, else async-io's) and the default TLS
+    /// configuration for `wss://`.
+    ///
+    /// The connection is driven while the shard is polled; on tokio, spawn
+    /// the driver so it runs between polls:
+    /// `tokio::spawn(shard.take_driver().expect("a new shard has its driver"))`.
     pub fn new(config: Config) -> Result<Shard, ShardError> {
         Shard::builder(config).build()
     }
 
-    /// A shard that opens its byte streams through `connector` (e.g. tokio's
-    /// `TcpStream` behind tokio-util's compat layer).
+    /// A shard that opens its byte streams through `connector` (see
+    /// [`Connector`]).
     pub fn with_connector(config: Config, connector: impl Connector) -> Result<Shard, ShardError> {
         Shard::builder(config).connector(connector).build()
     }
 
     /// A builder for a shard with a custom connector or identify queue.
     pub fn builder(config: Config) -> ShardBuilder {
-        ShardBuilder { config, connector: None, queue: None, status_waker: None, store: StoreSettings::default() }
+        ShardBuilder {
+            config,
+            connector: None,
+            queue: None,
+            status_waker: None,
+            store: StoreSettings::default(),
+            tls: transport::Tls::default(),
+        }
     }
 
     fn build(builder: ShardBuilder) -> Result<Shard, ShardError> {
-        let ShardBuilder { mut config, connector, queue, status_waker, store } = builder;
-        let connector = match connector {
-            Some(connector) => connector,
-            None => transport::default_connector().ok_or(ShardError::NoConnector)?,
-        };
-        if cfg!(not(feature = "rustls"))
-            && config.base_url.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
-        {
-            // Without TLS every connect would fail and be retried forever.
-            return Err(ShardError::TlsUnavailable);
-        }
+        let ShardBuilder { mut config, connector, queue, status_waker, store, tls } = builder;
+        let connector = connector.unwrap_or_else(|| Arc::new(transport::DefaultConnector));
+        tls.check(&config.base_url)?;
         let id = config.shard_id();
         if config.seed().is_none() {
             config = config.rng_seed(entropy_seed(id));
@@ -300,6 +350,7 @@ impl Shard {
                 id,
                 machine,
                 connector,
+                tls,
                 ws_config,
                 events: events_tx,
                 pending: VecDeque::new(),
@@ -708,6 +759,7 @@ struct Driver {
     id: ShardId,
     machine: Machine,
     connector: Arc<dyn Connector>,
+    tls: transport::Tls,
     ws_config: WebSocketConfig,
     events: queue::Producer<Item>,
     /// Items the channel has not taken yet; while any wait, the socket is not read.
@@ -1021,13 +1073,14 @@ impl Driver {
     fn start_connect(&mut self, url: String) {
         self.drop_socket();
         let connector = Arc::clone(&self.connector);
+        let tls = self.tls.clone();
         let ws_config = self.ws_config;
         self.connecting = Some(Box::pin(async move {
             let target = Target::from_url(&url)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unusable gateway URL"))?;
             let mut stream = connector.connect(target.clone()).await?;
             if target.tls {
-                stream = transport::tls(&target.host, stream).await?;
+                stream = tls.wrap(&target.host, stream).await?;
             }
             let (socket, _response) =
                 async_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config))

@@ -1,31 +1,61 @@
 //! Byte streams under the WebSocket: who opens the TCP connection, and TLS.
 //!
 //! The shard asks a [`Connector`] for a byte stream to `host:port`, layers
-//! TLS on it for `wss://` (futures-rustls, webpki roots, ring provider), then
-//! runs the WebSocket handshake with async-tungstenite. The default
-//! connector uses async-std's TCP; on tokio or smol plug in your own.
+//! TLS on it for `wss://` (futures-rustls, ring provider; see [TLS](#tls)),
+//! then runs the WebSocket handshake with async-tungstenite.
 //!
-//! A connector returns any `futures-io` stream ([`AsyncStream`]); pass it to
-//! [`Shard::with_connector`](crate::Shard::with_connector) or
-//! [`ShardGroupBuilder::connector`](crate::ShardGroupBuilder::connector).
-//! The repository's `examples/tokio.rs` wraps tokio's `TcpStream` with
-//! tokio-util's compat layer. The default connector (feature `async-std`)
-//! turns on TCP keepalive: the first probe after 60 s idle, then every 10 s,
-//! the backstop for a half-open connection; custom connectors should do the
-//! same (`examples/tokio.rs` does, through socket2).
+//! # Runtimes
 //!
-//! async-std is discontinued upstream, so nothing depends on it but this
-//! optional default connector: the protocol core is runtime-free, the driver
-//! uses async-tungstenite over any `futures-io` stream and `async-io` timers
-//! (runtime-agnostic: its own reactor thread when no async-io executor runs).
+//! Without a connector set, a shard uses [`DefaultConnector`], which picks
+//! one per connection:
+//!
+//! 1. [`TokioConnector`] (feature `tokio`) when the connection is opened
+//!    inside a tokio runtime (the driver is polled by a tokio task or inside
+//!    `block_on`);
+//! 2. otherwise [`AsyncStdConnector`] (feature `async-std`);
+//! 3. otherwise [`AsyncIoConnector`], which needs no feature and works under
+//!    any executor (async-io runs its own reactor thread when no async-io
+//!    executor drives it; tokio, smol and async-std are all fine).
+//!
+//! The choice is made at connect time, not from the features alone, so a
+//! `tokio` feature switched on by another crate in the build never hands a
+//! tokio socket to a shard driven outside a tokio runtime. Every connector
+//! sets `TCP_NODELAY` and TCP keepalive (see [`AsyncIoConnector`]). Timers
+//! are async-io's whatever the connector.
+//!
+//! # TLS
+//!
+//! `wss://` needs the `rustls` feature. The client configuration is, in
+//! order of precedence:
+//!
+//! 1. the one given to [`ShardBuilder::tls_config`](crate::ShardBuilder::tls_config)
+//!    or [`ShardGroupBuilder::tls_config`](crate::ShardGroupBuilder::tls_config),
+//!    used as given (its roots, verifier, provider and protocol versions);
+//! 2. with the `rustls-platform-verifier` feature, the platform's verifier;
+//! 3. with `rustls-native-roots`, the operating system's root certificates;
+//! 4. with `rustls-webpki-roots` (default), Mozilla's roots compiled in.
+//!
+//! Roots 2–4 are built once per process with the ring provider, TLS 1.2 and
+//! 1.3, and ALPN `http/1.1`. There is no switch that turns verification off:
+//! a configuration that accepts any certificate has to be written and passed
+//! on purpose. A WebSocket handshake is HTTP/1.1, so a given configuration
+//! must offer no ALPN protocol or `http/1.1` alone (else [`TlsError::Alpn`]);
+//! it is not changed to add one (without ALPN a server speaks HTTP/1.1).
+//!
 //! Without the `rustls` feature a `wss://` URL is refused up front
-//! ([`ShardError::TlsUnavailable`](crate::ShardError::TlsUnavailable)).
+//! ([`TlsError::Unavailable`]).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+#[cfg(feature = "rustls")]
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::io::{AsyncRead, AsyncWrite};
+
+#[cfg(feature = "rustls")]
+pub use futures_rustls::rustls;
 
 /// A boxed byte stream: what a connector returns.
 pub type BoxedStream = Box<dyn AsyncStream>;
@@ -36,7 +66,6 @@ pub type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<BoxedStream>> + 
 /// Any `futures-io` byte stream that can be sent between threads.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
-
 /// Where to connect, parsed from a gateway URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -83,19 +112,20 @@ impl Target {
 /// Opens byte streams for the shard. Implemented for any
 /// `Fn(Target) -> impl Future<Output = io::Result<S>>` closure.
 ///
-/// Tokio, through tokio-util's compat layer, with the TCP settings of the
-/// default connector ([`AsyncStdConnector`]: no Nagle delay, keepalive):
+/// The built-in connectors cover tokio, async-std and any other executor
+/// (see [the module docs](self#runtimes)); a custom one can, e.g., connect
+/// through a proxy. Set `TCP_NODELAY` and keepalive as the built-in ones
+/// do ([`AsyncIoConnector`]):
 ///
 /// ```ignore
-/// use tokio_util::compat::TokioAsyncReadCompatExt;
 /// let connector = |target: Target| async move {
-///     let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+///     let tcp = my_runtime::TcpStream::connect((target.host.as_str(), target.port)).await?;
 ///     tcp.set_nodelay(true)?;
 ///     let keepalive = socket2::TcpKeepalive::new()
 ///         .with_time(Duration::from_secs(60))
 ///         .with_interval(Duration::from_secs(10));
 ///     socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
-///     Ok(tcp.compat())
+///     Ok(tcp)
 /// };
 /// ```
 pub trait Connector: Send + Sync + 'static {
@@ -115,8 +145,33 @@ where
     }
 }
 
-/// The default connector: async-std TCP with `TCP_NODELAY` and TCP
-/// keepalive.
+/// Idle time before the first keepalive probe.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Time between unanswered keepalive probes, where it can be set.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos", target_os = "windows")), allow(dead_code))]
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What every built-in connector does to a new socket: no Nagle delay (a
+/// heartbeat goes out at once), and TCP keepalive on. A platform that refuses
+/// keepalive is logged, not fatal: the gateway heartbeat still finds a dead
+/// connection once it runs.
+fn tune(socket: socket2::SockRef<'_>) -> io::Result<()> {
+    socket.set_tcp_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    let keepalive = keepalive.with_interval(KEEPALIVE_INTERVAL);
+    if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
+        tracing::warn!(%error, "could not turn TCP keepalive on");
+    }
+    Ok(())
+}
+
+/// The runtime-agnostic connector: a non-blocking `std` socket on async-io's
+/// reactor, with `TCP_NODELAY` and TCP keepalive. Needs no cargo feature.
+///
+/// Host names are resolved by the system resolver on a short-lived thread
+/// (one per connection attempt; an IP address needs none), then each address
+/// is tried in turn.
 ///
 /// Keepalive probes start after 60 s without traffic (longer than Discord's
 /// 41.25 s heartbeat interval, so a healthy connection never sends one) and
@@ -124,25 +179,63 @@ where
 /// probe count decides when the connection is declared dead (9 on Linux:
 /// after about 2.5 minutes). They are the backstop for a peer gone without
 /// a FIN or RST while nothing else would notice, e.g. before Hello starts
-/// the heartbeat.
+/// the heartbeat. The other built-in connectors set the same.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncIoConnector;
+
+impl AsyncIoConnector {
+    async fn tcp(target: &Target) -> io::Result<async_io::Async<std::net::TcpStream>> {
+        let mut last_error = None;
+        for address in resolve(target).await? {
+            match async_io::Async::<std::net::TcpStream>::connect(address).await {
+                Ok(stream) => {
+                    tune(socket2::SockRef::from(stream.get_ref()))?;
+                    return Ok(stream);
+                }
+                Err(error) => {
+                    tracing::debug!(%address, %error, "connect failed; trying the next address");
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
+    }
+}
+
+impl Connector for AsyncIoConnector {
+    fn connect(&self, target: Target) -> ConnectFuture {
+        Box::pin(async move { Ok(Box::new(AsyncIoConnector::tcp(&target).await?) as BoxedStream) })
+    }
+}
+
+/// The addresses of `target`: an IP address as is, a host name through the
+/// system resolver (blocking, so on its own thread).
+async fn resolve(target: &Target) -> io::Result<Vec<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+
+    if let Ok(ip) = target.host.parse::<std::net::IpAddr>() {
+        return Ok(vec![std::net::SocketAddr::new(ip, target.port)]);
+    }
+    let (reply, answer) = futures::channel::oneshot::channel();
+    let (host, port) = (target.host.clone(), target.port);
+    std::thread::Builder::new().name("dgs-resolve".into()).spawn(move || {
+        let _ = reply.send((host.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+    })?;
+    answer.await.map_err(|_| io::Error::other("the resolver thread ended without an answer"))?
+}
+
+/// async-std's TCP, with `TCP_NODELAY` and TCP keepalive as
+/// [`AsyncIoConnector`] sets them. The [`DefaultConnector`] uses it outside
+/// a tokio runtime when the `async-std` feature is on.
 #[cfg(feature = "async-std")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStdConnector;
-
-/// Idle time before the first keepalive probe.
-#[cfg(feature = "async-std")]
-const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
-/// Time between unanswered keepalive probes, where it can be set.
-#[cfg(feature = "async-std")]
-#[cfg_attr(not(any(target_os = "linux", target_os = "macos", target_os = "windows")), allow(dead_code))]
-const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(feature = "async-std")]
 impl AsyncStdConnector {
     async fn tcp(target: &Target) -> io::Result<async_std::net::TcpStream> {
         let stream = async_std::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
-        stream.set_nodelay(true)?;
-        set_keepalive(socket2::SockRef::from(&stream));
+        tune(socket2::SockRef::from(&stream))?;
         Ok(stream)
     }
 }
@@ -154,56 +247,387 @@ impl Connector for AsyncStdConnector {
     }
 }
 
-/// Turns TCP keepalive on. A platform that refuses is logged, not fatal: the
-/// gateway heartbeat still finds a dead connection once it runs.
-#[cfg(feature = "async-std")]
-fn set_keepalive(socket: socket2::SockRef<'_>) {
-    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
-    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
-    let keepalive = keepalive.with_interval(KEEPALIVE_INTERVAL);
-    if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
-        tracing::warn!(%error, "could not turn TCP keepalive on");
+/// tokio's TCP (and its resolver), with `TCP_NODELAY` and TCP keepalive as
+/// [`AsyncIoConnector`] sets them; the socket is adapted to `futures-io`
+/// inside, so no compat layer is needed.
+///
+/// It must connect inside a tokio runtime (a task, or `block_on`): outside
+/// one it fails with [`io::ErrorKind::Unsupported`] instead of panicking.
+/// The runtime needs its I/O driver (`#[tokio::main]`, `Runtime::new` and
+/// `Builder::enable_all` have it): tokio panics on a socket in a runtime
+/// built without `enable_io`.
+/// The [`DefaultConnector`] picks it there by itself, so `Shard::new` on
+/// tokio needs no glue; spawn the driver as a task
+/// (`tokio::spawn(shard.take_driver().unwrap())`) or let polling the shard
+/// drive it.
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioConnector;
+
+#[cfg(feature = "tokio")]
+impl TokioConnector {
+    async fn tcp(target: &Target) -> io::Result<tokio::net::TcpStream> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "TokioConnector connects only inside a tokio runtime",
+            ));
+        }
+        let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+        tune(socket2::SockRef::from(&stream))?;
+        Ok(stream)
     }
 }
 
-/// The connector used when none is set: [`AsyncStdConnector`], or none
-/// without the `async-std` feature.
-pub(crate) fn default_connector() -> Option<std::sync::Arc<dyn Connector>> {
+#[cfg(feature = "tokio")]
+impl Connector for TokioConnector {
+    fn connect(&self, target: Target) -> ConnectFuture {
+        Box::pin(async move { Ok(Box::new(TokioIo(TokioConnector::tcp(&target).await?)) as BoxedStream) })
+    }
+}
+
+/// A tokio byte stream seen through `futures-io`.
+#[cfg(feature = "tokio")]
+struct TokioIo<T>(T);
+
+#[cfg(feature = "tokio")]
+impl<T: tokio::io::AsyncRead + Unpin> AsyncRead for TokioIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let mut buf = tokio::io::ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, &mut buf) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(buf.filled().len())),
+            std::task::Poll::Ready(Err(error)) => std::task::Poll::Ready(Err(error)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T: tokio::io::AsyncWrite + Unpin> AsyncWrite for TokioIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The connector a shard or group uses when none is set: per connection,
+/// [`TokioConnector`] inside a tokio runtime (feature `tokio`), else
+/// [`AsyncStdConnector`] (feature `async-std`), else [`AsyncIoConnector`].
+/// See [the module docs](self#runtimes) for why the choice is made at
+/// connect time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultConnector;
+
+impl Connector for DefaultConnector {
+    fn connect(&self, target: Target) -> ConnectFuture {
+        let choice = DefaultConnector::choose();
+        tracing::debug!(connector = ?choice, host = %target.host, port = target.port, "connecting");
+        match choice {
+            #[cfg(feature = "tokio")]
+            Choice::Tokio => TokioConnector.connect(target),
+            #[cfg(feature = "async-std")]
+            Choice::AsyncStd => AsyncStdConnector.connect(target),
+            Choice::AsyncIo => AsyncIoConnector.connect(target),
+        }
+    }
+}
+
+/// Which connector the [`DefaultConnector`] uses here and now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    #[cfg(feature = "tokio")]
+    Tokio,
     #[cfg(feature = "async-std")]
-    return Some(std::sync::Arc::new(AsyncStdConnector));
-    #[cfg(not(feature = "async-std"))]
-    return None;
+    AsyncStd,
+    #[cfg_attr(feature = "async-std", allow(dead_code))]
+    AsyncIo,
 }
 
-/// Wraps `stream` in TLS for `host`.
+impl DefaultConnector {
+    fn choose() -> Choice {
+        #[cfg(feature = "tokio")]
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Choice::Tokio;
+        }
+        #[cfg(feature = "async-std")]
+        return Choice::AsyncStd;
+        #[cfg(not(feature = "async-std"))]
+        return Choice::AsyncIo;
+    }
+}
+
+/// Why TLS could not be set up or a TLS connection could not be made.
+///
+/// Set-up errors (no roots, an unusable configuration) are returned by the
+/// shard and group builders as [`ShardError::Tls`](crate::ShardError::Tls).
+/// Connection errors (a refused certificate, a failed handshake) make that
+/// connection attempt fail: the shard logs it (`tracing`, target
+/// `discord_gateway_stream::shard`) and retries with backoff, as for any
+/// connect failure; a custom driver finds it as the inner error of the
+/// `io::Error` (`error.get_ref()` downcast to `TlsError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A `wss://` gateway URL in a build without the `rustls` feature:
+    /// every connect would fail, so the shard is refused up front.
+    #[error("a wss:// gateway URL needs the `rustls` feature")]
+    Unavailable,
+    /// The `rustls` feature is on without a roots feature, and no client
+    /// configuration was given.
+    #[error(
+        "no TLS root certificates: enable `rustls-webpki-roots`, `rustls-native-roots` or \
+         `rustls-platform-verifier`, or give the builder a rustls ClientConfig"
+    )]
+    NoRootCertificates,
+    /// The operating system's root certificates could not be loaded, or none
+    /// was usable (feature `rustls-native-roots`).
+    #[error("could not load the system's root certificates: {0}")]
+    NativeRoots(String),
+    /// The platform's verifier could not be set up (feature `rustls-platform-verifier`).
+    #[error("could not set up the platform certificate verifier: {0}")]
+    PlatformVerifier(String),
+    /// rustls refused to build the client configuration.
+    #[error("could not build the TLS client configuration: {0}")]
+    Config(String),
+    /// A given client configuration offers ALPN protocols other than
+    /// `http/1.1`, which a WebSocket handshake needs.
+    #[error(
+        "the TLS client configuration offers ALPN {0:?}; a WebSocket handshake needs `http/1.1` alone, or no ALPN"
+    )]
+    Alpn(Vec<String>),
+    /// The gateway host is not a valid TLS server name.
+    #[error("`{0}` is not a valid TLS server name")]
+    ServerName(String),
+    /// The server's certificate was refused (unknown issuer, wrong name,
+    /// expired, …).
+    #[error("the TLS certificate of {host} was refused: {reason}")]
+    InvalidCertificate {
+        /// The host connected to.
+        host: String,
+        /// What rustls reported.
+        reason: String,
+    },
+    /// The TLS handshake failed otherwise (an alert from the server, no
+    /// common protocol version, …).
+    #[error("the TLS handshake with {host} failed: {reason}")]
+    Handshake {
+        /// The host connected to.
+        host: String,
+        /// What rustls reported.
+        reason: String,
+    },
+}
+
+/// How a shard secures `wss://` connections: a given client configuration,
+/// or the process-wide default built from the roots features.
+#[derive(Clone, Default)]
+pub(crate) struct Tls {
+    #[cfg(feature = "rustls")]
+    given: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[cfg(feature = "rustls")]
+        let given = self.given.is_some();
+        #[cfg(not(feature = "rustls"))]
+        let given = false;
+        f.debug_struct("Tls").field("given_config", &given).finish()
+    }
+}
+
+/// Whether `url` is a `wss://` URL (scheme case-insensitive, leading blanks allowed).
+pub(crate) fn is_wss(url: &str) -> bool {
+    url.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
+}
+
+impl Tls {
+    /// Uses `config` as given for every `wss://` connection.
+    #[cfg(feature = "rustls")]
+    pub(crate) fn given(config: Arc<rustls::ClientConfig>) -> Tls {
+        Tls { given: Some(config) }
+    }
+
+    /// Checks, before any connection, that `wss://` to `base_url` can work:
+    /// TLS is compiled in, a given configuration's ALPN suits a WebSocket,
+    /// and the default configuration can be built (it is then cached).
+    pub(crate) fn check(&self, base_url: &str) -> Result<(), TlsError> {
+        #[cfg(feature = "rustls")]
+        if let Some(config) = &self.given {
+            check_alpn(config)?;
+        } else if is_wss(base_url) {
+            default_config()?;
+        }
+        #[cfg(not(feature = "rustls"))]
+        if is_wss(base_url) {
+            // Without TLS every connect would fail and be retried forever.
+            return Err(TlsError::Unavailable);
+        }
+        Ok(())
+    }
+
+    /// Wraps `stream` in TLS for `host`.
+    #[cfg(feature = "rustls")]
+    pub(crate) async fn wrap(&self, host: &str, stream: BoxedStream) -> io::Result<BoxedStream> {
+        use rustls::pki_types::ServerName;
+
+        let config = match &self.given {
+            Some(config) => Arc::clone(config),
+            None => default_config().map_err(io::Error::other)?,
+        };
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, TlsError::ServerName(host.to_owned())))?;
+        match futures_rustls::TlsConnector::from(config).connect(name, stream).await {
+            Ok(stream) => Ok(Box::new(stream)),
+            Err(error) => Err(handshake_error(host, error)),
+        }
+    }
+
+    /// Without the `rustls` feature, `wss://` cannot be used.
+    #[cfg(not(feature = "rustls"))]
+    pub(crate) async fn wrap(&self, _host: &str, _stream: BoxedStream) -> io::Result<BoxedStream> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "wss:// needs the `rustls` feature"))
+    }
+}
+
+/// A TLS failure from futures-rustls as an `io::Error` whose inner error is
+/// a [`TlsError`]; plain I/O failures (a reset, an early EOF) stay as they are.
 #[cfg(feature = "rustls")]
-pub(crate) async fn tls(host: &str, stream: BoxedStream) -> io::Result<BoxedStream> {
-    use std::sync::{Arc, OnceLock};
-
-    use futures_rustls::rustls::{self, pki_types::ServerName};
-
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = CONFIG
-        .get_or_init(|| {
-            // Explicit ring provider: no process-wide default is assumed or installed.
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|builder| Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(io::Error::other)?;
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let stream = futures_rustls::TlsConnector::from(config).connect(name, stream).await?;
-    Ok(Box::new(stream))
+fn handshake_error(host: &str, error: io::Error) -> io::Error {
+    let kind = error.kind();
+    let Some(tls) = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+        return error;
+    };
+    let (host, reason) = (host.to_owned(), tls.to_string());
+    let tls = match tls {
+        rustls::Error::InvalidCertificate(_) => TlsError::InvalidCertificate { host, reason },
+        _ => TlsError::Handshake { host, reason },
+    };
+    io::Error::new(kind, tls)
 }
 
-/// Without the `rustls` feature, `wss://` cannot be used.
-#[cfg(not(feature = "rustls"))]
-pub(crate) async fn tls(_host: &str, _stream: BoxedStream) -> io::Result<BoxedStream> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "wss:// needs the `rustls` feature"))
+/// A WebSocket handshake is HTTP/1.1: a configuration may offer `http/1.1`
+/// or nothing (the server then speaks HTTP/1.1), never `h2` alone or beside it.
+#[cfg(feature = "rustls")]
+fn check_alpn(config: &rustls::ClientConfig) -> Result<(), TlsError> {
+    if config.alpn_protocols.iter().all(|protocol| protocol == HTTP_1_1) {
+        return Ok(());
+    }
+    let offered = config.alpn_protocols.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    Err(TlsError::Alpn(offered))
+}
+
+#[cfg(feature = "rustls")]
+const HTTP_1_1: &[u8] = b"http/1.1";
+
+/// Where the default configuration's trust comes from.
+#[cfg(feature = "rustls")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Roots {
+    PlatformVerifier,
+    Native,
+    Webpki,
+    None,
+}
+
+/// The roots the enabled features select, by precedence.
+#[cfg(feature = "rustls")]
+const ROOTS: Roots = if cfg!(feature = "rustls-platform-verifier") {
+    Roots::PlatformVerifier
+} else if cfg!(feature = "rustls-native-roots") {
+    Roots::Native
+} else if cfg!(feature = "rustls-webpki-roots") {
+    Roots::Webpki
+} else {
+    Roots::None
+};
+
+/// The process-wide default client configuration, built on first use. A
+/// failure is not cached: the next shard tries again.
+#[cfg(feature = "rustls")]
+fn default_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(Arc::clone(config));
+    }
+    let config = Arc::new(build_config(ROOTS)?);
+    Ok(Arc::clone(CONFIG.get_or_init(|| config)))
+}
+
+/// A client configuration trusting `roots`: ring provider (explicit, no
+/// process-wide default is assumed or installed), rustls's safe protocol
+/// versions, ALPN `http/1.1`.
+#[cfg(feature = "rustls")]
+#[cfg_attr(
+    not(any(feature = "rustls-platform-verifier", feature = "rustls-native-roots", feature = "rustls-webpki-roots")),
+    allow(unreachable_code, unused_variables)
+)]
+fn build_config(roots: Roots) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Config(error.to_string()))?;
+    let builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> = match roots {
+        #[cfg(feature = "rustls-platform-verifier")]
+        Roots::PlatformVerifier => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            tracing::debug!("TLS: the platform verifier");
+            builder.with_platform_verifier().map_err(|error| TlsError::PlatformVerifier(error.to_string()))?
+        }
+        #[cfg(feature = "rustls-native-roots")]
+        Roots::Native => builder.with_root_certificates(native_roots()?),
+        #[cfg(feature = "rustls-webpki-roots")]
+        Roots::Webpki => {
+            tracing::debug!("TLS: webpki roots");
+            builder.with_root_certificates(rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })
+        }
+        _ => return Err(TlsError::NoRootCertificates),
+    };
+    let mut config = builder.with_no_client_auth();
+    config.alpn_protocols = vec![HTTP_1_1.to_vec()];
+    Ok(config)
+}
+
+/// The operating system's root certificates. Certificates that cannot be
+/// read are logged and skipped; none at all is an error.
+#[cfg(feature = "rustls-native-roots")]
+fn native_roots() -> Result<rustls::RootCertStore, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "a system root certificate could not be loaded");
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    tracing::debug!(added, ignored, "TLS: system roots");
+    if added == 0 {
+        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        let detail = if errors.is_empty() { "none found".to_owned() } else { errors.join("; ") };
+        return Err(TlsError::NativeRoots(detail));
+    }
+    Ok(roots)
 }
 
 #[cfg(test)]
@@ -224,13 +648,8 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "async-std")]
-    #[test]
-    fn the_default_connector_turns_tcp_keepalive_on() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let target = Target { host: "127.0.0.1".into(), port: listener.local_addr().unwrap().port(), tls: false };
-        let stream = async_io::block_on(AsyncStdConnector::tcp(&target)).unwrap();
-        let socket = socket2::SockRef::from(&stream);
+    /// What every built-in connector must have set on its socket.
+    fn assert_tuned(socket: socket2::SockRef<'_>) {
         assert!(socket.keepalive().unwrap(), "SO_KEEPALIVE");
         assert!(socket.tcp_nodelay().unwrap(), "TCP_NODELAY");
         // Read back through socket2's `all` feature, which only the tests enable.
@@ -239,5 +658,105 @@ mod tests {
             assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
             assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
         }
+    }
+
+    fn loopback() -> (std::net::TcpListener, Target) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = Target { host: "127.0.0.1".into(), port: listener.local_addr().unwrap().port(), tls: false };
+        (listener, target)
+    }
+
+    #[test]
+    fn the_async_io_connector_sets_nodelay_and_keepalive() {
+        let (_listener, target) = loopback();
+        let stream = async_io::block_on(AsyncIoConnector::tcp(&target)).unwrap();
+        assert_tuned(socket2::SockRef::from(stream.get_ref()));
+        // A host name goes through the resolver thread.
+        let named = Target { host: "localhost".into(), ..target };
+        let stream = async_io::block_on(AsyncIoConnector::tcp(&named));
+        // `localhost` may resolve to ::1 first, where nothing listens; the
+        // IPv4 address is tried next.
+        assert_tuned(socket2::SockRef::from(stream.unwrap().get_ref()));
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_error() {
+        let (listener, target) = loopback();
+        drop(listener);
+        let error = async_io::block_on(AsyncIoConnector::tcp(&target)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[cfg(feature = "async-std")]
+    #[test]
+    fn the_async_std_connector_sets_nodelay_and_keepalive() {
+        let (_listener, target) = loopback();
+        let stream = async_io::block_on(AsyncStdConnector::tcp(&target)).unwrap();
+        assert_tuned(socket2::SockRef::from(&stream));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn the_tokio_connector_sets_nodelay_and_keepalive_and_needs_a_runtime() {
+        let (_listener, target) = loopback();
+        let outside = async_io::block_on(TokioConnector::tcp(&target)).unwrap_err();
+        assert_eq!(outside.kind(), io::ErrorKind::Unsupported);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+        let stream = runtime.block_on(TokioConnector::tcp(&target)).unwrap();
+        assert_tuned(socket2::SockRef::from(&stream));
+    }
+
+    #[test]
+    fn the_default_connector_chooses_at_connect_time() {
+        #[cfg(feature = "async-std")]
+        let outside = Choice::AsyncStd;
+        #[cfg(not(feature = "async-std"))]
+        let outside = Choice::AsyncIo;
+        assert_eq!(DefaultConnector::choose(), outside);
+        #[cfg(feature = "tokio")]
+        {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+            assert_eq!(runtime.block_on(async { DefaultConnector::choose() }), Choice::Tokio);
+            // Outside the runtime again: back to the other one.
+            assert_eq!(DefaultConnector::choose(), outside);
+        }
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn without_roots_there_is_no_default_configuration() {
+        assert_eq!(build_config(Roots::None).err(), Some(TlsError::NoRootCertificates));
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn alpn_must_be_http_1_1_or_nothing() {
+        let config = |alpn: &[&[u8]]| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            config
+        };
+        assert_eq!(check_alpn(&config(&[])), Ok(()));
+        assert_eq!(check_alpn(&config(&[b"http/1.1"])), Ok(()));
+        assert_eq!(
+            check_alpn(&config(&[b"h2", b"http/1.1"])),
+            Err(TlsError::Alpn(vec!["h2".into(), "http/1.1".into()]))
+        );
+        let tls = Tls::given(Arc::new(config(&[b"h2"])));
+        // Checked even for a ws:// URL: the configuration is wrong either way.
+        assert!(matches!(tls.check("ws://127.0.0.1:1"), Err(TlsError::Alpn(_))));
+    }
+
+    #[cfg(feature = "rustls-webpki-roots")]
+    #[test]
+    fn the_default_configuration_offers_http_1_1() {
+        let config = default_config().unwrap();
+        assert_eq!(config.alpn_protocols, vec![HTTP_1_1.to_vec()]);
+        assert!(Arc::ptr_eq(&config, &default_config().unwrap()), "built once");
     }
 }

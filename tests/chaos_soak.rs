@@ -15,7 +15,7 @@
 //! CI runs 50,000 dispatches and 1,000 faults. Longer:
 //! `CHAOS_DISPATCHES=1000000 CHAOS_FAULTS=20000 cargo test --release --all-features --test chaos_soak -- --nocapture`;
 //! replay a failure with `CHAOS_SEED=<seed printed on failure>`.
-#![cfg(all(feature = "testing", feature = "async-std"))]
+#![cfg(feature = "testing")]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

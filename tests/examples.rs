@@ -1,6 +1,6 @@
 //! The newcomer examples run against the built-in simulator and print what
 //! their docs promise (`cargo test` builds examples beside the tests).
-#![cfg(all(feature = "testing", feature = "async-std"))]
+#![cfg(feature = "testing")]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

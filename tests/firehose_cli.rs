@@ -1,6 +1,6 @@
 //! The `firehose` example as an external harness: its stdout contract, its
 //! exit codes, and its simulator mode (a new user's first command).
-#![cfg(all(feature = "testing", feature = "async-std"))]
+#![cfg(feature = "testing")]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! Crash-safe sessions (issue 13.5): the stores on their own, shards that
 //! checkpoint into them and resume from them, and a process killed with
 //! SIGKILL whose successor resumes every shard without an Identify.
-#![cfg(all(feature = "testing", feature = "async-std"))]
+#![cfg(feature = "testing")]
 
 mod support;
 

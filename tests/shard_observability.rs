@@ -2,7 +2,7 @@
 //! simulator: exact counters after a scripted session, latency, the session
 //! and awaited status changes. Timeouts are generous bounds, never the
 //! thing measured.
-#![cfg(all(feature = "testing", feature = "async-std"))]
+#![cfg(feature = "testing")]
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The real `Shard` (async-tungstenite over async-std TCP) against the
 //! simulator: `docs/connection.md#resume-or-identify` rows and
 //! `docs/close-codes.md#gateway-close-codes` classes end to end.
-#![cfg(all(feature = "testing", feature = "async-std"))]
+#![cfg(feature = "testing")]
 
 use std::future::Future;
 use std::time::{Duration, Instant};

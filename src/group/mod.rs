@@ -128,6 +128,7 @@ struct Member {
 pub struct ShardGroup {
     template: Config,
     connector: Arc<dyn Connector>,
+    tls: crate::transport::Tls,
     queue: Arc<dyn IdentifyQueue>,
     configure: Option<Configure>,
     spawner: Option<Spawner>,
@@ -163,6 +164,7 @@ pub struct ShardGroupBuilder {
     range: Range<u32>,
     queue: Option<Arc<dyn IdentifyQueue>>,
     connector: Option<Arc<dyn Connector>>,
+    tls: crate::transport::Tls,
     resume: Vec<ShardSession>,
     configure: Option<Configure>,
     spawner: Option<Spawner>,
@@ -181,6 +183,7 @@ impl ShardGroup {
             range: 0..total,
             queue: None,
             connector: None,
+            tls: crate::transport::Tls::default(),
             resume: Vec::new(),
             configure: None,
             spawner: None,
@@ -461,6 +464,7 @@ impl ShardGroup {
         // `configure` may change anything but which shard this is.
         let mut running = Shard::builder(config.shard(shard))
             .shared_connector(Arc::clone(&self.connector))
+            .tls(self.tls.clone())
             .shared_identify_queue(Arc::clone(&self.queue))
             .status_waker(Arc::clone(&self.status_waker))
             .store_settings(self.store.clone())
@@ -527,9 +531,19 @@ impl ShardGroupBuilder {
         self
     }
 
-    /// Opens byte streams through `connector` (default: async-std TCP and rustls).
+    /// Opens byte streams through `connector` (default: the
+    /// [`DefaultConnector`](crate::transport::DefaultConnector), which
+    /// covers tokio, async-std and any other executor).
     pub fn connector(mut self, connector: impl Connector) -> Self {
         self.connector = Some(Arc::new(connector));
+        self
+    }
+
+    /// Secures every shard's `wss://` connections with `config`, used as
+    /// given (see [`ShardBuilder::tls_config`](crate::ShardBuilder::tls_config)).
+    #[cfg(feature = "rustls")]
+    pub fn tls_config(mut self, config: impl Into<Arc<crate::transport::rustls::ClientConfig>>) -> Self {
+        self.tls = crate::transport::Tls::given(config.into());
         self
     }
 
@@ -579,21 +593,20 @@ impl ShardGroupBuilder {
         self
     }
 
-    /// Starts the shards. Fails if the range does not fit the total or the
-    /// configuration is invalid.
+    /// Starts the shards. Fails if the range does not fit the total, the
+    /// configuration is invalid, or TLS cannot be set up for a `wss://` URL.
     pub fn build(self) -> Result<ShardGroup, ShardError> {
         if self.total == 0 || self.range.end > self.total {
             return Err(ShardError::ShardOutOfRange { id: self.range.end.saturating_sub(1), total: self.total });
         }
         self.config.validate()?;
-        let connector = match self.connector {
-            Some(connector) => connector,
-            None => crate::transport::default_connector().ok_or(ShardError::NoConnector)?,
-        };
+        self.tls.check(&self.config.base_url)?;
+        let connector = self.connector.unwrap_or_else(|| Arc::new(crate::transport::DefaultConnector));
         let (control_tx, control_rx) = mpsc::unbounded();
         let mut group = ShardGroup {
             template: self.config,
             connector,
+            tls: self.tls,
             queue: self.queue.unwrap_or_else(|| Arc::new(LocalIdentifyQueue::default())),
             configure: self.configure,
             spawner: self.spawner,

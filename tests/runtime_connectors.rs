@@ -1,0 +1,134 @@
+//! Each built-in connector reaches the simulator on loopback and carries a
+//! session: the runtime-agnostic one (async-io, under `async_io::block_on`,
+//! no runtime feature needed) and, with the `tokio` feature, tokio's TCP,
+//! which `Shard::new` picks by itself inside a tokio runtime.
+#![cfg(feature = "testing")]
+
+use std::time::Duration;
+
+mod support;
+
+use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
+use discord_gateway_stream::transport::AsyncIoConnector;
+use discord_gateway_stream::{CloseMode, Config, Dispatch, Intents, Shard};
+use futures::StreamExt;
+use serde_json::json;
+use support::client::fast_policy;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn simulator() -> Simulator {
+    Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_millis(300))).expect("simulator starts")
+}
+
+fn config(sim: &Simulator) -> Config {
+    Config::new("sim-token", Intents::GUILDS)
+        .base_url(sim.url())
+        .reconnect_policy(fast_policy())
+        .min_heartbeat_interval(Duration::from_millis(100))
+}
+
+/// The next dispatch, or a panic after a generous bound (async-io's timer
+/// works under any executor).
+async fn next(shard: &mut Shard) -> Dispatch {
+    let timeout = futures::FutureExt::fuse(async_io::Timer::after(WAIT));
+    let mut timeout = std::pin::pin!(timeout);
+    futures::select! {
+        item = shard.next() => item.expect("stream open").expect("no error"),
+        _ = timeout => panic!("no dispatch within {WAIT:?}"),
+    }
+}
+
+/// READY, a dispatch sent after it, heartbeats answered, a final close.
+async fn session(shard: &mut Shard, sim: &Simulator) {
+    assert_eq!(next(shard).await.event(), "READY");
+    sim.dispatch("MESSAGE_CREATE", json!({ "content": "over the connector" }));
+    let message = next(shard).await;
+    assert_eq!(message.event(), "MESSAGE_CREATE");
+    assert!(message.data().contains("over the connector"));
+    // Heartbeats go out on the connector's socket (the shard is polled
+    // meanwhile: a local driver runs only then).
+    let deadline = std::time::Instant::now() + WAIT;
+    while sim.heartbeats().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no heartbeats");
+        let tick = futures::FutureExt::fuse(async_io::Timer::after(Duration::from_millis(20)));
+        let mut tick = std::pin::pin!(tick);
+        futures::select! {
+            item = shard.next() => panic!("unexpected item: {item:?}"),
+            _ = tick => {}
+        }
+    }
+    shard.close(CloseMode::Final).await;
+    assert!(sim.wait_for_client_closes(1, WAIT));
+}
+
+#[test]
+fn the_async_io_connector_carries_a_session() {
+    let sim = simulator();
+    let mut shard = Shard::with_connector(config(&sim), AsyncIoConnector).unwrap();
+    async_io::block_on(session(&mut shard, &sim));
+    assert_eq!(sim.connections().len(), 1);
+}
+
+/// Outside a tokio runtime the default connector is async-io's (async-std's with
+/// that feature): `Shard::new`
+/// works under any executor, here async-io's own.
+#[test]
+fn shard_new_works_under_any_executor() {
+    let sim = simulator();
+    let mut shard = Shard::new(config(&sim)).unwrap();
+    async_io::block_on(session(&mut shard, &sim));
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_runtime {
+    use discord_gateway_stream::protocol::{DisconnectReason, Status};
+    use discord_gateway_stream::transport::TokioConnector;
+
+    use super::*;
+
+    /// The README's tokio usage: `Shard::new`, the driver spawned as a task.
+    #[tokio::test(flavor = "current_thread")]
+    async fn shard_new_on_tokio_needs_no_glue() {
+        let sim = simulator();
+        let mut shard = Shard::new(config(&sim)).unwrap();
+        tokio::spawn(shard.take_driver().expect("a new shard has its driver"));
+        session(&mut shard, &sim).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tokio_connector_on_a_multi_thread_runtime() {
+        let sim = simulator();
+        let mut shard = Shard::with_connector(config(&sim), TokioConnector).unwrap();
+        tokio::spawn(shard.take_driver().unwrap());
+        session(&mut shard, &sim).await;
+    }
+
+    /// Forced outside a tokio runtime, the tokio connector fails each connect
+    /// (and the shard retries) instead of panicking.
+    #[test]
+    fn the_tokio_connector_outside_tokio_is_a_connect_failure() {
+        let sim = simulator();
+        let mut shard = Shard::with_connector(config(&sim), TokioConnector).unwrap();
+        let handle = shard.handle();
+        let driver = shard.take_driver().unwrap();
+        async_io::block_on(async {
+            let driving = std::pin::pin!(futures::FutureExt::fuse(driver));
+            let mut driving = driving;
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let tick = futures::FutureExt::fuse(async_io::Timer::after(Duration::from_millis(20)));
+                let mut tick = std::pin::pin!(tick);
+                futures::select! {
+                    () = driving => panic!("the driver ended"),
+                    _ = tick => {}
+                }
+                if matches!(handle.status(), Status::Reconnecting { reason: DisconnectReason::ConnectFailed, .. }) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "no connect failure: {:?}", handle.status());
+            }
+        });
+        assert!(sim.connections().is_empty());
+    }
+}
