@@ -8,7 +8,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -34,6 +34,10 @@ use crate::queue;
 use crate::session::Session;
 use crate::shard_id::ShardId;
 use crate::transport::{self, BoxedStream, Connector, Target};
+
+mod budget;
+
+use self::budget::{CommandBudget, DriverBudget};
 
 /// How long sending a close frame may take before the socket is just dropped (E11).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -108,9 +112,8 @@ pub struct ShardHandle {
     id: ShardId,
     requests: mpsc::UnboundedSender<Request>,
     status: Arc<Mutex<Status>>,
-    /// Commands sent but not yet taken by the driver, bounded by `limit`.
-    queued: Arc<AtomicUsize>,
-    limit: usize,
+    /// What [`queued_commands`](Self::queued_commands) reads; bounds [`send`](Self::send).
+    commands: CommandBudget,
     /// The machine's count of unreadable payloads it skipped.
     skipped: Arc<AtomicU64>,
 }
@@ -215,7 +218,6 @@ impl Shard {
         }
         config = config.identify_permits(queue.is_some());
         let status = Arc::new(Mutex::new(Status::Connecting { resume: config.resume_from.is_some() }));
-        let max_queued = config.max_queued_commands_limit();
         let ws_config = WebSocketConfig::default()
             // Small eager buffer: idle shards stay cheap; big frames still fit.
             .read_buffer_size(16 * 1024)
@@ -226,8 +228,7 @@ impl Shard {
         let (events_tx, events) =
             queue::bounded(config.max_buffered_dispatches_limit(), config.max_buffered_bytes_limit());
         let (requests_tx, requests) = mpsc::unbounded();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let driver_queued = Arc::clone(&queued);
+        let (commands, driver_commands) = CommandBudget::new(config.max_queued_commands_limit());
         let skipped = Arc::new(AtomicU64::new(0));
         let driver_skipped = Arc::clone(&skipped);
         let driver_status = Arc::clone(&status);
@@ -249,7 +250,7 @@ impl Shard {
                 events: events_tx,
                 pending: VecDeque::new(),
                 requests,
-                queued: driver_queued,
+                commands: driver_commands,
                 skipped: driver_skipped,
                 socket: None,
                 connecting: None,
@@ -257,7 +258,6 @@ impl Shard {
                 timer_at: None,
                 close_replies: Vec::new(),
                 reading_paused: false,
-                commands_in_machine: 0,
                 outbox: VecDeque::new(),
                 outbox_bytes: 0,
                 transmits_waiting: false,
@@ -273,7 +273,7 @@ impl Shard {
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
         let driver = ShardDriver { inner: Box::pin(run.instrument(span)), done: false };
-        let handle = ShardHandle { id, requests: requests_tx, status, queued, limit: max_queued, skipped };
+        let handle = ShardHandle { id, requests: requests_tx, status, commands, skipped };
         Ok(Shard { id, driver: Some(driver), events, handle })
     }
 
@@ -407,7 +407,7 @@ impl ShardHandle {
     /// but could not write before a disconnect are handed back to the core
     /// and counted here again.
     pub fn queued_commands(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.commands.queued()
     }
 
     /// How many payloads the shard skipped because they could not be read:
@@ -423,12 +423,9 @@ impl ShardHandle {
 
     /// Queues a command.
     pub fn send(&self, command: Command) -> Result<(), CommandError> {
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limit {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(CommandError::QueueFull { limit: self.limit });
-        }
+        self.commands.reserve()?;
         self.requests.unbounded_send(Request::Command(command)).map_err(|_| {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.commands.cancel();
             CommandError::Closed
         })
     }
@@ -514,7 +511,8 @@ struct Driver {
     /// Items the channel has not taken yet; while any wait, the socket is not read.
     pending: VecDeque<Item>,
     requests: mpsc::UnboundedReceiver<Request>,
-    queued: Arc<AtomicUsize>,
+    /// Counts the commands in `requests` and in the machine.
+    commands: DriverBudget,
     /// What [`ShardHandle::skipped_payloads`] reads.
     skipped: Arc<AtomicU64>,
     socket: Option<Socket>,
@@ -526,8 +524,6 @@ struct Driver {
     close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
     /// Whether the machine was told that the socket is not being read.
     reading_paused: bool,
-    /// Commands in the machine's queue, part of the handle's `queued` count.
-    commands_in_machine: usize,
     /// Frames for the current socket not yet handed to it, each with whether
     /// it is an application command; at most [`OUTBOX_MAX_FRAMES`] and about
     /// [`OUTBOX_MAX_BYTES`].
@@ -558,7 +554,7 @@ impl Driver {
     async fn run(mut self) {
         loop {
             self.apply_outputs().await;
-            self.settle_command_count();
+            self.commands.settle(self.machine.queued_commands());
             // Backpressure pauses reading; the machine must know so unread ACKs
             // are not taken for a zombie (heartbeats continue).
             let paused = !self.pending.is_empty();
@@ -579,9 +575,7 @@ impl Driver {
                         Request::Close(_, reply) => {
                             let _ = reply.send(None);
                         }
-                        Request::Command(_) => {
-                            self.queued.fetch_sub(1, Ordering::AcqRel);
-                        }
+                        Request::Command(_) => self.commands.unread(),
                     }
                 }
                 self.flush_pending().await;
@@ -590,14 +584,12 @@ impl Driver {
             match self.next_wake().await {
                 Wake::Request(Some(Request::Command(command))) => {
                     // It stays counted against the handle's bound while the
-                    // machine holds it (see settle_command_count).
-                    match self.machine.send_command(Instant::now(), command) {
-                        Ok(()) => self.commands_in_machine += 1,
-                        Err(error) => {
-                            self.queued.fetch_sub(1, Ordering::AcqRel);
-                            tracing::warn!(%error, "command dropped");
-                        }
+                    // machine holds it.
+                    let sent = self.machine.send_command(Instant::now(), command);
+                    if let Err(error) = &sent {
+                        tracing::warn!(%error, "command dropped");
                     }
+                    self.commands.handed_to_machine(sent.is_ok());
                 }
                 Wake::Request(Some(Request::Close(mode, reply))) => {
                     let session = self.machine.close(Instant::now(), mode);
@@ -759,18 +751,6 @@ impl Driver {
                 return;
             }
         }
-    }
-
-    /// Keeps the handle's count equal to commands in the channel plus those
-    /// the machine still queues (it can take some back after a lost connection).
-    fn settle_command_count(&mut self) {
-        let now_in_machine = self.machine.queued_commands();
-        if now_in_machine < self.commands_in_machine {
-            self.queued.fetch_sub(self.commands_in_machine - now_in_machine, Ordering::AcqRel);
-        } else {
-            self.queued.fetch_add(now_in_machine - self.commands_in_machine, Ordering::AcqRel);
-        }
-        self.commands_in_machine = now_in_machine;
     }
 
     fn outbox_has_room(&self) -> bool {
