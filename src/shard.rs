@@ -28,7 +28,7 @@ use crate::dispatch::Dispatch;
 use crate::error::ShardError;
 use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::protocol::{
-    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Status, FINAL_CLOSE,
+    Action, CloseMode, Command, CommandError, Config, Event, Incoming, Machine, Status, ValidConfig, FINAL_CLOSE,
 };
 use crate::queue;
 use crate::session::Session;
@@ -135,10 +135,17 @@ pub struct ShardHandle {
 /// ```
 #[must_use = "call build() to get the shard"]
 pub struct ShardBuilder {
-    config: Config,
+    config: BuilderConfig,
     connector: Option<Arc<dyn Connector>>,
     queue: Option<Arc<dyn IdentifyQueue>>,
     status_waker: Option<Arc<AtomicWaker>>,
+}
+
+/// A builder's configuration: checked when the shard is built, unless its
+/// maker checked it already (a group, for the template its shards share).
+enum BuilderConfig {
+    Unchecked(Config),
+    Valid(ValidConfig),
 }
 
 impl ShardBuilder {
@@ -197,21 +204,35 @@ impl Shard {
 
     /// A builder for a shard with a custom connector or identify queue.
     pub fn builder(config: Config) -> ShardBuilder {
-        ShardBuilder { config, connector: None, queue: None, status_waker: None }
+        ShardBuilder { config: BuilderConfig::Unchecked(config), connector: None, queue: None, status_waker: None }
+    }
+
+    /// A builder for a shard whose configuration was checked already.
+    pub(crate) fn builder_valid(config: ValidConfig) -> ShardBuilder {
+        ShardBuilder { config: BuilderConfig::Valid(config), connector: None, queue: None, status_waker: None }
     }
 
     fn build(builder: ShardBuilder) -> Result<Shard, ShardError> {
-        let ShardBuilder { mut config, connector, queue, status_waker } = builder;
+        let ShardBuilder { config, connector, queue, status_waker } = builder;
         let connector = match connector {
             Some(connector) => connector,
             None => transport::default_connector().ok_or(ShardError::NoConnector)?,
         };
+        let base_url = match &config {
+            BuilderConfig::Unchecked(config) => &config.base_url,
+            BuilderConfig::Valid(config) => &config.base_url,
+        };
         if cfg!(not(feature = "rustls"))
-            && config.base_url.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
+            && base_url.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
         {
             // Without TLS every connect would fail and be retried forever.
             return Err(ShardError::TlsUnavailable);
         }
+        // The one check of this shard's configuration: the machine takes it as it is.
+        let mut config = match config {
+            BuilderConfig::Unchecked(config) => ValidConfig::new(config)?,
+            BuilderConfig::Valid(config) => config,
+        };
         let id = config.shard_id();
         if config.seed().is_none() {
             config = config.rng_seed(entropy_seed(id));
@@ -224,7 +245,6 @@ impl Shard {
             .write_buffer_size(0)
             .max_message_size(Some(config.max_message_size_limit()))
             .max_frame_size(Some(config.max_message_size_limit()));
-        config.validate()?;
         let (events_tx, events) =
             queue::bounded(config.max_buffered_dispatches_limit(), config.max_buffered_bytes_limit());
         let (requests_tx, requests) = mpsc::unbounded();
@@ -235,13 +255,7 @@ impl Shard {
         // The machine is built when the driver first runs, so its connect
         // deadline is not spent before anyone polls.
         let run = async move {
-            let machine = match Machine::new(config, Instant::now()) {
-                Ok(machine) => machine,
-                Err(error) => {
-                    let _ = events_tx.push(Err(ShardError::Config(error)), 0).await;
-                    return;
-                }
-            };
+            let machine = Machine::with_valid(config, Instant::now());
             let driver = Driver {
                 id,
                 machine,

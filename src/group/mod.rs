@@ -25,7 +25,7 @@ use self::slot::Slot;
 use crate::dispatch::Dispatch;
 use crate::error::ShardError;
 use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
-use crate::protocol::{CloseMode, Config, Status};
+use crate::protocol::{CloseMode, Config, ConfigError, Status, ValidConfig};
 use crate::session::Session;
 use crate::shard::{Shard, ShardDriver, ShardHandle};
 use crate::shard_id::ShardId;
@@ -125,7 +125,8 @@ pub fn shard_for_guild(guild_id: u64, total: u32) -> Option<ShardId> {
 /// # Ok(()) }
 /// ```
 pub struct ShardGroup {
-    template: Config,
+    /// Every shard's configuration but its id, checked once at build.
+    template: ValidConfig,
     connector: Arc<dyn Connector>,
     queue: Arc<dyn IdentifyQueue>,
     configure: Option<Configure>,
@@ -376,22 +377,38 @@ impl ShardGroup {
         }
     }
 
-    fn start(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ShardError> {
-        let mut config = self.template.clone().shard(shard);
+    /// `shard`'s configuration: the template's, with its own seed and session.
+    fn shard_config(&self, shard: ShardId, session: Option<Session>) -> Result<ValidConfig, ConfigError> {
         // A template's session or seed is not every shard's.
+        let seed = self
+            .template
+            .seed()
+            .map(|seed| seed ^ u64::from(shard.id).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(shard.total));
+        let Some(configure) = &self.configure else {
+            // Only the shard id differs from the checked template.
+            let config = self.template.for_shard(shard)?;
+            let config = match seed {
+                Some(seed) => config.rng_seed(seed),
+                None => config,
+            };
+            return Ok(config.resume_from(session));
+        };
+        let mut config = Config::clone(&self.template).shard(shard);
         config.resume_from = None;
-        if let Some(seed) = config.seed() {
-            config = config
-                .rng_seed(seed ^ u64::from(shard.id).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(shard.total));
+        if let Some(seed) = seed {
+            config = config.rng_seed(seed);
         }
-        if let Some(configure) = &self.configure {
-            config = configure(shard, config);
-        }
+        config = configure(shard, config);
         if let Some(session) = session {
             config = config.resume_from(session);
         }
-        // `configure` may change anything but which shard this is.
-        let mut running = Shard::builder(config.shard(shard))
+        // `configure` may change anything but which shard this is: all is checked again.
+        ValidConfig::new(config.shard(shard))
+    }
+
+    fn start(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ShardError> {
+        let config = self.shard_config(shard, session)?;
+        let mut running = Shard::builder_valid(config)
             .shared_connector(Arc::clone(&self.connector))
             .shared_identify_queue(Arc::clone(&self.queue))
             .status_waker(Arc::clone(&self.status_waker))
@@ -484,14 +501,14 @@ impl ShardGroupBuilder {
         if self.total == 0 || self.range.end > self.total {
             return Err(ShardError::ShardOutOfRange { id: self.range.end.saturating_sub(1), total: self.total });
         }
-        self.config.validate()?;
+        let template = ValidConfig::new(self.config)?;
         let connector = match self.connector {
             Some(connector) => connector,
             None => crate::transport::default_connector().ok_or(ShardError::NoConnector)?,
         };
         let (control_tx, control_rx) = mpsc::unbounded();
         let mut group = ShardGroup {
-            template: self.config,
+            template,
             connector,
             queue: self.queue.unwrap_or_else(|| Arc::new(LocalIdentifyQueue::default())),
             configure: self.configure,

@@ -35,3 +35,4 @@ pub use payload::MAX_OUTBOUND_SIZE;
 pub use ratelimit::{SEND_LIMIT, SEND_WINDOW};
 pub use url::{gateway_url, ResumeHosts, UrlError};
 pub use validate::ConfigError;
+pub(crate) use validate::ValidConfig;
