@@ -32,8 +32,9 @@ struct Entry {
     /// slot stays until it has yielded what it had received).
     slot: Option<usize>,
     /// A session to resume when it starts from the line. Only an `Absent`
-    /// or `Waiting` entry has one: starting takes it.
-    resume: Option<Session>,
+    /// or `Waiting` entry has one: starting takes it. Boxed: most entries
+    /// never have one.
+    resume: Option<Box<Session>>,
 }
 
 impl Entry {
@@ -91,7 +92,7 @@ impl Roster {
     ) -> Roster {
         let mut roster = Roster { entries: BTreeMap::new(), line: VecDeque::new(), starting: BTreeSet::new() };
         for ShardSession { shard, session } in sessions {
-            roster.entries.entry(shard).or_insert_with(Entry::new).resume = Some(session);
+            roster.entries.entry(shard).or_insert_with(Entry::new).resume = Some(Box::new(session));
         }
         for shard in shards {
             roster.add(shard);
@@ -192,7 +193,7 @@ impl Roster {
             State::Waiting(Some(handle)) => State::Stopped(handle),
             _ => State::Absent,
         };
-        let session = entry.resume.take();
+        let session = entry.resume.take().map(|session| *session);
         self.tidy(shard);
         Some((shard, session))
     }
@@ -248,7 +249,9 @@ impl Roster {
             State::Absent => Removed::Unknown,
             State::Waiting(_) => {
                 self.line.retain(|id| *id != shard);
-                Removed::NotRunning(entry.resume.take().filter(|_| mode == CloseMode::Resumable))
+                Removed::NotRunning(
+                    entry.resume.take().filter(|_| mode == CloseMode::Resumable).map(|session| *session),
+                )
             }
             State::Starting(handle) | State::Running(handle) => Removed::Running(handle),
             State::Stopped(_) => Removed::NotRunning(None),
@@ -272,7 +275,7 @@ impl Roster {
         for shard in chosen {
             let Some(entry) = self.entries.get_mut(&shard) else { continue };
             if let Some(session) = entry.resume.take().filter(|_| mode == CloseMode::Resumable) {
-                sessions.push(ShardSession { shard, session });
+                sessions.push(ShardSession { shard, session: *session });
             }
             if let Removed::Running(handle) = self.remove(shard, mode) {
                 running.push(handle);
