@@ -8,7 +8,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,13 +30,17 @@ use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::observe::{Published, Publisher, StatusCell, StatusWatcher};
 use crate::protocol::{
     Action, CloseMode, Command, CommandError, Config, Event, Incoming, Latency, Machine, ShardStats, Status,
-    FINAL_CLOSE,
+    ValidConfig, FINAL_CLOSE,
 };
 use crate::queue;
 use crate::session::Session;
 use crate::shard_id::ShardId;
 use crate::store::{Acks, Checkpointer, SessionStore, StoreSettings};
 use crate::transport::{self, BoxedStream, Connector, Target};
+
+mod budget;
+
+use self::budget::{CommandBudget, DriverBudget};
 
 /// How long sending a close frame may take before the socket is just dropped
 /// (`docs/edge-cases.md#half-open-connections`).
@@ -116,9 +120,8 @@ pub struct ShardHandle {
     status: Arc<StatusCell>,
     /// Counters, latency and session as the driver last published them.
     published: Arc<Published>,
-    /// Commands sent but not yet taken by the driver, bounded by `limit`.
-    queued: Arc<AtomicUsize>,
-    limit: usize,
+    /// What [`queued_commands`](Self::queued_commands) reads; bounds [`send`](Self::send).
+    commands: CommandBudget,
     /// The machine's count of unreadable payloads it skipped.
     skipped: Arc<AtomicU64>,
 }
@@ -140,7 +143,7 @@ pub struct ShardHandle {
 /// ```
 #[must_use = "call build() to get the shard"]
 pub struct ShardBuilder {
-    config: Config,
+    config: BuilderConfig,
     connector: Option<Arc<dyn Connector>>,
     queue: Option<Arc<dyn IdentifyQueue>>,
     status_waker: Option<Arc<AtomicWaker>>,
@@ -148,7 +151,25 @@ pub struct ShardBuilder {
     tls: transport::Tls,
 }
 
+/// A builder's configuration: checked when the shard is built, unless its
+/// maker checked it already (a group, for the template its shards share).
+enum BuilderConfig {
+    Unchecked(Config),
+    Valid(ValidConfig),
+}
+
 impl ShardBuilder {
+    fn with(config: BuilderConfig) -> ShardBuilder {
+        ShardBuilder {
+            config,
+            connector: None,
+            queue: None,
+            status_waker: None,
+            store: StoreSettings::default(),
+            tls: transport::Tls::default(),
+        }
+    }
+
     /// Opens byte streams through `connector` instead of the
     /// [`DefaultConnector`](transport::DefaultConnector) (which already
     /// covers tokio, async-std and any other executor).
@@ -286,20 +307,27 @@ impl Shard {
 
     /// A builder for a shard with a custom connector or identify queue.
     pub fn builder(config: Config) -> ShardBuilder {
-        ShardBuilder {
-            config,
-            connector: None,
-            queue: None,
-            status_waker: None,
-            store: StoreSettings::default(),
-            tls: transport::Tls::default(),
-        }
+        ShardBuilder::with(BuilderConfig::Unchecked(config))
+    }
+
+    /// A builder for a shard whose configuration was checked already.
+    pub(crate) fn builder_valid(config: ValidConfig) -> ShardBuilder {
+        ShardBuilder::with(BuilderConfig::Valid(config))
     }
 
     fn build(builder: ShardBuilder) -> Result<Shard, ShardError> {
-        let ShardBuilder { mut config, connector, queue, status_waker, store, tls } = builder;
+        let ShardBuilder { config, connector, queue, status_waker, store, tls } = builder;
         let connector = connector.unwrap_or_else(|| Arc::new(transport::DefaultConnector));
-        tls.check(&config.base_url)?;
+        let base_url = match &config {
+            BuilderConfig::Unchecked(config) => &config.base_url,
+            BuilderConfig::Valid(config) => &config.base_url,
+        };
+        tls.check(base_url)?;
+        // The one check of this shard's configuration: the machine takes it as it is.
+        let mut config = match config {
+            BuilderConfig::Unchecked(config) => ValidConfig::new(config)?,
+            BuilderConfig::Valid(config) => config,
+        };
         let id = config.shard_id();
         if config.seed().is_none() {
             config = config.rng_seed(entropy_seed(id));
@@ -309,19 +337,16 @@ impl Shard {
         let published = Arc::new(Published::default());
         // Built out here so that dropping the driver unpolled still ends the status.
         let publisher = Publisher::new(Arc::clone(&published), Arc::clone(&status));
-        let max_queued = config.max_queued_commands_limit();
         let ws_config = WebSocketConfig::default()
             // Small eager buffer: idle shards stay cheap; big frames still fit.
             .read_buffer_size(16 * 1024)
             .write_buffer_size(0)
             .max_message_size(Some(config.max_message_size_limit()))
             .max_frame_size(Some(config.max_message_size_limit()));
-        config.validate()?;
         let (events_tx, events) =
             queue::bounded(config.max_buffered_dispatches_limit(), config.max_buffered_bytes_limit());
         let (requests_tx, requests) = mpsc::unbounded();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let driver_queued = Arc::clone(&queued);
+        let (commands, driver_commands) = CommandBudget::new(config.max_queued_commands_limit());
         let skipped = Arc::new(AtomicU64::new(0));
         let driver_skipped = Arc::clone(&skipped);
         let driver_status = Arc::clone(&status);
@@ -332,20 +357,14 @@ impl Shard {
         let run = async move {
             let checkpoint = match Checkpointer::start(store, id, config.resume_from.as_ref(), handled).await {
                 Some((checkpoint, Some(session))) => {
-                    config = config.resume_from(session);
+                    config = config.resume_from(Some(session));
                     driver_status.set(Status::Connecting { resume: true });
                     Some(checkpoint)
                 }
                 Some((checkpoint, None)) => Some(checkpoint),
                 None => None,
             };
-            let machine = match Machine::new(config, Instant::now()) {
-                Ok(machine) => machine,
-                Err(error) => {
-                    let _ = events_tx.push(Err(ShardError::Config(error)), 0).await;
-                    return;
-                }
-            };
+            let machine = Machine::with_valid(config, Instant::now());
             let driver = Driver {
                 id,
                 machine,
@@ -355,7 +374,7 @@ impl Shard {
                 events: events_tx,
                 pending: VecDeque::new(),
                 requests,
-                queued: driver_queued,
+                commands: driver_commands,
                 skipped: driver_skipped,
                 socket: None,
                 connecting: None,
@@ -363,7 +382,6 @@ impl Shard {
                 timer_at: None,
                 close_replies: Vec::new(),
                 reading_paused: false,
-                commands_in_machine: 0,
                 outbox: VecDeque::new(),
                 outbox_bytes: 0,
                 transmits_waiting: false,
@@ -381,7 +399,7 @@ impl Shard {
         };
         let span = tracing::info_span!("shard", id = id.id, total = id.total);
         let driver = ShardDriver { inner: Box::pin(run.instrument(span)), done: false };
-        let handle = ShardHandle { id, requests: requests_tx, status, published, queued, limit: max_queued, skipped };
+        let handle = ShardHandle { id, requests: requests_tx, status, published, commands, skipped };
         Ok(Shard { id, driver: Some(driver), events, handle, acks })
     }
 
@@ -519,7 +537,7 @@ impl ShardHandle {
     /// but could not write before a disconnect are handed back to the core
     /// and counted here again.
     pub fn queued_commands(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.commands.queued()
     }
 
     /// How many payloads the shard skipped because they could not be read:
@@ -535,12 +553,9 @@ impl ShardHandle {
 
     /// Queues a command.
     pub fn send(&self, command: Command) -> Result<(), CommandError> {
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limit {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(CommandError::QueueFull { limit: self.limit });
-        }
+        self.commands.reserve()?;
         self.requests.unbounded_send(Request::Command(command)).map_err(|_| {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.commands.cancel();
             CommandError::Closed
         })
     }
@@ -765,7 +780,8 @@ struct Driver {
     /// Items the channel has not taken yet; while any wait, the socket is not read.
     pending: VecDeque<Item>,
     requests: mpsc::UnboundedReceiver<Request>,
-    queued: Arc<AtomicUsize>,
+    /// Counts the commands in `requests` and in the machine.
+    commands: DriverBudget,
     /// What [`ShardHandle::skipped_payloads`] reads.
     skipped: Arc<AtomicU64>,
     socket: Option<Socket>,
@@ -777,8 +793,6 @@ struct Driver {
     close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
     /// Whether the machine was told that the socket is not being read.
     reading_paused: bool,
-    /// Commands in the machine's queue, part of the handle's `queued` count.
-    commands_in_machine: usize,
     /// Frames for the current socket not yet handed to it, each with whether
     /// it is an application command; at most [`OUTBOX_MAX_FRAMES`] and about
     /// [`OUTBOX_MAX_BYTES`].
@@ -816,7 +830,7 @@ impl Driver {
             if let Some(checkpoint) = self.checkpoint.as_mut() {
                 checkpoint.tick(Instant::now(), &self.machine);
             }
-            self.settle_command_count();
+            self.commands.settle(self.machine.queued_commands());
             // Backpressure pauses reading; the machine must know so unread ACKs
             // are not taken for a zombie (heartbeats continue).
             let paused = !self.pending.is_empty();
@@ -839,9 +853,7 @@ impl Driver {
                         Request::Close(_, reply) => {
                             let _ = reply.send(None);
                         }
-                        Request::Command(_) => {
-                            self.queued.fetch_sub(1, Ordering::AcqRel);
-                        }
+                        Request::Command(_) => self.commands.unread(),
                     }
                 }
                 self.flush_pending().await;
@@ -853,14 +865,12 @@ impl Driver {
             match self.next_wake().await {
                 Wake::Request(Some(Request::Command(command))) => {
                     // It stays counted against the handle's bound while the
-                    // machine holds it (see settle_command_count).
-                    match self.machine.send_command(Instant::now(), command) {
-                        Ok(()) => self.commands_in_machine += 1,
-                        Err(error) => {
-                            self.queued.fetch_sub(1, Ordering::AcqRel);
-                            tracing::warn!(%error, "command dropped");
-                        }
+                    // machine holds it.
+                    let sent = self.machine.send_command(Instant::now(), command);
+                    if let Err(error) = &sent {
+                        tracing::warn!(%error, "command dropped");
                     }
+                    self.commands.handed_to_machine(sent.is_ok());
                 }
                 Wake::Request(Some(Request::Close(mode, reply))) => {
                     let session = self.close_machine(mode);
@@ -1039,18 +1049,6 @@ impl Driver {
             checkpoint.on_close(mode, session.as_ref());
         }
         session
-    }
-
-    /// Keeps the handle's count equal to commands in the channel plus those
-    /// the machine still queues (it can take some back after a lost connection).
-    fn settle_command_count(&mut self) {
-        let now_in_machine = self.machine.queued_commands();
-        if now_in_machine < self.commands_in_machine {
-            self.queued.fetch_sub(self.commands_in_machine - now_in_machine, Ordering::AcqRel);
-        } else {
-            self.queued.fetch_add(now_in_machine - self.commands_in_machine, Ordering::AcqRel);
-        }
-        self.commands_in_machine = now_in_machine;
     }
 
     fn outbox_has_room(&self) -> bool {

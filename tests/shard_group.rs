@@ -726,3 +726,31 @@ fn shutdown_returns_after_a_fatal_close_with_a_full_buffer() {
     let done = finishes_within(Duration::from_secs(5), group.shutdown());
     assert!(done, "ShardGroup::shutdown never returned");
 }
+
+#[test]
+fn each_shard_is_checked_for_the_identify_its_own_id_makes() {
+    // The template is checked once; each shard again only for what its id
+    // changes, Identify's `shard` field. Padded so that Identify is at the
+    // 4096-byte limit for shard [0, 1], it is 2 bytes over for [10, 11].
+    let with = |pad: usize| Config::new("token", Intents::GUILDS).presence(&json!({ "p": "x".repeat(pad) }));
+    let builds = |pad: usize, total: u32, first: u32| {
+        ShardGroup::builder(with(pad), total)
+            .shards(first..first + 1)
+            .connector(|_| async { Err::<async_std::net::TcpStream, _>(std::io::Error::other("offline")) })
+            .build()
+    };
+    let (mut fits, mut over) = (0, 4096);
+    while over - fits > 1 {
+        let mid = (fits + over) / 2;
+        if builds(mid, 1, 0).is_ok() {
+            fits = mid;
+        } else {
+            over = mid;
+        }
+    }
+    assert!(builds(fits, 9, 3).is_ok(), "the same digits fit");
+    match builds(fits, 11, 10) {
+        Err(ShardError::Config(error)) => assert!(error.to_string().contains("4098 bytes"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+}

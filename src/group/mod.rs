@@ -4,9 +4,10 @@
 
 mod control;
 mod merge;
+mod roster;
 mod slot;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
@@ -21,11 +22,12 @@ use futures::{FutureExt, Stream, StreamExt};
 pub use self::control::GroupController;
 use self::control::{Closed, PendingClose, Request, Scope};
 use self::merge::{Merge, Merged};
+use self::roster::{Removed, Restart, Roster};
 use self::slot::Slot;
 use crate::dispatch::Dispatch;
 use crate::error::ShardError;
 use crate::identify::{IdentifyQueue, LocalIdentifyQueue};
-use crate::protocol::{CloseMode, Config, ShardStats, Status};
+use crate::protocol::{CloseMode, Config, ConfigError, ShardStats, Status, ValidConfig};
 use crate::session::Session;
 use crate::shard::{Shard, ShardDriver, ShardHandle};
 use crate::shard_id::ShardId;
@@ -76,14 +78,6 @@ pub fn shard_for_guild(guild_id: u64, total: u32) -> Option<ShardId> {
     ShardId::for_guild(guild_id, total)
 }
 
-/// A shard the group knows: running, or stopped with its last status.
-struct Member {
-    /// The newest connection's handle.
-    handle: ShardHandle,
-    /// Whether that connection still runs (its stream has not ended).
-    running: bool,
-}
-
 /// Many shards of one bot as a single `Stream` of dispatches.
 ///
 /// Each item is a [`Dispatch`] (its [`shard()`](Dispatch::shard) says which
@@ -126,23 +120,17 @@ struct Member {
 /// # Ok(()) }
 /// ```
 pub struct ShardGroup {
-    template: Config,
+    /// Every shard's configuration but its id, checked once at build.
+    template: ValidConfig,
     connector: Arc<dyn Connector>,
     tls: crate::transport::Tls,
     queue: Arc<dyn IdentifyQueue>,
     configure: Option<Configure>,
     spawner: Option<Spawner>,
-    /// Sessions to resume, taken when their shard starts.
-    resume: HashMap<ShardId, Session>,
-    members: BTreeMap<ShardId, Member>,
+    /// Every shard id the group knows: its state, its slot in `merge` and
+    /// the session it is to resume.
+    roster: Roster,
     merge: Merge<Slot>,
-    /// Each shard id's slot in the merge, while it has one (a removed
-    /// shard's slot stays until it has yielded what it had received).
-    slots: HashMap<ShardId, usize>,
-    /// Shards waiting for a free connecting slot, in order.
-    to_start: VecDeque<ShardId>,
-    /// Started shards that may still be opening their socket.
-    starting: Vec<ShardId>,
     max_connecting: usize,
     /// Woken by any shard's status change (a connecting slot may be free).
     status_waker: Arc<AtomicWaker>,
@@ -201,23 +189,19 @@ impl ShardGroup {
     /// Every shard the group knows (running, stopped, or waiting to
     /// connect), in order.
     pub fn shard_ids(&self) -> Vec<ShardId> {
-        let ids: BTreeSet<ShardId> = self.members.keys().chain(self.to_start.iter()).copied().collect();
-        ids.into_iter().collect()
+        self.roster.ids()
     }
 
     /// Whether `shard` is in the group and its connection runs (or waits
     /// for a connecting slot).
     pub fn is_running(&self, shard: ShardId) -> bool {
-        self.members.get(&shard).is_some_and(|member| member.running) || self.to_start.contains(&shard)
+        self.roster.is_running(shard)
     }
 
     /// The status of `shard` now (`None` if the group has no such shard). A
     /// shard waiting for a connecting slot is `Connecting`.
     pub fn status(&self, shard: ShardId) -> Option<Status> {
-        if self.to_start.contains(&shard) {
-            return Some(self.queued_status(shard));
-        }
-        Some(self.members.get(&shard)?.handle.status())
+        self.roster.status(shard)
     }
 
     /// Every shard's status now, in shard order.
@@ -225,21 +209,17 @@ impl ShardGroup {
         self.shard_ids().into_iter().filter_map(|id| Some((id, self.status(id)?))).collect()
     }
 
-    fn queued_status(&self, shard: ShardId) -> Status {
-        Status::Connecting { resume: self.resume.contains_key(&shard) }
-    }
-
     /// How many shards (of `total`, or of any total when `None`) are Active.
     pub fn active_count(&self, total: Option<u32>) -> usize {
-        self.members
-            .iter()
-            .filter(|(id, member)| total.is_none_or(|t| id.total == t) && member.handle.status() == Status::Active)
+        self.roster
+            .handles()
+            .filter(|(id, handle)| total.is_none_or(|t| id.total == t) && handle.status() == Status::Active)
             .count()
     }
 
     /// The command sender of `shard`.
     pub fn handle(&self, shard: ShardId) -> Option<ShardHandle> {
-        Some(self.members.get(&shard)?.handle.clone())
+        self.roster.handle(shard).cloned()
     }
 
     /// The command sender of the shard of `total` that receives `guild_id`'s
@@ -253,10 +233,9 @@ impl ShardGroup {
     /// current ones: resharding starts the new total, waits for it to be
     /// Active, then removes the old one.
     pub fn add(&mut self, shard: ShardId) -> Result<(), ControlError> {
-        if self.is_running(shard) {
+        if !self.roster.add(shard) {
             return Err(ControlError::AlreadyRunning(shard));
         }
-        self.to_start.push_back(shard);
         self.start_queued().map_err(|failed| ControlError::Shard(failed.error))
     }
 
@@ -331,31 +310,6 @@ impl ShardGroup {
         .await
     }
 
-    /// Forgets the shards matching `select` that wait for a connecting slot.
-    /// They never connected: a session they were to resume is still valid,
-    /// so it is handed back when `mode` is `Resumable`.
-    fn take_queued(&mut self, select: impl Fn(ShardId) -> bool, mode: CloseMode) -> Vec<ShardSession> {
-        let mut sessions = Vec::new();
-        let resume = &mut self.resume;
-        self.to_start.retain(|id| {
-            if !select(*id) {
-                return true;
-            }
-            if let Some(session) = resume.remove(id).filter(|_| mode == CloseMode::Resumable) {
-                sessions.push(ShardSession { shard: *id, session });
-            }
-            false
-        });
-        // Sessions given for shards the group never ran go back too.
-        resume.retain(|id, session| {
-            if select(*id) && mode == CloseMode::Resumable {
-                sessions.push(ShardSession { shard: *id, session: session.clone() });
-            }
-            !select(*id)
-        });
-        sessions
-    }
-
     /// Carries out a controller's request; closes run in `closing` while
     /// the group goes on polling (and so driving) its shards.
     fn on_request(&mut self, request: Request) {
@@ -364,53 +318,41 @@ impl ShardGroup {
                 let _ = reply.send(self.add(shard));
             }
             Request::Restart(shard, reply) => {
-                let handle = match self.members.get(&shard) {
-                    _ if self.to_start.contains(&shard) => {
+                let handle = match self.roster.restart(shard) {
+                    Restart::Waiting => {
                         let _ = reply.send(Ok(()));
                         return;
                     }
-                    None => {
+                    Restart::Unknown => {
                         let _ = reply.send(Err(ControlError::UnknownShard(shard)));
                         return;
                     }
-                    Some(member) if !member.running => {
+                    Restart::Stopped => {
                         let _ = reply.send(self.start(shard, None).map_err(ControlError::Shard));
                         return;
                     }
-                    Some(member) => member.handle.clone(),
+                    Restart::Running(handle) => handle,
                 };
                 self.closing.push(Box::pin(async move {
                     let session = handle.close(CloseMode::Resumable).await;
                     Closed::Restart(shard, session, reply)
                 }));
             }
-            Request::Remove(shard, mode, reply) => {
-                if self.to_start.contains(&shard) {
-                    let session = self.take_queued(|id| id == shard, mode).pop().map(|s| s.session);
-                    let _ = reply.send(Ok(session));
-                    return;
-                }
-                let Some(member) = self.members.remove(&shard) else {
+            Request::Remove(shard, mode, reply) => match self.roster.remove(shard, mode) {
+                Removed::Unknown => {
                     let _ = reply.send(Err(ControlError::UnknownShard(shard)));
-                    return;
-                };
-                if !member.running {
-                    let _ = reply.send(Ok(None));
-                    return;
                 }
-                let handle = member.handle;
-                self.closing.push(Box::pin(async move { Closed::Removed(handle.close(mode).await, reply) }));
-            }
+                // One waiting for a connecting slot never connected: a
+                // session it was to resume is still valid.
+                Removed::NotRunning(session) => {
+                    let _ = reply.send(Ok(session));
+                }
+                Removed::Running(handle) => {
+                    self.closing.push(Box::pin(async move { Closed::Removed(handle.close(mode).await, reply) }));
+                }
+            },
             Request::CloseWhere(scope, mode, reply) => {
-                let select = |id: ShardId| scope.contains(id);
-                let mut sessions = self.take_queued(select, mode);
-                let chosen: Vec<ShardId> = self.members.keys().copied().filter(|id| select(*id)).collect();
-                let running: Vec<ShardHandle> = chosen
-                    .iter()
-                    .filter_map(|id| self.members.remove(id))
-                    .filter(|member| member.running)
-                    .map(|member| member.handle)
-                    .collect();
+                let (mut sessions, running) = self.roster.remove_where(|id| scope.contains(id), mode);
                 self.closing.push(Box::pin(async move {
                     let closing = running.iter().map(|handle| async move {
                         let session = handle.close(mode).await?;
@@ -422,15 +364,6 @@ impl ShardGroup {
                 }));
             }
         }
-    }
-
-    /// `shard`'s newest connection has ended: it is stopped, and no longer
-    /// holds a connecting slot (its driver may have died before connecting).
-    fn stopped(&mut self, shard: ShardId) {
-        if let Some(member) = self.members.get_mut(&shard) {
-            member.running = false;
-        }
-        self.starting.retain(|id| *id != shard);
     }
 
     fn on_closed(&mut self, closed: Closed) {
@@ -447,22 +380,38 @@ impl ShardGroup {
         }
     }
 
-    fn start(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ShardError> {
-        let mut config = self.template.clone().shard(shard);
+    /// `shard`'s configuration: the template's, with its own seed and session.
+    fn shard_config(&self, shard: ShardId, session: Option<Session>) -> Result<ValidConfig, ConfigError> {
         // A template's session or seed is not every shard's.
+        let seed = self
+            .template
+            .seed()
+            .map(|seed| seed ^ u64::from(shard.id).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(shard.total));
+        let Some(configure) = &self.configure else {
+            // Only the shard id differs from the checked template.
+            let config = self.template.for_shard(shard)?;
+            let config = match seed {
+                Some(seed) => config.rng_seed(seed),
+                None => config,
+            };
+            return Ok(config.resume_from(session));
+        };
+        let mut config = Config::clone(&self.template).shard(shard);
         config.resume_from = None;
-        if let Some(seed) = config.seed() {
-            config = config
-                .rng_seed(seed ^ u64::from(shard.id).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(shard.total));
+        if let Some(seed) = seed {
+            config = config.rng_seed(seed);
         }
-        if let Some(configure) = &self.configure {
-            config = configure(shard, config);
-        }
+        config = configure(shard, config);
         if let Some(session) = session {
             config = config.resume_from(session);
         }
-        // `configure` may change anything but which shard this is.
-        let mut running = Shard::builder(config.shard(shard))
+        // `configure` may change anything but which shard this is: all is checked again.
+        ValidConfig::new(config.shard(shard))
+    }
+
+    fn start(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ShardError> {
+        let config = self.shard_config(shard, session)?;
+        let mut running = Shard::builder_valid(config)
             .shared_connector(Arc::clone(&self.connector))
             .tls(self.tls.clone())
             .shared_identify_queue(Arc::clone(&self.queue))
@@ -477,17 +426,15 @@ impl ShardGroup {
         let handle = running.handle();
         // Behind the shard id's previous connection if it is still handing
         // over dispatches, so the shard's dispatches stay in order.
-        let draining = self.slots.get(&shard).and_then(|key| Some((*key, self.merge.get_mut(*key)?)));
-        if let Some((key, slot)) = draining {
+        let draining = self.roster.slot(shard).and_then(|key| Some((key, self.merge.get_mut(key)?)));
+        let key = if let Some((key, slot)) = draining {
             slot.push(running);
             self.merge.wake(key);
+            key
         } else {
-            let key = self.merge.insert(Slot::new(running));
-            self.slots.insert(shard, key);
-        }
-        self.members.insert(shard, Member { handle, running: true });
-        self.starting.retain(|id| *id != shard);
-        self.starting.push(shard);
+            self.merge.insert(Slot::new(running))
+        };
+        self.roster.started(shard, handle, key);
         Ok(())
     }
 
@@ -496,18 +443,7 @@ impl ShardGroup {
     /// the same instant, and identify pacing
     /// (`docs/rate-limits.md#identify-concurrency`) is not skewed by it.
     fn start_queued(&mut self) -> Result<(), GroupError> {
-        if self.to_start.is_empty() {
-            return Ok(());
-        }
-        let members = &self.members;
-        self.starting.retain(|id| {
-            members.get(id).is_some_and(|m| {
-                m.running && matches!(m.handle.status(), Status::Connecting { .. } | Status::AwaitingHello)
-            })
-        });
-        while self.starting.len() < self.max_connecting {
-            let Some(shard) = self.to_start.pop_front() else { break };
-            let session = self.resume.remove(&shard);
+        while let Some((shard, session)) = self.roster.next_to_start(self.max_connecting) {
             self.start(shard, session).map_err(|error| GroupError { shard, error })?;
         }
         Ok(())
@@ -599,23 +535,19 @@ impl ShardGroupBuilder {
         if self.total == 0 || self.range.end > self.total {
             return Err(ShardError::ShardOutOfRange { id: self.range.end.saturating_sub(1), total: self.total });
         }
-        self.config.validate()?;
-        self.tls.check(&self.config.base_url)?;
+        let template = ValidConfig::new(self.config)?;
+        self.tls.check(&template.base_url)?;
         let connector = self.connector.unwrap_or_else(|| Arc::new(crate::transport::DefaultConnector));
         let (control_tx, control_rx) = mpsc::unbounded();
         let mut group = ShardGroup {
-            template: self.config,
+            template,
             connector,
             tls: self.tls,
             queue: self.queue.unwrap_or_else(|| Arc::new(LocalIdentifyQueue::default())),
             configure: self.configure,
             spawner: self.spawner,
-            resume: self.resume.into_iter().map(|s| (s.shard, s.session)).collect(),
-            members: BTreeMap::new(),
+            roster: Roster::new(self.resume, self.range.filter_map(|id| ShardId::new(id, self.total))),
             merge: Merge::new(),
-            slots: HashMap::new(),
-            to_start: self.range.filter_map(|id| ShardId::new(id, self.total)).collect(),
-            starting: Vec::new(),
             max_connecting: self.max_connecting,
             status_waker: Arc::default(),
             control_tx,
@@ -675,19 +607,19 @@ impl ShardGroup {
                     // An error ends that connection; unless a newer one
                     // waits behind it, the shard has stopped.
                     if !slot.has_successor() {
-                        this.stopped(shard);
+                        this.roster.stopped(shard);
                     }
                     return Poll::Ready(Some(Err(GroupError { shard, error })));
                 }
                 Poll::Ready(Some(Merged::Ended(key, ended))) => {
                     let shard = ended.id();
                     ended.mark_ended();
-                    if this.slots.get(&shard) == Some(&key) {
-                        this.slots.remove(&shard);
-                    }
-                    this.stopped(shard);
+                    // It no longer holds a connecting slot either (its
+                    // driver may have died before connecting).
+                    this.roster.stopped(shard);
+                    this.roster.slot_ended(shard, key);
                 }
-                Poll::Ready(None) if this.to_start.is_empty() && this.closing.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) if !this.roster.has_waiting() && this.closing.is_empty() => return Poll::Ready(None),
                 // Shards wait for a connecting slot (the status waker is
                 // registered) or closes are pending (they wake us).
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,

@@ -23,7 +23,7 @@ use super::ratelimit::{Priority, SendLimiter};
 use super::rng::Rng;
 use super::stats::ShardStats;
 use super::url::{check_resume_url, gateway_url};
-use super::validate::ConfigError;
+use super::validate::{ConfigError, ValidConfig};
 use crate::codec::{Envelope, StrSpan};
 use crate::dispatch::Dispatch;
 use crate::session::Session;
@@ -260,8 +260,12 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 impl Machine {
     /// A machine that starts connecting at once (its first action is `Connect`).
     pub fn new(config: Config, now: Instant) -> Result<Machine, ConfigError> {
-        config.validate()?;
-        let base_url = gateway_url(&config.base_url, config.compression)?;
+        Ok(Machine::with_valid(ValidConfig::new(config)?, now))
+    }
+
+    /// [`new`](Self::new) for a configuration checked already.
+    pub(crate) fn with_valid(config: ValidConfig, now: Instant) -> Machine {
+        let (config, base_url) = config.into_parts();
         let session =
             config.resume_from.as_ref().map(|s| SessionIds { id: s.id.clone(), resume_url: s.resume_url.clone() });
         let last_seq = config.resume_from.as_ref().map(|s| s.seq);
@@ -289,13 +293,13 @@ impl Machine {
             events: VecDeque::new(),
         };
         core.connect(now);
-        Ok(Machine {
+        Machine {
             #[cfg(any(feature = "zlib", feature = "zstd"))]
             decompressor: None,
             #[cfg(any(feature = "zlib", feature = "zstd"))]
             release_at: None,
             core,
-        })
+        }
     }
 
     /// The socket asked for by the last `Connect` is open.

@@ -165,3 +165,4 @@ pub use ratelimit::{SEND_LIMIT, SEND_WINDOW};
 pub use stats::ShardStats;
 pub use url::{gateway_url, ResumeHosts, UrlError};
 pub use validate::ConfigError;
+pub(crate) use validate::ValidConfig;
