@@ -31,3 +31,29 @@ fn typed_delivers_only_message_create_as_twilight_models() {
     let expected: String = (0..5).map(|n| format!("#{} ferris: hello number {n}\n", n + 3)).collect();
     assert_eq!(run("typed"), expected);
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_bot_shuts_down_gracefully_and_the_next_run_resumes_every_shard() {
+    let out = run("tokio");
+    let (first, second) = out.split_once("second run\n").expect("two runs");
+    assert!(first.contains("shut down: 2 sessions saved, 2 identifies, 0 resumes"), "{out}");
+    assert!(second.ends_with("shut down: 2 sessions saved, 0 identifies, 2 resumes\n"), "{out}");
+    // What was sent while no process ran is replayed, once, on each shard.
+    for shard in 0..2 {
+        let line = format!("{shard} 7 MESSAGE_CREATE {{\"while\":\"restarting\"}}");
+        assert_eq!(second.lines().filter(|l| l.starts_with(&line)).count(), 1, "{out}");
+        assert_eq!(second.lines().filter(|l| l.starts_with(&format!("{shard} 8 RESUMED"))).count(), 1, "{out}");
+    }
+    assert!(!second.contains("READY"), "{out}");
+    // Every message of both runs, each exactly once.
+    for run in [first, second] {
+        for shard in 0..2 {
+            for n in 0..5 {
+                let message = format!("MESSAGE_CREATE {{\"n\":{n}}}");
+                let count = run.lines().filter(|l| l.starts_with(&format!("{shard} ")) && l.contains(&message)).count();
+                assert_eq!(count, 1, "shard {shard} message {n}: {out}");
+            }
+        }
+    }
+}
