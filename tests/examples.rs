@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+#[macro_use]
+mod support;
+
 fn example(name: &str) -> PathBuf {
     // tests run from target/<profile>/deps; examples are built beside them.
     let mut path = std::env::current_exe().expect("test binary path");
@@ -16,8 +19,13 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn run(name: &str) -> String {
+    run_with(name, &[])
+}
+
+fn run_with(name: &str, env: &[(&str, &str)]) -> String {
     let output = Command::new(example(name))
         .env_remove("DISCORD_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|error| panic!("examples/{name}.rs runs: {error}"));
@@ -55,5 +63,27 @@ fn tokio_bot_shuts_down_gracefully_and_the_next_run_resumes_every_shard() {
                 assert_eq!(count, 1, "shard {shard} message {n}: {out}");
             }
         }
+    }
+}
+
+#[cfg(all(feature = "redis", feature = "tokio"))]
+#[test]
+fn multi_process_paces_identifies_across_processes_and_the_next_processes_resume() {
+    let server = redis_server!();
+    let out = run_with("multi_process", &[("REDIS_URL", &server.url())]);
+    let summaries: Vec<&str> = out.lines().filter(|l| l.starts_with("round ")).collect();
+    assert_eq!(
+        summaries,
+        [
+            "round 1: 4 identifies, 0 resumes, 0 identifies refused",
+            "round 2: 0 identifies, 4 resumes, 0 identifies refused"
+        ],
+        "{out}"
+    );
+    // Every shard got its three messages in each round, each once.
+    for shard in 0..4 {
+        let received =
+            out.lines().filter(|l| l.contains(&format!(": shard {shard} seq ")) && l.ends_with("MESSAGE_CREATE"));
+        assert_eq!(received.count(), 6, "shard {shard}: {out}");
     }
 }
