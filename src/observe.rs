@@ -172,8 +172,9 @@ impl StatusWatcher {
     }
 
     /// The first status that satisfies `predicate`: the current one if it
-    /// does (every change not yet yielded is then skipped), else the first
-    /// later change that does. `None` if the shard ends without one.
+    /// does, else the first later change that does; `None` if the shard
+    /// ends without one. Never a status older than the current one: the
+    /// changes this watcher had not yielded yet are skipped either way.
     ///
     /// ```no_run
     /// # async fn run(handle: discord_gateway_stream::ShardHandle) {
@@ -188,8 +189,11 @@ impl StatusWatcher {
     pub async fn wait_for(&mut self, mut predicate: impl FnMut(&Status) -> bool) -> Option<Status> {
         {
             let mut state = self.cell.lock();
+            // The current status and those before it are settled: only
+            // later changes may satisfy `predicate` (an older one from the
+            // history would be stale, e.g. `Active` after the shard closed).
+            self.seen = state.version;
             if predicate(&state.status) {
-                self.seen = state.version;
                 let status = state.status.clone();
                 drop_waker(&mut state, self.id);
                 return Some(status);

@@ -225,3 +225,24 @@ fn a_group_reads_every_shards_stats() {
     }
     assert_eq!(group.stats(ShardId::new(0, 3).unwrap()), None);
 }
+
+/// Before: a watcher that had not yielded the older changes walked its
+/// history when the current status failed the predicate, and returned a
+/// stale `Active` although the shard had closed for good.
+#[test]
+fn wait_for_never_returns_a_status_older_than_the_current_one() {
+    let sim = simulator(false);
+    let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+    let handle = shard.handle();
+    let mut changes = handle.watch_status();
+    block_on_within("READY", async {
+        assert_eq!(next_dispatch(&mut shard).await.event(), "READY");
+    });
+    block_on_within("close", shard.close(CloseMode::Final));
+    drop(shard);
+    assert_eq!(handle.status(), Status::Closed);
+    let got = block_on_within("wait_for Active", changes.wait_for(|status| *status == Status::Active));
+    assert_eq!(got, None, "the shard is closed for good, yet wait_for said {got:?}");
+    // Every change up to the current one was skipped.
+    assert_eq!(block_on_within("end", changes.next()), None);
+}
