@@ -3,7 +3,9 @@
 //! counters, heartbeat latency, the session and the last sequence.
 //!
 //! The driver owns the [`Machine`] and publishes what it knows here once per
-//! wake (one socket message, timer, request…), never per dispatch with a
+//! wake (one socket message, timer, request…), and again right before a
+//! status change becomes visible (so a task woken by that change reads the
+//! counters and session that go with it); never per dispatch with a
 //! lock: counters and the last sequence are relaxed atomic stores; the
 //! session's id and resume URL (which change a few times a day) and the
 //! latency (which changes twice per heartbeat interval) are written under a
@@ -132,6 +134,12 @@ impl StatusCell {
 /// still kept (the newest status is never skipped). The stream ends once
 /// the shard's driver has finished (or was dropped) and the final status
 /// (`Closed` or `Fatal`) was yielded.
+///
+/// What the shard's handles read when a change wakes the watcher is at
+/// least as new as that change: woken by `Active`,
+/// [`session`](crate::ShardHandle::session) is the session just
+/// identified or resumed; woken by `Reconnecting`,
+/// [`stats`](crate::ShardHandle::stats) counts that reconnect.
 ///
 /// ```no_run
 /// # async fn run(handle: discord_gateway_stream::ShardHandle) {
@@ -342,6 +350,16 @@ pub(crate) struct Publisher {
 impl Publisher {
     pub(crate) fn new(published: Arc<Published>, status: Arc<StatusCell>) -> Publisher {
         Publisher { published, status, session: None, heartbeats: (0, 0) }
+    }
+
+    /// Makes `status` the shard's status, after publishing what the machine
+    /// knows at this change: a task the change wakes (on any thread: the
+    /// status lock orders the stores before it) never reads counters or a
+    /// session older than the status. Status changes are rare: this second
+    /// publish costs nothing per message.
+    pub(crate) fn set_status(&mut self, machine: &Machine, status: Status) {
+        self.publish(machine);
+        self.status.set(status);
     }
 
     /// Copies what the machine knows to the handles: relaxed stores of a few

@@ -5,6 +5,8 @@
 #![cfg(feature = "testing")]
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 mod support;
@@ -12,8 +14,12 @@ mod support;
 use discord_gateway_stream::identify::{IdentifyLimits, LocalIdentifyQueue};
 use discord_gateway_stream::protocol::Status;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
-use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardGroup, ShardId};
-use futures::StreamExt;
+use discord_gateway_stream::{
+    CloseMode, Compression, Config, Dispatch, Intents, Session, Shard, ShardGroup, ShardHandle, ShardId, ShardStats,
+    StatusWatcher,
+};
+use futures::task::ArcWake;
+use futures::{Stream, StreamExt};
 use serde_json::json;
 use support::client::fast_policy;
 
@@ -224,6 +230,61 @@ fn a_group_reads_every_shards_stats() {
         assert_eq!(group.handle(id).and_then(|h| h.session()).map(|s| s.seq), Some(1));
     }
     assert_eq!(group.stats(ShardId::new(0, 3).unwrap()), None);
+}
+
+/// A watcher whose waker, at the very moment the driver wakes it (what a
+/// watcher task on another thread may observe as soon as it is woken),
+/// records each status it yields with what the handle reads then.
+struct Probe {
+    handle: ShardHandle,
+    watcher: Mutex<Option<StatusWatcher>>,
+    log: Mutex<Vec<(Status, Option<Session>, ShardStats)>>,
+}
+
+impl ArcWake for Probe {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        let waker = futures::task::waker(Arc::clone(arc_self));
+        let mut cx = Context::from_waker(&waker);
+        let mut watcher = arc_self.watcher.lock().unwrap();
+        let Some(watcher) = watcher.as_mut() else { return };
+        while let Poll::Ready(Some(status)) = std::pin::Pin::new(&mut *watcher).poll_next(&mut cx) {
+            let entry = (status, arc_self.handle.session(), arc_self.handle.stats());
+            arc_self.log.lock().unwrap().push(entry);
+        }
+    }
+}
+
+/// Before: the driver set the status inside `apply_outputs` and published
+/// the counters and the session only afterwards, so a task woken by
+/// `Active` read no session and one woken by `Reconnecting` read a
+/// `reconnects` that did not count it yet.
+#[test]
+fn a_task_woken_by_a_status_change_reads_the_stats_and_session_of_that_change() {
+    let sim = simulator(false);
+    let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+    let handle = shard.handle();
+    let probe = Arc::new(Probe {
+        handle: handle.clone(),
+        watcher: Mutex::new(Some(handle.watch_status())),
+        log: Mutex::new(Vec::new()),
+    });
+    ArcWake::wake_by_ref(&probe); // registers the watcher
+    block_on_within("READY, reconnect, RESUMED", async {
+        assert_eq!(next_dispatch(&mut shard).await.event(), "READY");
+        assert!(sim.reconnect());
+        while next_dispatch(&mut shard).await.event() != "RESUMED" {}
+    });
+    let log = probe.log.lock().unwrap().clone();
+    let active: Vec<_> = log.iter().filter(|(status, _, _)| *status == Status::Active).collect();
+    assert_eq!(active.len(), 2, "READY and RESUMED");
+    for (_, session, stats) in active {
+        let session = session.as_ref().expect("woken by Active: the session is published");
+        assert_eq!(Some(session.id.as_str()), sim.session_id().as_deref());
+        assert!(stats.dispatches >= 1, "woken by Active: READY or RESUMED counted, {stats:?}");
+    }
+    let (_, _, stats) =
+        log.iter().find(|(status, _, _)| matches!(status, Status::Reconnecting { .. })).expect("Reconnecting seen");
+    assert_eq!(stats.reconnects, 1, "woken by Reconnecting: the reconnect counted");
 }
 
 /// Before: a watcher that had not yielded the older changes walked its
