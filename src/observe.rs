@@ -403,7 +403,9 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        // The driver finished, was dropped unpolled, or panicked.
+        // The driver finished, was dropped unpolled, or panicked. The session
+        // stays published: unless a close or a fatal error already cleared
+        // it, it is still resumable (see `ShardHandle::session`).
         self.status.end();
     }
 }

@@ -646,9 +646,24 @@ impl ShardHandle {
     }
 
     /// The session the shard would resume now: its id, the last sequence
-    /// and the resume URL; `None` before the first READY, while a new
-    /// session is being identified, and once the shard has closed or
-    /// stopped. The id and the sequence always belong to the same session.
+    /// and the resume URL. The id and the sequence always belong to the
+    /// same session.
+    ///
+    /// `None` before the first READY, unless the shard was given a session
+    /// to resume ([`Config::resume_from`](crate::Config::resume_from), or
+    /// one a session store kept): that one is reported from the driver's
+    /// first wake. `None` while a new session is being identified, after
+    /// a close (a resumable [`close`](Self::close) returns the session
+    /// instead) and after a fatal error ended the session.
+    ///
+    /// A driver that ends without a close (the [`Shard`] or its
+    /// [`ShardDriver`] dropped, or the task running it panicked) leaves
+    /// its last session readable here, with the status `Closed`: Discord
+    /// still lets it resume, and without a session store this is the one
+    /// way to resume it in a new shard instead of identifying again. Its
+    /// sequence may count dispatches the application never handled (they
+    /// were dropped with the shard); a session store checkpoints only
+    /// handled ones.
     ///
     /// The session id is a credential for resuming: [`Session`]'s `Debug`
     /// redacts it; do not log it otherwise. To hand a session over to
@@ -661,6 +676,7 @@ impl ShardHandle {
 
     /// The last sequence number received (`s` of the last dispatch);
     /// `None` before the first dispatch and after an Identify reset it.
+
     pub fn last_seq(&self) -> Option<u64> {
         self.published.last_seq()
     }

@@ -307,3 +307,38 @@ fn wait_for_never_returns_a_status_older_than_the_current_one() {
     // Every change up to the current one was skipped.
     assert_eq!(block_on_within("end", changes.next()), None);
 }
+
+/// A driver dropped without a close (the `Shard` dropped, or the task
+/// running the driver panicked) never handed its session to anyone: it is
+/// still resumable, and `session()` keeps it readable so that a new shard
+/// can resume it instead of identifying again.
+#[test]
+fn a_dropped_driver_leaves_its_session_readable_for_a_resume() {
+    let sim = simulator(false);
+    let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+    let handle = shard.handle();
+    block_on_within("READY", async {
+        assert_eq!(next_dispatch(&mut shard).await.event(), "READY");
+    });
+    drop(shard);
+    assert_eq!(handle.status(), Status::Closed);
+    let session = handle.session().expect("a dropped shard's session stays readable");
+    assert_eq!(Some(session.id.as_str()), sim.session_id().as_deref());
+    assert_eq!(handle.last_seq(), Some(session.seq));
+    let mut second = Shard::new(config(&sim, Compression::None).resume_from(session.clone())).unwrap();
+    let second_handle = second.handle();
+    let probe = Arc::new(Probe {
+        handle: second_handle.clone(),
+        watcher: Mutex::new(Some(second_handle.watch_status())),
+        log: Mutex::new(Vec::new()),
+    });
+    ArcWake::wake_by_ref(&probe); // registers the watcher
+    block_on_within("RESUMED", async { while next_dispatch(&mut second).await.event() != "RESUMED" {} });
+    assert_eq!(sim.identifies().len(), 1, "resumed, not identified again");
+    // A shard given a session reports it from its first wake, before RESUMED.
+    let log = probe.log.lock().unwrap().clone();
+    let (first, first_session, _) = log.first().expect("a status change");
+    assert_eq!(first_session.as_ref().map(|s| &s.id), Some(&session.id), "woken by {first:?}");
+    assert_eq!(second_handle.session().map(|s| s.id), Some(session.id));
+    drop(second);
+}
