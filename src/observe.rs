@@ -378,7 +378,8 @@ impl Publisher {
         store(&published.heartbeats_sent, stats.heartbeats_sent);
         store(&published.heartbeats_acked, stats.heartbeats_acked);
         store(&published.skipped_payloads, stats.skipped_payloads);
-        // u64::MAX (a hostile `s`) reads back as u64::MAX - 1: never as none.
+        // u64::MAX (a hostile `s`) reads back as u64::MAX - 1, never as none
+        // (documented on `ShardHandle::last_seq`).
         let seq = machine.last_seq().map_or(0, |seq| seq.saturating_add(1));
         let ids = machine.session_ids();
         if ids == self.session.as_ref().map(|(id, url)| (id.as_str(), url.as_deref())) {

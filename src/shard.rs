@@ -676,7 +676,12 @@ impl ShardHandle {
 
     /// The last sequence number received (`s` of the last dispatch);
     /// `None` before the first dispatch and after an Identify reset it.
-
+    ///
+    /// A sequence of `u64::MAX` (no real gateway sends one) reads back as
+    /// `u64::MAX - 1` here and in [`session`](Self::session), so that it
+    /// is never taken for none; [`close`](Self::close) and
+    /// [`Machine::last_seq`](crate::protocol::Machine::last_seq) keep it
+    /// exact.
     pub fn last_seq(&self) -> Option<u64> {
         self.published.last_seq()
     }
