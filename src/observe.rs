@@ -11,7 +11,8 @@
 //! latency (which changes twice per heartbeat interval) are written under a
 //! mutex only when they changed.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -44,7 +45,7 @@ struct StatusState {
     watchers: usize,
     next_id: u64,
     /// Watchers waiting for a change, by id.
-    waiting: Vec<(u64, Waker)>,
+    waiting: HashMap<u64, Waker>,
 }
 
 impl StatusCell {
@@ -57,7 +58,7 @@ impl StatusCell {
                 ended: false,
                 watchers: 0,
                 next_id: 0,
-                waiting: Vec::new(),
+                waiting: HashMap::new(),
             }),
         })
     }
@@ -88,7 +89,7 @@ impl StatusCell {
             state.status = status;
             std::mem::take(&mut state.waiting)
         };
-        for (_, waker) in waiting {
+        for waker in waiting.into_values() {
             waker.wake();
         }
     }
@@ -110,7 +111,7 @@ impl StatusCell {
             state.ended = true;
             std::mem::take(&mut state.waiting)
         };
-        for (_, waker) in waiting {
+        for waker in waiting.into_values() {
             waker.wake();
         }
     }
@@ -231,16 +232,18 @@ impl StatusWatcher {
         if state.ended {
             return Poll::Ready(None);
         }
-        match state.waiting.iter_mut().find(|(id, _)| *id == self.id) {
-            Some((_, waker)) => waker.clone_from(cx.waker()),
-            None => state.waiting.push((self.id, cx.waker().clone())),
+        match state.waiting.entry(self.id) {
+            Entry::Occupied(mut waiting) => waiting.get_mut().clone_from(cx.waker()),
+            Entry::Vacant(waiting) => {
+                waiting.insert(cx.waker().clone());
+            }
         }
         Poll::Pending
     }
 }
 
 fn drop_waker(state: &mut StatusState, id: u64) {
-    state.waiting.retain(|(waiting, _)| *waiting != id);
+    state.waiting.remove(&id);
 }
 
 impl Stream for StatusWatcher {
