@@ -3,13 +3,16 @@
 //! counters, heartbeat latency, the session and the last sequence.
 //!
 //! The driver owns the [`Machine`] and publishes what it knows here once per
-//! wake (one socket message, timer, request…), never per dispatch with a
+//! wake (one socket message, timer, request…), and again right before a
+//! status change becomes visible (so a task woken by that change reads the
+//! counters and session that go with it); never per dispatch with a
 //! lock: counters and the last sequence are relaxed atomic stores; the
 //! session's id and resume URL (which change a few times a day) and the
 //! latency (which changes twice per heartbeat interval) are written under a
 //! mutex only when they changed.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -42,7 +45,7 @@ struct StatusState {
     watchers: usize,
     next_id: u64,
     /// Watchers waiting for a change, by id.
-    waiting: Vec<(u64, Waker)>,
+    waiting: HashMap<u64, Waker>,
 }
 
 impl StatusCell {
@@ -55,7 +58,7 @@ impl StatusCell {
                 ended: false,
                 watchers: 0,
                 next_id: 0,
-                waiting: Vec::new(),
+                waiting: HashMap::new(),
             }),
         })
     }
@@ -86,7 +89,7 @@ impl StatusCell {
             state.status = status;
             std::mem::take(&mut state.waiting)
         };
-        for (_, waker) in waiting {
+        for waker in waiting.into_values() {
             waker.wake();
         }
     }
@@ -108,7 +111,7 @@ impl StatusCell {
             state.ended = true;
             std::mem::take(&mut state.waiting)
         };
-        for (_, waker) in waiting {
+        for waker in waiting.into_values() {
             waker.wake();
         }
     }
@@ -132,6 +135,12 @@ impl StatusCell {
 /// still kept (the newest status is never skipped). The stream ends once
 /// the shard's driver has finished (or was dropped) and the final status
 /// (`Closed` or `Fatal`) was yielded.
+///
+/// What the shard's handles read when a change wakes the watcher is at
+/// least as new as that change: woken by `Active`,
+/// [`session`](crate::ShardHandle::session) is the session just
+/// identified or resumed; woken by `Reconnecting`,
+/// [`stats`](crate::ShardHandle::stats) counts that reconnect.
 ///
 /// ```no_run
 /// # async fn run(handle: discord_gateway_stream::ShardHandle) {
@@ -172,8 +181,9 @@ impl StatusWatcher {
     }
 
     /// The first status that satisfies `predicate`: the current one if it
-    /// does (every change not yet yielded is then skipped), else the first
-    /// later change that does. `None` if the shard ends without one.
+    /// does, else the first later change that does; `None` if the shard
+    /// ends without one. Never a status older than the current one: the
+    /// changes this watcher had not yielded yet are skipped either way.
     ///
     /// ```no_run
     /// # async fn run(handle: discord_gateway_stream::ShardHandle) {
@@ -188,8 +198,11 @@ impl StatusWatcher {
     pub async fn wait_for(&mut self, mut predicate: impl FnMut(&Status) -> bool) -> Option<Status> {
         {
             let mut state = self.cell.lock();
+            // The current status and those before it are settled: only
+            // later changes may satisfy `predicate` (an older one from the
+            // history would be stale, e.g. `Active` after the shard closed).
+            self.seen = state.version;
             if predicate(&state.status) {
-                self.seen = state.version;
                 let status = state.status.clone();
                 drop_waker(&mut state, self.id);
                 return Some(status);
@@ -219,16 +232,18 @@ impl StatusWatcher {
         if state.ended {
             return Poll::Ready(None);
         }
-        match state.waiting.iter_mut().find(|(id, _)| *id == self.id) {
-            Some((_, waker)) => waker.clone_from(cx.waker()),
-            None => state.waiting.push((self.id, cx.waker().clone())),
+        match state.waiting.entry(self.id) {
+            Entry::Occupied(mut waiting) => waiting.get_mut().clone_from(cx.waker()),
+            Entry::Vacant(waiting) => {
+                waiting.insert(cx.waker().clone());
+            }
         }
         Poll::Pending
     }
 }
 
 fn drop_waker(state: &mut StatusState, id: u64) {
-    state.waiting.retain(|(waiting, _)| *waiting != id);
+    state.waiting.remove(&id);
 }
 
 impl Stream for StatusWatcher {
@@ -340,6 +355,16 @@ impl Publisher {
         Publisher { published, status, session: None, heartbeats: (0, 0) }
     }
 
+    /// Makes `status` the shard's status, after publishing what the machine
+    /// knows at this change: a task the change wakes (on any thread: the
+    /// status lock orders the stores before it) never reads counters or a
+    /// session older than the status. Status changes are rare: this second
+    /// publish costs nothing per message.
+    pub(crate) fn set_status(&mut self, machine: &Machine, status: Status) {
+        self.publish(machine);
+        self.status.set(status);
+    }
+
     /// Copies what the machine knows to the handles: relaxed stores of a few
     /// counters, plus a lock when the session or the latency changed.
     pub(crate) fn publish(&mut self, machine: &Machine) {
@@ -356,7 +381,8 @@ impl Publisher {
         store(&published.heartbeats_sent, stats.heartbeats_sent);
         store(&published.heartbeats_acked, stats.heartbeats_acked);
         store(&published.skipped_payloads, stats.skipped_payloads);
-        // u64::MAX (a hostile `s`) reads back as u64::MAX - 1: never as none.
+        // u64::MAX (a hostile `s`) reads back as u64::MAX - 1, never as none
+        // (documented on `ShardHandle::last_seq`).
         let seq = machine.last_seq().map_or(0, |seq| seq.saturating_add(1));
         let ids = machine.session_ids();
         if ids == self.session.as_ref().map(|(id, url)| (id.as_str(), url.as_deref())) {
@@ -381,7 +407,9 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        // The driver finished, was dropped unpolled, or panicked.
+        // The driver finished, was dropped unpolled, or panicked. The session
+        // stays published: unless a close or a fatal error already cleared
+        // it, it is still resumable (see `ShardHandle::session`).
         self.status.end();
     }
 }

@@ -349,7 +349,6 @@ impl Shard {
         let (commands, driver_commands) = CommandBudget::new(config.max_queued_commands_limit());
         let skipped = Arc::new(AtomicU64::new(0));
         let driver_skipped = Arc::clone(&skipped);
-        let driver_status = Arc::clone(&status);
         let acks = store.store.is_some().then(Acks::new);
         let handled = acks.as_ref().map(Acks::counter).unwrap_or_default();
         // The machine is built when the driver first runs, so its connect
@@ -357,8 +356,9 @@ impl Shard {
         let run = async move {
             let checkpoint = match Checkpointer::start(store, id, config.resume_from.as_ref(), handled).await {
                 Some((checkpoint, Some(session))) => {
+                    // The machine says `Connecting { resume: true }` once the
+                    // session is published (in `apply_outputs`).
                     config = config.resume_from(Some(session));
-                    driver_status.set(Status::Connecting { resume: true });
                     Some(checkpoint)
                 }
                 Some((checkpoint, None)) => Some(checkpoint),
@@ -390,7 +390,6 @@ impl Shard {
                 queue,
                 permit: None,
                 held_permit: None,
-                status: driver_status,
                 status_waker,
                 checkpoint,
                 publisher,
@@ -613,9 +612,9 @@ impl ShardHandle {
     /// Cheap enough for every metrics scrape: a few relaxed atomic loads, no
     /// lock. The driver publishes the counters once per wake (after each
     /// socket message, timer or request it handles, and before the dispatches
-    /// of that wake reach the stream), so each counter is exact as of its
-    /// last wake and never goes back; counters read together may straddle
-    /// one wake.
+    /// of that wake reach the stream, or a status change of that wake
+    /// becomes visible), so each counter is exact as of its last wake and
+    /// never goes back; counters read together may straddle one wake.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -647,9 +646,24 @@ impl ShardHandle {
     }
 
     /// The session the shard would resume now: its id, the last sequence
-    /// and the resume URL; `None` before the first READY, while a new
-    /// session is being identified, and once the shard has closed or
-    /// stopped. The id and the sequence always belong to the same session.
+    /// and the resume URL. The id and the sequence always belong to the
+    /// same session.
+    ///
+    /// `None` before the first READY, unless the shard was given a session
+    /// to resume ([`Config::resume_from`](crate::Config::resume_from), or
+    /// one a session store kept): that one is reported from the driver's
+    /// first wake. `None` while a new session is being identified, after
+    /// a close (a resumable [`close`](Self::close) returns the session
+    /// instead) and after a fatal error ended the session.
+    ///
+    /// A driver that ends without a close (the [`Shard`] or its
+    /// [`ShardDriver`] dropped, or the task running it panicked) leaves
+    /// its last session readable here, with the status `Closed`: Discord
+    /// still lets it resume, and without a session store this is the one
+    /// way to resume it in a new shard instead of identifying again. Its
+    /// sequence may count dispatches the application never handled (they
+    /// were dropped with the shard); a session store checkpoints only
+    /// handled ones.
     ///
     /// The session id is a credential for resuming: [`Session`]'s `Debug`
     /// redacts it; do not log it otherwise. To hand a session over to
@@ -662,6 +676,12 @@ impl ShardHandle {
 
     /// The last sequence number received (`s` of the last dispatch);
     /// `None` before the first dispatch and after an Identify reset it.
+    ///
+    /// A sequence of `u64::MAX` (no real gateway sends one) reads back as
+    /// `u64::MAX - 1` here and in [`session`](Self::session), so that it
+    /// is never taken for none; [`close`](Self::close) and
+    /// [`Machine::last_seq`](crate::protocol::Machine::last_seq) keep it
+    /// exact.
     pub fn last_seq(&self) -> Option<u64> {
         self.published.last_seq()
     }
@@ -813,9 +833,7 @@ struct Driver {
     permit: Option<Permit>,
     /// The permit of the Identify awaiting its READY.
     held_permit: Option<IdentifyPermit>,
-    /// What [`ShardHandle::status`] reads.
-    status: Arc<StatusCell>,
-    /// Publishes counters, latency and session to the handles.
+    /// Publishes the status, counters, latency and session to the handles.
     publisher: Publisher,
     /// Woken on every status change.
     status_waker: Option<Arc<AtomicWaker>>,
@@ -1029,7 +1047,8 @@ impl Driver {
                             // READY, or the attempt failed: release the bucket.
                             self.held_permit = None;
                         }
-                        self.status.set(status);
+                        // After the stats and session of this change (never per message).
+                        self.publisher.set_status(&self.machine, status);
                         if let Some(waker) = &self.status_waker {
                             waker.wake();
                         }

@@ -5,6 +5,8 @@
 #![cfg(feature = "testing")]
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 mod support;
@@ -12,8 +14,12 @@ mod support;
 use discord_gateway_stream::identify::{IdentifyLimits, LocalIdentifyQueue};
 use discord_gateway_stream::protocol::Status;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
-use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardGroup, ShardId};
-use futures::StreamExt;
+use discord_gateway_stream::{
+    CloseMode, Compression, Config, Dispatch, Intents, Session, Shard, ShardGroup, ShardHandle, ShardId, ShardStats,
+    StatusWatcher,
+};
+use futures::task::ArcWake;
+use futures::{Stream, StreamExt};
 use serde_json::json;
 use support::client::fast_policy;
 
@@ -224,4 +230,115 @@ fn a_group_reads_every_shards_stats() {
         assert_eq!(group.handle(id).and_then(|h| h.session()).map(|s| s.seq), Some(1));
     }
     assert_eq!(group.stats(ShardId::new(0, 3).unwrap()), None);
+}
+
+/// A watcher whose waker, at the very moment the driver wakes it (what a
+/// watcher task on another thread may observe as soon as it is woken),
+/// records each status it yields with what the handle reads then.
+struct Probe {
+    handle: ShardHandle,
+    watcher: Mutex<Option<StatusWatcher>>,
+    log: Mutex<Vec<(Status, Option<Session>, ShardStats)>>,
+}
+
+impl ArcWake for Probe {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        let waker = futures::task::waker(Arc::clone(arc_self));
+        let mut cx = Context::from_waker(&waker);
+        let mut watcher = arc_self.watcher.lock().unwrap();
+        let Some(watcher) = watcher.as_mut() else { return };
+        while let Poll::Ready(Some(status)) = std::pin::Pin::new(&mut *watcher).poll_next(&mut cx) {
+            let entry = (status, arc_self.handle.session(), arc_self.handle.stats());
+            arc_self.log.lock().unwrap().push(entry);
+        }
+    }
+}
+
+/// Before: the driver set the status inside `apply_outputs` and published
+/// the counters and the session only afterwards, so a task woken by
+/// `Active` read no session and one woken by `Reconnecting` read a
+/// `reconnects` that did not count it yet.
+#[test]
+fn a_task_woken_by_a_status_change_reads_the_stats_and_session_of_that_change() {
+    let sim = simulator(false);
+    let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+    let handle = shard.handle();
+    let probe = Arc::new(Probe {
+        handle: handle.clone(),
+        watcher: Mutex::new(Some(handle.watch_status())),
+        log: Mutex::new(Vec::new()),
+    });
+    ArcWake::wake_by_ref(&probe); // registers the watcher
+    block_on_within("READY, reconnect, RESUMED", async {
+        assert_eq!(next_dispatch(&mut shard).await.event(), "READY");
+        assert!(sim.reconnect());
+        while next_dispatch(&mut shard).await.event() != "RESUMED" {}
+    });
+    let log = probe.log.lock().unwrap().clone();
+    let active: Vec<_> = log.iter().filter(|(status, _, _)| *status == Status::Active).collect();
+    assert_eq!(active.len(), 2, "READY and RESUMED");
+    for (_, session, stats) in active {
+        let session = session.as_ref().expect("woken by Active: the session is published");
+        assert_eq!(Some(session.id.as_str()), sim.session_id().as_deref());
+        assert!(stats.dispatches >= 1, "woken by Active: READY or RESUMED counted, {stats:?}");
+    }
+    let (_, _, stats) =
+        log.iter().find(|(status, _, _)| matches!(status, Status::Reconnecting { .. })).expect("Reconnecting seen");
+    assert_eq!(stats.reconnects, 1, "woken by Reconnecting: the reconnect counted");
+}
+
+/// Before: a watcher that had not yielded the older changes walked its
+/// history when the current status failed the predicate, and returned a
+/// stale `Active` although the shard had closed for good.
+#[test]
+fn wait_for_never_returns_a_status_older_than_the_current_one() {
+    let sim = simulator(false);
+    let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+    let handle = shard.handle();
+    let mut changes = handle.watch_status();
+    block_on_within("READY", async {
+        assert_eq!(next_dispatch(&mut shard).await.event(), "READY");
+    });
+    block_on_within("close", shard.close(CloseMode::Final));
+    drop(shard);
+    assert_eq!(handle.status(), Status::Closed);
+    let got = block_on_within("wait_for Active", changes.wait_for(|status| *status == Status::Active));
+    assert_eq!(got, None, "the shard is closed for good, yet wait_for said {got:?}");
+    // Every change up to the current one was skipped.
+    assert_eq!(block_on_within("end", changes.next()), None);
+}
+
+/// A driver dropped without a close (the `Shard` dropped, or the task
+/// running the driver panicked) never handed its session to anyone: it is
+/// still resumable, and `session()` keeps it readable so that a new shard
+/// can resume it instead of identifying again.
+#[test]
+fn a_dropped_driver_leaves_its_session_readable_for_a_resume() {
+    let sim = simulator(false);
+    let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+    let handle = shard.handle();
+    block_on_within("READY", async {
+        assert_eq!(next_dispatch(&mut shard).await.event(), "READY");
+    });
+    drop(shard);
+    assert_eq!(handle.status(), Status::Closed);
+    let session = handle.session().expect("a dropped shard's session stays readable");
+    assert_eq!(Some(session.id.as_str()), sim.session_id().as_deref());
+    assert_eq!(handle.last_seq(), Some(session.seq));
+    let mut second = Shard::new(config(&sim, Compression::None).resume_from(session.clone())).unwrap();
+    let second_handle = second.handle();
+    let probe = Arc::new(Probe {
+        handle: second_handle.clone(),
+        watcher: Mutex::new(Some(second_handle.watch_status())),
+        log: Mutex::new(Vec::new()),
+    });
+    ArcWake::wake_by_ref(&probe); // registers the watcher
+    block_on_within("RESUMED", async { while next_dispatch(&mut second).await.event() != "RESUMED" {} });
+    assert_eq!(sim.identifies().len(), 1, "resumed, not identified again");
+    // A shard given a session reports it from its first wake, before RESUMED.
+    let log = probe.log.lock().unwrap().clone();
+    let (first, first_session, _) = log.first().expect("a status change");
+    assert_eq!(first_session.as_ref().map(|s| &s.id), Some(&session.id), "woken by {first:?}");
+    assert_eq!(second_handle.session().map(|s| s.id), Some(session.id));
+    drop(second);
 }

@@ -72,7 +72,8 @@ impl Latency {
     }
 
     /// Heartbeats sent over the shard's life: periodic ones and those the
-    /// gateway asked for.
+    /// gateway asked for. Counted when the protocol core queues one for the
+    /// socket, not once the socket has written it.
     pub fn heartbeats_sent(&self) -> u64 {
         self.heartbeats_sent
     }
@@ -82,7 +83,8 @@ impl Latency {
         self.heartbeats_acked
     }
 
-    /// When the last heartbeat was sent (the `now` the machine was given).
+    /// When the last heartbeat was sent: the `now` the machine was given
+    /// when it queued it for the socket.
     pub fn sent_at(&self) -> Option<Instant> {
         self.sent_at
     }

@@ -618,9 +618,11 @@ impl Machine {
     /// `now` it was fed: the last one, the last few and their mean, and how
     /// many heartbeats went out and were acknowledged (see [`Latency`]).
     ///
-    /// The round trip of the last ACK on the current connection alone is
-    /// `latency().last()` while [`acked_at`](Latency::acked_at) is later
-    /// than the connection's start.
+    /// Round trips measured on earlier connections are kept: whether
+    /// `latency().last()` was measured on the current connection shows by
+    /// comparing [`acked_at`](Latency::acked_at) with the `now` the driver
+    /// passed to [`handle_open`](Self::handle_open) for it (the machine does
+    /// not keep that instant).
     pub fn latency(&self) -> &Latency {
         &self.core.latency
     }

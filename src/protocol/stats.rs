@@ -12,6 +12,10 @@
 /// [`ShardHandle::stats`](crate::ShardHandle::stats). New counters may be
 /// added in a minor release (the struct is `#[non_exhaustive]`).
 ///
+/// Payloads the shard sends (Identify, Resume, heartbeats) are counted when
+/// the protocol core queues them for the socket, not once the socket has
+/// written them: one queued just before the connection drops still counts.
+///
 /// ```no_run
 /// # fn export(handle: &discord_gateway_stream::ShardHandle) {
 /// let stats = handle.stats();
@@ -34,10 +38,16 @@ pub struct ShardStats {
     /// out, nor duplicates a resume replays.
     pub dispatches: u64,
     /// WebSocket text and binary messages received (pings, pongs and close
-    /// frames are not counted).
+    /// frames are not counted). Neither are messages the shard refuses: one
+    /// over [`Config::max_message_size`](super::Config::max_message_size)
+    /// (refused by the transport; the shard reconnects, see
+    /// [`DisconnectReason::MessageTooLarge`](super::DisconnectReason::MessageTooLarge)),
+    /// nor one reported to the [`Machine`](super::Machine) while it has no
+    /// open connection.
     pub messages: u64,
     /// Bytes of those messages as they came off the wire (compressed under
-    /// transport compression; WebSocket framing not included).
+    /// transport compression; WebSocket framing not included). Refused
+    /// messages are not counted (see `messages`).
     pub bytes_received: u64,
     /// Bytes of the JSON payloads read out of them: after decompression
     /// under transport compression, else the same as `bytes_received`.
@@ -51,7 +61,8 @@ pub struct ShardStats {
     /// Resume payloads (op 6) sent. A resume that fails (op 9, or a close
     /// before RESUMED) is followed by another Resume or by an Identify.
     pub resumes: u64,
-    /// Heartbeats (op 1) sent: periodic ones and those the gateway asked for.
+    /// Heartbeats (op 1) sent: periodic ones and those the gateway asked
+    /// for; counted when queued for the socket (see above).
     pub heartbeats_sent: u64,
     /// Periodic heartbeats whose ACK (op 11) arrived.
     pub heartbeats_acked: u64,
