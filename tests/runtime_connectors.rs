@@ -13,7 +13,7 @@ use discord_gateway_stream::transport::AsyncIoConnector;
 use discord_gateway_stream::{CloseMode, Config, Dispatch, Intents, Shard};
 use futures::StreamExt;
 use serde_json::json;
-use support::client::fast_policy;
+use support::client::sim_config;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -22,10 +22,7 @@ fn simulator() -> Simulator {
 }
 
 fn config(sim: &Simulator) -> Config {
-    Config::new("sim-token", Intents::GUILDS)
-        .base_url(sim.url())
-        .reconnect_policy(fast_policy())
-        .min_heartbeat_interval(Duration::from_millis(100))
+    sim_config(sim.url(), Intents::GUILDS)
 }
 
 /// The next dispatch, or a panic after a generous bound (async-io's timer

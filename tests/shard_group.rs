@@ -27,7 +27,7 @@ use discord_gateway_stream::{
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde_json::json;
-use support::client::fast_policy;
+use support::client::sim_config;
 
 const WAIT: Duration = Duration::from_secs(20);
 const WINDOW: Duration = Duration::from_millis(300);
@@ -43,12 +43,7 @@ fn simulator(max_concurrency: u32) -> Simulator {
 }
 
 fn config(sim: &Simulator) -> Config {
-    Config::new("sim-token", Intents::GUILDS)
-        .base_url(sim.url())
-        .compression(Compression::ZlibStream)
-        .reconnect_policy(fast_policy())
-        // The simulator heartbeats far faster than Discord; lower the floor.
-        .min_heartbeat_interval(Duration::from_millis(100))
+    sim_config(sim.url(), Intents::GUILDS).compression(Compression::ZlibStream)
 }
 
 fn queue(max_concurrency: u32) -> LocalIdentifyQueue {

@@ -21,7 +21,7 @@ use discord_gateway_stream::{
 use futures::task::ArcWake;
 use futures::{Stream, StreamExt};
 use serde_json::json;
-use support::client::fast_policy;
+use support::client::sim_config;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -31,12 +31,7 @@ fn simulator(compression: bool) -> Simulator {
 }
 
 fn config(sim: &Simulator, compression: Compression) -> Config {
-    Config::new("sim-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
-        .base_url(sim.url())
-        .compression(compression)
-        .reconnect_policy(fast_policy())
-        .rng_seed(11)
-        .min_heartbeat_interval(Duration::from_millis(100))
+    sim_config(sim.url(), Intents::GUILDS | Intents::GUILD_MESSAGES).compression(compression).rng_seed(11)
 }
 
 /// `future`, or a panic after a generous bound.

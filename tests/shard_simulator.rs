@@ -13,7 +13,7 @@ use discord_gateway_stream::testing::{OnConnect, Simulator, SimulatorConfig};
 use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardError};
 use futures::StreamExt;
 use serde_json::json;
-use support::client::fast_policy;
+use support::client::{fast_policy, sim_config};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -23,13 +23,7 @@ fn simulator(compression: bool) -> Simulator {
 }
 
 fn config(sim: &Simulator, compression: Compression) -> Config {
-    Config::new("sim-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
-        .base_url(sim.url())
-        .compression(compression)
-        .reconnect_policy(fast_policy())
-        .rng_seed(7)
-        // The simulator heartbeats far faster than Discord; lower the floor.
-        .min_heartbeat_interval(Duration::from_millis(100))
+    sim_config(sim.url(), Intents::GUILDS | Intents::GUILD_MESSAGES).compression(compression).rng_seed(7)
 }
 
 fn block_on<T>(future: impl Future<Output = T>) -> T {

@@ -17,7 +17,7 @@ use discord_gateway_stream::{
 };
 use futures::StreamExt;
 use serde_json::json;
-use support::client::fast_policy;
+use support::client::sim_config;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -26,13 +26,7 @@ fn simulator() -> Simulator {
 }
 
 fn config(sim: &Simulator) -> Config {
-    Config::new("sim-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
-        .base_url(sim.url())
-        .compression(Compression::ZstdStream)
-        .reconnect_policy(fast_policy())
-        .rng_seed(7)
-        // The simulator heartbeats far faster than Discord; lower the floor.
-        .min_heartbeat_interval(Duration::from_millis(100))
+    sim_config(sim.url(), Intents::GUILDS | Intents::GUILD_MESSAGES).compression(Compression::ZstdStream).rng_seed(7)
 }
 
 fn block_on<T>(future: impl Future<Output = T>) -> T {

@@ -17,7 +17,7 @@ use discord_gateway_stream::{CloseMode, Config, Intents, Shard, ShardError, Shar
 use futures::StreamExt;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use support::client::fast_policy;
+use support::client::sim_config;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -84,10 +84,7 @@ fn client_config(trusted: &CertifiedIssuer<'static, KeyPair>) -> rustls::ClientC
 fn config(sim: &Simulator, proxy: u16) -> Config {
     // The simulator's URL with the scheme and port of the TLS endpoint.
     let url = sim.url().replacen("ws://", "wss://", 1).replacen(&format!(":{}", sim.port()), &format!(":{proxy}"), 1);
-    Config::new("sim-token", Intents::GUILDS)
-        .base_url(url)
-        .reconnect_policy(fast_policy())
-        .min_heartbeat_interval(Duration::from_millis(100))
+    sim_config(url, Intents::GUILDS)
 }
 
 fn simulator() -> Simulator {

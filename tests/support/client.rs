@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use discord_gateway_stream::protocol::ReconnectPolicy;
+use discord_gateway_stream::{Config, Intents};
 
 /// Backoff and op 9 waits short enough for tests (Discord's 1–5 s op 9
 /// wait becomes 50–100 ms).
@@ -14,4 +15,13 @@ pub fn fast_policy() -> ReconnectPolicy {
         invalid_session_wait: (Duration::from_millis(50), Duration::from_millis(100)),
         ..ReconnectPolicy::default()
     }
+}
+
+/// A client of the simulator at `url`: its token, [`fast_policy`], and a
+/// heartbeat floor under the simulator's fast intervals (Discord's is 10 s).
+pub fn sim_config(url: String, intents: Intents) -> Config {
+    Config::new("sim-token", intents)
+        .base_url(url)
+        .reconnect_policy(fast_policy())
+        .min_heartbeat_interval(Duration::from_millis(100))
 }
