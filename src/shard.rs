@@ -35,7 +35,7 @@ use crate::protocol::{
 use crate::queue;
 use crate::session::Session;
 use crate::shard_id::ShardId;
-use crate::store::{Acks, Checkpointer, SessionStore, StoreSettings};
+use crate::store::{Ack, Acks, Checkpointer, SessionStore, StoreSettings};
 use crate::transport::{self, BoxedStream, Connector, Target};
 
 mod budget;
@@ -486,6 +486,20 @@ impl Shard {
                 self.driver = None;
             }
         }
+    }
+
+    /// Polling the stream no longer counts the item taken before as
+    /// handled: the owner (a group) hands on [`last_ack`](Self::last_ack)
+    /// once the application asks it for the next item.
+    pub(crate) fn acknowledge_externally(&mut self) {
+        if let Some(acks) = self.acks.as_mut() {
+            acks.acknowledge_externally();
+        }
+    }
+
+    /// The acknowledgement of the dispatch just yielded (with a session store).
+    pub(crate) fn last_ack(&self) -> Option<Ack> {
+        self.acks.as_ref().map(Acks::last)
     }
 
     /// Marks the status `Closed` if the connection ended without saying so

@@ -61,17 +61,43 @@ impl fmt::Debug for StoreSettings {
 
 /// The stream's side: counts the dispatches the application has handled
 /// (taken from the stream, and then asked for the next item).
+///
+/// A lone [`Shard`](crate::Shard) is polled by the application itself, so a
+/// poll means the application asks for the next item. A
+/// [`ShardGroup`](crate::ShardGroup) polls its shards for its own reasons
+/// too (management calls stash what they deliver meanwhile): its shards
+/// acknowledge [externally](Self::acknowledge_externally), and the group
+/// hands on an [`Ack`] with each item it yields to the application.
 pub(crate) struct Acks {
     handled: Arc<AtomicU64>,
     /// Dispatches the stream has yielded.
     yielded: u64,
     /// What `handled` was last set to.
     published: u64,
+    /// Whether the owner of the stream acknowledges items with [`Ack`]s
+    /// instead of a poll doing it.
+    external: bool,
+}
+
+/// One dispatch yielded by a shard's stream: once the application asks for
+/// the item after it, [`handled`](Self::handled) counts it (and every
+/// dispatch of that shard before it) as handled.
+pub(crate) struct Ack {
+    handled: Arc<AtomicU64>,
+    /// The shard's yielded count with this dispatch.
+    count: u64,
+}
+
+impl Ack {
+    /// The application has asked for the next item.
+    pub(crate) fn handled(self) {
+        self.handled.fetch_max(self.count, Ordering::Release);
+    }
 }
 
 impl Acks {
     pub(crate) fn new() -> Acks {
-        Acks { handled: Arc::default(), yielded: 0, published: 0 }
+        Acks { handled: Arc::default(), yielded: 0, published: 0, external: false }
     }
 
     /// The count the driver's [`Checkpointer`] reads.
@@ -79,10 +105,23 @@ impl Acks {
         Arc::clone(&self.handled)
     }
 
-    /// Called when the application polls the stream: what it took before
-    /// is handled.
+    /// From now on a poll acknowledges nothing: the stream's owner hands on
+    /// [`last`](Self::last) with each item instead.
+    pub(crate) fn acknowledge_externally(&mut self) {
+        self.external = true;
+    }
+
+    /// The acknowledgement of the last dispatch yielded (call right after
+    /// it was yielded).
+    pub(crate) fn last(&self) -> Ack {
+        Ack { handled: Arc::clone(&self.handled), count: self.yielded }
+    }
+
+    /// Called when the stream is polled: unless acknowledged externally,
+    /// the application asks for the next item, so what it took before is
+    /// handled.
     pub(crate) fn on_poll(&mut self) {
-        if self.yielded != self.published {
+        if !self.external && self.yielded != self.published {
             self.published = self.yielded;
             self.handled.store(self.yielded, Ordering::Release);
         }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-pub(crate) use self::checkpoint::{Acks, Checkpointer, StoreSettings};
+pub(crate) use self::checkpoint::{Ack, Acks, Checkpointer, StoreSettings};
 pub use self::file::FileSessionStore;
 pub use self::memory::MemorySessionStore;
 #[cfg(feature = "redis")]
@@ -116,7 +116,10 @@ pub enum SessionStoreError {
 /// a dispatch counts as handled once the application asks the stream
 /// ([`Shard`](crate::Shard) or [`ShardGroup`](crate::ShardGroup)) for the
 /// next item after it. Dispatches received but still buffered, or the one
-/// the application is working on, are after the checkpoint.
+/// the application is working on, are after the checkpoint. A group's
+/// management calls (`remove`, `restart`, `shutdown`, ...) keep what the
+/// shards deliver meanwhile for the stream: those count as handled only
+/// once the application has taken them from the group and asked for more.
 ///
 /// After a crash the next process resumes from the last checkpoint and the
 /// gateway replays everything after it, so every dispatch is delivered **at
