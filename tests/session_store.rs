@@ -440,7 +440,14 @@ fn a_restarted_shard_does_not_checkpoint_past_the_old_connections_unhandled_disp
     let mut last_taken = 0;
     block_on(async {
         last_taken = next_group(&mut group).await.seq();
+        // Ask for the next item (nothing more is sent yet): READY is handled
+        // and checkpointed before the test begins.
+        let asked = futures::future::select(group.next(), async_io::Timer::after(Duration::from_millis(50))).await;
+        if let futures::future::Either::Left((Some(Ok(dispatch)), _)) = asked {
+            last_taken = dispatch.seq();
+        }
         assert!(sim.wait_until_live(WAIT));
+        eventually("READY checkpointed", || store.get(s0).is_some());
         for n in 0..50 {
             sim.dispatch_to_shard(s0, "MESSAGE_CREATE", json!({ "n": n }));
         }

@@ -160,6 +160,10 @@ pub(crate) struct Checkpointer {
     handled: Arc<AtomicU64>,
     /// Dispatches the driver has handed towards the stream.
     emitted: u64,
+    /// No state is saved before the application has handled this many of
+    /// this connection's dispatches: 1 for a session given explicitly (see
+    /// [`start`](Self::start)), 0 otherwise.
+    floor: u64,
     stored: Stored,
     /// A snapshot waiting for the application to handle what came before it.
     candidate: Option<(Session, u64)>,
@@ -180,6 +184,14 @@ impl Checkpointer {
     /// unless `resume_from` already names one, and returns the session to
     /// resume with the checkpointer; `handled` is the stream's
     /// [`Acks::counter`].
+    ///
+    /// A session given explicitly (`Config::resume_from`,
+    /// `ShardGroupBuilder::resume`, a group's `restart`) comes from a
+    /// connection whose dispatches up to its `seq` may still wait, unhandled,
+    /// in front of this one's (a restarted shard's old connection hands over
+    /// its buffer first). So such a shard saves nothing, not even the
+    /// session it was given, until the application has handled a dispatch
+    /// of its own: by then it has handled everything queued before it.
     pub(crate) async fn start(
         settings: StoreSettings,
         shard: ShardId,
@@ -201,6 +213,7 @@ impl Checkpointer {
             interval: settings.interval,
             handled,
             emitted: 0,
+            floor: u64::from(resume_from.is_some()),
             stored,
             candidate: None,
             in_flight: None,
@@ -226,7 +239,7 @@ impl Checkpointer {
             return;
         }
         self.last = Some(match (mode, session) {
-            (CloseMode::Resumable, Some(session)) => Last::Save(session.clone(), self.emitted),
+            (CloseMode::Resumable, Some(session)) => Last::Save(session.clone(), self.emitted.max(self.floor)),
             _ => Last::Clear,
         });
     }
@@ -264,7 +277,7 @@ impl Checkpointer {
                 }
                 Some(session) => {
                     if self.stored != Stored::Session(session.clone()) {
-                        self.candidate = Some((session, self.emitted));
+                        self.candidate = Some((session, self.emitted.max(self.floor)));
                     }
                 }
             }
@@ -313,7 +326,7 @@ impl Checkpointer {
         }
         let last = self.last.take().unwrap_or_else(|| match machine.session() {
             // Stopped without a close (cannot happen today): keep what it has.
-            Some(session) => Last::Save(session, self.emitted),
+            Some(session) => Last::Save(session, self.emitted.max(self.floor)),
             None => Last::Clear,
         });
         let (wanted, op) = match last {

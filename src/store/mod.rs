@@ -95,7 +95,11 @@ pub enum SessionStoreError {
 ///   the socket and timers, never awaits it, and keeps at most one in
 ///   flight; while one is in flight newer states are not queued, the next
 ///   save after it carries the newest state (saves coalesce). A slow store
-///   makes checkpoints older, never delivery slower.
+///   makes checkpoints older, never delivery slower. A shard given a
+///   session to resume (`resume_from`, `resume`, a group's `restart`)
+///   saves nothing until the application has handled one of its own
+///   dispatches: the dispatches of the connection it takes over may still
+///   be waiting in front of its own.
 /// - **When its session ends** (op 9 not resumable, a fatal close, a final
 ///   close) it calls [`clear`](Self::clear); a new session from READY
 ///   overwrites the record with its next save. A stale record (the session
