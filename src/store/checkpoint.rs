@@ -26,6 +26,9 @@ use crate::shard_id::ShardId;
 
 /// How long a shard waits for [`SessionStore::load`] before identifying.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a store request may take while the shard runs: then it is
+/// dropped (abandoned), logged, and the next checkpoint tries again.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a finished shard may spend on its last store requests.
 const FINISH_GRACE: Duration = Duration::from_secs(5);
 /// How often a finished shard checks whether the application has handled
@@ -354,7 +357,10 @@ impl Checkpointer {
 
     fn start_op(&mut self, wanted: Stored, op: Op) {
         self.stored = wanted;
-        self.in_flight = Some(op);
+        // A request that never answers (a lost reply, a hung connection)
+        // must not end checkpointing: it fails after REQUEST_TIMEOUT, which
+        // drops its future, and the next checkpoint tries again.
+        self.in_flight = Some(within(Instant::now() + REQUEST_TIMEOUT, op).boxed());
     }
 
     fn done(&mut self, result: Result<(), SessionStoreError>) {

@@ -95,7 +95,9 @@ pub enum SessionStoreError {
 ///   the socket and timers, never awaits it, and keeps at most one in
 ///   flight; while one is in flight newer states are not queued, the next
 ///   save after it carries the newest state (saves coalesce). A slow store
-///   makes checkpoints older, never delivery slower. A shard given a
+///   makes checkpoints older, never delivery slower. A request that has
+///   not answered after 10 s is dropped (abandoning it), logged as a
+///   warning, and the next checkpoint tries again. A shard given a
 ///   session to resume (`resume_from`, `resume`, a group's `restart`)
 ///   saves nothing until the application has handled one of its own
 ///   dispatches: the dispatches of the connection it takes over may still
