@@ -31,6 +31,10 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a finished shard may spend on its last store requests.
 const FINISH_GRACE: Duration = Duration::from_secs(5);
+/// A shard whose session does not change saves it again every this much of
+/// the store's [`expiry`](SessionStore::expiry), so the record of a quiet
+/// but live session never expires.
+const KEEP_ALIVE_DIVISOR: u32 = 3;
 /// How often a finished shard checks whether the application has handled
 /// its last dispatches.
 const ACK_POLL: Duration = Duration::from_millis(20);
@@ -173,6 +177,12 @@ pub(crate) struct Checkpointer {
     in_flight: Option<Op>,
     /// No request starts before this.
     next_due: Instant,
+    /// How often the stored session is saved again while it does not
+    /// change; `None` when the store's records do not expire.
+    keep_alive: Option<Duration>,
+    /// When the stored session was last saved; `None` when unknown (it was
+    /// loaded: the record may be old).
+    saved_at: Option<Instant>,
     timer: async_io::Timer,
     timer_at: Option<Instant>,
     /// What the last snapshot saw; a change means the session may have moved.
@@ -202,6 +212,7 @@ impl Checkpointer {
         handled: Arc<AtomicU64>,
     ) -> Option<(Checkpointer, Option<Session>)> {
         let store = settings.store?;
+        let keep_alive = store.expiry().map(|expiry| (expiry / KEEP_ALIVE_DIVISOR).max(settings.interval));
         let (stored, loaded) = match resume_from {
             Some(_) => (Stored::Unknown, None),
             None => match load(&*store, shard).await {
@@ -221,6 +232,8 @@ impl Checkpointer {
             candidate: None,
             in_flight: None,
             next_due: Instant::now(),
+            keep_alive,
+            saved_at: None,
             timer: async_io::Timer::never(),
             timer_at: None,
             seen_seq: None,
@@ -248,8 +261,9 @@ impl Checkpointer {
     }
 
     /// After the machine's outputs were applied: starts a store request if
-    /// one is due and the session moved on. Cheap when nothing changed: two
-    /// comparisons.
+    /// one is due and the session moved on, or if the unchanged session's
+    /// record needs keeping alive. Cheap when nothing changed: two
+    /// comparisons (and a third with a keep-alive).
     pub(crate) fn tick(&mut self, now: Instant, machine: &Machine) {
         if self.last.is_some() || self.in_flight.is_some() {
             // Closing (`finish` takes over), or coalescing behind a request.
@@ -258,18 +272,26 @@ impl Checkpointer {
         let seq = machine.last_seq();
         let status = machine.status();
         let changed = seq != self.seen_seq || self.seen_status.as_ref() != Some(status);
-        if !changed && self.candidate.is_none() {
-            return;
+        if changed || self.candidate.is_some() {
+            if now < self.next_due {
+                self.arm(self.next_due);
+                return;
+            }
+            self.checkpoint(now, machine, changed);
         }
-        if now < self.next_due {
-            self.arm(self.next_due);
-            return;
+        if self.in_flight.is_none() {
+            self.keep_alive(now, machine);
         }
+    }
+
+    /// A due checkpoint: a fresh snapshot if the session moved on, saved
+    /// once the application has handled what came before it.
+    fn checkpoint(&mut self, now: Instant, machine: &Machine, changed: bool) {
         if changed && self.candidate.is_none() {
             // A pending candidate is kept until it is saved: replacing it
             // under a steady stream would postpone every checkpoint forever.
-            self.seen_seq = seq;
-            self.seen_status = Some(status.clone());
+            self.seen_seq = machine.last_seq();
+            self.seen_status = Some(machine.status().clone());
             match machine.session() {
                 None => {
                     if self.stored != Stored::Nothing {
@@ -288,8 +310,7 @@ impl Checkpointer {
         if self.in_flight.is_none() {
             let handled = self.handled.load(Ordering::Acquire);
             if let Some((session, _)) = self.candidate.take_if(|(_, at)| handled >= *at) {
-                let op = self.store.save(ShardSession { shard: self.shard, session: session.clone() });
-                self.start_op(Stored::Session(session), op);
+                self.save(now, session);
             }
         }
         // Due again one interval after a request started, or after a
@@ -298,6 +319,41 @@ impl Checkpointer {
         if self.in_flight.is_none() && self.candidate.is_some() {
             self.arm(self.next_due);
         }
+    }
+
+    /// Saves the stored session again once `keep_alive` has passed since
+    /// its last save (and the checkpoint interval since the last request),
+    /// while it is still the machine's session: a store that expires
+    /// records (Redis's `PX`, [`FileSessionStore::max_age`](super::FileSessionStore::max_age))
+    /// would otherwise drop the record of a session that is alive but
+    /// quiet, and a crash then would cost an Identify. What was saved
+    /// before is handled already: saving it again claims nothing new.
+    fn keep_alive(&mut self, now: Instant, machine: &Machine) {
+        let Some(period) = self.keep_alive else { return };
+        let Stored::Session(stored) = &self.stored else { return };
+        if machine.session_ids().map(|(id, _)| id) != Some(stored.id.as_str()) {
+            // Ended or replaced: the next checkpoint clears or overwrites it.
+            return;
+        }
+        let at = match self.saved_at {
+            Some(saved) => (saved + period).max(self.next_due),
+            // Loaded, of unknown age: refreshed once the gateway took it.
+            None if *machine.status() == Status::Active => self.next_due,
+            None => return,
+        };
+        if now < at {
+            self.arm(at);
+            return;
+        }
+        let session = stored.clone();
+        self.save(now, session);
+        self.next_due = now + self.interval;
+    }
+
+    fn save(&mut self, now: Instant, session: Session) {
+        let op = self.store.save(ShardSession { shard: self.shard, session: session.clone() });
+        self.start_op(Stored::Session(session), op);
+        self.saved_at = Some(now);
     }
 
     /// Polls the request in flight and the checkpoint timer; `Ready` when
@@ -372,8 +428,10 @@ impl Checkpointer {
         }
     }
 
+    /// Wakes the driver at `at`, unless the timer fires earlier already
+    /// (an early wake only ticks again and re-arms).
     fn arm(&mut self, at: Instant) {
-        if self.timer_at != Some(at) {
+        if self.timer_at.is_none_or(|armed| at < armed) {
             self.timer.set_at(at);
             self.timer_at = Some(at);
         }

@@ -93,7 +93,9 @@ impl FileSessionStore {
 
     /// Records saved longer ago than `max_age` are not loaded (the session
     /// has almost surely expired; see [`DEFAULT_SESSION_TTL`]); `None` loads
-    /// them whatever their age.
+    /// them whatever their age. A shard whose session does not change saves
+    /// it again every third of `max_age`, so a quiet but live session's
+    /// record stays loadable.
     pub fn max_age(self, max_age: Option<Duration>) -> FileSessionStore {
         self.with(|inner| inner.max_age = max_age)
     }
@@ -201,6 +203,12 @@ impl SessionStore for FileSessionStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(SessionStoreError::Io(format!("removing {}: {error}", path.display()))),
         })
+    }
+
+    /// [`max_age`](Self::max_age): shards save an unchanged session again
+    /// every third of it.
+    fn expiry(&self) -> Option<Duration> {
+        self.inner.max_age
     }
 }
 

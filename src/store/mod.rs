@@ -43,7 +43,9 @@ use crate::shard_id::ShardId;
 ///
 /// Short enough that a crash replays a few seconds of events, long enough
 /// that a thousand shards cost the store about 500 writes a second at most
-/// (idle shards write nothing).
+/// (idle shards only keep their record alive: one write per shard every
+/// third of an expiring store's [`expiry`](SessionStore::expiry), every
+/// 200 s by default).
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The shortest checkpoint interval accepted; shorter ones are raised to it.
@@ -95,7 +97,10 @@ pub enum SessionStoreError {
 ///   the socket and timers, never awaits it, and keeps at most one in
 ///   flight; while one is in flight newer states are not queued, the next
 ///   save after it carries the newest state (saves coalesce). A slow store
-///   makes checkpoints older, never delivery slower. A request that has
+///   makes checkpoints older, never delivery slower. With a store whose
+///   records expire ([`expiry`](Self::expiry)) it also saves an unchanged
+///   session again every third of the expiry, so a quiet but live
+///   session's record stays loadable. A request that has
 ///   not answered after 10 s is dropped (abandoning it), logged as a
 ///   warning, and the next checkpoint tries again. A shard given a
 ///   session to resume (`resume_from`, `resume`, a group's `restart`)
@@ -163,6 +168,17 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Forgets the session stored for `shard` (nothing stored is not an error).
     fn clear(&self, shard: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>>;
+
+    /// How long a record stays loadable after its last save, if the store
+    /// expires records (`RedisSessionStore`'s key expiry,
+    /// [`FileSessionStore::max_age`]). A shard whose session does not
+    /// change saves it again every third of this (at most once per
+    /// checkpoint interval), so the record of a quiet but live session does
+    /// not expire. The default, `None`, means records never expire: no
+    /// keep-alive saves.
+    fn expiry(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
@@ -176,5 +192,9 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
 
     fn clear(&self, shard: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>> {
         (**self).clear(shard)
+    }
+
+    fn expiry(&self) -> Option<Duration> {
+        (**self).expiry()
     }
 }
