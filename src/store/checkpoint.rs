@@ -272,6 +272,9 @@ impl Checkpointer {
         let seq = machine.last_seq();
         let status = machine.status();
         let changed = seq != self.seen_seq || self.seen_status.as_ref() != Some(status);
+        if changed {
+            self.drop_superseded(machine);
+        }
         if changed || self.candidate.is_some() {
             if now < self.next_due {
                 self.arm(self.next_due);
@@ -281,6 +284,16 @@ impl Checkpointer {
         }
         if self.in_flight.is_none() {
             self.keep_alive(now, machine);
+        }
+    }
+
+    /// Forgets a candidate whose session is no longer the machine's: after
+    /// an op 9 (or a new READY) while the application was behind, saving it
+    /// later would put an invalidated session back over the clear.
+    fn drop_superseded(&mut self, machine: &Machine) {
+        let current = machine.session_ids().map(|(id, _)| id);
+        if self.candidate.as_ref().is_some_and(|(session, _)| current != Some(session.id.as_str())) {
+            self.candidate = None;
         }
     }
 
@@ -471,5 +484,61 @@ async fn within<T>(
         futures::future::Either::Right(_) => {
             Err(SessionStoreError::Io("the session store did not answer in time".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intents::Intents;
+    use crate::protocol::{Compression, Config, Incoming};
+    use crate::store::MemorySessionStore;
+
+    fn drain(machine: &mut Machine) {
+        while machine.poll_action().is_some() {}
+        while machine.poll_transmit().is_some() {}
+        while machine.poll_event().is_some() {}
+    }
+
+    fn receive(machine: &mut Machine, now: Instant, json: &str) {
+        machine.handle_message(now, Incoming::Text(json));
+        drain(machine);
+    }
+
+    #[test]
+    fn an_op_9_supersedes_a_candidate_of_the_invalidated_session() {
+        let store = MemorySessionStore::new();
+        let handled = Arc::new(AtomicU64::new(0));
+        let settings = StoreSettings { store: Some(Arc::new(store.clone())), interval: MIN_CHECKPOINT_INTERVAL };
+        let (mut checkpoint, loaded) =
+            async_io::block_on(Checkpointer::start(settings, ShardId::ONE, None, Arc::clone(&handled))).unwrap();
+        assert!(loaded.is_none());
+        let mut now = Instant::now();
+        let config = Config::new("token", Intents::GUILDS).compression(Compression::None);
+        let mut machine = Machine::new(config, now).unwrap();
+        drain(&mut machine);
+        machine.handle_open(now);
+        drain(&mut machine);
+        receive(&mut machine, now, r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}"#);
+        receive(
+            &mut machine,
+            now,
+            r#"{"t":"READY","s":1,"op":0,"d":{"v":10,"session_id":"sess-1","user":{"id":"1"},"guilds":[]}}"#,
+        );
+        receive(&mut machine, now, r#"{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{}}"#);
+        checkpoint.on_dispatch();
+        checkpoint.on_dispatch();
+        // A candidate of sess-1 at seq 2; the application is behind.
+        checkpoint.tick(now, &machine);
+        assert_eq!(store.get(ShardId::ONE), None);
+        // The gateway invalidates the session; then the application catches up.
+        receive(&mut machine, now, r#"{"op":9,"d":false}"#);
+        assert!(machine.session().is_none());
+        now += MIN_CHECKPOINT_INTERVAL;
+        checkpoint.tick(now, &machine);
+        handled.store(2, Ordering::Release);
+        now += MIN_CHECKPOINT_INTERVAL;
+        checkpoint.tick(now, &machine);
+        assert_eq!(store.get(ShardId::ONE), None, "the invalidated session was saved after its op 9");
     }
 }
