@@ -10,9 +10,10 @@
 //! checkpoint interval after the last request started) and nothing is in
 //! flight, so a slow store coalesces to the newest state instead of queuing.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -46,11 +47,49 @@ type Op = BoxFuture<'static, Result<(), SessionStoreError>>;
 pub(crate) struct StoreSettings {
     pub(crate) store: Option<Arc<dyn SessionStore>>,
     pub(crate) interval: Duration,
+    /// Which connection of each shard id owns its record: shared by the
+    /// shards built from these settings (a group's).
+    pub(crate) owners: Arc<Owners>,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { store: None, interval: DEFAULT_CHECKPOINT_INTERVAL }
+        StoreSettings { store: None, interval: DEFAULT_CHECKPOINT_INTERVAL, owners: Arc::default() }
+    }
+}
+
+/// The newest checkpointer of each shard id among shards sharing
+/// [`StoreSettings`]: an older connection of the same shard (a group's
+/// restart) leaves its final state to it instead of writing over what the
+/// newer one saved or cleared. One entry per shard id with a live
+/// checkpointer.
+#[derive(Default)]
+pub(crate) struct Owners {
+    next: AtomicU64,
+    newest: Mutex<HashMap<ShardId, u64>>,
+}
+
+impl Owners {
+    /// Makes a new checkpointer of `shard` the newest; returns its number.
+    fn claim(&self, shard: ShardId) -> u64 {
+        let number = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.lock().insert(shard, number);
+        number
+    }
+
+    fn is_newest(&self, shard: ShardId, number: u64) -> bool {
+        self.lock().get(&shard) == Some(&number)
+    }
+
+    fn release(&self, shard: ShardId, number: u64) {
+        let mut newest = self.lock();
+        if newest.get(&shard) == Some(&number) {
+            newest.remove(&shard);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShardId, u64>> {
+        self.newest.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -190,6 +229,15 @@ pub(crate) struct Checkpointer {
     seen_status: Option<Status>,
     /// Set by a close: the final state, saved or cleared by `finish`.
     last: Option<Last>,
+    /// This checkpointer's number among `owners`.
+    owners: Arc<Owners>,
+    owner: u64,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.owners.release(self.shard, self.owner);
+    }
 }
 
 impl Checkpointer {
@@ -212,6 +260,7 @@ impl Checkpointer {
         handled: Arc<AtomicU64>,
     ) -> Option<(Checkpointer, Option<Session>)> {
         let store = settings.store?;
+        let owner = settings.owners.claim(shard);
         let keep_alive = store.expiry().map(|expiry| (expiry / KEEP_ALIVE_DIVISOR).max(settings.interval));
         let (stored, loaded) = match resume_from {
             Some(_) => (Stored::Unknown, None),
@@ -239,6 +288,8 @@ impl Checkpointer {
             seen_seq: None,
             seen_status: None,
             last: None,
+            owners: settings.owners,
+            owner,
         };
         Some((checkpointer, loaded))
     }
@@ -401,8 +452,8 @@ impl Checkpointer {
             Some(session) => Last::Save(session, self.emitted.max(self.floor)),
             None => Last::Clear,
         });
-        let (wanted, op) = match last {
-            Last::Clear => (Stored::Nothing, self.store.clear(self.shard)),
+        let wanted = match last {
+            Last::Clear => Stored::Nothing,
             Last::Save(session, at) => {
                 while self.handled.load(Ordering::Acquire) < at {
                     // Nobody left to handle them: the last checkpoint stands.
@@ -412,13 +463,22 @@ impl Checkpointer {
                     }
                     async_io::Timer::after(ACK_POLL).await;
                 }
-                let op = self.store.save(ShardSession { shard: self.shard, session: session.clone() });
-                (Stored::Session(session), op)
+                Stored::Session(session)
             }
         };
+        if !self.owners.is_newest(self.shard, self.owner) {
+            // A newer connection of this shard (a restart) runs: what it
+            // saved or cleared is newer than this connection's end.
+            tracing::debug!("a newer connection of this shard keeps the checkpoint; no final save");
+            return;
+        }
         if self.stored == wanted {
             return;
         }
+        let op = match &wanted {
+            Stored::Session(session) => self.store.save(ShardSession { shard: self.shard, session: session.clone() }),
+            _ => self.store.clear(self.shard),
+        };
         self.stored = wanted;
         let result = within(deadline, op).await;
         self.done(result);
@@ -509,7 +569,11 @@ mod tests {
     fn an_op_9_supersedes_a_candidate_of_the_invalidated_session() {
         let store = MemorySessionStore::new();
         let handled = Arc::new(AtomicU64::new(0));
-        let settings = StoreSettings { store: Some(Arc::new(store.clone())), interval: MIN_CHECKPOINT_INTERVAL };
+        let settings = StoreSettings {
+            store: Some(Arc::new(store.clone())),
+            interval: MIN_CHECKPOINT_INTERVAL,
+            ..StoreSettings::default()
+        };
         let (mut checkpoint, loaded) =
             async_io::block_on(Checkpointer::start(settings, ShardId::ONE, None, Arc::clone(&handled))).unwrap();
         assert!(loaded.is_none());
@@ -540,5 +604,36 @@ mod tests {
         now += MIN_CHECKPOINT_INTERVAL;
         checkpoint.tick(now, &machine);
         assert_eq!(store.get(ShardId::ONE), None, "the invalidated session was saved after its op 9");
+    }
+
+    #[test]
+    fn an_old_connections_final_save_gives_way_to_a_newer_connection_of_the_shard() {
+        let store = MemorySessionStore::new();
+        let settings = StoreSettings { store: Some(Arc::new(store.clone())), ..StoreSettings::default() };
+        let machine = Machine::new(Config::new("token", Intents::GUILDS), Instant::now()).unwrap();
+        let session = Session { id: "sess-1".into(), seq: 7, resume_url: None };
+        let start = |settings: &StoreSettings| {
+            let handled = Arc::new(AtomicU64::new(0));
+            async_io::block_on(Checkpointer::start(settings.clone(), ShardId::ONE, Some(&session), handled)).unwrap().0
+        };
+        // Alone, a resumable close leaves its session (here with nothing
+        // of its own to wait for: floor 1 needs one handled dispatch).
+        let mut alone = start(&settings);
+        alone.on_dispatch();
+        alone.handled.store(1, Ordering::Release);
+        alone.on_close(CloseMode::Resumable, Some(&session));
+        async_io::block_on(alone.finish(&machine));
+        assert_eq!(store.get(ShardId::ONE), Some(session.clone()));
+        async_io::block_on(store.clear(ShardId::ONE)).unwrap();
+        // Restarted: the new connection started before the old one finished.
+        let mut old = start(&settings);
+        old.on_dispatch();
+        old.handled.store(1, Ordering::Release);
+        old.on_close(CloseMode::Resumable, Some(&session));
+        let new = start(&settings);
+        async_io::block_on(old.finish(&machine));
+        assert_eq!(store.get(ShardId::ONE), None, "the old connection wrote over the newer one's record");
+        drop((old, new));
+        assert!(settings.owners.lock().is_empty(), "owners forgets shards without a checkpointer");
     }
 }

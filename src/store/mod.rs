@@ -117,6 +117,14 @@ pub enum SessionStoreError {
 ///   it saves the final state once the application has handled every
 ///   dispatch before it, waiting at most 5 s after its last dispatch was
 ///   taken from the stream; until then the previous checkpoint stands.
+///   A shard that a [`ShardGroup`](crate::ShardGroup) has restarted (or
+///   removed and added again) meanwhile skips this: the final state of
+///   its old connection must not land over what the new one saved or
+///   cleared. That holds among the shards of one group (they share the
+///   bookkeeping); two [`Shard`](crate::Shard)s of one shard id built
+///   separately do not know of each other, so let the old one's driver
+///   finish before starting the new one. A final save already sent when
+///   the new connection starts is not recalled.
 ///
 /// Session ids are credentials for resuming: implementations must not log
 /// them (a [`Session`](crate::Session)'s `Debug` redacts the id).
