@@ -1209,6 +1209,14 @@ impl Driver {
         if self.timer_at.is_some() && self.timer.poll_unpin(cx).is_ready() {
             return Poll::Ready(Wake::Timer);
         }
+        // Never awaited: a slow store only makes checkpoints older. Before
+        // the socket (it is cheap), so a firehose cannot starve a save in
+        // flight or a due checkpoint.
+        if let Some(checkpoint) = self.checkpoint.as_mut() {
+            if checkpoint.poll(cx).is_ready() {
+                return Poll::Ready(Wake::Checkpoint);
+            }
+        }
         // Backpressure: no reading while the application is behind.
         if self.pending.is_empty() {
             if let Some(socket) = self.socket.as_mut() {
@@ -1223,12 +1231,6 @@ impl Driver {
         if let Some(permit) = self.permit.as_mut() {
             if let Poll::Ready(result) = permit.as_mut().poll(cx) {
                 return Poll::Ready(Wake::Permit(result));
-            }
-        }
-        // Never awaited: a slow store only makes checkpoints older.
-        if let Some(checkpoint) = self.checkpoint.as_mut() {
-            if checkpoint.poll(cx).is_ready() {
-                return Poll::Ready(Wake::Checkpoint);
             }
         }
         if drained {
