@@ -137,6 +137,11 @@ fn file_store_replaces_one_file_per_shard_atomically() {
         // A torn or foreign file is an error (the shard identifies), not a panic.
         std::fs::write(store.path(a), b"{\"shard\":").unwrap();
         assert!(matches!(store.load(a).await, Err(SessionStoreError::Corrupt(_))));
+        // Its error says where and what, never what the record holds.
+        std::fs::write(store.path(a), b"{\"shard\":\"secret-session-id\"}").unwrap();
+        let error = store.load(a).await.unwrap_err();
+        assert!(matches!(error, SessionStoreError::Corrupt(_)));
+        assert!(!error.to_string().contains("secret"), "{error}");
         store.clear(a).await.unwrap();
         store.clear(a).await.unwrap();
         assert_eq!(store.load(a).await.unwrap(), None);
@@ -167,6 +172,27 @@ impl SessionStore for Counting {
         self.clears.fetch_add(1, Ordering::SeqCst);
         self.inner.clear(shard)
     }
+}
+
+#[test]
+fn file_store_removes_temporary_files_a_crashed_process_left_behind() {
+    let dir = temp_dir("stale-temporaries");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join(".shard-0-of-1.json.4242.0.tmp");
+    let fresh = dir.join(".shard-0-of-1.json.4243.0.tmp");
+    let other = dir.join("notes.tmp");
+    for path in [&stale, &fresh, &other] {
+        std::fs::write(path, b"{}").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for path in [&stale, &other] {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
+    }
+    FileSessionStore::new(&dir).unwrap();
+    assert!(!stale.exists(), "a crashed process's temporary file is removed");
+    assert!(fresh.exists(), "a recent one may be a live process's save in progress");
+    assert!(other.exists(), "files that are not the store's are left alone");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

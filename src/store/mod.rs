@@ -70,12 +70,27 @@ pub enum SessionStoreError {
     /// Reading or writing the store failed (I/O, a connection).
     #[error("session store I/O failed: {0}")]
     Io(String),
-    /// A stored record could not be read (not the JSON of a [`ShardSession`]).
+    /// A stored record could not be read (not the JSON of a [`ShardSession`]);
+    /// the message says where and what kind of fault, never the record's
+    /// contents.
     #[error("stored session unreadable: {0}")]
     Corrupt(String),
     /// The backend refused the request (a Redis error reply, a full disk).
     #[error("session store backend failed: {0}")]
     Backend(String),
+}
+
+/// A record that is not the JSON of a [`ShardSession`], described by what
+/// is wrong and where only: serde's own message may quote the record (a
+/// session id among it), which must not reach a log.
+pub(crate) fn corrupt(place: impl std::fmt::Display, error: &serde_json::Error) -> SessionStoreError {
+    let what = match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "not a stored session",
+        serde_json::error::Category::Eof => "truncated",
+    };
+    SessionStoreError::Corrupt(format!("{place}: {what} (line {}, column {})", error.line(), error.column()))
 }
 
 /// Where shards keep their session across process crashes.
@@ -97,27 +112,31 @@ pub enum SessionStoreError {
 ///   the socket and timers, never awaits it, and keeps at most one in
 ///   flight; while one is in flight newer states are not queued, the next
 ///   save after it carries the newest state (saves coalesce). A slow store
-///   makes checkpoints older, never delivery slower. With a store whose
+///   makes checkpoints older, never delivery slower. A request that has
+///   not answered after 10 s is dropped (abandoning it), logged as a
+///   warning, and the next checkpoint tries again. With a store whose
 ///   records expire ([`expiry`](Self::expiry)) it also saves an unchanged
 ///   session again every third of the expiry, so a quiet but live
-///   session's record stays loadable. A request that has
-///   not answered after 10 s is dropped (abandoning it), logged as a
-///   warning, and the next checkpoint tries again. A shard given a
-///   session to resume (`resume_from`, `resume`, a group's `restart`)
-///   saves nothing until the application has handled one of its own
-///   dispatches: the dispatches of the connection it takes over may still
-///   be waiting in front of its own.
+///   session's record stays loadable. A shard given a session to resume
+///   (`resume_from`, `resume`, a group's `restart`) saves nothing until
+///   the application has handled one of its own dispatches: the
+///   dispatches of the connection it takes over may still be waiting in
+///   front of its own.
 /// - **When its session ends** (op 9 not resumable, a fatal close, a final
 ///   close) it calls [`clear`](Self::clear); a new session from READY
 ///   overwrites the record with its next save. A stale record (the session
 ///   expired while the process was down) is refused by the gateway with
 ///   op 9, so it is cleared and then overwritten the same way.
 /// - **On a resumable close** (`CloseMode::Resumable`,
-///   [`ShardGroup::shutdown`](crate::ShardGroup::shutdown), a dropped shard)
-///   it saves the final state once the application has handled every
-///   dispatch before it, waiting at most 5 s after its last dispatch was
-///   taken from the stream; until then the previous checkpoint stands.
-///   A shard that a [`ShardGroup`](crate::ShardGroup) has restarted (or
+///   [`ShardGroup::shutdown`](crate::ShardGroup::shutdown), or a dropped
+///   shard whose driver was spawned: it goes on to close) it saves the
+///   final state once the application has handled every dispatch before
+///   it, waiting at most 5 s after its last dispatch was taken from the
+///   stream; until then the previous checkpoint stands. A shard dropped
+///   with its driver inside (not spawned, or a group without
+///   [`spawn_drivers`](crate::ShardGroupBuilder::spawn_drivers)) stops at
+///   once, like a crash: its last checkpoint stands and the next shard
+///   resumes from it. A shard that a [`ShardGroup`](crate::ShardGroup) has restarted (or
 ///   removed and added again) meanwhile skips this: the final state of
 ///   its old connection must not land over what the new one saved or
 ///   cleared. That holds among the shards of one group (they share the

@@ -88,9 +88,7 @@ where
             let value: Option<String> =
                 ::redis::cmd("GET").arg(&key).query_async(&mut connection).await.map_err(failed)?;
             let Some(value) = value else { return Ok(None) };
-            serde_json::from_str(&value)
-                .map(Some)
-                .map_err(|error| SessionStoreError::Corrupt(format!("{key}: {error}")))
+            serde_json::from_str(&value).map(Some).map_err(|error| super::corrupt(&key, &error))
         }
         .boxed()
     }
