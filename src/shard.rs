@@ -35,7 +35,7 @@ use crate::protocol::{
 use crate::queue;
 use crate::session::Session;
 use crate::shard_id::ShardId;
-use crate::store::{Acks, Checkpointer, SessionStore, StoreSettings};
+use crate::store::{Ack, Acks, Checkpointer, SessionStore, StoreSettings};
 use crate::transport::{self, BoxedStream, Connector, Target};
 
 mod budget;
@@ -485,6 +485,20 @@ impl Shard {
                 self.driver = None;
             }
         }
+    }
+
+    /// Polling the stream no longer counts the item taken before as
+    /// handled: the owner (a group) hands on [`last_ack`](Self::last_ack)
+    /// once the application asks it for the next item.
+    pub(crate) fn acknowledge_externally(&mut self) {
+        if let Some(acks) = self.acks.as_mut() {
+            acks.acknowledge_externally();
+        }
+    }
+
+    /// The acknowledgement of the dispatch just yielded (with a session store).
+    pub(crate) fn last_ack(&self) -> Option<Ack> {
+        self.acks.as_ref().map(Acks::last)
     }
 
     /// Marks the status `Closed` if the connection ended without saying so
@@ -1214,6 +1228,14 @@ impl Driver {
         if self.timer_at.is_some() && self.timer.poll_unpin(cx).is_ready() {
             return Poll::Ready(Wake::Timer);
         }
+        // Never awaited: a slow store only makes checkpoints older. Before
+        // the socket (it is cheap), so a firehose cannot starve a save in
+        // flight or a due checkpoint.
+        if let Some(checkpoint) = self.checkpoint.as_mut() {
+            if checkpoint.poll(cx).is_ready() {
+                return Poll::Ready(Wake::Checkpoint);
+            }
+        }
         // Backpressure: no reading while the application is behind.
         if self.pending.is_empty() {
             if let Some(socket) = self.socket.as_mut() {
@@ -1228,12 +1250,6 @@ impl Driver {
         if let Some(permit) = self.permit.as_mut() {
             if let Poll::Ready(result) = permit.as_mut().poll(cx) {
                 return Poll::Ready(Wake::Permit(result));
-            }
-        }
-        // Never awaited: a slow store only makes checkpoints older.
-        if let Some(checkpoint) = self.checkpoint.as_mut() {
-            if checkpoint.poll(cx).is_ready() {
-                return Poll::Ready(Wake::Checkpoint);
             }
         }
         if drained {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -137,6 +137,11 @@ fn file_store_replaces_one_file_per_shard_atomically() {
         // A torn or foreign file is an error (the shard identifies), not a panic.
         std::fs::write(store.path(a), b"{\"shard\":").unwrap();
         assert!(matches!(store.load(a).await, Err(SessionStoreError::Corrupt(_))));
+        // Its error says where and what, never what the record holds.
+        std::fs::write(store.path(a), b"{\"shard\":\"secret-session-id\"}").unwrap();
+        let error = store.load(a).await.unwrap_err();
+        assert!(matches!(error, SessionStoreError::Corrupt(_)));
+        assert!(!error.to_string().contains("secret"), "{error}");
         store.clear(a).await.unwrap();
         store.clear(a).await.unwrap();
         assert_eq!(store.load(a).await.unwrap(), None);
@@ -167,6 +172,27 @@ impl SessionStore for Counting {
         self.clears.fetch_add(1, Ordering::SeqCst);
         self.inner.clear(shard)
     }
+}
+
+#[test]
+fn file_store_removes_temporary_files_a_crashed_process_left_behind() {
+    let dir = temp_dir("stale-temporaries");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join(".shard-0-of-1.json.4242.0.tmp");
+    let fresh = dir.join(".shard-0-of-1.json.4243.0.tmp");
+    let other = dir.join("notes.tmp");
+    for path in [&stale, &fresh, &other] {
+        std::fs::write(path, b"{}").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for path in [&stale, &other] {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
+    }
+    FileSessionStore::new(&dir).unwrap();
+    assert!(!stale.exists(), "a crashed process's temporary file is removed");
+    assert!(fresh.exists(), "a recent one may be a live process's save in progress");
+    assert!(other.exists(), "files that are not the store's are left alone");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -352,6 +378,236 @@ fn a_store_that_never_answers_neither_stalls_dispatches_nor_piles_up_saves() {
     });
     assert!(started.elapsed() < Duration::from_secs(20), "delivery took {:?}", started.elapsed());
     assert_eq!(store.saves.load(Ordering::SeqCst), 1, "one save in flight, the rest coalesced behind it");
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints that must not pass what the application has handled, nor stop
+// for good, nor let a live session's record expire (review of issue 13.5).
+
+async fn next_group(group: &mut ShardGroup) -> Dispatch {
+    match futures::future::select(group.next(), async_io::Timer::after(WAIT)).await {
+        futures::future::Either::Left((item, _)) => item.expect("stream ended").expect("no error"),
+        futures::future::Either::Right(_) => panic!("no group item within {WAIT:?}"),
+    }
+}
+
+fn spawn_on_thread(driver: discord_gateway_stream::ShardDriver) {
+    std::thread::spawn(move || async_io::block_on(driver));
+}
+
+/// A management call on a group (`remove`, `restart`, `shutdown`, ...)
+/// drives the group and stashes what the shards deliver meanwhile. Each
+/// stashing poll of a shard's stream counts the previous stashed dispatch as
+/// "handled", so a checkpoint covers dispatches the application has never
+/// seen. A crash then loses them (the next process resumes past them).
+#[test]
+fn dispatches_stashed_by_a_management_call_are_not_checkpointed() {
+    let sim = simulator();
+    let store = MemorySessionStore::new();
+    let s0 = ShardId::new(0, 2).unwrap();
+    let s1 = ShardId::new(1, 2).unwrap();
+    let mut group = ShardGroup::builder(config(&sim.url()), 2)
+        .session_store(store.clone())
+        .checkpoint_interval(Duration::from_millis(10))
+        .spawn_drivers(spawn_on_thread)
+        .build()
+        .unwrap();
+    let mut taken: HashMap<u32, u64> = HashMap::new();
+    block_on(async {
+        let mut readies = 0;
+        while readies < 2 {
+            let dispatch = next_group(&mut group).await;
+            readies += usize::from(dispatch.event() == "READY");
+            taken.insert(dispatch.shard().id, dispatch.seq());
+        }
+        // Ask for the next item (nothing more is sent yet): both READYs are
+        // handled, so shard 0 checkpoints its READY.
+        let asked = futures::future::select(group.next(), async_io::Timer::after(Duration::from_millis(50))).await;
+        if let futures::future::Either::Left((Some(Ok(dispatch)), _)) = asked {
+            taken.insert(dispatch.shard().id, dispatch.seq());
+        }
+        assert!(sim.wait_for_live_shards(2, WAIT));
+        for n in 0..50 {
+            sim.dispatch_to_shard(s0, "MESSAGE_CREATE", json!({ "n": n }));
+        }
+        // Shard 0's driver receives them into its buffer.
+        async_io::Timer::after(Duration::from_millis(300)).await;
+        // Any management call; this one closes the *other* shard.
+        group.remove(s1, CloseMode::Final).await.unwrap();
+        // The application has not taken a single one of the 50 dispatches.
+        // Give shard 0's (spawned) driver time to checkpoint.
+        async_io::Timer::after(Duration::from_millis(300)).await;
+    });
+    let stored = store.get(s0).expect("shard 0 checkpointed its READY").seq;
+    let taken = taken[&0];
+    assert!(
+        stored <= taken,
+        "checkpoint of shard 0 is at seq {stored}, but the application has only taken up to seq {taken}: \
+         the dispatches after it sit unhandled in the group's stash and a crash now loses them"
+    );
+}
+
+/// `restart` (here from a `GroupController`, so nothing is stashed): the
+/// new connection resumes the closed one's session and checkpoints it at
+/// once (its own handled count is 0, its first candidate needs 0), while
+/// the old connection's dispatches up to that seq are still queued in the
+/// slot, unhandled.
+#[test]
+fn a_restarted_shard_does_not_checkpoint_past_the_old_connections_unhandled_dispatches() {
+    let sim = simulator();
+    let store = MemorySessionStore::new();
+    let s0 = ShardId::new(0, 1).unwrap();
+    let mut group = ShardGroup::builder(config(&sim.url()), 1)
+        .session_store(store.clone())
+        .checkpoint_interval(Duration::from_millis(10))
+        .spawn_drivers(spawn_on_thread)
+        .build()
+        .unwrap();
+    let mut last_taken = 0;
+    block_on(async {
+        last_taken = next_group(&mut group).await.seq();
+        // Ask for the next item (nothing more is sent yet): READY is handled
+        // and checkpointed before the test begins.
+        let asked = futures::future::select(group.next(), async_io::Timer::after(Duration::from_millis(50))).await;
+        if let futures::future::Either::Left((Some(Ok(dispatch)), _)) = asked {
+            last_taken = dispatch.seq();
+        }
+        assert!(sim.wait_until_live(WAIT));
+        eventually("READY checkpointed", || store.get(s0).is_some());
+        for n in 0..50 {
+            sim.dispatch_to_shard(s0, "MESSAGE_CREATE", json!({ "n": n }));
+        }
+        async_io::Timer::after(Duration::from_millis(300)).await;
+        let controller = group.controller();
+        let restart = std::thread::spawn(move || block_on(controller.restart(s0)));
+        // The application takes one dispatch at a time (slowly) while the
+        // group carries out the restart.
+        while !restart.is_finished() {
+            let step = futures::future::select(group.next(), async_io::Timer::after(Duration::from_millis(20))).await;
+            if let futures::future::Either::Left((Some(Ok(dispatch)), _)) = step {
+                last_taken = dispatch.seq();
+                // Working on it.
+                async_io::Timer::after(Duration::from_millis(20)).await;
+            }
+        }
+        restart.join().unwrap().unwrap();
+        // Now the application pauses; the new connection runs (spawned).
+        async_io::Timer::after(Duration::from_millis(500)).await;
+    });
+    let stored = store.get(s0).expect("checkpointed").seq;
+    assert!(
+        stored <= last_taken,
+        "checkpoint at seq {stored}, but the application has only taken up to seq {last_taken}"
+    );
+}
+
+/// The file store refuses records older than `max_age` (default 10 min) and
+/// Redis expires them after its TTL (default 10 min), counted from the last
+/// save; but a shard saves only when its seq or status changes. A shard
+/// whose guilds are quiet for longer than that (heartbeats only: the
+/// session is alive) has no usable record: a crash then costs an Identify.
+/// Scaled down: max_age 500 ms, quiet for 1.5 s.
+#[test]
+fn a_quiet_but_alive_shard_still_resumes_after_a_crash() {
+    quiet_shard(Some(Duration::from_millis(500)));
+}
+
+/// The control for the test above: the same run without an age limit resumes.
+#[test]
+fn a_quiet_shard_resumes_when_records_never_expire() {
+    quiet_shard(None);
+}
+
+fn quiet_shard(max_age: Option<Duration>) {
+    let sim = simulator();
+    let dir = temp_dir(&format!("quiet-{}", max_age.is_some()));
+    let store = FileSessionStore::new(&dir).unwrap().max_age(max_age);
+    let mut shard = Shard::builder(config(&sim.url()))
+        .session_store(store.clone())
+        .checkpoint_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    block_on(async {
+        assert_eq!(next(&mut shard).await.unwrap().event(), "READY");
+        // Keep asking for the next item (READY handled); nothing arrives.
+        let until = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < until {
+            let _ = futures::future::select(shard.next(), async_io::Timer::after(Duration::from_millis(50))).await;
+        }
+    });
+    assert!(sim.is_live(), "the session is alive and heartbeating");
+    let raw = FileSessionStore::new(&dir).unwrap().max_age(None);
+    assert!(block_on(raw.load(ShardId::ONE)).unwrap().is_some(), "a checkpoint was written");
+    // A crash.
+    drop(shard);
+    let deadline = Instant::now() + WAIT;
+    while sim.is_live() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let identifies = sim.identifies().len();
+    let mut shard = Shard::builder(config(&sim.url())).session_store(store).build().unwrap();
+    let first = block_on(next(&mut shard)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (first.event(), sim.identifies().len()),
+        ("RESUMED", identifies),
+        "the session was alive when the process died, yet the next one identified"
+    );
+}
+
+/// A store whose first save never answers (a lost reply, a hung
+/// connection) and which works afterwards.
+#[derive(Clone, Default)]
+struct StuckOnce {
+    inner: MemorySessionStore,
+    saves: Arc<AtomicUsize>,
+}
+
+impl SessionStore for StuckOnce {
+    fn load(&self, shard: ShardId) -> BoxFuture<'static, Result<Option<ShardSession>, SessionStoreError>> {
+        self.inner.load(shard)
+    }
+    fn save(&self, session: ShardSession) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        if self.saves.fetch_add(1, Ordering::SeqCst) == 0 {
+            return futures::future::pending().boxed();
+        }
+        self.inner.save(session)
+    }
+    fn clear(&self, shard: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>> {
+        self.inner.clear(shard)
+    }
+}
+
+/// While running, a store request has no timeout (only `load` and the
+/// close have one): one request that never answers ends checkpointing for
+/// the life of the shard, silently.
+#[test]
+fn one_lost_store_reply_does_not_end_checkpointing_for_good() {
+    let sim = simulator();
+    let store = StuckOnce::default();
+    let mut shard = Shard::builder(config(&sim.url()))
+        .session_store(store.clone())
+        .checkpoint_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    block_on(async {
+        assert_eq!(next(&mut shard).await.unwrap().event(), "READY");
+        assert!(sim.wait_until_live(WAIT));
+        for n in 0..5 {
+            sim.dispatch("MESSAGE_CREATE", json!({ "n": n }));
+        }
+        // Handle everything, for 30 s (far beyond any sensible store timeout).
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until && store.inner.get(ShardId::ONE).is_none() {
+            let _ = futures::future::select(shard.next(), async_io::Timer::after(Duration::from_millis(50))).await;
+        }
+    });
+    assert!(
+        store.inner.get(ShardId::ONE).is_some(),
+        "no checkpoint in 30 s after one lost reply (saves attempted: {})",
+        store.saves.load(Ordering::SeqCst)
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -64,6 +64,16 @@ async fn unreadable_records_and_a_lost_server_are_errors() {
     let a = ShardId::ONE;
     let () = redis::cmd("SET").arg(store.key(a)).arg("not json").query_async(&mut connection).await.unwrap();
     assert!(matches!(store.load(a).await, Err(SessionStoreError::Corrupt(_))));
+    // Its error says where and what, never what the record holds.
+    let () = redis::cmd("SET")
+        .arg(store.key(a))
+        .arg(r#"{"shard":"secret-session-id"}"#)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let error = store.load(a).await.unwrap_err();
+    assert!(matches!(error, SessionStoreError::Corrupt(_)));
+    assert!(!error.to_string().contains("secret"), "{error}");
     server.stop();
     assert!(store.save(ShardSession { shard: a, session: session("s", 1) }).await.is_err());
 }

@@ -31,11 +31,13 @@ use crate::protocol::{CloseMode, Config, ConfigError, ShardStats, Status, ValidC
 use crate::session::Session;
 use crate::shard::{Shard, ShardDriver, ShardHandle};
 use crate::shard_id::ShardId;
-use crate::store::{SessionStore, StoreSettings};
+use crate::store::{Ack, SessionStore, StoreSettings};
 use crate::transport::Connector;
 
 type Configure = Arc<dyn Fn(ShardId, Config) -> Config + Send + Sync>;
 type Spawner = Arc<dyn Fn(ShardDriver) + Send + Sync>;
+/// An item of the group's stream, with the acknowledgement of a dispatch.
+type Acked = (Result<Dispatch, GroupError>, Option<Ack>);
 
 /// Default for [`ShardGroupBuilder::max_connecting`].
 const DEFAULT_MAX_CONNECTING: usize = 8;
@@ -138,8 +140,12 @@ pub struct ShardGroup {
     control_tx: mpsc::UnboundedSender<Request>,
     control_rx: mpsc::UnboundedReceiver<Request>,
     closing: FuturesUnordered<PendingClose>,
-    /// Dispatches delivered while a management call drove the group.
-    stash: VecDeque<Result<Dispatch, GroupError>>,
+    /// Dispatches delivered while a management call drove the group, each
+    /// with its acknowledgement: stashed is not handled.
+    stash: VecDeque<Acked>,
+    /// The acknowledgement of the last dispatch the application took: it
+    /// counts as handled once the application asks for the next item.
+    unacked: Option<Ack>,
     /// Where each shard checkpoints its session, if anywhere.
     store: StoreSettings,
 }
@@ -418,6 +424,9 @@ impl ShardGroup {
             .status_waker(Arc::clone(&self.status_waker))
             .store_settings(self.store.clone())
             .build()?;
+        // Handled is what the application took from the group and then asked
+        // for more; the group's own polls of the shard do not count.
+        running.acknowledge_externally();
         if let Some(spawn) = &self.spawner {
             if let Some(driver) = running.take_driver() {
                 spawn(driver);
@@ -554,6 +563,7 @@ impl ShardGroupBuilder {
             control_rx,
             closing: FuturesUnordered::new(),
             stash: VecDeque::new(),
+            unacked: None,
             store: self.store,
         };
         group.start_queued().map_err(|failed| failed.error)?;
@@ -566,17 +576,30 @@ impl Stream for ShardGroup {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(item) = this.stash.pop_front() {
-            return Poll::Ready(Some(item));
+        // The application asks for the next item: the one it took is handled
+        // (only here; the group's own polls, e.g. in a management call, are not
+        // the application's).
+        if let Some(ack) = this.unacked.take() {
+            ack.handled();
         }
-        this.poll_group(cx)
+        let (item, ack) = match this.stash.pop_front() {
+            Some(stashed) => stashed,
+            None => match this.poll_group(cx) {
+                Poll::Ready(Some(yielded)) => yielded,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        this.unacked = ack;
+        Poll::Ready(Some(item))
     }
 }
 
 impl ShardGroup {
     /// Carries out management requests one at a time, starts queued shards
-    /// and yields the next item of the fair merge.
-    fn poll_group(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Dispatch, GroupError>>> {
+    /// and yields the next item of the fair merge, with the acknowledgement
+    /// of a dispatch (with a session store).
+    fn poll_group(&mut self, cx: &mut Context<'_>) -> Poll<Option<Acked>> {
         let this = self;
         this.status_waker.register(cx.waker());
         loop {
@@ -597,10 +620,13 @@ impl ShardGroup {
             // Again after each ended stream: it may have freed a connecting slot.
             if let Err(failed) = this.start_queued() {
                 // A configuration `configure` made invalid for this shard.
-                return Poll::Ready(Some(Err(failed)));
+                return Poll::Ready(Some((Err(failed), None)));
             }
             match this.merge.poll_next(cx) {
-                Poll::Ready(Some(Merged::Item(_, Ok(dispatch)))) => return Poll::Ready(Some(Ok(dispatch))),
+                Poll::Ready(Some(Merged::Item(key, Ok(dispatch)))) => {
+                    let ack = this.merge.get_mut(key).and_then(|slot| slot.last_ack());
+                    return Poll::Ready(Some((Ok(dispatch), ack)));
+                }
                 Poll::Ready(Some(Merged::Item(key, Err(error)))) => {
                     let Some(slot) = this.merge.get_mut(key) else { continue };
                     let shard = slot.id();
@@ -609,7 +635,7 @@ impl ShardGroup {
                     if !slot.has_successor() {
                         this.roster.stopped(shard);
                     }
-                    return Poll::Ready(Some(Err(GroupError { shard, error })));
+                    return Poll::Ready(Some((Err(GroupError { shard, error }), None)));
                 }
                 Poll::Ready(Some(Merged::Ended(key, ended))) => {
                     let shard = ended.id();

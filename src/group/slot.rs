@@ -11,6 +11,7 @@ use crate::dispatch::Dispatch;
 use crate::error::ShardError;
 use crate::shard::Shard;
 use crate::shard_id::ShardId;
+use crate::store::Ack;
 
 /// The streams of one shard id, one after the other: a restarted (or
 /// removed and re-added) shard's new connection yields nothing until the
@@ -39,6 +40,11 @@ impl Slot {
     /// Whether a newer connection waits behind the current one.
     pub(crate) fn has_successor(&self) -> bool {
         !self.next.is_empty()
+    }
+
+    /// The acknowledgement of the dispatch just yielded (see [`Shard::last_ack`]).
+    pub(crate) fn last_ack(&self) -> Option<Ack> {
+        self.current.last_ack()
     }
 
     /// Marks every connection of the slot ended (see [`Shard::mark_ended`]).

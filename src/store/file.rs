@@ -76,9 +76,14 @@ impl FileSessionStore {
     /// A store in `dir`, created (with its parents) if missing. Sessions
     /// older than [`DEFAULT_SESSION_TTL`] are not loaded; saves are not
     /// `fsync`ed (see [`durable`](Self::durable)).
+    ///
+    /// Temporary files a crashed process left behind (it died between
+    /// writing one and renaming it) are removed here once they are a minute
+    /// old; younger ones may belong to a process still saving.
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<FileSessionStore> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
+        remove_stale_temporaries(&dir);
         Ok(FileSessionStore {
             inner: Arc::new(Inner { dir, durable: false, max_age: Some(DEFAULT_SESSION_TTL), worker: OnceLock::new() }),
         })
@@ -93,7 +98,9 @@ impl FileSessionStore {
 
     /// Records saved longer ago than `max_age` are not loaded (the session
     /// has almost surely expired; see [`DEFAULT_SESSION_TTL`]); `None` loads
-    /// them whatever their age.
+    /// them whatever their age. A shard whose session does not change saves
+    /// it again every third of `max_age`, so a quiet but live session's
+    /// record stays loadable.
     pub fn max_age(self, max_age: Option<Duration>) -> FileSessionStore {
         self.with(|inner| inner.max_age = max_age)
     }
@@ -166,8 +173,8 @@ impl SessionStore for FileSessionStore {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(error) => return Err(SessionStoreError::Io(format!("reading {}: {error}", path.display()))),
             };
-            let record: Record = serde_json::from_slice(&bytes)
-                .map_err(|error| SessionStoreError::Corrupt(format!("{}: {error}", path.display())))?;
+            let record: Record =
+                serde_json::from_slice(&bytes).map_err(|error| super::corrupt(path.display(), &error))?;
             let age = Duration::from_millis(now_ms().saturating_sub(record.saved_at_ms));
             if max_age.is_some_and(|max| age > max) {
                 tracing::info!(shard = %record.shard, ?age, "stored session too old to resume; not loaded");
@@ -202,6 +209,12 @@ impl SessionStore for FileSessionStore {
             Err(error) => Err(SessionStoreError::Io(format!("removing {}: {error}", path.display()))),
         })
     }
+
+    /// [`max_age`](Self::max_age): shards save an unchanged session again
+    /// every third of it.
+    fn expiry(&self) -> Option<Duration> {
+        self.inner.max_age
+    }
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over
@@ -235,6 +248,30 @@ fn write_atomically(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> 
     }
     Ok(())
 }
+
+/// Removes the temporary files of [`write_atomically`] in `dir` older than
+/// [`STALE_TEMPORARY`]: a process that died between creating one and
+/// renaming it left it there, and nothing else ever would remove it.
+/// Failures are ignored (the files are only clutter).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(".shard-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let modified = entry.metadata().and_then(|metadata| metadata.modified());
+        let stale = modified.is_ok_and(|at| at.elapsed().is_ok_and(|age| age >= STALE_TEMPORARY));
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// How old a temporary file must be before [`FileSessionStore::new`] takes
+/// it for a crashed process's (a live one renames it within moments).
+const STALE_TEMPORARY: Duration = Duration::from_secs(60);
 
 /// Flushes the directory entry of `path` (the rename or the removal).
 fn sync_dir(path: &Path) -> io::Result<()> {

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-pub(crate) use self::checkpoint::{Acks, Checkpointer, StoreSettings};
+pub(crate) use self::checkpoint::{Ack, Acks, Checkpointer, StoreSettings};
 pub use self::file::FileSessionStore;
 pub use self::memory::MemorySessionStore;
 #[cfg(feature = "redis")]
@@ -43,7 +43,9 @@ use crate::shard_id::ShardId;
 ///
 /// Short enough that a crash replays a few seconds of events, long enough
 /// that a thousand shards cost the store about 500 writes a second at most
-/// (idle shards write nothing).
+/// (idle shards only keep their record alive: one write per shard every
+/// third of an expiring store's [`expiry`](SessionStore::expiry), every
+/// 200 s by default).
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The shortest checkpoint interval accepted; shorter ones are raised to it.
@@ -68,12 +70,27 @@ pub enum SessionStoreError {
     /// Reading or writing the store failed (I/O, a connection).
     #[error("session store I/O failed: {0}")]
     Io(String),
-    /// A stored record could not be read (not the JSON of a [`ShardSession`]).
+    /// A stored record could not be read (not the JSON of a [`ShardSession`]);
+    /// the message says where and what kind of fault, never the record's
+    /// contents.
     #[error("stored session unreadable: {0}")]
     Corrupt(String),
     /// The backend refused the request (a Redis error reply, a full disk).
     #[error("session store backend failed: {0}")]
     Backend(String),
+}
+
+/// A record that is not the JSON of a [`ShardSession`], described by what
+/// is wrong and where only: serde's own message may quote the record (a
+/// session id among it), which must not reach a log.
+pub(crate) fn corrupt(place: impl std::fmt::Display, error: &serde_json::Error) -> SessionStoreError {
+    let what = match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "not a stored session",
+        serde_json::error::Category::Eof => "truncated",
+    };
+    SessionStoreError::Corrupt(format!("{place}: {what} (line {}, column {})", error.line(), error.column()))
 }
 
 /// Where shards keep their session across process crashes.
@@ -95,17 +112,38 @@ pub enum SessionStoreError {
 ///   the socket and timers, never awaits it, and keeps at most one in
 ///   flight; while one is in flight newer states are not queued, the next
 ///   save after it carries the newest state (saves coalesce). A slow store
-///   makes checkpoints older, never delivery slower.
+///   makes checkpoints older, never delivery slower. A request that has
+///   not answered after 10 s is dropped (abandoning it), logged as a
+///   warning, and the next checkpoint tries again. With a store whose
+///   records expire ([`expiry`](Self::expiry)) it also saves an unchanged
+///   session again every third of the expiry, so a quiet but live
+///   session's record stays loadable. A shard given a session to resume
+///   (`resume_from`, `resume`, a group's `restart`) saves nothing until
+///   the application has handled one of its own dispatches: the
+///   dispatches of the connection it takes over may still be waiting in
+///   front of its own.
 /// - **When its session ends** (op 9 not resumable, a fatal close, a final
 ///   close) it calls [`clear`](Self::clear); a new session from READY
 ///   overwrites the record with its next save. A stale record (the session
 ///   expired while the process was down) is refused by the gateway with
 ///   op 9, so it is cleared and then overwritten the same way.
 /// - **On a resumable close** (`CloseMode::Resumable`,
-///   [`ShardGroup::shutdown`](crate::ShardGroup::shutdown), a dropped shard)
-///   it saves the final state once the application has handled every
-///   dispatch before it, waiting at most 5 s after its last dispatch was
-///   taken from the stream; until then the previous checkpoint stands.
+///   [`ShardGroup::shutdown`](crate::ShardGroup::shutdown), or a dropped
+///   shard whose driver was spawned: it goes on to close) it saves the
+///   final state once the application has handled every dispatch before
+///   it, waiting at most 5 s after its last dispatch was taken from the
+///   stream; until then the previous checkpoint stands. A shard dropped
+///   with its driver inside (not spawned, or a group without
+///   [`spawn_drivers`](crate::ShardGroupBuilder::spawn_drivers)) stops at
+///   once, like a crash: its last checkpoint stands and the next shard
+///   resumes from it. A shard that a [`ShardGroup`](crate::ShardGroup) has restarted (or
+///   removed and added again) meanwhile skips this: the final state of
+///   its old connection must not land over what the new one saved or
+///   cleared. That holds among the shards of one group (they share the
+///   bookkeeping); two [`Shard`](crate::Shard)s of one shard id built
+///   separately do not know of each other, so let the old one's driver
+///   finish before starting the new one. A final save already sent when
+///   the new connection starts is not recalled.
 ///
 /// Session ids are credentials for resuming: implementations must not log
 /// them (a [`Session`](crate::Session)'s `Debug` redacts the id).
@@ -116,7 +154,10 @@ pub enum SessionStoreError {
 /// a dispatch counts as handled once the application asks the stream
 /// ([`Shard`](crate::Shard) or [`ShardGroup`](crate::ShardGroup)) for the
 /// next item after it. Dispatches received but still buffered, or the one
-/// the application is working on, are after the checkpoint.
+/// the application is working on, are after the checkpoint. A group's
+/// management calls (`remove`, `restart`, `shutdown`, ...) keep what the
+/// shards deliver meanwhile for the stream: those count as handled only
+/// once the application has taken them from the group and asked for more.
 ///
 /// After a crash the next process resumes from the last checkpoint and the
 /// gateway replays everything after it, so every dispatch is delivered **at
@@ -154,6 +195,17 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Forgets the session stored for `shard` (nothing stored is not an error).
     fn clear(&self, shard: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>>;
+
+    /// How long a record stays loadable after its last save, if the store
+    /// expires records (`RedisSessionStore`'s key expiry,
+    /// [`FileSessionStore::max_age`]). A shard whose session does not
+    /// change saves it again every third of this (at most once per
+    /// checkpoint interval), so the record of a quiet but live session does
+    /// not expire. The default, `None`, means records never expire: no
+    /// keep-alive saves.
+    fn expiry(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
@@ -167,5 +219,9 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
 
     fn clear(&self, shard: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>> {
         (**self).clear(shard)
+    }
+
+    fn expiry(&self) -> Option<Duration> {
+        (**self).expiry()
     }
 }

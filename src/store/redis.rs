@@ -21,7 +21,9 @@ const DEFAULT_PREFIX: &str = "discord-gateway-stream:session";
 /// `<prefix>:<id>:<total>`, written with `SET … PX <ttl>` on every save, so
 /// it expires [`ttl`](Self::ttl) after the last checkpoint
 /// ([`DEFAULT_SESSION_TTL`], slightly over how long Discord keeps a session
-/// resumable) and a bot that stops for good leaves nothing behind.
+/// resumable) and a bot that stops for good leaves nothing behind. A shard
+/// whose session does not change saves it again every third of the TTL, so
+/// a quiet but live session's key does not expire.
 ///
 /// `C` is the same connection [`RedisIdentifyQueue`](crate::identify::RedisIdentifyQueue)
 /// takes: any `redis::aio::ConnectionLike` that is `Clone` (a
@@ -86,9 +88,7 @@ where
             let value: Option<String> =
                 ::redis::cmd("GET").arg(&key).query_async(&mut connection).await.map_err(failed)?;
             let Some(value) = value else { return Ok(None) };
-            serde_json::from_str(&value)
-                .map(Some)
-                .map_err(|error| SessionStoreError::Corrupt(format!("{key}: {error}")))
+            serde_json::from_str(&value).map(Some).map_err(|error| super::corrupt(&key, &error))
         }
         .boxed()
     }
@@ -116,6 +116,12 @@ where
         let mut connection = self.connection.clone();
         let key = self.key(shard);
         async move { ::redis::cmd("DEL").arg(&key).query_async::<()>(&mut connection).await.map_err(failed) }.boxed()
+    }
+
+    /// The key's [`ttl`](Self::ttl): shards save an unchanged session again
+    /// every third of it.
+    fn expiry(&self) -> Option<Duration> {
+        Some(self.ttl)
     }
 }
 
