@@ -11,7 +11,10 @@
 //!
 //! 1. [`TokioConnector`] (feature `tokio`) when the connection is opened
 //!    inside a tokio runtime (the driver is polled by a tokio task or inside
-//!    `block_on`);
+//!    `block_on`). In a runtime built without its I/O driver (no
+//!    `enable_io`) that connect fails instead of panicking and the same
+//!    connection is made with [`AsyncIoConnector`]; later connections in
+//!    that runtime go straight to async-io (logged once, as a warning);
 //! 2. otherwise [`AsyncStdConnector`] (feature `async-std`);
 //! 3. otherwise [`AsyncIoConnector`], which needs no feature and works under
 //!    any executor (async-io runs its own reactor thread when no async-io
@@ -53,6 +56,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::io::{AsyncRead, AsyncWrite};
+#[cfg(feature = "tokio")]
+use futures::FutureExt;
 
 #[cfg(feature = "rustls")]
 pub use futures_rustls::rustls;
@@ -254,8 +259,10 @@ impl Connector for AsyncStdConnector {
 /// It must connect inside a tokio runtime (a task, or `block_on`): outside
 /// one it fails with [`io::ErrorKind::Unsupported`] instead of panicking.
 /// The runtime needs its I/O driver (`#[tokio::main]`, `Runtime::new` and
-/// `Builder::enable_all` have it): tokio panics on a socket in a runtime
-/// built without `enable_io`.
+/// `Builder::enable_all` have it): in a runtime built without `enable_io`
+/// tokio panics on a socket; the connector catches that panic and fails the
+/// connect with [`io::ErrorKind::Unsupported`] (the default panic hook still
+/// prints the panic message; with `panic = "abort"` nothing can be caught).
 /// The [`DefaultConnector`] picks it there by itself, so `Shard::new` on
 /// tokio needs no glue; spawn the driver as a task
 /// (`tokio::spawn(shard.take_driver().unwrap())`) or let polling the shard
@@ -273,10 +280,61 @@ impl TokioConnector {
                 "TokioConnector connects only inside a tokio runtime",
             ));
         }
-        let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+        // tokio panics (rather than failing) on a socket in a runtime built
+        // without its I/O driver, and has no public way to ask beforehand:
+        // the panic is caught here and made an error, so it never escapes
+        // the shard's poll.
+        let connecting = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
+        let stream = match std::panic::AssertUnwindSafe(connecting).catch_unwind().await {
+            Ok(connected) => connected?,
+            Err(panic) => return Err(tokio_panic(panic)),
+        };
         tune(socket2::SockRef::from(&stream))?;
         Ok(stream)
     }
+}
+
+/// The inner error of [`TokioConnector`]'s `io::Error` when the current
+/// tokio runtime has no I/O driver (so [`DefaultConnector`] can tell it
+/// from a connect failure and fall back).
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+struct TokioIoDisabled;
+
+#[cfg(feature = "tokio")]
+impl std::fmt::Display for TokioIoDisabled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "the tokio runtime has no I/O driver: build it with `enable_io` (or `enable_all`) \
+             to use TokioConnector",
+        )
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl std::error::Error for TokioIoDisabled {}
+
+/// A panic caught from tokio's connect as an error: [`TokioIoDisabled`]
+/// (kind `Unsupported`) for the runtime without I/O, else an `Other` error
+/// carrying the panic message.
+#[cfg(feature = "tokio")]
+fn tokio_panic(panic: Box<dyn std::any::Any + Send>) -> io::Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    if message.contains("IO is disabled") {
+        io::Error::new(io::ErrorKind::Unsupported, TokioIoDisabled)
+    } else {
+        io::Error::other(format!("tokio panicked while connecting: {message}"))
+    }
+}
+
+/// Whether `error` is [`TokioConnector`]'s "this runtime has no I/O driver".
+#[cfg(feature = "tokio")]
+fn is_tokio_io_disabled(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<TokioIoDisabled>())
 }
 
 #[cfg(feature = "tokio")]
@@ -338,6 +396,12 @@ impl<T: tokio::io::AsyncWrite + Unpin> AsyncWrite for TokioIo<T> {
 /// [`AsyncStdConnector`] (feature `async-std`), else [`AsyncIoConnector`].
 /// See [the module docs](self#runtimes) for why the choice is made at
 /// connect time.
+///
+/// A tokio runtime built without `enable_io` cannot carry tokio sockets:
+/// there the connection is made with [`AsyncIoConnector`] instead, and the
+/// runtime is remembered so that its later connections skip tokio (a
+/// warning is logged once per runtime; tokio's panic message, caught, is
+/// printed by the panic hook on the first attempt).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultConnector;
 
@@ -347,7 +411,21 @@ impl Connector for DefaultConnector {
         tracing::debug!(connector = ?choice, host = %target.host, port = target.port, "connecting");
         match choice {
             #[cfg(feature = "tokio")]
-            Choice::Tokio => TokioConnector.connect(target),
+            Choice::Tokio => {
+                let runtime = tokio::runtime::Handle::try_current().ok().map(|handle| handle.id());
+                let connecting = TokioConnector.connect(target.clone());
+                Box::pin(async move {
+                    match connecting.await {
+                        Err(error) if is_tokio_io_disabled(&error) => {
+                            if let Some(runtime) = runtime {
+                                without_io::remember(runtime);
+                            }
+                            AsyncIoConnector.connect(target).await
+                        }
+                        connected => connected,
+                    }
+                })
+            }
             #[cfg(feature = "async-std")]
             Choice::AsyncStd => AsyncStdConnector.connect(target),
             Choice::AsyncIo => AsyncIoConnector.connect(target),
@@ -362,20 +440,56 @@ enum Choice {
     Tokio,
     #[cfg(feature = "async-std")]
     AsyncStd,
-    #[cfg_attr(feature = "async-std", allow(dead_code))]
+    #[cfg_attr(all(feature = "async-std", not(feature = "tokio")), allow(dead_code))]
     AsyncIo,
 }
 
 impl DefaultConnector {
     fn choose() -> Choice {
         #[cfg(feature = "tokio")]
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Choice::Tokio;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            return if without_io::known(runtime.id()) { Choice::AsyncIo } else { Choice::Tokio };
         }
         #[cfg(feature = "async-std")]
         return Choice::AsyncStd;
         #[cfg(not(feature = "async-std"))]
         return Choice::AsyncIo;
+    }
+}
+
+/// The tokio runtimes found without an I/O driver, so that the
+/// [`DefaultConnector`] goes straight to async-io in them after the first
+/// connect there. Bounded: past [`without_io::LIMIT`] runtimes (a process
+/// that keeps building I/O-less runtimes), later ones are not remembered and
+/// each of their connects falls back again (correct, only slower).
+#[cfg(feature = "tokio")]
+mod without_io {
+    use std::sync::{Mutex, PoisonError};
+
+    use tokio::runtime::Id;
+
+    pub(super) const LIMIT: usize = 64;
+
+    static RUNTIMES: Mutex<Vec<Id>> = Mutex::new(Vec::new());
+
+    /// Whether connects in `runtime` have found it without I/O.
+    pub(super) fn known(runtime: Id) -> bool {
+        RUNTIMES.lock().unwrap_or_else(PoisonError::into_inner).contains(&runtime)
+    }
+
+    /// Records `runtime` as I/O-less; logs the first time for each runtime.
+    pub(super) fn remember(runtime: Id) {
+        let mut runtimes = RUNTIMES.lock().unwrap_or_else(PoisonError::into_inner);
+        if runtimes.contains(&runtime) || runtimes.len() >= LIMIT {
+            return;
+        }
+        runtimes.push(runtime);
+        drop(runtimes);
+        tracing::warn!(
+            %runtime,
+            "this tokio runtime was built without `enable_io`: connecting with async-io's TCP instead \
+             (build the runtime with `enable_io` or `enable_all` to use tokio's)"
+        );
     }
 }
 
@@ -720,6 +834,25 @@ mod tests {
             // Outside the runtime again: back to the other one.
             assert_eq!(DefaultConnector::choose(), outside);
         }
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn in_a_tokio_runtime_without_io_the_default_connector_falls_back_to_async_io() {
+        let (_listener, target) = loopback();
+        let without_io = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        // The tokio connector alone: an error, not a panic.
+        let error = without_io.block_on(TokioConnector::tcp(&target)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::Unsupported);
+        assert!(is_tokio_io_disabled(&error) && error.to_string().contains("enable_io"), "{error}");
+        // Chosen first, tokio fails; the connection is made with async-io.
+        assert_eq!(without_io.block_on(async { DefaultConnector::choose() }), Choice::Tokio);
+        without_io.block_on(async { DefaultConnector.connect(target.clone()).await }).unwrap();
+        // Remembered for that runtime only.
+        assert_eq!(without_io.block_on(async { DefaultConnector::choose() }), Choice::AsyncIo);
+        without_io.block_on(async { DefaultConnector.connect(target).await }).unwrap();
+        let with_io = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+        assert_eq!(with_io.block_on(async { DefaultConnector::choose() }), Choice::Tokio);
     }
 
     #[cfg(feature = "rustls")]

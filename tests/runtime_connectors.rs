@@ -101,6 +101,37 @@ mod tokio_runtime {
         session(&mut shard, &sim).await;
     }
 
+    /// In a tokio runtime built without its I/O driver, tokio panics on a
+    /// socket. The default connector catches that, makes the connection with
+    /// async-io's TCP instead, and the shard reaches READY (a panic escaping
+    /// the shard's poll fails this test with the panic's message).
+    #[test]
+    fn the_default_connector_in_a_tokio_runtime_without_io_does_not_panic() {
+        let sim = simulator();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let mut shard = Shard::new(config(&sim)).unwrap();
+        let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(async { next(&mut shard).await.event().to_owned() })
+        }));
+        match ready {
+            Ok(event) => assert_eq!(event, "READY"),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!("the shard panicked on connect: {message}");
+            }
+        }
+        // The fallback was made within the first attempt, not by a failed
+        // attempt and a retry. (tokio opens its socket before it panics, so
+        // the simulator also saw a TCP connection without a handshake.)
+        assert_eq!(shard.stats().reconnects, 0);
+        assert_eq!(sim.connections().iter().filter(|c| c.handshake).count(), 1);
+        runtime.block_on(shard.close(CloseMode::Final));
+    }
+
     /// Forced outside a tokio runtime, the tokio connector fails each connect
     /// (and the shard retries) instead of panicking.
     #[test]
