@@ -22,9 +22,25 @@
 //!
 //! The choice is made at connect time, not from the features alone, so a
 //! `tokio` feature switched on by another crate in the build never hands a
-//! tokio socket to a shard driven outside a tokio runtime. Every connector
-//! sets `TCP_NODELAY` and TCP keepalive (see [`AsyncIoConnector`]). Timers
-//! are async-io's whatever the connector.
+//! tokio socket to a shard driven outside a tokio runtime.
+//!
+//! "Inside a tokio runtime" means that one is entered on the thread polling
+//! the connect (`tokio::runtime::Handle::try_current` succeeds); tokio
+//! offers no way to tell a thread that runs a task or `block_on` from one
+//! where a runtime is merely entered (`Runtime::enter`,
+//! `Handle::enter`). So with a **current-thread** runtime entered on a
+//! thread whose shard is polled by another executor (`futures::executor`,
+//! async-io's `block_on`, smol, …), the tokio connector is picked but that
+//! runtime's I/O driver only runs inside its own `block_on`: the socket
+//! never connects, every attempt runs into the connect timeout and the
+//! shard retries forever. In that setup give the shard the runtime-agnostic
+//! connector, `Shard::with_connector(config, AsyncIoConnector)` (or
+//! [`ShardGroupBuilder::connector`](crate::ShardGroupBuilder::connector)),
+//! or poll the shard inside the runtime. A multi-thread runtime is not
+//! affected (its worker threads drive its I/O).
+//!
+//! Every connector sets `TCP_NODELAY` and TCP keepalive (see
+//! [`AsyncIoConnector`]). Timers are async-io's whatever the connector.
 //!
 //! # TLS
 //!
@@ -396,6 +412,12 @@ impl<T: tokio::io::AsyncWrite + Unpin> AsyncWrite for TokioIo<T> {
 /// [`AsyncStdConnector`] (feature `async-std`), else [`AsyncIoConnector`].
 /// See [the module docs](self#runtimes) for why the choice is made at
 /// connect time.
+///
+/// Inside a **current-thread** tokio runtime that is only entered on the
+/// polling thread (`Runtime::enter`) while another executor polls the
+/// shard, tokio is picked but its I/O never runs, and connects time out
+/// forever: use [`AsyncIoConnector`] through `Shard::with_connector` there
+/// (see [the module docs](self#runtimes)).
 ///
 /// A tokio runtime built without `enable_io` cannot carry tokio sockets:
 /// there the connection is made with [`AsyncIoConnector`] instead, and the
