@@ -67,7 +67,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-#[cfg(feature = "rustls")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,8 +190,12 @@ fn tune(socket: socket2::SockRef<'_>) -> io::Result<()> {
 /// reactor, with `TCP_NODELAY` and TCP keepalive. Needs no cargo feature.
 ///
 /// Host names are resolved by the system resolver on a short-lived thread
-/// (one per connection attempt; an IP address needs none), then each address
-/// is tried in turn.
+/// (an IP address needs none). Lookups are shared process-wide: at most one
+/// thread per host at a time, whose answer every connect to that host made
+/// meanwhile waits for, and a successful answer is reused for 30 seconds
+/// (a failure is not: the next connect looks up again). So a group of 1,000
+/// shards starting, or reconnecting after an outage, resolves the gateway
+/// once. Each address is then tried in turn.
 ///
 /// Keepalive probes start after 60 s without traffic (longer than Discord's
 /// 41.25 s heartbeat interval, so a healthy connection never sends one) and
@@ -207,7 +210,7 @@ pub struct AsyncIoConnector;
 impl AsyncIoConnector {
     async fn tcp(target: &Target) -> io::Result<async_io::Async<std::net::TcpStream>> {
         let mut last_error = None;
-        for address in resolve(target).await? {
+        for &address in resolve(target).await?.iter() {
             match async_io::Async::<std::net::TcpStream>::connect(address).await {
                 Ok(stream) => {
                     tune(socket2::SockRef::from(stream.get_ref()))?;
@@ -230,19 +233,139 @@ impl Connector for AsyncIoConnector {
 }
 
 /// The addresses of `target`: an IP address as is, a host name through the
-/// system resolver (blocking, so on its own thread).
-async fn resolve(target: &Target) -> io::Result<Vec<std::net::SocketAddr>> {
-    use std::net::ToSocketAddrs;
-
+/// system resolver (see [`lookups`]).
+async fn resolve(target: &Target) -> io::Result<Arc<[std::net::SocketAddr]>> {
     if let Ok(ip) = target.host.parse::<std::net::IpAddr>() {
-        return Ok(vec![std::net::SocketAddr::new(ip, target.port)]);
+        return Ok(Arc::new([std::net::SocketAddr::new(ip, target.port)]));
     }
-    let (reply, answer) = futures::channel::oneshot::channel();
-    let (host, port) = (target.host.clone(), target.port);
-    std::thread::Builder::new().name("dgs-resolve".into()).spawn(move || {
-        let _ = reply.send((host.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-    })?;
-    answer.await.map_err(|_| io::Error::other("the resolver thread ended without an answer"))?
+    lookups::resolve(&target.host, target.port, system_lookup).await
+}
+
+/// The system resolver (`getaddrinfo`): blocking.
+fn system_lookup(host: &str, port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    (host, port).to_socket_addrs().map(Vec::from_iter)
+}
+
+/// Host name lookups shared by every connect in the process. The system
+/// resolver blocks, so a lookup runs on its own short-lived thread; there is
+/// at most one such thread per `(host, port)` at a time: connects to a host
+/// being looked up wait for that answer (a group's shards starting together,
+/// or all reconnecting after an outage, resolve the gateway once). A
+/// successful answer is reused for `RESOLVED_FOR`; a failure is not kept,
+/// the next connect looks up again. The table holds one entry per distinct
+/// host (stale ones are dropped on the next lookup), so its size is bounded
+/// by the hosts a process connects to.
+mod lookups {
+    use std::collections::HashMap;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+    use std::time::{Duration, Instant};
+
+    use futures::channel::oneshot;
+
+    /// How long a host's addresses are reused: long enough that a
+    /// 1,000-shard start or a reconnect storm resolves once, short enough
+    /// to follow DNS changes.
+    pub(super) const RESOLVED_FOR: Duration = Duration::from_secs(30);
+
+    /// A blocking resolver (the system's; the tests' own).
+    pub(super) type Lookup = fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
+
+    type Key = (String, u16);
+    /// An answer as every waiter gets it (`io::Error` is not `Clone`).
+    type Answer = Result<Arc<[SocketAddr]>, (io::ErrorKind, String)>;
+
+    enum Entry {
+        /// A resolver thread is running; these connects wait for it.
+        Resolving(Vec<oneshot::Sender<Answer>>),
+        /// Its addresses, resolved at `at`.
+        Resolved { addresses: Arc<[SocketAddr]>, at: Instant },
+    }
+
+    static TABLE: LazyLock<Mutex<HashMap<Key, Entry>>> = LazyLock::new(Mutex::default);
+
+    /// Resolver threads started, by host (tests count them).
+    #[cfg(test)]
+    pub(super) static STARTED: Mutex<Vec<Key>> = Mutex::new(Vec::new());
+
+    fn table() -> MutexGuard<'static, HashMap<Key, Entry>> {
+        // Nothing panics while holding the lock; a poisoned table is still consistent.
+        TABLE.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The addresses of `host:port`: a recent answer, the answer of a
+    /// lookup already running, or that of a new one through `lookup`.
+    pub(super) async fn resolve(host: &str, port: u16, lookup: Lookup) -> io::Result<Arc<[SocketAddr]>> {
+        let key = (host.to_owned(), port);
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut table = table();
+            let now = Instant::now();
+            table.retain(|_, entry| match entry {
+                Entry::Resolved { at, .. } => now.saturating_duration_since(*at) < RESOLVED_FOR,
+                Entry::Resolving(_) => true,
+            });
+            match table.get_mut(&key) {
+                Some(Entry::Resolved { addresses, .. }) => return Ok(Arc::clone(addresses)),
+                Some(Entry::Resolving(waiting)) => {
+                    // Connects that gave up (timed out, dropped) wait no more.
+                    waiting.retain(|waiter| !waiter.is_canceled());
+                    waiting.push(reply);
+                    false
+                }
+                None => {
+                    table.insert(key.clone(), Entry::Resolving(vec![reply]));
+                    true
+                }
+            }
+        };
+        if start {
+            #[cfg(test)]
+            STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(key.clone());
+            let thread_key = key.clone();
+            let spawned = std::thread::Builder::new().name("dgs-resolve".into()).spawn(move || {
+                let (host, port) = (thread_key.0.as_str(), thread_key.1);
+                let result = std::panic::catch_unwind(|| lookup(host, port))
+                    .unwrap_or_else(|_| Err(io::Error::other("the resolver panicked")));
+                finish(&thread_key, result);
+            });
+            if let Err(error) = spawned {
+                finish(&key, Err(error));
+            }
+        }
+        match answer.await {
+            Ok(Ok(addresses)) => Ok(addresses),
+            Ok(Err((kind, message))) => Err(io::Error::new(kind, message)),
+            Err(oneshot::Canceled) => Err(io::Error::other("the resolver thread ended without an answer")),
+        }
+    }
+
+    /// Hands the answer to every connect waiting for it, and keeps it if it
+    /// has addresses.
+    fn finish(key: &Key, result: io::Result<Vec<SocketAddr>>) {
+        let answer: Answer = result.map(Arc::from).map_err(|error| (error.kind(), error.to_string()));
+        let mut table = table();
+        let waiting = match table.remove(key) {
+            Some(Entry::Resolving(waiting)) => waiting,
+            Some(resolved) => {
+                // Not ours (cannot happen: one lookup per key at a time); keep it.
+                table.insert(key.clone(), resolved);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        if let Ok(addresses) = &answer {
+            if !addresses.is_empty() {
+                table.insert(key.clone(), Entry::Resolved { addresses: Arc::clone(addresses), at: Instant::now() });
+            }
+        }
+        drop(table);
+        for waiter in waiting {
+            let _ = waiter.send(answer.clone());
+        }
+    }
 }
 
 /// async-std's TCP, with `TCP_NODELAY` and TCP keepalive as
@@ -821,6 +944,70 @@ mod tests {
         drop(listener);
         let error = async_io::block_on(AsyncIoConnector::tcp(&target)).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    /// Resolver threads started for `host:port` so far.
+    fn resolver_threads(host: &str, port: u16) -> usize {
+        lookups::STARTED.lock().unwrap().iter().filter(|(h, p)| h == host && *p == port).count()
+    }
+
+    #[test]
+    fn concurrent_lookups_of_a_host_share_one_resolver_thread_and_the_answer_is_kept() {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fn slow(_host: &str, port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+        }
+        // `join_all` polls every lookup before the first answer comes.
+        let lookups = (0..200).map(|_| lookups::resolve("coalesced.test", 1, slow));
+        let answers = async_io::block_on(futures::future::join_all(lookups));
+        for answer in answers {
+            assert_eq!(answer.unwrap()[..], [std::net::SocketAddr::from(([127, 0, 0, 1], 1))]);
+        }
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(resolver_threads("coalesced.test", 1), 1);
+        // Kept: a later connect needs no lookup.
+        async_io::block_on(lookups::resolve("coalesced.test", 1, slow)).unwrap();
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_lookup_is_shared_but_not_kept() {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fn failing(_host: &str, _port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
+        }
+        let lookups = (0..50).map(|_| lookups::resolve("failing.test", 1, failing));
+        for answer in async_io::block_on(futures::future::join_all(lookups)) {
+            let error = answer.unwrap_err();
+            assert_eq!((error.kind(), error.to_string().as_str()), (io::ErrorKind::NotFound, "no such host"));
+        }
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Not kept: the next connect looks up again.
+        async_io::block_on(lookups::resolve("failing.test", 1, failing)).unwrap_err();
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// What the review measured (one `getaddrinfo` thread per attempt): 200
+    /// connects to `localhost` at once, through the system resolver, start a
+    /// handful of resolver threads at most, and every one gets an answer.
+    #[test]
+    fn concurrent_connects_to_a_host_start_a_handful_of_resolver_threads() {
+        let (listener, _) = loopback();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let connects =
+            (0..200).map(|_| AsyncIoConnector.connect(Target { host: "localhost".into(), port, tls: false }));
+        let answers = async_io::block_on(futures::future::join_all(connects));
+        for answer in answers {
+            // Nothing listens: refused (or ::1 unreachable where IPv6 is off).
+            assert!(answer.is_err());
+        }
+        let threads = resolver_threads("localhost", port);
+        assert!((1..=3).contains(&threads), "{threads} resolver threads for 200 connects");
     }
 
     #[cfg(feature = "async-std")]
