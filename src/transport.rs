@@ -1220,6 +1220,100 @@ mod tests {
         assert!(matches!(tls.check("ws://127.0.0.1:1"), Err(TlsError::Alpn(_))));
     }
 
+    /// A TLS server on a std thread with a certificate for
+    /// 127.0.0.1 from a CA made here; accepts one connection and drives its
+    /// handshake until it fails or completes.
+    #[cfg(feature = "rustls")]
+    fn tls_server() -> (u16, Vec<u8>, std::thread::JoinHandle<Result<(), String>>) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "test CA");
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ca = issuer.der().to_vec();
+        let thread = std::thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().map_err(|e| e.to_string())?;
+            let mut conn = rustls::ServerConnection::new(Arc::new(server)).map_err(|e| e.to_string())?;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        (port, ca, thread)
+    }
+
+    #[cfg(feature = "rustls-webpki-roots")]
+    #[test]
+    fn a_refused_certificate_is_a_tls_error_inside_the_io_error() {
+        let (port, _ca, server) = tls_server();
+        let target = Target { host: "127.0.0.1".into(), port, tls: true };
+        let error = async_io::block_on(async {
+            let stream = AsyncIoConnector.connect(target).await.unwrap();
+            Tls::default().wrap("127.0.0.1", stream).await.map(|_| ())
+        })
+        .unwrap_err();
+        let tls = error.get_ref().and_then(|e| e.downcast_ref::<TlsError>()).cloned();
+        assert!(
+            matches!(&tls, Some(TlsError::InvalidCertificate { host, reason }) if host == "127.0.0.1" && reason.contains("UnknownIssuer")),
+            "{error:?}"
+        );
+        let _ = server.join();
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn a_given_config_trusting_the_ca_connects_to_an_ip_address() {
+        let (port, ca, server) = tls_server();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from(ca)).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let target = Target { host: "127.0.0.1".into(), port, tls: true };
+        async_io::block_on(async {
+            let stream = AsyncIoConnector.connect(target).await.unwrap();
+            Tls::given(Arc::new(config)).wrap("127.0.0.1", stream).await.map(|_| ())
+        })
+        .unwrap();
+        server.join().unwrap().unwrap();
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn tokio_io_reads_eof_and_close_shuts_down() {
+        use futures::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (a, b) = tokio::io::duplex(64);
+            let (mut a, mut b) = (TokioIo(a), TokioIo(b));
+            a.write_all(b"hello").await.unwrap();
+            a.close().await.unwrap();
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"hello");
+            // A read into an empty buffer is Ok(0) (not an error).
+            assert_eq!(b.read(&mut []).await.unwrap(), 0);
+        });
+    }
+
     #[cfg(feature = "rustls-webpki-roots")]
     #[test]
     fn the_default_configuration_offers_http_1_1() {

@@ -13,7 +13,7 @@ use discord_gateway_stream::transport::AsyncIoConnector;
 use discord_gateway_stream::{CloseMode, Config, Dispatch, Intents, Shard};
 use futures::StreamExt;
 use serde_json::json;
-use support::client::sim_config;
+use support::client::{sim_config, LogCapture};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -84,13 +84,24 @@ mod tokio_runtime {
 
     use super::*;
 
-    /// The README's tokio usage: `Shard::new`, the driver spawned as a task.
+    /// The README's tokio usage: `Shard::new`, the driver spawned as a task;
+    /// the default connector picks tokio's TCP there (its choice, logged at
+    /// debug level on each connect, is read back from the driver's logs).
     #[tokio::test(flavor = "current_thread")]
     async fn shard_new_on_tokio_needs_no_glue() {
+        use tracing::instrument::WithSubscriber;
+
         let sim = simulator();
+        let logs = LogCapture::default();
         let mut shard = Shard::new(config(&sim)).unwrap();
-        tokio::spawn(shard.take_driver().expect("a new shard has its driver"));
+        let driver = shard.take_driver().expect("a new shard has its driver");
+        tokio::spawn(driver.with_subscriber(logs.dispatch(tracing::Level::DEBUG)));
         session(&mut shard, &sim).await;
+        let logs = logs.text();
+        let choices: Vec<&str> = logs.lines().filter(|line| line.contains("connector=")).collect();
+        assert!(!choices.is_empty(), "no connect logged: {logs}");
+        assert!(choices.iter().all(|line| line.contains("connector=Tokio")), "{choices:#?}");
+        assert!(!logs.contains("enable_io"), "no fallback: {logs}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
