@@ -11,7 +11,10 @@
 //!
 //! 1. [`TokioConnector`] (feature `tokio`) when the connection is opened
 //!    inside a tokio runtime (the driver is polled by a tokio task or inside
-//!    `block_on`);
+//!    `block_on`). In a runtime built without its I/O driver (no
+//!    `enable_io`) that connect fails instead of panicking and the same
+//!    connection is made with [`AsyncIoConnector`]; later connections in
+//!    that runtime go straight to async-io (logged once, as a warning);
 //! 2. otherwise [`AsyncStdConnector`] (feature `async-std`);
 //! 3. otherwise [`AsyncIoConnector`], which needs no feature and works under
 //!    any executor (async-io runs its own reactor thread when no async-io
@@ -19,9 +22,25 @@
 //!
 //! The choice is made at connect time, not from the features alone, so a
 //! `tokio` feature switched on by another crate in the build never hands a
-//! tokio socket to a shard driven outside a tokio runtime. Every connector
-//! sets `TCP_NODELAY` and TCP keepalive (see [`AsyncIoConnector`]). Timers
-//! are async-io's whatever the connector.
+//! tokio socket to a shard driven outside a tokio runtime.
+//!
+//! "Inside a tokio runtime" means that one is entered on the thread polling
+//! the connect (`tokio::runtime::Handle::try_current` succeeds); tokio
+//! offers no way to tell a thread that runs a task or `block_on` from one
+//! where a runtime is merely entered (`Runtime::enter`,
+//! `Handle::enter`). So with a **current-thread** runtime entered on a
+//! thread whose shard is polled by another executor (`futures::executor`,
+//! async-io's `block_on`, smol, …), the tokio connector is picked but that
+//! runtime's I/O driver only runs inside its own `block_on`: the socket
+//! never connects, every attempt runs into the connect timeout and the
+//! shard retries forever. In that setup give the shard the runtime-agnostic
+//! connector, `Shard::with_connector(config, AsyncIoConnector)` (or
+//! [`ShardGroupBuilder::connector`](crate::ShardGroupBuilder::connector)),
+//! or poll the shard inside the runtime. A multi-thread runtime is not
+//! affected (its worker threads drive its I/O).
+//!
+//! Every connector sets `TCP_NODELAY` and TCP keepalive (see
+//! [`AsyncIoConnector`]). Timers are async-io's whatever the connector.
 //!
 //! # TLS
 //!
@@ -48,11 +67,12 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-#[cfg(feature = "rustls")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::io::{AsyncRead, AsyncWrite};
+#[cfg(feature = "tokio")]
+use futures::FutureExt;
 
 #[cfg(feature = "rustls")]
 pub use futures_rustls::rustls;
@@ -170,8 +190,21 @@ fn tune(socket: socket2::SockRef<'_>) -> io::Result<()> {
 /// reactor, with `TCP_NODELAY` and TCP keepalive. Needs no cargo feature.
 ///
 /// Host names are resolved by the system resolver on a short-lived thread
-/// (one per connection attempt; an IP address needs none), then each address
-/// is tried in turn.
+/// (an IP address needs none). Lookups are shared process-wide: at most one
+/// thread per host at a time, whose answer every connect to that host made
+/// meanwhile waits for, and a successful answer is reused for 30 seconds
+/// (a failure is not: the next connect looks up again). So a group of 1,000
+/// shards starting, or reconnecting after an outage, resolves the gateway
+/// once.
+///
+/// The addresses are then tried in the resolver's order with IPv6 and IPv4
+/// alternating, each failure moving on to the next at once, and an address
+/// that has not connected within 250 ms getting the next one tried beside
+/// it (a simplified RFC 8305 "happy eyeballs"): an unreachable address (a
+/// broken IPv6 route that drops packets) costs 250 ms, not the whole
+/// connect timeout. The first connection made is kept, the other attempts
+/// are closed. (tokio's and async-std's connectors resolve and try
+/// addresses their runtime's way: one after the other.)
 ///
 /// Keepalive probes start after 60 s without traffic (longer than Discord's
 /// 41.25 s heartbeat interval, so a healthy connection never sends one) and
@@ -185,20 +218,79 @@ pub struct AsyncIoConnector;
 
 impl AsyncIoConnector {
     async fn tcp(target: &Target) -> io::Result<async_io::Async<std::net::TcpStream>> {
-        let mut last_error = None;
-        for address in resolve(target).await? {
-            match async_io::Async::<std::net::TcpStream>::connect(address).await {
-                Ok(stream) => {
-                    tune(socket2::SockRef::from(stream.get_ref()))?;
-                    return Ok(stream);
-                }
-                Err(error) => {
-                    tracing::debug!(%address, %error, "connect failed; trying the next address");
-                    last_error = Some(error);
+        let addresses = interleave(&resolve(target).await?);
+        let stream = connect_any(&addresses, NEXT_ADDRESS_AFTER).await?;
+        tune(socket2::SockRef::from(stream.get_ref()))?;
+        Ok(stream)
+    }
+}
+
+/// How long an address has to connect before the next one is tried beside
+/// it (RFC 8305's recommended "connection attempt delay").
+const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(250);
+
+/// `addresses` in the resolver's order, address families alternating (RFC
+/// 8305, section 4): a family that does not work here costs one attempt
+/// delay, not one per address.
+fn interleave(addresses: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr> {
+    let Some(first) = addresses.first() else { return Vec::new() };
+    let (same, other): (Vec<std::net::SocketAddr>, Vec<_>) =
+        addresses.iter().partition(|a| a.is_ipv6() == first.is_ipv6());
+    let (mut same, mut other) = (same.into_iter(), other.into_iter());
+    let mut interleaved = Vec::with_capacity(addresses.len());
+    loop {
+        match (same.next(), other.next()) {
+            (None, None) => return interleaved,
+            (a, b) => interleaved.extend(a.into_iter().chain(b)),
+        }
+    }
+}
+
+/// Connects to the first of `addresses` that answers ("happy eyeballs",
+/// RFC 8305, simplified): an attempt that fails starts the next address at
+/// once, one with no answer within `stagger` gets the next address started
+/// beside it; the first connection made wins and the other attempts are
+/// dropped (their sockets closed). All failing, the last failure is the
+/// error.
+async fn connect_any(
+    addresses: &[std::net::SocketAddr],
+    stagger: Duration,
+) -> io::Result<async_io::Async<std::net::TcpStream>> {
+    use futures::future::Either;
+    use futures::stream::{FuturesUnordered, StreamExt};
+
+    let attempt = |address: std::net::SocketAddr| async move {
+        (address, async_io::Async::<std::net::TcpStream>::connect(address).await)
+    };
+    let mut waiting = addresses.iter().copied();
+    let mut attempts = FuturesUnordered::new();
+    let mut last_error = None;
+    loop {
+        if attempts.is_empty() {
+            match waiting.next() {
+                Some(address) => attempts.push(attempt(address)),
+                None => {
+                    return Err(last_error
+                        .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
+        let next_after = if waiting.len() > 0 { async_io::Timer::after(stagger) } else { async_io::Timer::never() };
+        let finished = match futures::future::select(attempts.next(), next_after).await {
+            Either::Left((finished, _)) => finished,
+            Either::Right(_) => None,
+        };
+        match finished {
+            Some((_, Ok(stream))) => return Ok(stream),
+            Some((address, Err(error))) => {
+                tracing::debug!(%address, %error, "connect failed; trying the next address");
+                last_error = Some(error);
+            }
+            None => tracing::debug!(?stagger, "no connection yet; trying the next address too"),
+        }
+        if let Some(address) = waiting.next() {
+            attempts.push(attempt(address));
+        }
     }
 }
 
@@ -209,19 +301,139 @@ impl Connector for AsyncIoConnector {
 }
 
 /// The addresses of `target`: an IP address as is, a host name through the
-/// system resolver (blocking, so on its own thread).
-async fn resolve(target: &Target) -> io::Result<Vec<std::net::SocketAddr>> {
-    use std::net::ToSocketAddrs;
-
+/// system resolver (see [`lookups`]).
+async fn resolve(target: &Target) -> io::Result<Arc<[std::net::SocketAddr]>> {
     if let Ok(ip) = target.host.parse::<std::net::IpAddr>() {
-        return Ok(vec![std::net::SocketAddr::new(ip, target.port)]);
+        return Ok(Arc::new([std::net::SocketAddr::new(ip, target.port)]));
     }
-    let (reply, answer) = futures::channel::oneshot::channel();
-    let (host, port) = (target.host.clone(), target.port);
-    std::thread::Builder::new().name("dgs-resolve".into()).spawn(move || {
-        let _ = reply.send((host.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-    })?;
-    answer.await.map_err(|_| io::Error::other("the resolver thread ended without an answer"))?
+    lookups::resolve(&target.host, target.port, system_lookup).await
+}
+
+/// The system resolver (`getaddrinfo`): blocking.
+fn system_lookup(host: &str, port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    (host, port).to_socket_addrs().map(Vec::from_iter)
+}
+
+/// Host name lookups shared by every connect in the process. The system
+/// resolver blocks, so a lookup runs on its own short-lived thread; there is
+/// at most one such thread per `(host, port)` at a time: connects to a host
+/// being looked up wait for that answer (a group's shards starting together,
+/// or all reconnecting after an outage, resolve the gateway once). A
+/// successful answer is reused for `RESOLVED_FOR`; a failure is not kept,
+/// the next connect looks up again. The table holds one entry per distinct
+/// host (stale ones are dropped on the next lookup), so its size is bounded
+/// by the hosts a process connects to.
+mod lookups {
+    use std::collections::HashMap;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+    use std::time::{Duration, Instant};
+
+    use futures::channel::oneshot;
+
+    /// How long a host's addresses are reused: long enough that a
+    /// 1,000-shard start or a reconnect storm resolves once, short enough
+    /// to follow DNS changes.
+    pub(super) const RESOLVED_FOR: Duration = Duration::from_secs(30);
+
+    /// A blocking resolver (the system's; the tests' own).
+    pub(super) type Lookup = fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
+
+    type Key = (String, u16);
+    /// An answer as every waiter gets it (`io::Error` is not `Clone`).
+    type Answer = Result<Arc<[SocketAddr]>, (io::ErrorKind, String)>;
+
+    enum Entry {
+        /// A resolver thread is running; these connects wait for it.
+        Resolving(Vec<oneshot::Sender<Answer>>),
+        /// Its addresses, resolved at `at`.
+        Resolved { addresses: Arc<[SocketAddr]>, at: Instant },
+    }
+
+    static TABLE: LazyLock<Mutex<HashMap<Key, Entry>>> = LazyLock::new(Mutex::default);
+
+    /// Resolver threads started, by host (tests count them).
+    #[cfg(test)]
+    pub(super) static STARTED: Mutex<Vec<Key>> = Mutex::new(Vec::new());
+
+    fn table() -> MutexGuard<'static, HashMap<Key, Entry>> {
+        // Nothing panics while holding the lock; a poisoned table is still consistent.
+        TABLE.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The addresses of `host:port`: a recent answer, the answer of a
+    /// lookup already running, or that of a new one through `lookup`.
+    pub(super) async fn resolve(host: &str, port: u16, lookup: Lookup) -> io::Result<Arc<[SocketAddr]>> {
+        let key = (host.to_owned(), port);
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut table = table();
+            let now = Instant::now();
+            table.retain(|_, entry| match entry {
+                Entry::Resolved { at, .. } => now.saturating_duration_since(*at) < RESOLVED_FOR,
+                Entry::Resolving(_) => true,
+            });
+            match table.get_mut(&key) {
+                Some(Entry::Resolved { addresses, .. }) => return Ok(Arc::clone(addresses)),
+                Some(Entry::Resolving(waiting)) => {
+                    // Connects that gave up (timed out, dropped) wait no more.
+                    waiting.retain(|waiter| !waiter.is_canceled());
+                    waiting.push(reply);
+                    false
+                }
+                None => {
+                    table.insert(key.clone(), Entry::Resolving(vec![reply]));
+                    true
+                }
+            }
+        };
+        if start {
+            #[cfg(test)]
+            STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(key.clone());
+            let thread_key = key.clone();
+            let spawned = std::thread::Builder::new().name("dgs-resolve".into()).spawn(move || {
+                let (host, port) = (thread_key.0.as_str(), thread_key.1);
+                let result = std::panic::catch_unwind(|| lookup(host, port))
+                    .unwrap_or_else(|_| Err(io::Error::other("the resolver panicked")));
+                finish(&thread_key, result);
+            });
+            if let Err(error) = spawned {
+                finish(&key, Err(error));
+            }
+        }
+        match answer.await {
+            Ok(Ok(addresses)) => Ok(addresses),
+            Ok(Err((kind, message))) => Err(io::Error::new(kind, message)),
+            Err(oneshot::Canceled) => Err(io::Error::other("the resolver thread ended without an answer")),
+        }
+    }
+
+    /// Hands the answer to every connect waiting for it, and keeps it if it
+    /// has addresses.
+    fn finish(key: &Key, result: io::Result<Vec<SocketAddr>>) {
+        let answer: Answer = result.map(Arc::from).map_err(|error| (error.kind(), error.to_string()));
+        let mut table = table();
+        let waiting = match table.remove(key) {
+            Some(Entry::Resolving(waiting)) => waiting,
+            Some(resolved) => {
+                // Not ours (cannot happen: one lookup per key at a time); keep it.
+                table.insert(key.clone(), resolved);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        if let Ok(addresses) = &answer {
+            if !addresses.is_empty() {
+                table.insert(key.clone(), Entry::Resolved { addresses: Arc::clone(addresses), at: Instant::now() });
+            }
+        }
+        drop(table);
+        for waiter in waiting {
+            let _ = waiter.send(answer.clone());
+        }
+    }
 }
 
 /// async-std's TCP, with `TCP_NODELAY` and TCP keepalive as
@@ -254,8 +466,10 @@ impl Connector for AsyncStdConnector {
 /// It must connect inside a tokio runtime (a task, or `block_on`): outside
 /// one it fails with [`io::ErrorKind::Unsupported`] instead of panicking.
 /// The runtime needs its I/O driver (`#[tokio::main]`, `Runtime::new` and
-/// `Builder::enable_all` have it): tokio panics on a socket in a runtime
-/// built without `enable_io`.
+/// `Builder::enable_all` have it): in a runtime built without `enable_io`
+/// tokio panics on a socket; the connector catches that panic and fails the
+/// connect with [`io::ErrorKind::Unsupported`] (the default panic hook still
+/// prints the panic message; with `panic = "abort"` nothing can be caught).
 /// The [`DefaultConnector`] picks it there by itself, so `Shard::new` on
 /// tokio needs no glue; spawn the driver as a task
 /// (`tokio::spawn(shard.take_driver().unwrap())`) or let polling the shard
@@ -273,10 +487,61 @@ impl TokioConnector {
                 "TokioConnector connects only inside a tokio runtime",
             ));
         }
-        let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+        // tokio panics (rather than failing) on a socket in a runtime built
+        // without its I/O driver, and has no public way to ask beforehand:
+        // the panic is caught here and made an error, so it never escapes
+        // the shard's poll.
+        let connecting = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
+        let stream = match std::panic::AssertUnwindSafe(connecting).catch_unwind().await {
+            Ok(connected) => connected?,
+            Err(panic) => return Err(tokio_panic(panic)),
+        };
         tune(socket2::SockRef::from(&stream))?;
         Ok(stream)
     }
+}
+
+/// The inner error of [`TokioConnector`]'s `io::Error` when the current
+/// tokio runtime has no I/O driver (so [`DefaultConnector`] can tell it
+/// from a connect failure and fall back).
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+struct TokioIoDisabled;
+
+#[cfg(feature = "tokio")]
+impl std::fmt::Display for TokioIoDisabled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "the tokio runtime has no I/O driver: build it with `enable_io` (or `enable_all`) \
+             to use TokioConnector",
+        )
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl std::error::Error for TokioIoDisabled {}
+
+/// A panic caught from tokio's connect as an error: [`TokioIoDisabled`]
+/// (kind `Unsupported`) for the runtime without I/O, else an `Other` error
+/// carrying the panic message.
+#[cfg(feature = "tokio")]
+fn tokio_panic(panic: Box<dyn std::any::Any + Send>) -> io::Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    if message.contains("IO is disabled") {
+        io::Error::new(io::ErrorKind::Unsupported, TokioIoDisabled)
+    } else {
+        io::Error::other(format!("tokio panicked while connecting: {message}"))
+    }
+}
+
+/// Whether `error` is [`TokioConnector`]'s "this runtime has no I/O driver".
+#[cfg(feature = "tokio")]
+fn is_tokio_io_disabled(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<TokioIoDisabled>())
 }
 
 #[cfg(feature = "tokio")]
@@ -338,6 +603,18 @@ impl<T: tokio::io::AsyncWrite + Unpin> AsyncWrite for TokioIo<T> {
 /// [`AsyncStdConnector`] (feature `async-std`), else [`AsyncIoConnector`].
 /// See [the module docs](self#runtimes) for why the choice is made at
 /// connect time.
+///
+/// Inside a **current-thread** tokio runtime that is only entered on the
+/// polling thread (`Runtime::enter`) while another executor polls the
+/// shard, tokio is picked but its I/O never runs, and connects time out
+/// forever: use [`AsyncIoConnector`] through `Shard::with_connector` there
+/// (see [the module docs](self#runtimes)).
+///
+/// A tokio runtime built without `enable_io` cannot carry tokio sockets:
+/// there the connection is made with [`AsyncIoConnector`] instead, and the
+/// runtime is remembered so that its later connections skip tokio (a
+/// warning is logged once per runtime; tokio's panic message, caught, is
+/// printed by the panic hook on the first attempt).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultConnector;
 
@@ -347,7 +624,21 @@ impl Connector for DefaultConnector {
         tracing::debug!(connector = ?choice, host = %target.host, port = target.port, "connecting");
         match choice {
             #[cfg(feature = "tokio")]
-            Choice::Tokio => TokioConnector.connect(target),
+            Choice::Tokio => {
+                let runtime = tokio::runtime::Handle::try_current().ok().map(|handle| handle.id());
+                let connecting = TokioConnector.connect(target.clone());
+                Box::pin(async move {
+                    match connecting.await {
+                        Err(error) if is_tokio_io_disabled(&error) => {
+                            if let Some(runtime) = runtime {
+                                without_io::remember(runtime);
+                            }
+                            AsyncIoConnector.connect(target).await
+                        }
+                        connected => connected,
+                    }
+                })
+            }
             #[cfg(feature = "async-std")]
             Choice::AsyncStd => AsyncStdConnector.connect(target),
             Choice::AsyncIo => AsyncIoConnector.connect(target),
@@ -362,20 +653,56 @@ enum Choice {
     Tokio,
     #[cfg(feature = "async-std")]
     AsyncStd,
-    #[cfg_attr(feature = "async-std", allow(dead_code))]
+    #[cfg_attr(all(feature = "async-std", not(feature = "tokio")), allow(dead_code))]
     AsyncIo,
 }
 
 impl DefaultConnector {
     fn choose() -> Choice {
         #[cfg(feature = "tokio")]
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Choice::Tokio;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            return if without_io::known(runtime.id()) { Choice::AsyncIo } else { Choice::Tokio };
         }
         #[cfg(feature = "async-std")]
         return Choice::AsyncStd;
         #[cfg(not(feature = "async-std"))]
         return Choice::AsyncIo;
+    }
+}
+
+/// The tokio runtimes found without an I/O driver, so that the
+/// [`DefaultConnector`] goes straight to async-io in them after the first
+/// connect there. Bounded: past [`without_io::LIMIT`] runtimes (a process
+/// that keeps building I/O-less runtimes), later ones are not remembered and
+/// each of their connects falls back again (correct, only slower).
+#[cfg(feature = "tokio")]
+mod without_io {
+    use std::sync::{Mutex, PoisonError};
+
+    use tokio::runtime::Id;
+
+    pub(super) const LIMIT: usize = 64;
+
+    static RUNTIMES: Mutex<Vec<Id>> = Mutex::new(Vec::new());
+
+    /// Whether connects in `runtime` have found it without I/O.
+    pub(super) fn known(runtime: Id) -> bool {
+        RUNTIMES.lock().unwrap_or_else(PoisonError::into_inner).contains(&runtime)
+    }
+
+    /// Records `runtime` as I/O-less; logs the first time for each runtime.
+    pub(super) fn remember(runtime: Id) {
+        let mut runtimes = RUNTIMES.lock().unwrap_or_else(PoisonError::into_inner);
+        if runtimes.contains(&runtime) || runtimes.len() >= LIMIT {
+            return;
+        }
+        runtimes.push(runtime);
+        drop(runtimes);
+        tracing::warn!(
+            %runtime,
+            "this tokio runtime was built without `enable_io`: connecting with async-io's TCP instead \
+             (build the runtime with `enable_io` or `enable_all` to use tokio's)"
+        );
     }
 }
 
@@ -680,11 +1007,133 @@ mod tests {
     }
 
     #[test]
+    fn address_families_alternate() {
+        let v4 = |n| std::net::SocketAddr::from(([10, 0, 0, n], 1));
+        let v6 = |n| std::net::SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, n as u16], 1));
+        assert_eq!(interleave(&[v6(1), v6(2), v6(3), v4(1)]), [v6(1), v4(1), v6(2), v6(3)]);
+        assert_eq!(interleave(&[v4(1), v4(2), v6(1), v6(2)]), [v4(1), v6(1), v4(2), v6(2)]);
+        assert_eq!(interleave(&[v4(1)]), [v4(1)]);
+        assert_eq!(interleave(&[]), []);
+    }
+
+    /// A listener whose accept queue is full: the kernel drops further SYNs,
+    /// so a connect to it hangs (a black-holed address), or `None` where
+    /// that cannot be set up.
+    fn black_hole() -> Option<(socket2::Socket, Vec<std::net::TcpStream>)> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).ok()?;
+        socket.listen(0).ok()?;
+        let address = socket.local_addr().ok()?.as_socket()?;
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)) {
+                Ok(stream) => queued.push(stream),
+                Err(error) if error.kind() == io::ErrorKind::TimedOut => return Some((socket, queued)),
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn an_address_that_does_not_answer_gets_the_next_one_tried_beside_it() {
+        let Some((hole, _queued)) = black_hole() else {
+            eprintln!("skipped: no black-holed listener can be made here");
+            return;
+        };
+        let hole = hole.local_addr().unwrap().as_socket().unwrap();
+        let (listener, _) = loopback();
+        let good = listener.local_addr().unwrap();
+        let started = std::time::Instant::now();
+        let stream = async_io::block_on(connect_any(&[hole, good], Duration::from_millis(250))).unwrap();
+        let took = started.elapsed();
+        assert_eq!(stream.get_ref().peer_addr().unwrap(), good);
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "{took:?}");
+        // A refused address moves on at once, without the delay.
+        let (closed, _) = loopback();
+        let refused = closed.local_addr().unwrap();
+        drop(closed);
+        let started = std::time::Instant::now();
+        let stream = async_io::block_on(connect_any(&[refused, good], Duration::from_secs(5))).unwrap();
+        assert_eq!(stream.get_ref().peer_addr().unwrap(), good);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // All failing: the last failure.
+        let error = async_io::block_on(connect_any(&[refused, refused], Duration::from_secs(5))).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        let none = async_io::block_on(connect_any(&[], Duration::from_secs(5))).unwrap_err();
+        assert_eq!(none.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn a_refused_connection_is_an_error() {
         let (listener, target) = loopback();
         drop(listener);
         let error = async_io::block_on(AsyncIoConnector::tcp(&target)).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    /// Resolver threads started for `host:port` so far.
+    fn resolver_threads(host: &str, port: u16) -> usize {
+        lookups::STARTED.lock().unwrap().iter().filter(|(h, p)| h == host && *p == port).count()
+    }
+
+    #[test]
+    fn concurrent_lookups_of_a_host_share_one_resolver_thread_and_the_answer_is_kept() {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fn slow(_host: &str, port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+        }
+        // `join_all` polls every lookup before the first answer comes.
+        let lookups = (0..200).map(|_| lookups::resolve("coalesced.test", 1, slow));
+        let answers = async_io::block_on(futures::future::join_all(lookups));
+        for answer in answers {
+            assert_eq!(answer.unwrap()[..], [std::net::SocketAddr::from(([127, 0, 0, 1], 1))]);
+        }
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(resolver_threads("coalesced.test", 1), 1);
+        // Kept: a later connect needs no lookup.
+        async_io::block_on(lookups::resolve("coalesced.test", 1, slow)).unwrap();
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_lookup_is_shared_but_not_kept() {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fn failing(_host: &str, _port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
+        }
+        let lookups = (0..50).map(|_| lookups::resolve("failing.test", 1, failing));
+        for answer in async_io::block_on(futures::future::join_all(lookups)) {
+            let error = answer.unwrap_err();
+            assert_eq!((error.kind(), error.to_string().as_str()), (io::ErrorKind::NotFound, "no such host"));
+        }
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Not kept: the next connect looks up again.
+        async_io::block_on(lookups::resolve("failing.test", 1, failing)).unwrap_err();
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// What the review measured (one `getaddrinfo` thread per attempt): 200
+    /// connects to `localhost` at once, through the system resolver, start a
+    /// handful of resolver threads at most, and every one gets an answer.
+    #[test]
+    fn concurrent_connects_to_a_host_start_a_handful_of_resolver_threads() {
+        let (listener, _) = loopback();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let connects =
+            (0..200).map(|_| AsyncIoConnector.connect(Target { host: "localhost".into(), port, tls: false }));
+        let answers = async_io::block_on(futures::future::join_all(connects));
+        for answer in answers {
+            // Nothing listens: refused (or ::1 unreachable where IPv6 is off).
+            assert!(answer.is_err());
+        }
+        let threads = resolver_threads("localhost", port);
+        assert!((1..=3).contains(&threads), "{threads} resolver threads for 200 connects");
     }
 
     #[cfg(feature = "async-std")]
@@ -722,6 +1171,25 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn in_a_tokio_runtime_without_io_the_default_connector_falls_back_to_async_io() {
+        let (_listener, target) = loopback();
+        let without_io = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        // The tokio connector alone: an error, not a panic.
+        let error = without_io.block_on(TokioConnector::tcp(&target)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::Unsupported);
+        assert!(is_tokio_io_disabled(&error) && error.to_string().contains("enable_io"), "{error}");
+        // Chosen first, tokio fails; the connection is made with async-io.
+        assert_eq!(without_io.block_on(async { DefaultConnector::choose() }), Choice::Tokio);
+        without_io.block_on(async { DefaultConnector.connect(target.clone()).await }).unwrap();
+        // Remembered for that runtime only.
+        assert_eq!(without_io.block_on(async { DefaultConnector::choose() }), Choice::AsyncIo);
+        without_io.block_on(async { DefaultConnector.connect(target).await }).unwrap();
+        let with_io = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+        assert_eq!(with_io.block_on(async { DefaultConnector::choose() }), Choice::Tokio);
+    }
+
     #[cfg(feature = "rustls")]
     #[test]
     fn without_roots_there_is_no_default_configuration() {
@@ -750,6 +1218,100 @@ mod tests {
         let tls = Tls::given(Arc::new(config(&[b"h2"])));
         // Checked even for a ws:// URL: the configuration is wrong either way.
         assert!(matches!(tls.check("ws://127.0.0.1:1"), Err(TlsError::Alpn(_))));
+    }
+
+    /// A TLS server on a std thread with a certificate for
+    /// 127.0.0.1 from a CA made here; accepts one connection and drives its
+    /// handshake until it fails or completes.
+    #[cfg(feature = "rustls")]
+    fn tls_server() -> (u16, Vec<u8>, std::thread::JoinHandle<Result<(), String>>) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "test CA");
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ca = issuer.der().to_vec();
+        let thread = std::thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().map_err(|e| e.to_string())?;
+            let mut conn = rustls::ServerConnection::new(Arc::new(server)).map_err(|e| e.to_string())?;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        (port, ca, thread)
+    }
+
+    #[cfg(feature = "rustls-webpki-roots")]
+    #[test]
+    fn a_refused_certificate_is_a_tls_error_inside_the_io_error() {
+        let (port, _ca, server) = tls_server();
+        let target = Target { host: "127.0.0.1".into(), port, tls: true };
+        let error = async_io::block_on(async {
+            let stream = AsyncIoConnector.connect(target).await.unwrap();
+            Tls::default().wrap("127.0.0.1", stream).await.map(|_| ())
+        })
+        .unwrap_err();
+        let tls = error.get_ref().and_then(|e| e.downcast_ref::<TlsError>()).cloned();
+        assert!(
+            matches!(&tls, Some(TlsError::InvalidCertificate { host, reason }) if host == "127.0.0.1" && reason.contains("UnknownIssuer")),
+            "{error:?}"
+        );
+        let _ = server.join();
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn a_given_config_trusting_the_ca_connects_to_an_ip_address() {
+        let (port, ca, server) = tls_server();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from(ca)).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let target = Target { host: "127.0.0.1".into(), port, tls: true };
+        async_io::block_on(async {
+            let stream = AsyncIoConnector.connect(target).await.unwrap();
+            Tls::given(Arc::new(config)).wrap("127.0.0.1", stream).await.map(|_| ())
+        })
+        .unwrap();
+        server.join().unwrap().unwrap();
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn tokio_io_reads_eof_and_close_shuts_down() {
+        use futures::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (a, b) = tokio::io::duplex(64);
+            let (mut a, mut b) = (TokioIo(a), TokioIo(b));
+            a.write_all(b"hello").await.unwrap();
+            a.close().await.unwrap();
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"hello");
+            // A read into an empty buffer is Ok(0) (not an error).
+            assert_eq!(b.read(&mut []).await.unwrap(), 0);
+        });
     }
 
     #[cfg(feature = "rustls-webpki-roots")]

@@ -17,7 +17,7 @@ use discord_gateway_stream::{CloseMode, Config, Intents, Shard, ShardError, Shar
 use futures::StreamExt;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use support::client::sim_config;
+use support::client::{sim_config, LogCapture};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -137,15 +137,20 @@ async fn a_group_uses_the_given_client_config_and_it_offers_http_1_1() {
 
 /// The certificate is signed by a CA the configuration does not trust: every
 /// handshake is refused by the client, the shard reports connect failures
-/// and retries, and no WebSocket ever reaches the simulator.
+/// and retries, and no WebSocket ever reaches the simulator. The client's
+/// side of it is a [`TlsError::InvalidCertificate`] (unknown issuer) in the
+/// connect failure the shard logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_from_another_ca_is_refused() {
+    use tracing::instrument::WithSubscriber;
+
     let (sim, server_ca, other_ca) = (simulator(), ca("server CA"), ca("other CA"));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let proxy = tls_proxy(&server_ca, sim.port(), Arc::clone(&seen)).await;
     let mut shard = Shard::builder(config(&sim, proxy)).tls_config(client_config(&other_ca)).build().unwrap();
     let handle = shard.handle();
-    tokio::spawn(shard.take_driver().unwrap());
+    let logs = LogCapture::default();
+    tokio::spawn(shard.take_driver().unwrap().with_subscriber(logs.dispatch(tracing::Level::WARN)));
     wait_until(|| seen.lock().unwrap().refused.len() >= 2, "two refused handshakes").await;
     wait_until(
         || matches!(handle.status(), Status::Reconnecting { reason: DisconnectReason::ConnectFailed, .. }),
@@ -157,6 +162,16 @@ async fn a_certificate_from_another_ca_is_refused() {
     // The client's alert: rustls names it on the server side.
     assert!(seen.refused.iter().all(|e| e.contains("UnknownCA") || e.contains("BadCertificate")), "{:?}", seen.refused);
     assert!(sim.connections().is_empty());
+    // The client's side: each failed connect is logged with the TlsError
+    // (`TlsError::InvalidCertificate`'s message, rustls's reason).
+    let expected = TlsError::InvalidCertificate {
+        host: "127.0.0.1".into(),
+        reason: "invalid peer certificate: UnknownIssuer".into(),
+    };
+    let logs = logs.text();
+    let failures: Vec<&str> = logs.lines().filter(|line| line.contains("connect failed")).collect();
+    assert!(!failures.is_empty(), "no connect failure logged: {logs}");
+    assert!(failures.iter().all(|line| line.contains(&expected.to_string())), "{failures:#?}");
 }
 
 /// Without a given configuration the default roots apply, and they do not
