@@ -87,7 +87,7 @@ pub fn run_typed(args: &ClientArgs) -> ! {
     ))
 }
 
-/// The default connector (async-std TCP), not spawned: polling the stream
+/// The default connector (async-io TCP), not spawned: polling the stream
 /// drives the connection, all on the thread in `async_io::block_on`.
 pub fn run_async_std(args: &ClientArgs) -> ! {
     let mut shard = Shard::new(config(args)).expect("shard");

@@ -21,7 +21,7 @@
 //! server's allocations are never counted and the RSS figures are the
 //! client's alone:
 //!
-//! - `ours-async-std`: `Shard::new` (the default async-std connector, with
+//! - `ours-async-std`: `Shard::new` (the default connector, async-io TCP, with
 //!   `Compression::ZlibStream`, `ZstdStream` or `None`),
 //!   nothing spawned: all shard streams in one `FuturesUnordered` under
 //!   `async_io::block_on`; polling a stream drives its connection.
@@ -102,7 +102,7 @@ enum Client {
 impl Client {
     fn label(self) -> &'static str {
         match self {
-            Client::OursAsyncStd => "ours, async-std (`Shard::new`), driven by polling",
+            Client::OursAsyncStd => "ours, async-io (`Shard::new`), driven by polling",
             Client::OursTokio => "ours, tokio (compat connector), driver spawned",
             Client::Twilight => "twilight-gateway 0.18.0, tokio",
         }

@@ -88,7 +88,7 @@ use mixes::{Mix, MixKind, Replay};
 enum Client {
     /// Shard, tokio connector, driver spawned; every dispatch's `t`, `s`, `d` span.
     OursTokio,
-    /// Shard::new (async-std connector), not spawned, async_io::block_on.
+    /// Shard::new (the default connector: async-io), not spawned, async_io::block_on.
     OursAsyncStd,
     /// As `OursTokio`, MESSAGE_CREATE deserialized into twilight-model.
     OursTyped,
@@ -136,7 +136,7 @@ impl Client {
     fn label(self) -> &'static str {
         match self {
             Client::OursTokio => "ours (tokio, driver spawned)",
-            Client::OursAsyncStd => "ours (async-std, not spawned)",
+            Client::OursAsyncStd => "ours (`Shard::new`, async-io, not spawned)",
             Client::OursTyped => "ours typed (tokio): `deserialize::<MessageCreate>`",
             Client::OursStrict => "ours (tokio), `validate_payloads(true)`",
             Client::Twilight => "twilight-gateway",
@@ -662,7 +662,7 @@ fn print_tables(rows: &[Row], limits: &[Limit], repeat: usize, volumes: &[String
         ("equivalent output, twilight with zlib-rs `std`", Client::OursTokio, Some(Client::TwilightEquivalentStd)),
         ("equivalent output, both validating every payload", Client::OursStrict, Some(Client::TwilightEquivalent)),
         ("typed MESSAGE_CREATE", Client::OursTyped, Some(Client::TwilightTyped)),
-        ("minimal, ours on async-std (not spawned)", Client::OursAsyncStd, Some(Client::Twilight)),
+        ("minimal, ours `Shard::new` on async-io (not spawned)", Client::OursAsyncStd, Some(Client::Twilight)),
         ("minimal, against", Client::OursTokio, None),
     ];
     let find = |mix: MixKind, codec: Codec, client: Client| {

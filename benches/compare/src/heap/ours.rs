@@ -50,7 +50,7 @@ async fn consume(shard: &mut Shard, burst: u64) {
     child::failed(&format!("shard {:?}: stream ended", shard.id()));
 }
 
-/// `Shard::new` (the default async-std connector), nothing spawned: every
+/// `Shard::new` (the default connector, async-io TCP), nothing spawned: every
 /// shard's stream sits in one `FuturesUnordered` polled by
 /// `async_io::block_on` on the main thread, and polling a stream drives its
 /// connection.
