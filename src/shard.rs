@@ -898,7 +898,9 @@ impl Driver {
                 Wake::Request(Some(Request::Command(command))) => {
                     // It stays counted against the handle's bound while the
                     // machine holds it.
-                    let sent = self.machine.send_command(Instant::now(), command);
+                    // Its place was reserved by the handle's `send`: the
+                    // machine never refuses it for a full queue.
+                    let sent = self.machine.send_reserved_command(Instant::now(), command);
                     if let Err(error) = &sent {
                         tracing::warn!(%error, "command dropped");
                     }

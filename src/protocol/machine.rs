@@ -481,7 +481,17 @@ impl Machine {
     /// update (op 3) is also remembered for the next Identify
     /// (`docs/edge-cases.md#presence-after-re-identify`).
     pub fn send_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
-        self.core.queue_command(now, command)
+        self.core.queue_command(now, command, true)
+    }
+
+    /// Queues a command whose place the driver already reserved against
+    /// [`Config::max_queued_commands`] (a handle's `send`): it is never
+    /// refused for a full queue, so a command `send` accepted is never
+    /// dropped, even when commands a lost connection left unwritten were
+    /// handed back meanwhile (the queue then holds at most the bound plus
+    /// the driver's outbox).
+    pub(crate) fn send_reserved_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+        self.core.queue_command(now, command, false)
     }
 
     /// Closes the shard. `Final` sends 1000 and ends the session; `Resumable`
@@ -1247,11 +1257,11 @@ impl Core {
         }
     }
 
-    fn queue_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+    fn queue_command(&mut self, now: Instant, command: Command, bounded: bool) -> Result<(), CommandError> {
         if matches!(self.phase, Phase::Closed | Phase::Terminated) {
             return Err(CommandError::Closed);
         }
-        if self.queued_commands() >= self.config.max_queued_commands {
+        if bounded && self.queued_commands() >= self.config.max_queued_commands {
             return Err(CommandError::QueueFull { limit: self.config.max_queued_commands });
         }
         if command.op() == OpCode::PresenceUpdate.code() {

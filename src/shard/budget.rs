@@ -1,6 +1,6 @@
 //! The one count of a shard's queued commands, and its bound.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::protocol::CommandError;
@@ -19,6 +19,9 @@ use crate::protocol::CommandError;
 #[derive(Clone)]
 pub(crate) struct CommandBudget {
     queued: Arc<AtomicUsize>,
+    /// The driver is gone (finished, or its future dropped): nothing is
+    /// queued any more, and nothing can be.
+    closed: Arc<AtomicBool>,
     limit: usize,
 }
 
@@ -34,18 +37,25 @@ pub(crate) struct DriverBudget {
 impl CommandBudget {
     /// A budget of `limit` commands, and the driver's side of it.
     pub(crate) fn new(limit: usize) -> (CommandBudget, DriverBudget) {
-        let budget = CommandBudget { queued: Arc::new(AtomicUsize::new(0)), limit };
+        let budget =
+            CommandBudget { queued: Arc::new(AtomicUsize::new(0)), closed: Arc::new(AtomicBool::new(false)), limit };
         let driver = DriverBudget { budget: budget.clone(), in_machine: 0 };
         (budget, driver)
     }
 
     /// Commands counted now.
     pub(crate) fn queued(&self) -> usize {
+        if self.closed.load(Ordering::Acquire) {
+            return 0;
+        }
         self.queued.load(Ordering::Acquire)
     }
 
     /// A handle queues a command: one more, unless the bound is reached.
     pub(crate) fn reserve(&self) -> Result<(), CommandError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(CommandError::Closed);
+        }
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limit {
             self.release(1);
             return Err(CommandError::QueueFull { limit: self.limit });
@@ -100,6 +110,15 @@ impl DriverBudget {
     /// reaches the machine.
     pub(crate) fn unread(&mut self) {
         self.budget.release(1);
+    }
+}
+
+impl Drop for DriverBudget {
+    /// However the driver ends (it finished, or its future was dropped
+    /// unpolled, aborted or with its runtime), the commands it still counted
+    /// are gone with it: the handles read 0 queued and `send` says `Closed`.
+    fn drop(&mut self) {
+        self.budget.closed.store(true, Ordering::Release);
     }
 }
 
@@ -159,5 +178,94 @@ mod tests {
         // A final close drops them all.
         driver.settle(0);
         assert_eq!(budget.queued(), 0);
+    }
+
+    // A command `send` accepted is never dropped; a dropped driver leaves nothing counted.
+
+    use crate::intents::Intents;
+    use crate::protocol::{Command, Compression, Config, Incoming, Machine};
+    use std::time::Instant;
+
+    fn command(n: u32) -> Command {
+        Command::new(8, &format!(r#"{{"guild_id":"{n}","query":"","limit":0}}"#)).unwrap()
+    }
+
+    /// An Active machine with `max_queued_commands(limit)`.
+    fn active_machine(limit: usize, now: Instant) -> Machine {
+        let config =
+            Config::new("token", Intents::GUILDS).compression(Compression::None).rng_seed(1).max_queued_commands(limit);
+        let mut machine = Machine::new(config, now).unwrap();
+        while machine.poll_action().is_some() {}
+        machine.handle_open(now);
+        machine.handle_message(now, Incoming::Text(r#"{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}"#));
+        while machine.poll_action().is_some() {}
+        machine.grant_identify(now);
+        machine.handle_message(
+            now,
+            Incoming::Text(r#"{"t":"READY","s":1,"op":0,"d":{"v":10,"session_id":"s","resume_gateway_url":"wss://r","user":{"id":"1"},"guilds":[]}}"#),
+        );
+        while machine.poll_action().is_some() {}
+        while machine.poll_transmit().is_some() {}
+        while machine.poll_event().is_some() {}
+        machine
+    }
+
+    /// The driver's sequence (src/shard.rs `Driver::run`/`apply_outputs`) when
+    /// a zombie/ready-timeout loss happens on a socket that does not drain:
+    /// the outbox holds commands (released from the count when taken), the
+    /// driver sits in `close_socket` for up to CLOSE_GRACE while handles keep
+    /// sending, then requeues the outbox commands and only then reads the
+    /// channel. `send` said Ok to every command, yet the machine refuses the
+    /// last ones with QueueFull and the driver drops them ("command dropped").
+    #[test]
+    fn a_command_send_accepted_is_not_dropped_after_a_requeue_past_the_bound() {
+        let now = Instant::now();
+        let limit = 2;
+        let mut machine = active_machine(limit, now);
+        let (handle, mut driver) = CommandBudget::new(limit);
+        // Two commands reach the machine; the driver takes both into its outbox.
+        for n in 0..2 {
+            handle.reserve().unwrap();
+            let accepted = machine.send_command(now, command(n)).is_ok();
+            driver.handed_to_machine(accepted);
+        }
+        let outbox: Vec<String> = std::iter::from_fn(|| machine.poll_transmit_tagged())
+            .filter(|(_, is_command)| *is_command)
+            .map(|(frame, _)| frame)
+            .collect();
+        assert_eq!(outbox.len(), 2);
+        driver.settle(machine.queued_commands());
+        assert_eq!(handle.queued(), 0);
+        // The connection is lost (the machine learns it; the driver awaits
+        // close_socket, during which a handle sends command 2: accepted).
+        machine.handle_close(now, None);
+        assert_eq!(handle.reserve(), Ok(()), "send() returns Ok to command 2");
+        // apply_outputs: the outbox commands are handed back, then settled.
+        assert_eq!(machine.requeue_commands(now, outbox), 2);
+        driver.settle(machine.queued_commands());
+        // next_wake: command 2 comes out of the channel, its place reserved.
+        let sent = machine.send_reserved_command(now, command(2));
+        driver.handed_to_machine(sent.is_ok());
+        assert_eq!(sent, Ok(()), "a command send() accepted must not be dropped");
+    }
+
+    /// A driver future dropped before it finished (a Shard dropped without
+    /// polling its driver, a spawned driver whose runtime shut down, an
+    /// aborted task) never releases what it counted: the handles report
+    /// commands queued forever, and send() says QueueFull instead of Closed.
+    #[test]
+    fn a_dropped_driver_leaves_nothing_counted() {
+        let offline = |_: crate::transport::Target| async {
+            Err::<futures::io::Cursor<Vec<u8>>, _>(std::io::Error::other("offline"))
+        };
+        let shard =
+            crate::shard::Shard::with_connector(Config::new("token", Intents::GUILDS).max_queued_commands(2), offline)
+                .unwrap();
+        let handle = shard.handle();
+        handle.send(command(0)).unwrap();
+        handle.send(command(1)).unwrap();
+        drop(shard); // the driver goes with it, never run
+        assert_eq!(handle.send(command(2)), Err(CommandError::Closed), "the shard is gone");
+        assert_eq!(handle.queued_commands(), 0, "nothing is queued any more");
     }
 }
