@@ -301,7 +301,11 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
     let received: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
     let delivered_n = Arc::new(AtomicU64::new(0));
     let consumer_done = Arc::new(AtomicBool::new(false));
+    // Why the stream ended early, if it did: the soak then fails with it
+    // instead of waiting for a session that will never come.
+    let stopped: Arc<Mutex<Option<String>>> = Arc::default();
     let consumer = {
+        let stopped = Arc::clone(&stopped);
         let received = Arc::clone(&received);
         let delivered_n = Arc::clone(&delivered_n);
         let done = Arc::clone(&consumer_done);
@@ -309,7 +313,13 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
             count_this_thread(true);
             async_io::block_on(async {
                 while let Some(item) = shard.next().await {
-                    let dispatch = item.expect("no fatal error in the soak");
+                    let dispatch = match item {
+                        Ok(dispatch) => dispatch,
+                        Err(error) => {
+                            *stopped.lock().unwrap() = Some(format!("{error:?} (status {:?})", shard.status()));
+                            break;
+                        }
+                    };
                     let n = if dispatch.event() == "MESSAGE_CREATE" {
                         let d: serde_json::Value = dispatch.deserialize().expect("valid d");
                         let n = d["n"].as_u64().expect("n");
@@ -364,7 +374,13 @@ fn soak(seed: u64, total: u64, fault_count: u64) {
                     next_n += 1;
                     committed += 1;
                 }
-                None => std::thread::sleep(Duration::from_millis(1)),
+                None => {
+                    if consumer.is_finished() {
+                        let why = stopped.lock().unwrap().clone();
+                        panic!("the shard stopped during the soak: {}", why.as_deref().unwrap_or("its stream ended"));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
         }
         if heap_early.is_none() && next_n > total / 10 {
