@@ -396,10 +396,10 @@ fn spawn_on_thread(driver: discord_gateway_stream::ShardDriver) {
 }
 
 /// A management call on a group (`remove`, `restart`, `shutdown`, ...)
-/// drives the group and stashes what the shards deliver meanwhile. Each
-/// stashing poll of a shard's stream counts the previous stashed dispatch as
-/// "handled", so a checkpoint covers dispatches the application has never
-/// seen. A crash then loses them (the next process resumes past them).
+/// drives the group and stashes what the shards deliver meanwhile. A
+/// stashed dispatch counts as handled only once the application takes the
+/// next item from the group, so no checkpoint covers one it has not seen
+/// (a crash would otherwise lose it: the next process resumes past it).
 #[test]
 fn dispatches_stashed_by_a_management_call_are_not_checkpointed() {
     let sim = simulator();
@@ -448,10 +448,9 @@ fn dispatches_stashed_by_a_management_call_are_not_checkpointed() {
 }
 
 /// `restart` (here from a `GroupController`, so nothing is stashed): the
-/// new connection resumes the closed one's session and checkpoints it at
-/// once (its own handled count is 0, its first candidate needs 0), while
-/// the old connection's dispatches up to that seq are still queued in the
-/// slot, unhandled.
+/// new connection resumes the closed one's session, and saves nothing until
+/// the application has handled a dispatch of its own, so the old
+/// connection's dispatches still queued ahead of it are never covered.
 #[test]
 fn a_restarted_shard_does_not_checkpoint_past_the_old_connections_unhandled_dispatches() {
     let sim = simulator();
@@ -503,9 +502,9 @@ fn a_restarted_shard_does_not_checkpoint_past_the_old_connections_unhandled_disp
 
 /// The file store refuses records older than `max_age` (default 10 min) and
 /// Redis expires them after its TTL (default 10 min), counted from the last
-/// save; but a shard saves only when its seq or status changes. A shard
-/// whose guilds are quiet for longer than that (heartbeats only: the
-/// session is alive) has no usable record: a crash then costs an Identify.
+/// save. A shard whose guilds are quiet for longer than that (heartbeats
+/// only: the session is alive) re-saves its unchanged session every third
+/// of the store's expiry, so a crash still resumes instead of identifying.
 /// Scaled down: max_age 500 ms, quiet for 1.5 s.
 #[test]
 fn a_quiet_but_alive_shard_still_resumes_after_a_crash() {
@@ -579,9 +578,9 @@ impl SessionStore for StuckOnce {
     }
 }
 
-/// While running, a store request has no timeout (only `load` and the
-/// close have one): one request that never answers ends checkpointing for
-/// the life of the shard, silently.
+/// A store request that never answers (a lost reply, a hung connection) is
+/// dropped after its timeout and the next checkpoint is tried: one lost
+/// reply does not end checkpointing for the life of the shard.
 #[test]
 fn one_lost_store_reply_does_not_end_checkpointing_for_good() {
     let sim = simulator();
