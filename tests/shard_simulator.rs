@@ -13,7 +13,7 @@ use discord_gateway_stream::testing::{OnConnect, Simulator, SimulatorConfig};
 use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardError};
 use futures::StreamExt;
 use serde_json::json;
-use support::client::{fast_policy, sim_config};
+use support::client::{fast_policy, sim_config, LogCapture};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -478,27 +478,10 @@ fn a_paused_consumer_without_a_spawned_driver_resumes_and_loses_nothing() {
 
 #[test]
 fn the_token_never_appears_in_logs_at_any_level() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
+    let capture = LogCapture::default();
     let token = "SECRET.token-value.do-not-log";
     let sim = simulator(true);
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::dispatcher::with_default(&capture.dispatch(tracing::Level::TRACE), || {
         let shard = Shard::new(config(&sim, Compression::ZlibStream)).unwrap();
         let shard_debug = format!("{shard:?} {:?}", config(&sim, Compression::ZlibStream));
         assert!(!shard_debug.contains("sim-token"));
@@ -517,7 +500,7 @@ fn the_token_never_appears_in_logs_at_any_level() {
             while next(&mut shard).await.expect("the fatal error before the end").is_ok() {}
         });
     });
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("identifying") && logs.contains("resuming"), "logs were captured: {logs}");
     assert!(!logs.contains(token), "token leaked into logs");
     assert!(!logs.contains("SECRET"), "token leaked into logs");
