@@ -22,7 +22,7 @@ use discord_gateway_stream::{
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde_json::json;
-use support::client::fast_policy;
+use support::client::sim_config;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -31,11 +31,12 @@ fn simulator() -> Simulator {
 }
 
 fn config(sim_url: &str) -> Config {
-    Config::new("sim-token", Intents::GUILDS | Intents::GUILD_MESSAGES)
-        .base_url(sim_url)
-        .compression(Compression::None)
-        .reconnect_policy(fast_policy())
-        .min_heartbeat_interval(Duration::from_millis(100))
+    sim_config(sim_url.to_owned(), Intents::GUILDS | Intents::GUILD_MESSAGES).compression(Compression::None)
+}
+
+/// A shard on `sim` that checkpoints in `store` at most once per `every`.
+fn checkpointing(sim: &Simulator, store: impl SessionStore, every: Duration) -> Shard {
+    Shard::builder(config(&sim.url())).session_store(store).checkpoint_interval(every).build().unwrap()
 }
 
 fn block_on<T>(future: impl Future<Output = T>) -> T {
@@ -200,11 +201,7 @@ fn a_shard_checkpoints_and_the_next_one_resumes_from_the_store_without_identifyi
     let sim = simulator();
     let store = Counting::default();
     let one = ShardId::ONE;
-    let mut shard = Shard::builder(config(&sim.url()))
-        .session_store(store.clone())
-        .checkpoint_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let mut shard = checkpointing(&sim, store.clone(), Duration::from_millis(50));
     block_on(async {
         read_until(&mut shard, "READY").await;
         assert!(sim.wait_until_live(WAIT));
@@ -251,11 +248,7 @@ fn a_rejected_stored_session_is_cleared_then_overwritten_by_the_new_one() {
     let sim = simulator();
     let store = Counting::default();
     block_on(store.inner.save(ShardSession { shard: ShardId::ONE, session: session("expired", 40) })).unwrap();
-    let mut shard = Shard::builder(config(&sim.url()))
-        .session_store(store.clone())
-        .checkpoint_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
+    let mut shard = checkpointing(&sim, store.clone(), Duration::from_millis(20));
     block_on(async {
         read_until(&mut shard, "READY").await;
         let deadline = Instant::now() + WAIT;
@@ -299,13 +292,7 @@ fn a_resumable_close_saves_the_final_session_and_a_final_close_clears_it() {
     let sim = simulator();
     let store = MemorySessionStore::new();
     // A long interval: only the close can have saved the last state.
-    let build = || {
-        Shard::builder(config(&sim.url()))
-            .session_store(store.clone())
-            .checkpoint_interval(Duration::from_secs(3600))
-            .build()
-            .unwrap()
-    };
+    let build = || checkpointing(&sim, store.clone(), Duration::from_secs(3600));
     let mut shard = build();
     block_on(async {
         read_until(&mut shard, "READY").await;
@@ -352,11 +339,7 @@ impl SessionStore for Stuck {
 fn a_store_that_never_answers_neither_stalls_dispatches_nor_piles_up_saves() {
     let sim = simulator();
     let store = Stuck::default();
-    let mut shard = Shard::builder(config(&sim.url()))
-        .session_store(store.clone())
-        .checkpoint_interval(Duration::from_millis(10))
-        .build()
-        .unwrap();
+    let mut shard = checkpointing(&sim, store.clone(), Duration::from_millis(10));
     const EVENTS: u64 = 2_000;
     let started = Instant::now();
     block_on(async {
@@ -521,11 +504,7 @@ fn quiet_shard(max_age: Option<Duration>) {
     let sim = simulator();
     let dir = temp_dir(&format!("quiet-{}", max_age.is_some()));
     let store = FileSessionStore::new(&dir).unwrap().max_age(max_age);
-    let mut shard = Shard::builder(config(&sim.url()))
-        .session_store(store.clone())
-        .checkpoint_interval(Duration::from_millis(10))
-        .build()
-        .unwrap();
+    let mut shard = checkpointing(&sim, store.clone(), Duration::from_millis(10));
     block_on(async {
         assert_eq!(next(&mut shard).await.unwrap().event(), "READY");
         // Keep asking for the next item (READY handled); nothing arrives.
@@ -585,11 +564,7 @@ impl SessionStore for StuckOnce {
 fn one_lost_store_reply_does_not_end_checkpointing_for_good() {
     let sim = simulator();
     let store = StuckOnce::default();
-    let mut shard = Shard::builder(config(&sim.url()))
-        .session_store(store.clone())
-        .checkpoint_interval(Duration::from_millis(10))
-        .build()
-        .unwrap();
+    let mut shard = checkpointing(&sim, store.clone(), Duration::from_millis(10));
     block_on(async {
         assert_eq!(next(&mut shard).await.unwrap().event(), "READY");
         assert!(sim.wait_until_live(WAIT));
