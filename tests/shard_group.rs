@@ -31,6 +31,12 @@ use support::client::sim_config;
 
 const WAIT: Duration = Duration::from_secs(20);
 const WINDOW: Duration = Duration::from_millis(300);
+/// The queue's spacing beyond the window. Its default (2%, 6 ms here) covers
+/// the jitter between a grant and the Identify's arrival on an idle machine;
+/// these tests run beside many others on two cores, where a shard identifying
+/// a few milliseconds late made the next Identify of its bucket arrive inside
+/// the simulator's window (op 9, one Identify more than the test expects).
+const MARGIN: Duration = Duration::from_millis(50);
 
 fn simulator(max_concurrency: u32) -> Simulator {
     Simulator::start(
@@ -47,7 +53,7 @@ fn config(sim: &Simulator) -> Config {
 }
 
 fn queue(max_concurrency: u32) -> LocalIdentifyQueue {
-    LocalIdentifyQueue::new(IdentifyLimits::new(max_concurrency).with_window(WINDOW))
+    LocalIdentifyQueue::new(IdentifyLimits::new(max_concurrency).with_window(WINDOW).with_margin(MARGIN))
 }
 
 /// A group whose connections run on async-std's executor, so the test
@@ -326,7 +332,11 @@ fn a_new_process_resumes_every_shard_of_a_shut_down_group_without_identify() {
     let drained: Vec<Dispatch> = block_on(old.by_ref().map(|item| item.expect("no error")).collect());
     let mut events: Vec<(ShardId, String)> =
         drained.iter().filter(|d| d.event() == "MESSAGE_CREATE").map(|d| (d.shard(), d.data().to_owned())).collect();
-    wait_until(|| sim.client_closes().iter().filter(|c| c.code == Some(4000)).count() == 4);
+    // Every old connection is gone, each closed with 4000 (resumable). Under
+    // load a shard may have reconnected (and resumed) before the shutdown, so
+    // there can be more closes than shards.
+    wait_until(|| sim.live_shards().is_empty() && sim.client_closes().len() >= 4);
+    assert!(sim.client_closes().iter().all(|c| c.code == Some(4000)), "{:?}", sim.client_closes());
 
     // Dispatched while no process is connected: they wait for the resume.
     for id in &all {
@@ -444,7 +454,9 @@ fn resharding_runs_the_new_total_beside_the_old_then_drains_it() {
 fn an_exhausted_session_budget_stops_the_shard_with_a_clear_error() {
     let sim = simulator(2);
     let limit = SessionStartLimit { total: 1000, remaining: 1, reset_after: 3_600_000, max_concurrency: 2 };
-    let queue = LocalIdentifyQueue::new(IdentifyLimits::from_session_start_limit(limit).with_window(WINDOW));
+    let queue = LocalIdentifyQueue::new(
+        IdentifyLimits::from_session_start_limit(limit).with_window(WINDOW).with_margin(MARGIN),
+    );
     let mut group = spawned(ShardGroup::builder(config(&sim), 2).identify_queue(queue.clone()));
     let mut ready = 0;
     let mut refused = None;
