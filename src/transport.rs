@@ -2,7 +2,21 @@
 //!
 //! The shard asks a [`Connector`] for a byte stream to `host:port`, layers
 //! TLS on it for `wss://` (futures-rustls, ring provider; see [TLS](#tls)),
-//! then runs the WebSocket handshake with async-tungstenite.
+//! then runs the WebSocket handshake, and async-tungstenite carries the
+//! frames from there.
+//!
+//! # WebSocket handshake
+//!
+//! The upgrade is the crate's own (RFC 6455, section 4.1): an HTTP/1.1
+//! `GET` of the URL's path and query with `Host`, `Upgrade: websocket`,
+//! `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and a fresh random
+//! `Sec-WebSocket-Key`, nothing else (no subprotocol, no extension). The
+//! answer must be `101` with `Upgrade: websocket`, `Connection: upgrade`
+//! and the matching `Sec-WebSocket-Accept`; its header may be at most
+//! 16 KiB (read no further). Bytes the server sent after the header are
+//! the WebSocket's first. Any other answer fails that connection attempt
+//! with a [`HandshakeError`] inside the `io::Error`: the shard logs it and
+//! reconnects with backoff, as for any connect failure.
 //!
 //! # Runtimes
 //!
@@ -76,6 +90,11 @@ use futures::FutureExt;
 
 #[cfg(feature = "rustls")]
 pub use futures_rustls::rustls;
+
+mod handshake;
+
+pub(crate) use handshake::client as websocket_handshake;
+pub use handshake::HandshakeError;
 
 /// A boxed byte stream: what a connector returns.
 pub type BoxedStream = Box<dyn AsyncStream>;
