@@ -194,10 +194,41 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// heartbeat goes out at once), and TCP keepalive on. A platform that refuses
 /// keepalive is logged, not fatal: the gateway heartbeat still finds a dead
 /// connection once it runs.
-fn tune(socket: socket2::SockRef<'_>) -> io::Result<()> {
+///
+/// On unix the options are set through rustix (already in the tree under
+/// async-io, safe `AsFd` API), elsewhere through socket2.
+#[cfg(unix)]
+fn tune<S: std::os::fd::AsFd>(socket: &S) -> io::Result<()> {
+    rustix::net::sockopt::set_tcp_nodelay(socket, true)?;
+    if let Err(error) = keepalive(socket.as_fd()) {
+        tracing::warn!(%error, "could not turn TCP keepalive on");
+    }
+    Ok(())
+}
+
+/// `SO_KEEPALIVE`, the idle time before the first probe where the platform
+/// has it, and the probe interval on Linux and macOS.
+#[cfg(unix)]
+fn keepalive(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(socket, true)?;
+    #[cfg(not(any(target_os = "haiku", target_os = "nto", target_os = "openbsd")))]
+    sockopt::set_tcp_keepidle(socket, KEEPALIVE_IDLE)?;
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    sockopt::set_tcp_keepintvl(socket, KEEPALIVE_INTERVAL)?;
+    Ok(())
+}
+
+/// See the unix version.
+#[cfg(not(unix))]
+fn tune<'s, S>(socket: &'s S) -> io::Result<()>
+where
+    socket2::SockRef<'s>: From<&'s S>,
+{
+    let socket = socket2::SockRef::from(socket);
     socket.set_tcp_nodelay(true)?;
     let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
-    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    #[cfg(target_os = "windows")]
     let keepalive = keepalive.with_interval(KEEPALIVE_INTERVAL);
     if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
         tracing::warn!(%error, "could not turn TCP keepalive on");
@@ -239,7 +270,7 @@ impl AsyncIoConnector {
     async fn tcp(target: &Target) -> io::Result<async_io::Async<std::net::TcpStream>> {
         let addresses = interleave(&resolve(target).await?);
         let stream = connect_any(&addresses, NEXT_ADDRESS_AFTER).await?;
-        tune(socket2::SockRef::from(stream.get_ref()))?;
+        tune(stream.get_ref())?;
         Ok(stream)
     }
 }
@@ -466,7 +497,7 @@ pub struct AsyncStdConnector;
 impl AsyncStdConnector {
     async fn tcp(target: &Target) -> io::Result<async_std::net::TcpStream> {
         let stream = async_std::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
-        tune(socket2::SockRef::from(&stream))?;
+        tune(&stream)?;
         Ok(stream)
     }
 }
@@ -515,7 +546,7 @@ impl TokioConnector {
             Ok(connected) => connected?,
             Err(panic) => return Err(tokio_panic(panic)),
         };
-        tune(socket2::SockRef::from(&stream))?;
+        tune(&stream)?;
         Ok(stream)
     }
 }
