@@ -182,7 +182,9 @@
 //!    WebSocket `Sink` in the same wake loop, so a socket that stops taking
 //!    bytes cannot freeze timers, zombie detection or `close()`. Connectors
 //!    return any `futures-io` stream; TLS is layered by the shard for
-//!    `wss://`. tungstenite's eager read buffer is cut from 128 KiB to 16 KiB
+//!    `wss://`, and the WebSocket upgrade is the driver's own (a response
+//!    header bounded to 16 KiB), tungstenite taking over for the frames.
+//!    tungstenite's eager read buffer is cut from 128 KiB to 16 KiB
 //!    per shard so idle shards stay small; its message limit is the
 //!    configured payload cap (`docs/connection.md#message-size`). Dispatches
 //!    reach the stream through a ring bounded by count and by bytes (256 and

@@ -1115,10 +1115,7 @@ impl Driver {
             if target.tls {
                 stream = tls.wrap(&target.host, stream).await?;
             }
-            let (socket, _response) =
-                async_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config))
-                    .await
-                    .map_err(io::Error::other)?;
+            let socket = transport::websocket_handshake(&url, stream, ws_config).await?;
             Ok(Box::new(socket))
         }));
     }

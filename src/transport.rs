@@ -2,7 +2,21 @@
 //!
 //! The shard asks a [`Connector`] for a byte stream to `host:port`, layers
 //! TLS on it for `wss://` (futures-rustls, ring provider; see [TLS](#tls)),
-//! then runs the WebSocket handshake with async-tungstenite.
+//! then runs the WebSocket handshake, and async-tungstenite carries the
+//! frames from there.
+//!
+//! # WebSocket handshake
+//!
+//! The upgrade is the crate's own (RFC 6455, section 4.1): an HTTP/1.1
+//! `GET` of the URL's path and query with `Host`, `Upgrade: websocket`,
+//! `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and a fresh random
+//! `Sec-WebSocket-Key`, nothing else (no subprotocol, no extension). The
+//! answer must be `101` with `Upgrade: websocket`, `Connection: upgrade`
+//! and the matching `Sec-WebSocket-Accept`; its header may be at most
+//! 16 KiB (read no further). Bytes the server sent after the header are
+//! the WebSocket's first. Any other answer fails that connection attempt
+//! with a [`HandshakeError`] inside the `io::Error`: the shard logs it and
+//! reconnects with backoff, as for any connect failure.
 //!
 //! # Runtimes
 //!
@@ -76,6 +90,11 @@ use futures::FutureExt;
 
 #[cfg(feature = "rustls")]
 pub use futures_rustls::rustls;
+
+mod handshake;
+
+pub(crate) use handshake::client as websocket_handshake;
+pub use handshake::HandshakeError;
 
 /// A boxed byte stream: what a connector returns.
 pub type BoxedStream = Box<dyn AsyncStream>;
@@ -175,10 +194,41 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// heartbeat goes out at once), and TCP keepalive on. A platform that refuses
 /// keepalive is logged, not fatal: the gateway heartbeat still finds a dead
 /// connection once it runs.
-fn tune(socket: socket2::SockRef<'_>) -> io::Result<()> {
+///
+/// On unix the options are set through rustix (already in the tree under
+/// async-io, safe `AsFd` API), elsewhere through socket2.
+#[cfg(unix)]
+fn tune<S: std::os::fd::AsFd>(socket: &S) -> io::Result<()> {
+    rustix::net::sockopt::set_tcp_nodelay(socket, true)?;
+    if let Err(error) = keepalive(socket.as_fd()) {
+        tracing::warn!(%error, "could not turn TCP keepalive on");
+    }
+    Ok(())
+}
+
+/// `SO_KEEPALIVE`, the idle time before the first probe where the platform
+/// has it, and the probe interval on Linux and macOS.
+#[cfg(unix)]
+fn keepalive(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(socket, true)?;
+    #[cfg(not(any(target_os = "haiku", target_os = "nto", target_os = "openbsd")))]
+    sockopt::set_tcp_keepidle(socket, KEEPALIVE_IDLE)?;
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    sockopt::set_tcp_keepintvl(socket, KEEPALIVE_INTERVAL)?;
+    Ok(())
+}
+
+/// See the unix version.
+#[cfg(not(unix))]
+fn tune<'s, S>(socket: &'s S) -> io::Result<()>
+where
+    socket2::SockRef<'s>: From<&'s S>,
+{
+    let socket = socket2::SockRef::from(socket);
     socket.set_tcp_nodelay(true)?;
     let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
-    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    #[cfg(target_os = "windows")]
     let keepalive = keepalive.with_interval(KEEPALIVE_INTERVAL);
     if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
         tracing::warn!(%error, "could not turn TCP keepalive on");
@@ -220,7 +270,7 @@ impl AsyncIoConnector {
     async fn tcp(target: &Target) -> io::Result<async_io::Async<std::net::TcpStream>> {
         let addresses = interleave(&resolve(target).await?);
         let stream = connect_any(&addresses, NEXT_ADDRESS_AFTER).await?;
-        tune(socket2::SockRef::from(stream.get_ref()))?;
+        tune(stream.get_ref())?;
         Ok(stream)
     }
 }
@@ -447,7 +497,7 @@ pub struct AsyncStdConnector;
 impl AsyncStdConnector {
     async fn tcp(target: &Target) -> io::Result<async_std::net::TcpStream> {
         let stream = async_std::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
-        tune(socket2::SockRef::from(&stream))?;
+        tune(&stream)?;
         Ok(stream)
     }
 }
@@ -496,7 +546,7 @@ impl TokioConnector {
             Ok(connected) => connected?,
             Err(panic) => return Err(tokio_panic(panic)),
         };
-        tune(socket2::SockRef::from(&stream))?;
+        tune(&stream)?;
         Ok(stream)
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use discord_gateway_stream::protocol::ReconnectPolicy;
-use discord_gateway_stream::testing::{OnConnect, Simulator, SimulatorConfig};
+use discord_gateway_stream::testing::{ConnectionEnd, OnConnect, Simulator, SimulatorConfig};
 use discord_gateway_stream::{CloseMode, Compression, Config, Dispatch, Intents, Shard, ShardError};
 use futures::StreamExt;
 use serde_json::json;
@@ -265,6 +265,36 @@ fn connections_that_fail_before_hello_keep_the_session_and_fall_back_to_the_base
     assert!(!connections[4].via_resume_url, "the resume goes to the base URL");
     assert_eq!(sim.identifies().len(), 1);
     assert_eq!(sim.resumes().len(), 1);
+}
+
+#[test]
+fn a_refused_websocket_upgrade_is_logged_and_retried_and_the_session_kept() {
+    // docs/connection.md#gateway-url: a failed upgrade is an ordinary
+    // transport failure. The shard's own handshake
+    // (src/transport/handshake.rs) refuses any answer but 101, the error
+    // naming the status.
+    let capture = LogCapture::default();
+    let sim = simulator(false);
+    tracing::dispatcher::with_default(&capture.dispatch(tracing::Level::WARN), || {
+        let mut shard = Shard::new(config(&sim, Compression::None)).unwrap();
+        block_on(async {
+            next_dispatch(&mut shard).await;
+            sim.push_on_connect(OnConnect::RefuseHandshake(429));
+            sim.push_on_connect(OnConnect::RefuseHandshake(503));
+            assert!(sim.drop_connection());
+            let resumed = next_dispatch(&mut shard).await;
+            assert_eq!(resumed.event(), "RESUMED");
+        });
+    });
+    let ends: Vec<_> = sim.connections().into_iter().map(|connection| connection.end).collect();
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    assert_eq!(ends[1..3], [Some(ConnectionEnd::Refused(429)), Some(ConnectionEnd::Refused(503))]);
+    let logs = capture.text();
+    for status in [429, 503] {
+        let line = format!("WebSocket handshake: the server answered HTTP {status} instead of 101 Switching Protocols");
+        assert!(logs.contains(&line), "{line:?} not in {logs}");
+    }
+    assert_eq!((sim.identifies().len(), sim.resumes().len()), (1, 1));
 }
 
 #[test]
