@@ -437,16 +437,17 @@ impl Shard {
         let Some(driver) = self.driver.as_mut() else {
             return reply.await.ok().flatten();
         };
-        // Drive the connection here until it has closed.
-        let mut reply = reply.fuse();
-        let mut driving = driver.fuse_ref();
-        loop {
-            futures::select_biased! {
-                session = reply => return session.ok().flatten(),
-                () = driving => {}
-                complete => return None,
+        // Drive the connection here until it has answered. A driver that
+        // finishes has answered or dropped the reply, which wakes us.
+        let mut reply = reply;
+        futures::future::poll_fn(|cx| {
+            if let Poll::Ready(session) = reply.poll_unpin(cx) {
+                return Poll::Ready(session.ok().flatten());
             }
-        }
+            let _ = driver.poll_drive(cx);
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -462,10 +463,6 @@ impl ShardDriver {
         } else {
             Poll::Pending
         }
-    }
-
-    fn fuse_ref(&mut self) -> impl futures::future::FusedFuture<Output = ()> + '_ {
-        futures::future::poll_fn(move |cx| self.poll_drive(cx)).fuse()
     }
 }
 
