@@ -20,6 +20,7 @@ mod support;
 
 use discord_gateway_stream::protocol::Status;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
+use discord_gateway_stream::transport::{AsyncIoConnector, Connector, Target};
 use discord_gateway_stream::{
     shard_for_guild, CloseMode, Compression, Config, ControlError, Dispatch, GroupError, Intents, ShardError,
     ShardGroup, ShardGroupBuilder, ShardId, ShardSession,
@@ -619,6 +620,50 @@ fn drive_while<T: Send>(group: &mut ShardGroup, work: impl FnOnce() -> T + Send)
         worker.join().expect("worker")
     });
     (out, seen)
+}
+
+/// Restarts wait for a connecting slot like every other start: with
+/// `max_connecting(1)`, two shards restarted together never open their
+/// sockets at the same time (each connect here takes 200 ms), and both
+/// resume.
+#[test]
+fn restarted_shards_wait_for_a_connecting_slot() {
+    let sim = simulator(2);
+    let all = [shard(0, 2), shard(1, 2)];
+    let (connecting, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let connector = {
+        let (connecting, most) = (Arc::clone(&connecting), Arc::clone(&most));
+        move |target: Target| {
+            let (connecting, most) = (Arc::clone(&connecting), Arc::clone(&most));
+            async move {
+                most.fetch_max(connecting.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                async_io::Timer::after(Duration::from_millis(200)).await;
+                let stream = AsyncIoConnector.connect(target).await;
+                connecting.fetch_sub(1, Ordering::SeqCst);
+                stream
+            }
+        }
+    };
+    let mut group = ShardGroup::builder(config(&sim), 2)
+        .identify_queue(queue(2))
+        .max_connecting(1)
+        .connector(connector)
+        .build()
+        .unwrap();
+    block_on(until_live(&mut group, &all, "READY"));
+    assert_eq!(most.load(Ordering::SeqCst), 1, "the first starts keep to the limit");
+    let control = group.controller();
+    let (results, mut seen) =
+        drive_while(&mut group, || block_on(futures::future::join(control.restart(all[0]), control.restart(all[1]))));
+    assert!(results.0.is_ok() && results.1.is_ok(), "{results:?}");
+    block_on(async {
+        while !all.iter().all(|id| seen.iter().any(|d| d.shard() == *id && d.event() == "RESUMED")) {
+            seen.push(next_dispatch(&mut group).await);
+        }
+    });
+    assert_eq!(most.load(Ordering::SeqCst), 1, "two restarted shards connected at once");
+    assert_eq!(sim.identifies().len(), 2);
+    assert_eq!(sim.resumes().len(), 2);
 }
 
 /// Management requests run one at a time. Two restarts of

@@ -278,6 +278,9 @@ impl ShardGroup {
 
     /// Restarts `shard`: a running one is closed resumably and reconnects
     /// resuming its session (no Identify); a stopped one starts afresh.
+    /// Either way it waits for a connecting slot
+    /// ([`ShardGroupBuilder::max_connecting`]) like any other start, so
+    /// restarting many shards at once does not open their sockets at once.
     pub async fn restart(&mut self, shard: ShardId) -> Result<(), ControlError> {
         self.request(|reply| Request::Restart(shard, reply)).await?
     }
@@ -334,7 +337,7 @@ impl ShardGroup {
                         return;
                     }
                     Restart::Stopped => {
-                        let _ = reply.send(self.start(shard, None).map_err(ControlError::Shard));
+                        let _ = reply.send(self.requeue(shard, None));
                         return;
                     }
                     Restart::Running(handle) => handle,
@@ -375,7 +378,7 @@ impl ShardGroup {
     fn on_closed(&mut self, closed: Closed) {
         match closed {
             Closed::Restart(shard, session, reply) => {
-                let _ = reply.send(self.start(shard, session).map_err(ControlError::Shard));
+                let _ = reply.send(self.requeue(shard, session));
             }
             Closed::Removed(session, reply) => {
                 let _ = reply.send(Ok(session));
@@ -447,6 +450,13 @@ impl ShardGroup {
         Ok(())
     }
 
+    /// Puts a restarted `shard` back in line (resuming `session`), behind
+    /// the `max_connecting` limit like every other start.
+    fn requeue(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ControlError> {
+        self.roster.requeue(shard, session);
+        self.start_queued().map_err(|failed| ControlError::Shard(failed.error))
+    }
+
     /// Starts queued shards while fewer than `max_connecting` are opening a
     /// socket: a thousand shards do not all hit the network (and the CPU) in
     /// the same instant, and identify pacing
@@ -513,8 +523,9 @@ impl ShardGroupBuilder {
         self
     }
 
-    /// How many shards may be opening a socket at once (default 8); the
-    /// others wait their turn. Identify pacing is slower than this anyway.
+    /// How many shards may be opening a socket at once (default 8), whether
+    /// they start, are added or restart; the others wait their turn.
+    /// Identify pacing is slower than this anyway.
     pub fn max_connecting(mut self, count: usize) -> Self {
         self.max_connecting = count.max(1);
         self

@@ -163,6 +163,28 @@ impl Roster {
         true
     }
 
+    /// `shard` is to connect again (a restart): back in line for a
+    /// connecting slot, to resume `session` if there is one. Its newest
+    /// connection has ended (or never ran); one already waiting keeps its
+    /// place.
+    pub(super) fn requeue(&mut self, shard: ShardId, session: Option<Session>) {
+        let entry = self.entries.entry(shard).or_insert_with(Entry::new);
+        if let Some(session) = session {
+            entry.resume = Some(Box::new(session));
+        }
+        let last = match std::mem::replace(&mut entry.state, State::Absent) {
+            State::Waiting(last) => {
+                entry.state = State::Waiting(last);
+                return;
+            }
+            State::Absent => None,
+            State::Starting(handle) | State::Running(handle) | State::Stopped(handle) => Some(handle),
+        };
+        entry.state = State::Waiting(last);
+        self.starting.remove(&shard);
+        self.line.push_back(shard);
+    }
+
     /// The next shard in line and the session it is to resume, if fewer
     /// than `max_connecting` shards hold a connecting slot. It leaves the
     /// line as not running (stopped, or absent): [`started`](Self::started)
@@ -443,6 +465,38 @@ mod tests {
         }
         roster.check();
         assert!(roster.entries.is_empty());
+    }
+
+    #[test]
+    fn a_restart_goes_back_in_line_with_its_session() {
+        let mut shards = Vec::new();
+        let mut roster = Roster::new([], (0..3).map(id));
+        start_all(&mut roster, 1, &mut shards);
+        // Shard 0 holds the only connecting slot; 1 and 2 wait.
+        let resumed = session(0).session;
+        roster.requeue(id(0), Some(resumed.clone()));
+        roster.check();
+        assert_eq!(roster.line, [id(1), id(2), id(0)], "behind the shards already waiting");
+        assert_eq!(roster.status(id(0)), Some(Status::Connecting { resume: true }));
+        assert!(roster.handle(id(0)).is_some(), "it keeps its last handle while it waits");
+        // One already waiting keeps its place (and takes a session given now).
+        roster.requeue(id(1), None);
+        roster.check();
+        assert_eq!(roster.line, [id(1), id(2), id(0)]);
+        shards[0].mark_ended();
+        // One at a time: each frees the slot once its socket is open (here: ended).
+        let mut started = Vec::new();
+        for _ in 0..3 {
+            started.extend(start_all(&mut roster, 1, &mut shards));
+            shards.last().map(Shard::mark_ended);
+        }
+        assert_eq!(started, [(id(1), None), (id(2), None), (id(0), Some(resumed))]);
+        assert_eq!(roster.slot(id(0)), Some(0), "the same slot, behind its old connection");
+        // A stopped shard goes back in line too.
+        roster.stopped(id(2));
+        roster.requeue(id(2), None);
+        roster.check();
+        assert_eq!(roster.status(id(2)), Some(Status::Connecting { resume: false }));
     }
 
     #[test]
