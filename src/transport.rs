@@ -119,31 +119,8 @@ pub struct Target {
 impl Target {
     /// Parses `ws://host[:port]/…` or `wss://host[:port]/…`.
     pub fn from_url(url: &str) -> Option<Target> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
-            (true, rest)
-        } else {
-            (false, url.strip_prefix("ws://")?)
-        };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let authority = authority.rsplit('@').next().unwrap_or_default();
-        let default_port = if tls { 443 } else { 80 };
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (host, after) = bracketed.split_once(']')?;
-            let port = match after.strip_prefix(':') {
-                Some(port) => port.parse().ok()?,
-                None if after.is_empty() => default_port,
-                None => return None,
-            };
-            (host, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, port.parse().ok()?),
-                None => (authority, default_port),
-            }
-        };
-        if host.is_empty() {
-            return None;
-        }
+        // The same reading as the resume URL's host check.
+        let (tls, host, port) = crate::protocol::endpoint(url)?;
         Some(Target { host: host.to_owned(), port, tls })
     }
 }

@@ -118,23 +118,42 @@ pub(crate) fn check_resume_url(base: &str, resume: &str, hosts: ResumeHosts) -> 
     }
 }
 
-/// `(is wss, lowercase host without port or user info)` of a built URL.
+/// `(is wss, lowercase host without port or user info)` of a built URL,
+/// read by [`endpoint`], the parser the connection itself uses, so the host
+/// checked is the host connected to.
 fn scheme_and_host(url: &str) -> Option<(bool, String)> {
-    let (tls, rest) = match url.split_once("://")? {
-        ("wss", rest) => (true, rest),
-        ("ws", rest) => (false, rest),
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
-        bracketed.split(']').next()?
-    } else {
-        host_port.split(':').next()?
-    };
+    let (tls, host, _) = endpoint(url)?;
     // `discord.gg.` is `discord.gg`; an empty label is no host at all.
     let host = host.strip_suffix('.').unwrap_or(host);
     (!host.is_empty() && !host.split('.').any(str::is_empty)).then(|| (tls, host.to_ascii_lowercase()))
+}
+
+/// Where a built `ws://host[:port]/…` or `wss://host[:port]/…` URL
+/// connects: `(is wss, host, port)`, the host without user info or the
+/// brackets of an IPv6 literal, the port the scheme's default (80, 443)
+/// when none is given. `None` for another scheme, an empty host, or a port
+/// that is not a number up to 65535.
+pub(crate) fn endpoint(url: &str) -> Option<(bool, &str, u16)> {
+    let (tls, rest) =
+        if let Some(rest) = url.strip_prefix("wss://") { (true, rest) } else { (false, url.strip_prefix("ws://")?) };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().ok()?),
+            None => (authority, default_port),
+        }
+    };
+    (!host.is_empty()).then_some((tls, host, port))
 }
 
 /// The hosts a resume URL may name under [`ResumeHosts::SameDomain`]:
@@ -152,6 +171,44 @@ fn domain_of(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The host check reads a URL exactly as the connection does: a URL it
+    /// lets through connects to a host inside Discord's domain, whatever
+    /// the URL's shape (user info, extra colons, brackets, fragments).
+    #[test]
+    fn the_checked_host_is_the_host_connected_to() {
+        let base = "wss://gateway.discord.gg/?v=10";
+        let urls = [
+            "wss://gateway-us-east1-c.discord.gg/",
+            "wss://gateway.discord.gg:1:443/",
+            "wss://evil.com:443@gateway.discord.gg/",
+            "wss://gateway.discord.gg@evil.com/",
+            "wss://gateway.discord.gg#@evil.com/",
+            "wss://gateway.discord.gg?@evil.com/",
+            "wss://[gateway.discord.gg]evil.com/",
+            "wss://[evil.com]/",
+            "wss://evil.com/.discord.gg",
+            "wss://evil.com:443/gateway.discord.gg",
+            "wss://gateway.discord.gg.:8443/",
+            "wss://GATEWAY.Discord.GG/",
+        ];
+        let mut passed = 0;
+        for url in urls {
+            if check_resume_url(base, url, ResumeHosts::SameDomain).is_ok() {
+                passed += 1;
+                let (_, host, _) = endpoint(url).unwrap();
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                assert!(host == "discord.gg" || host.ends_with(".discord.gg"), "{url} connects to {host}");
+            }
+        }
+        assert_eq!(passed, 6, "the URLs that connect to a Discord host pass");
+        // Read by the first colon, this one used to pass the check while
+        // the connection went to the host `gateway.discord.gg:1`.
+        assert_eq!(
+            check_resume_url(base, "wss://gateway.discord.gg:1:443/", ResumeHosts::SameDomain),
+            Err(ResumeRefusal::ForeignHost)
+        );
+    }
 
     #[test]
     fn resume_urls_are_checked_against_the_base_url() {
