@@ -320,6 +320,44 @@ fn oversized_payloads_at_different_points_never_stop_the_shard() {
     assert_eq!(h.sent_ops().iter().filter(|op| **op == 2).count(), 0, "never re-identified");
 }
 
+// Regression (a chaos soak stopped a healthy shard): after a payload failed
+// at s=500 and the session was given up, the new session's seq starts again
+// from 1, so every later failure at a new point below 500 counted as the same
+// stuck payload, although the stream moved past each one; eight of them
+// stopped the shard with `PayloadTooLarge`.
+#[test]
+fn failures_at_new_points_of_a_new_session_never_stop_the_shard() {
+    let mut h = Harness::active();
+    h.dispatch(500, "MESSAGE_CREATE");
+    // Live, then on each of the three resumes: the session is given up.
+    for _ in 0..4 {
+        h.machine.handle_message_too_large(h.now, 100_000_000);
+        h.drain();
+        wait_for_connect(&mut h);
+        h.open();
+        h.hello();
+    }
+    assert_eq!(count_ops(&h, 2), 1, "a new session");
+    h.ready(1, "fresh");
+    for round in 0..30u64 {
+        let seq = 2 + round * 2;
+        h.dispatch(seq, "MESSAGE_CREATE");
+        h.machine.handle_message_too_large(h.now, 70_000_000);
+        h.drain();
+        wait_for_connect(&mut h);
+        h.open();
+        h.hello();
+        h.dispatch(seq + 1, "MESSAGE_CREATE");
+        h.recv(r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#);
+        h.advance(Duration::from_secs(40));
+        h.recv(r#"{"op":11}"#);
+    }
+    assert_eq!(fatal(&h), None);
+    assert!(!h.machine.is_finished());
+    assert_eq!(count_ops(&h, 2), 1, "no more Identifies");
+    assert_eq!(h.machine.last_seq(), Some(61));
+}
+
 // ------------------------------------------------ 12.3 daily identify guard
 
 #[test]

@@ -143,6 +143,8 @@ struct Link {
 struct Stuck {
     /// The last `s` received before the failing payload.
     after_seq: Option<u64>,
+    /// The session `after_seq` counts in (`Core::sessions_started` then).
+    session: u64,
     /// Consecutive connections that failed here, with no progress past it.
     failures: u32,
     /// Identifies sent while stuck here.
@@ -198,6 +200,8 @@ struct Core {
     latency: Latency,
     /// Where connections keep failing on an unacceptable payload, if they do.
     stuck: Option<Stuck>,
+    /// Identifies sent so far: each starts a session whose `s` counts from 1 again.
+    sessions_started: u64,
     /// When this shard identified in the last 24 hours (at most
     /// `max_identifies_per_day` entries).
     identifies: VecDeque<Instant>,
@@ -286,6 +290,7 @@ impl Machine {
             counters: ShardStats::default(),
             latency: Latency::default(),
             stuck: None,
+            sessions_started: 0,
             identifies: VecDeque::new(),
             commands: VecDeque::new(),
             transmits: VecDeque::new(),
@@ -831,12 +836,18 @@ impl Core {
         size: Option<usize>,
     ) {
         let after_seq = self.last_seq;
-        // A failure no further than the point already failing is the same
-        // loop: a new session replays its dispatches up to it (s = 1, 2, …)
-        // before failing there again.
+        let session = self.sessions_started;
+        let no_further = |stuck: &Stuck| after_seq.unwrap_or(0) <= stuck.after_seq.unwrap_or(0);
         let mut stuck = match self.stuck {
-            Some(stuck) if after_seq.unwrap_or(0) <= stuck.after_seq.unwrap_or(0) => stuck,
-            _ => Stuck { after_seq, failures: 0, identifies: 0, too_large, size: None },
+            // The same session, no progress past the point: the same loop.
+            Some(stuck) if stuck.session == session && no_further(&stuck) => stuck,
+            // A new session replays its dispatches (s = 1, 2, …) up to a
+            // payload it cannot accept either: no further than the old
+            // point, it is the same loop, and this session is held to the
+            // point where it failed (its `s` counts from 1 again, so
+            // failures at later points of it are progress, not the loop).
+            Some(stuck) if no_further(&stuck) => Stuck { after_seq, session, ..stuck },
+            _ => Stuck { after_seq, session, failures: 0, identifies: 0, too_large, size: None },
         };
         stuck.failures = stuck.failures.saturating_add(1);
         stuck.too_large = too_large;
@@ -1046,6 +1057,7 @@ impl Core {
         tracing::info!(shard = %self.config.shard, "identifying");
         self.session = None;
         self.last_seq = None;
+        self.sessions_started = self.sessions_started.saturating_add(1);
         self.identifies.push_back(now);
         self.counters.identifies = self.counters.identifies.saturating_add(1);
         if let Some(stuck) = self.stuck.as_mut() {
