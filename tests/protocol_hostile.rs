@@ -298,6 +298,21 @@ fn an_oversized_payload_a_new_session_does_not_resend_costs_one_identify_and_no_
     assert_eq!(h.machine.last_seq(), Some(199));
 }
 
+/// Dispatch `seq`, then a payload over the cap: the connection is lost; the
+/// resume replays past it (`seq + 1`, RESUMED) and the connection lives on.
+fn refused_then_resumed_past(h: &mut Harness, seq: u64) {
+    h.dispatch(seq, "MESSAGE_CREATE");
+    h.machine.handle_message_too_large(h.now, 70_000_000);
+    h.drain();
+    wait_for_connect(h);
+    h.open();
+    h.hello();
+    h.dispatch(seq + 1, "MESSAGE_CREATE");
+    h.recv(r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#);
+    h.advance(Duration::from_secs(40));
+    h.recv(r#"{"op":11}"#);
+}
+
 #[test]
 fn oversized_payloads_at_different_points_never_stop_the_shard() {
     // A cap set a little low: now and then a payload is refused, and the
@@ -305,16 +320,7 @@ fn oversized_payloads_at_different_points_never_stop_the_shard() {
     let mut h = Harness::active();
     for round in 0..30u64 {
         let seq = 2 + round * 2;
-        h.dispatch(seq, "MESSAGE_CREATE");
-        h.machine.handle_message_too_large(h.now, 70_000_000);
-        h.drain();
-        wait_for_connect(&mut h);
-        h.open();
-        h.hello();
-        h.dispatch(seq + 1, "MESSAGE_CREATE");
-        h.recv(r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#);
-        h.advance(Duration::from_secs(40));
-        h.recv(r#"{"op":11}"#);
+        refused_then_resumed_past(&mut h, seq);
     }
     assert!(!h.machine.is_finished());
     assert_eq!(h.sent_ops().iter().filter(|op| **op == 2).count(), 0, "never re-identified");
@@ -341,16 +347,7 @@ fn failures_at_new_points_of_a_new_session_never_stop_the_shard() {
     h.ready(1, "fresh");
     for round in 0..30u64 {
         let seq = 2 + round * 2;
-        h.dispatch(seq, "MESSAGE_CREATE");
-        h.machine.handle_message_too_large(h.now, 70_000_000);
-        h.drain();
-        wait_for_connect(&mut h);
-        h.open();
-        h.hello();
-        h.dispatch(seq + 1, "MESSAGE_CREATE");
-        h.recv(r#"{"t":"RESUMED","s":null,"op":0,"d":{}}"#);
-        h.advance(Duration::from_secs(40));
-        h.recv(r#"{"op":11}"#);
+        refused_then_resumed_past(&mut h, seq);
     }
     assert_eq!(fatal(&h), None);
     assert!(!h.machine.is_finished());
