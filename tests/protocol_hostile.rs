@@ -355,6 +355,76 @@ fn failures_at_new_points_of_a_new_session_never_stop_the_shard() {
     assert_eq!(h.machine.last_seq(), Some(61));
 }
 
+// Review of 11b47c9: a payload every session reaches, at a point that
+// alternates between sessions (GUILD_CREATEs come in any order: here after
+// s=8, then s=5, then 8, …), each resume refused (op 9). Re-basing the point
+// down to 5 let the next session's s=6 count as progress past it, so the
+// failure at 8 started a fresh count and the loop spent Identifies forever
+// (until the daily limit); it must stop before a third Identify, as it did.
+#[test]
+fn a_payload_every_session_reaches_at_alternating_points_still_stops_the_shard() {
+    use discord_gateway_stream::protocol::FatalError;
+    let mut h = Harness::new(config());
+    for _ in 0..60 {
+        if h.machine.is_finished() {
+            break;
+        }
+        h.open();
+        let before = h.sent.len();
+        h.recv(&hello(41_250));
+        let first = h.sent.get(before).cloned().unwrap_or_default();
+        if h.machine.is_finished() || first.is_empty() {
+            continue;
+        }
+        if first.starts_with(r#"{"op":2"#) {
+            h.recv(r#"{"t":"READY","s":1,"op":0,"d":{"session_id":"stuck","resume_gateway_url":"wss://gateway.discord.gg"}}"#);
+            let point = if count_ops(&h, 2) % 2 == 1 { 8 } else { 5 };
+            for seq in 2..=point {
+                h.dispatch(seq, "GUILD_CREATE");
+            }
+            h.machine.handle_message_too_large(h.now, 90_000_000);
+            h.drain();
+        } else {
+            h.recv(r#"{"op":9,"d":false}"#);
+        }
+        wait_for_connect(&mut h);
+    }
+    assert!(matches!(fatal(&h), Some(FatalError::PayloadTooLarge { .. })), "{:?}", fatal(&h));
+    assert!(count_ops(&h, 2) <= 3, "{} Identifies", count_ops(&h, 2));
+}
+
+// Review of 11b47c9: one payload refused at s=500 (the resume after it is
+// refused, op 9), then healthy sessions that never fail but are each
+// invalidated (op 9) before they reach s=500. The stuck point of the first
+// session was never cleared, every later Identify counted against it, and
+// the third was refused: the shard stopped with `PayloadTooLarge` although
+// only one payload ever failed.
+#[test]
+fn sessions_that_never_fail_do_not_spend_the_identifies_of_an_old_stuck_point() {
+    let mut h = Harness::active();
+    h.dispatch(500, "MESSAGE_CREATE");
+    h.machine.handle_message_too_large(h.now, 100_000_000);
+    h.drain();
+    wait_for_connect(&mut h);
+    h.open();
+    h.hello();
+    assert_eq!(h.sent_ops(), [6], "a Resume");
+    h.recv(r#"{"op":9,"d":false}"#);
+    for session in 0..5u64 {
+        wait_for_connect(&mut h);
+        h.open();
+        h.hello();
+        assert_eq!(count_ops(&h, 2), usize::try_from(session + 1).unwrap(), "{:?}", fatal(&h));
+        h.ready(1, "healthy");
+        for seq in 2..100 {
+            h.dispatch(seq, "MESSAGE_CREATE");
+        }
+        h.recv(r#"{"op":9,"d":false}"#);
+    }
+    assert_eq!(fatal(&h), None);
+    assert!(!h.machine.is_finished());
+}
+
 // ------------------------------------------------ 12.3 daily identify guard
 
 #[test]

@@ -806,3 +806,53 @@ fn each_shard_is_checked_for_the_identify_its_own_id_makes() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Review of c3157f6: a restart answers for its own shard only. Shard 0
+/// holds the only connecting slot (its connect never completes) and shard 1,
+/// whose configuration `configure` makes invalid, waits behind it. Restarting
+/// shard 0 puts it back in line behind shard 1 and frees the slot; the
+/// restart's `start_queued` then tried shard 1 first and handed its error to
+/// `restart(0)` (shard 0 was fine and started right after), while shard 1
+/// left the group without a `GroupError` on the stream. (Shard 0's driver is
+/// spawned and starts late, so its close is answered while the group waits,
+/// and the group handles the answer before it sees the old stream end.)
+#[test]
+fn a_restart_does_not_answer_with_another_shards_start_error() {
+    let (zero, one) = (shard(0, 2), shard(1, 2));
+    let connector = |_: Target| futures::future::pending::<std::io::Result<async_std::net::TcpStream>>();
+    let mut group = ShardGroup::builder(Config::new("token", Intents::GUILDS), 2)
+        .max_connecting(1)
+        .connector(connector)
+        .configure(|id, config| if id.id == 1 { config.large_threshold(10) } else { config })
+        .spawn_drivers(|driver| {
+            async_std::task::spawn(async move {
+                async_io::Timer::after(Duration::from_millis(300)).await;
+                driver.await;
+            });
+        })
+        .build()
+        .expect("shard 0 builds; shard 1 waits for the connecting slot");
+    assert_eq!(group.status(one), Some(Status::Connecting { resume: false }), "waiting");
+    let control = group.controller();
+    let mut errors = Vec::new();
+    let restarted = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| block_on(control.restart(zero)));
+        block_on(async {
+            while !worker.is_finished() {
+                let timeout = async_io::Timer::after(Duration::from_millis(20));
+                if let futures::future::Either::Left((Some(Err(error)), _)) =
+                    futures::future::select(group.next(), timeout).await
+                {
+                    errors.push(error);
+                }
+            }
+        });
+        worker.join().expect("worker")
+    });
+    assert_eq!(restarted, Ok(()), "shard 0's restart answered with shard 1's error");
+    // Shard 1's failure is the stream's to report, with its id.
+    if errors.is_empty() {
+        errors.push(block_on(next(&mut group)).expect_err("shard 1's GroupError"));
+    }
+    assert_eq!(errors.iter().map(|error| error.shard).collect::<Vec<_>>(), [one]);
+}

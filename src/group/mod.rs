@@ -146,6 +146,10 @@ pub struct ShardGroup {
     /// The acknowledgement of the last dispatch the application took: it
     /// counts as handled once the application asks for the next item.
     unacked: Option<Ack>,
+    /// Start errors of shards that an add or restart of another shard
+    /// started on its way: that call answers for its own shard only, the
+    /// stream reports these.
+    failed: VecDeque<GroupError>,
     /// Where each shard checkpoints its session, if anywhere.
     store: StoreSettings,
 }
@@ -242,7 +246,7 @@ impl ShardGroup {
         if !self.roster.add(shard) {
             return Err(ControlError::AlreadyRunning(shard));
         }
-        self.start_queued().map_err(|failed| ControlError::Shard(failed.error))
+        self.start_queued_for(shard)
     }
 
     /// Starts shards `range` of `total` (see [`add`](Self::add)); stops at
@@ -454,7 +458,21 @@ impl ShardGroup {
     /// the `max_connecting` limit like every other start.
     fn requeue(&mut self, shard: ShardId, session: Option<Session>) -> Result<(), ControlError> {
         self.roster.requeue(shard, session);
-        self.start_queued().map_err(|failed| ControlError::Shard(failed.error))
+        self.start_queued_for(shard)
+    }
+
+    /// Starts queued shards for a call about `shard`: `shard`'s own start
+    /// error is the call's answer; one of a shard ahead of it in line is
+    /// left for the stream to report.
+    fn start_queued_for(&mut self, shard: ShardId) -> Result<(), ControlError> {
+        loop {
+            match self.start_queued() {
+                Ok(()) => return Ok(()),
+                Err(failed) if failed.shard == shard => return Err(ControlError::Shard(failed.error)),
+                // It left the line: go on, `shard` may start now.
+                Err(failed) => self.failed.push_back(failed),
+            }
+        }
     }
 
     /// Starts queued shards while fewer than `max_connecting` are opening a
@@ -575,6 +593,7 @@ impl ShardGroupBuilder {
             closing: FuturesUnordered::new(),
             stash: VecDeque::new(),
             unacked: None,
+            failed: VecDeque::new(),
             store: self.store,
         };
         group.start_queued().map_err(|failed| failed.error)?;
@@ -628,6 +647,9 @@ impl ShardGroup {
             }
         }
         loop {
+            if let Some(failed) = this.failed.pop_front() {
+                return Poll::Ready(Some((Err(failed), None)));
+            }
             // Again after each ended stream: it may have freed a connecting slot.
             if let Err(failed) = this.start_queued() {
                 // A configuration `configure` made invalid for this shard.

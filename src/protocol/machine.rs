@@ -145,6 +145,10 @@ struct Stuck {
     after_seq: Option<u64>,
     /// The session `after_seq` counts in (`Core::sessions_started` then).
     session: u64,
+    /// The furthest point this loop failed at in any of its sessions: a
+    /// later session (its `s` counts from 1 again) is past the payload only
+    /// once it is past this one.
+    ceiling: Option<u64>,
     /// Consecutive connections that failed here, with no progress past it.
     failures: u32,
     /// Identifies sent while stuck here.
@@ -837,17 +841,19 @@ impl Core {
     ) {
         let after_seq = self.last_seq;
         let session = self.sessions_started;
-        let no_further = |stuck: &Stuck| after_seq.unwrap_or(0) <= stuck.after_seq.unwrap_or(0);
+        let no_further = |point: Option<u64>| after_seq.unwrap_or(0) <= point.unwrap_or(0);
         let mut stuck = match self.stuck {
             // The same session, no progress past the point: the same loop.
-            Some(stuck) if stuck.session == session && no_further(&stuck) => stuck,
+            Some(stuck) if stuck.session == session && no_further(stuck.after_seq) => stuck,
             // A new session replays its dispatches (s = 1, 2, …) up to a
-            // payload it cannot accept either: no further than the old
-            // point, it is the same loop, and this session is held to the
-            // point where it failed (its `s` counts from 1 again, so
+            // payload it cannot accept either: no further than the loop's
+            // furthest point, it is the same loop, and this session is held
+            // to the point where it failed (its `s` counts from 1 again, so
             // failures at later points of it are progress, not the loop).
-            Some(stuck) if no_further(&stuck) => Stuck { after_seq, session, ..stuck },
-            _ => Stuck { after_seq, session, failures: 0, identifies: 0, too_large, size: None },
+            // The ceiling stays: the next session may reach the payload
+            // later than this one did.
+            Some(stuck) if no_further(stuck.ceiling) => Stuck { after_seq, session, ..stuck },
+            _ => Stuck { after_seq, session, ceiling: after_seq, failures: 0, identifies: 0, too_large, size: None },
         };
         stuck.failures = stuck.failures.saturating_add(1);
         stuck.too_large = too_large;
@@ -881,6 +887,12 @@ impl Core {
     /// payload failing at this point already cost its Identifies, or the
     /// shard reached `max_identifies_per_day`.
     fn identify_refusal(&mut self, now: Instant) -> Option<FatalError> {
+        // A failure re-bases the point into its session: one counted in an
+        // older session means the session now ending never failed on the
+        // payload, so it is no loop, and this Identify is not the payload's.
+        if self.stuck.is_some_and(|stuck| stuck.session != self.sessions_started) {
+            self.stuck = None;
+        }
         if let Some(stuck) = self.stuck.filter(|stuck| stuck.identifies >= MAX_IDENTIFIES_ON_A_STUCK_PAYLOAD) {
             return Some(self.stuck_fatal(stuck));
         }
@@ -1192,8 +1204,12 @@ impl Core {
             }
         }
         self.last_seq = Some(seq);
-        if self.stuck.is_some_and(|stuck| stuck.after_seq.is_none_or(|after| seq > after)) {
-            // Past the point that kept failing (in this session or a new one).
+        if self.stuck.is_some_and(|stuck| {
+            // Past the point that kept failing in its own session, or, in a
+            // later session, past every point the loop failed at.
+            let point = if stuck.session == self.sessions_started { stuck.after_seq } else { stuck.ceiling };
+            point.is_none_or(|after| seq > after)
+        }) {
             self.stuck = None;
         }
         if is_ready {
