@@ -227,7 +227,10 @@ impl ShardGroup {
             .count()
     }
 
-    /// The command sender of `shard`.
+    /// The command sender of `shard`'s newest connection; `None` if the
+    /// group has no such shard or it waits for a connecting slot (after
+    /// [`add`](Self::add) or [`restart`](Self::restart), while
+    /// [`ShardGroupBuilder::max_connecting`] shards are opening sockets).
     pub fn handle(&self, shard: ShardId) -> Option<ShardHandle> {
         self.roster.handle(shard).cloned()
     }

@@ -122,14 +122,13 @@ impl Roster {
         }
     }
 
-    /// The handle of `shard`'s newest connection.
+    /// The handle of `shard`'s newest connection; none while it waits for
+    /// a connecting slot (the connection it had, if any, is closed, and
+    /// the next one does not exist yet).
     pub(super) fn handle(&self, shard: ShardId) -> Option<&ShardHandle> {
         match &self.entries.get(&shard)?.state {
-            State::Absent | State::Waiting(None) => None,
-            State::Waiting(Some(handle))
-            | State::Starting(handle)
-            | State::Running(handle)
-            | State::Stopped(handle) => Some(handle),
+            State::Absent | State::Waiting(_) => None,
+            State::Starting(handle) | State::Running(handle) | State::Stopped(handle) => Some(handle),
         }
     }
 
@@ -423,9 +422,10 @@ mod tests {
         assert!(matches!(roster.restart(id(0)), Restart::Stopped));
         assert!(matches!(roster.restart(id(1)), Restart::Running(_)));
         assert!(matches!(roster.restart(id(5)), Restart::Unknown));
-        // Added again: it waits with its last handle, then starts in the same slot.
+        // Added again: it waits (no handle: its last connection is closed),
+        // then starts in the same slot.
         assert!(roster.add(id(0)));
-        assert!(roster.handle(id(0)).is_some());
+        assert!(roster.handle(id(0)).is_none());
         assert!(matches!(roster.restart(id(0)), Restart::Waiting));
         roster.check();
         start_all(&mut roster, 8, &mut shards);
@@ -478,7 +478,7 @@ mod tests {
         roster.check();
         assert_eq!(roster.line, [id(1), id(2), id(0)], "behind the shards already waiting");
         assert_eq!(roster.status(id(0)), Some(Status::Connecting { resume: true }));
-        assert!(roster.handle(id(0)).is_some(), "it keeps its last handle while it waits");
+        assert!(roster.handle(id(0)).is_none(), "no handle while it waits: the old connection is closed");
         // One already waiting keeps its place (and takes a session given now).
         roster.requeue(id(1), None);
         roster.check();
