@@ -22,7 +22,7 @@ use discord_gateway_stream::protocol::Status;
 use discord_gateway_stream::testing::{Simulator, SimulatorConfig};
 use discord_gateway_stream::transport::{AsyncIoConnector, Connector, Target};
 use discord_gateway_stream::{
-    shard_for_guild, CloseMode, Compression, Config, ControlError, Dispatch, GroupError, Intents, ShardError,
+    shard_for_guild, CloseMode, Compression, Config, ControlError, Dispatch, GroupError, Intents, Session, ShardError,
     ShardGroup, ShardGroupBuilder, ShardId, ShardSession,
 };
 use futures::future::BoxFuture;
@@ -855,4 +855,32 @@ fn a_restart_does_not_answer_with_another_shards_start_error() {
         errors.push(block_on(next(&mut group)).expect_err("shard 1's GroupError"));
     }
     assert_eq!(errors.iter().map(|error| error.shard).collect::<Vec<_>>(), [one]);
+}
+
+/// A shard whose connection cannot be built (here `configure` makes its
+/// configuration invalid) never used the session it was to resume: the
+/// group keeps it, and a shutdown hands it back for the next process.
+#[test]
+fn a_shard_that_fails_to_start_keeps_the_session_it_was_to_resume() {
+    let (zero, one) = (shard(0, 2), shard(1, 2));
+    let given = Session { id: "given".into(), seq: 7, resume_url: None };
+    let connector = |_: Target| futures::future::pending::<std::io::Result<async_std::net::TcpStream>>();
+    let mut group = ShardGroup::builder(Config::new("token", Intents::GUILDS), 2)
+        .max_connecting(1)
+        .connector(connector)
+        .configure(|id, config| if id.id == 1 { config.large_threshold(10) } else { config })
+        .resume([ShardSession { shard: one, session: given.clone() }])
+        .spawn_drivers(|driver| {
+            async_std::task::spawn(driver);
+        })
+        .build()
+        .expect("shard 0 builds; shard 1 waits for the connecting slot");
+    assert_eq!(group.status(one), Some(Status::Connecting { resume: true }));
+    // Restarting shard 0 frees the slot: shard 1 is started, and fails.
+    let control = group.controller();
+    let (restarted, _) = drive_while(&mut group, || block_on(control.restart(zero)));
+    assert_eq!(restarted, Ok(()));
+    assert_eq!(group.status(one), None, "shard 1 failed to start and left the group");
+    let (sessions, _) = drive_while(&mut group, || block_on(control.shutdown()));
+    assert_eq!(sessions.expect("shutdown"), [ShardSession { shard: one, session: given }]);
 }

@@ -484,7 +484,12 @@ impl ShardGroup {
     /// (`docs/rate-limits.md#identify-concurrency`) is not skewed by it.
     fn start_queued(&mut self) -> Result<(), GroupError> {
         while let Some((shard, session)) = self.roster.next_to_start(self.max_connecting) {
-            self.start(shard, session).map_err(|error| GroupError { shard, error })?;
+            let unused = session.clone();
+            if let Err(error) = self.start(shard, session) {
+                // No connection used the session: it stays valid.
+                self.roster.not_started(shard, unused);
+                return Err(GroupError { shard, error });
+            }
         }
         Ok(())
     }

@@ -219,6 +219,18 @@ impl Roster {
         Some((shard, session))
     }
 
+    /// `shard` left the line but its connection could not be built. A
+    /// session it was to resume was used by no connection and stays valid:
+    /// the entry keeps it (out of the group, as for a session given for a
+    /// shard added later), so a later add resumes it and a resumable close
+    /// hands it back.
+    pub(super) fn not_started(&mut self, shard: ShardId, session: Option<Session>) {
+        let Some(session) = session else { return };
+        let entry = self.entries.entry(shard).or_insert_with(Entry::new);
+        entry.state = State::Absent;
+        entry.resume = Some(Box::new(session));
+    }
+
     /// `shard`'s new connection runs (it holds a connecting slot until its
     /// socket is open), in the merge at `slot`.
     pub(super) fn started(&mut self, shard: ShardId, handle: ShardHandle, slot: usize) {
@@ -497,6 +509,28 @@ mod tests {
         roster.requeue(id(2), None);
         roster.check();
         assert_eq!(roster.status(id(2)), Some(Status::Connecting { resume: false }));
+    }
+
+    #[test]
+    fn a_shard_whose_connection_cannot_be_built_keeps_its_session() {
+        let mut roster = Roster::new([session(2)], [id(2), id(3)]);
+        let (shard, resume) = roster.next_to_start(8).unwrap();
+        assert_eq!((shard, resume.clone()), (id(2), Some(session(2).session)));
+        roster.not_started(shard, resume);
+        roster.check();
+        assert!(!roster.ids().contains(&id(2)), "it is not in the group");
+        let (next, _) = roster.next_to_start(8).unwrap();
+        roster.not_started(next, None);
+        roster.check();
+        // A resumable close hands the unused session back; added again, it resumes it.
+        assert!(roster.add(id(2)));
+        assert_eq!(roster.next_to_start(8), Some((id(2), Some(session(2).session))));
+        roster.not_started(id(2), Some(session(2).session));
+        let (sessions, running) = roster.remove_where(|_| true, CloseMode::Resumable);
+        assert_eq!(sessions, [session(2)]);
+        assert!(running.is_empty());
+        roster.check();
+        assert!(roster.entries.is_empty());
     }
 
     #[test]
