@@ -369,15 +369,8 @@ fn a_payload_every_session_reaches_at_alternating_points_still_stops_the_shard()
         if h.machine.is_finished() {
             break;
         }
-        h.open();
-        let before = h.sent.len();
-        h.recv(&hello(41_250));
-        let first = h.sent.get(before).cloned().unwrap_or_default();
-        if h.machine.is_finished() || first.is_empty() {
-            continue;
-        }
-        if first.starts_with(r#"{"op":2"#) {
-            h.recv(r#"{"t":"READY","s":1,"op":0,"d":{"session_id":"stuck","resume_gateway_url":"wss://gateway.discord.gg"}}"#);
+        let Some(identified) = open_and_hello(&mut h) else { continue };
+        if identified {
             let point = if count_ops(&h, 2) % 2 == 1 { 8 } else { 5 };
             for seq in 2..=point {
                 h.dispatch(seq, "GUILD_CREATE");
@@ -475,6 +468,26 @@ fn the_daily_identify_limit_is_a_sliding_24_hour_window() {
     assert_eq!(count_ops(&h, 2), 6, "the seventh was never sent");
 }
 
+/// Opens a connection and sends Hello. `Some(true)`: the shard identified,
+/// and got READY (s=1, session "stuck") back; `Some(false)`: it resumed;
+/// `None`: it has stopped, or sent nothing.
+fn open_and_hello(h: &mut Harness) -> Option<bool> {
+    h.open();
+    let before = h.sent.len();
+    h.recv(&hello(41_250));
+    let first = h.sent.get(before).cloned().unwrap_or_default();
+    if h.machine.is_finished() || first.is_empty() {
+        return None;
+    }
+    let identified = first.starts_with(r#"{"op":2"#);
+    if identified {
+        h.recv(
+            r#"{"t":"READY","s":1,"op":0,"d":{"session_id":"stuck","resume_gateway_url":"wss://gateway.discord.gg"}}"#,
+        );
+    }
+    Some(identified)
+}
+
 // Regression: a session that replays dispatches before the bad payload
 // (READY, then s = 2, 3, 4, then the payload it can never accept) passed
 // "other points" on the way and never reached the stop; it spent 50
@@ -487,15 +500,8 @@ fn a_payload_refused_after_several_dispatches_of_every_session_still_stops_the_s
         if h.machine.is_finished() {
             break;
         }
-        h.open();
-        let before = h.sent.len();
-        h.recv(&hello(41_250));
-        let first = h.sent.get(before).cloned().unwrap_or_default();
-        if h.machine.is_finished() || first.is_empty() {
-            continue;
-        }
-        if first.starts_with(r#"{"op":2"#) {
-            h.recv(r#"{"t":"READY","s":1,"op":0,"d":{"session_id":"stuck","resume_gateway_url":"wss://gateway.discord.gg"}}"#);
+        let Some(identified) = open_and_hello(&mut h) else { continue };
+        if identified {
             for seq in 2..=4 {
                 h.dispatch(seq, "GUILD_CREATE");
             }
