@@ -171,15 +171,13 @@ impl Roster {
         if let Some(session) = session {
             entry.resume = Some(Box::new(session));
         }
-        let last = match std::mem::replace(&mut entry.state, State::Absent) {
-            State::Waiting(last) => {
-                entry.state = State::Waiting(last);
-                return;
-            }
-            State::Absent => None,
-            State::Starting(handle) | State::Running(handle) | State::Stopped(handle) => Some(handle),
+        if matches!(entry.state, State::Waiting(_)) {
+            return;
+        }
+        entry.state = match std::mem::replace(&mut entry.state, State::Absent) {
+            State::Starting(handle) | State::Running(handle) | State::Stopped(handle) => State::Waiting(Some(handle)),
+            _ => State::Waiting(None),
         };
-        entry.state = State::Waiting(last);
         self.starting.remove(&shard);
         self.line.push_back(shard);
     }
