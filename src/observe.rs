@@ -19,7 +19,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use futures::Stream;
+use futures_util::Stream;
 
 use crate::protocol::{Latency, Machine, ShardStats, Status};
 use crate::session::Session;
@@ -175,9 +175,9 @@ impl StatusWatcher {
 
     /// The next change: resolves with the status the shard changed to, or
     /// `None` once the shard has ended and every change was yielded. The
-    /// same as [`StreamExt::next`](futures::StreamExt::next).
+    /// same as [`StreamExt::next`](futures_util::StreamExt::next).
     pub fn changed(&mut self) -> impl Future<Output = Option<Status>> + Send + '_ {
-        futures::future::poll_fn(move |cx| self.poll_change(cx))
+        futures_util::future::poll_fn(move |cx| self.poll_change(cx))
     }
 
     /// The first status that satisfies `predicate`: the current one if it

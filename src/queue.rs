@@ -172,7 +172,7 @@ impl<T> Drop for Consumer<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::task::noop_waker;
+    use futures_util::task::noop_waker;
 
     #[test]
     fn items_arrive_in_order_and_the_bound_holds() {

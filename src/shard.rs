@@ -17,10 +17,10 @@ use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
-use futures::channel::{mpsc, oneshot};
-use futures::future::BoxFuture;
-use futures::task::AtomicWaker;
-use futures::{FutureExt, Sink, Stream, StreamExt};
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::BoxFuture;
+use futures_util::task::AtomicWaker;
+use futures_util::{FutureExt, Sink, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
@@ -440,7 +440,7 @@ impl Shard {
         // Drive the connection here until it has answered. A driver that
         // finishes has answered or dropped the reply, which wakes us.
         let mut reply = reply;
-        futures::future::poll_fn(|cx| {
+        futures_util::future::poll_fn(|cx| {
             if let Poll::Ready(session) = reply.poll_unpin(cx) {
                 return Poll::Ready(session.ok().flatten());
             }
@@ -521,7 +521,7 @@ impl Stream for Shard {
     }
 }
 
-impl futures::stream::FusedStream for Shard {
+impl futures_util::stream::FusedStream for Shard {
     fn is_terminated(&self) -> bool {
         self.events.is_finished()
     }
@@ -1139,7 +1139,7 @@ impl Driver {
         };
         let closing = std::pin::pin!(closing);
         let grace = std::pin::pin!(async_io::Timer::after(CLOSE_GRACE));
-        let _ = futures::future::select(closing, grace).await;
+        let _ = futures_util::future::select(closing, grace).await;
     }
 
     async fn flush_pending(&mut self) {
@@ -1164,7 +1164,7 @@ impl Driver {
                 self.timer_at = Some(at);
             }
         }
-        futures::future::poll_fn(|cx| self.poll_wake(cx)).await
+        futures_util::future::poll_fn(|cx| self.poll_wake(cx)).await
     }
 
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {

@@ -84,9 +84,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::io::{AsyncRead, AsyncWrite};
+use futures_util::io::{AsyncRead, AsyncWrite};
 #[cfg(feature = "tokio")]
-use futures::FutureExt;
+use futures_util::FutureExt;
 
 #[cfg(feature = "rustls")]
 pub use futures_rustls::rustls;
@@ -283,8 +283,8 @@ async fn connect_any(
     addresses: &[std::net::SocketAddr],
     stagger: Duration,
 ) -> io::Result<async_io::Async<std::net::TcpStream>> {
-    use futures::future::Either;
-    use futures::stream::{FuturesUnordered, StreamExt};
+    use futures_util::future::Either;
+    use futures_util::stream::{FuturesUnordered, StreamExt};
 
     let attempt = |address: std::net::SocketAddr| async move {
         (address, async_io::Async::<std::net::TcpStream>::connect(address).await)
@@ -303,7 +303,7 @@ async fn connect_any(
             }
         }
         let next_after = if waiting.len() > 0 { async_io::Timer::after(stagger) } else { async_io::Timer::never() };
-        let finished = match futures::future::select(attempts.next(), next_after).await {
+        let finished = match futures_util::future::select(attempts.next(), next_after).await {
             Either::Left((finished, _)) => finished,
             Either::Right(_) => None,
         };
@@ -358,7 +358,7 @@ mod lookups {
     use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
     use std::time::{Duration, Instant};
 
-    use futures::channel::oneshot;
+    use futures_channel::oneshot;
 
     /// How long a host's addresses are reused: long enough that a
     /// 1,000-shard start or a reconnect storm resolves once, short enough
@@ -1114,7 +1114,7 @@ mod tests {
         }
         // `join_all` polls every lookup before the first answer comes.
         let lookups = (0..200).map(|_| lookups::resolve("coalesced.test", 1, slow));
-        let answers = async_io::block_on(futures::future::join_all(lookups));
+        let answers = async_io::block_on(futures_util::future::join_all(lookups));
         for answer in answers {
             assert_eq!(answer.unwrap()[..], [std::net::SocketAddr::from(([127, 0, 0, 1], 1))]);
         }
@@ -1134,7 +1134,7 @@ mod tests {
             Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
         }
         let lookups = (0..50).map(|_| lookups::resolve("failing.test", 1, failing));
-        for answer in async_io::block_on(futures::future::join_all(lookups)) {
+        for answer in async_io::block_on(futures_util::future::join_all(lookups)) {
             let error = answer.unwrap_err();
             assert_eq!((error.kind(), error.to_string().as_str()), (io::ErrorKind::NotFound, "no such host"));
         }
@@ -1154,7 +1154,7 @@ mod tests {
         drop(listener);
         let connects =
             (0..200).map(|_| AsyncIoConnector.connect(Target { host: "localhost".into(), port, tls: false }));
-        let answers = async_io::block_on(futures::future::join_all(connects));
+        let answers = async_io::block_on(futures_util::future::join_all(connects));
         for answer in answers {
             // Nothing listens: refused (or ::1 unreachable where IPv6 is off).
             assert!(answer.is_err());
@@ -1326,7 +1326,7 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[test]
     fn tokio_io_reads_eof_and_close_shuts_down() {
-        use futures::{AsyncReadExt, AsyncWriteExt};
+        use futures_util::{AsyncReadExt, AsyncWriteExt};
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let (a, b) = tokio::io::duplex(64);

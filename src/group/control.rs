@@ -1,7 +1,7 @@
 //! [`GroupController`]: manage a [`ShardGroup`](super::ShardGroup) from other tasks.
 
-use futures::channel::{mpsc, oneshot};
-use futures::future::BoxFuture;
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::BoxFuture;
 
 use super::ControlError;
 use crate::protocol::CloseMode;

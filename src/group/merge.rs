@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use futures::task::AtomicWaker;
-use futures::Stream;
+use futures_util::task::AtomicWaker;
+use futures_util::Stream;
 
 /// What [`Merge::poll_next`] yields.
 pub(crate) enum Merged<S: Stream> {
@@ -160,11 +160,11 @@ impl<S: Stream + Unpin> Merge<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::stream::{self, StreamExt};
+    use futures_util::stream::{self, StreamExt};
 
     fn drain<S: Stream + Unpin>(merge: &mut Merge<S>) -> Vec<(usize, S::Item)> {
         // Every test stream is always ready: a no-op waker suffices.
-        let waker = futures::task::noop_waker();
+        let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut out = Vec::new();
         loop {

@@ -14,10 +14,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::channel::{mpsc, oneshot};
-use futures::stream::FuturesUnordered;
-use futures::task::AtomicWaker;
-use futures::{FutureExt, Stream, StreamExt};
+use futures_channel::{mpsc, oneshot};
+use futures_util::stream::FuturesUnordered;
+use futures_util::task::AtomicWaker;
+use futures_util::{FutureExt, Stream, StreamExt};
 
 pub use self::control::GroupController;
 use self::control::{Closed, PendingClose, Request, Scope};
@@ -312,7 +312,7 @@ impl ShardGroup {
     async fn request<T>(&mut self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, ControlError> {
         let (reply, mut answer) = oneshot::channel();
         self.control_tx.unbounded_send(make(reply)).map_err(|_| ControlError::GroupGone)?;
-        futures::future::poll_fn(|cx| loop {
+        futures_util::future::poll_fn(|cx| loop {
             if let Poll::Ready(answered) = answer.poll_unpin(cx) {
                 return Poll::Ready(answered.map_err(|_| ControlError::GroupGone));
             }
@@ -374,7 +374,7 @@ impl ShardGroup {
                         let session = handle.close(mode).await?;
                         Some(ShardSession { shard: handle.id(), session })
                     });
-                    sessions.extend(futures::future::join_all(closing).await.into_iter().flatten());
+                    sessions.extend(futures_util::future::join_all(closing).await.into_iter().flatten());
                     sessions.sort_by_key(|s| s.shard);
                     Closed::Many(sessions, reply)
                 }));

@@ -367,7 +367,8 @@ mod tests {
     /// A shard that never connects (its driver is not polled): `Connecting`
     /// until `mark_ended`.
     fn shard(n: u32) -> Shard {
-        let offline = |_: Target| async { Err::<futures::io::Cursor<Vec<u8>>, _>(std::io::Error::other("offline")) };
+        let offline =
+            |_: Target| async { Err::<futures_util::io::Cursor<Vec<u8>>, _>(std::io::Error::other("offline")) };
         Shard::with_connector(Config::new("token", Intents::GUILDS).shard(id(n)), offline).unwrap()
     }
 

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
+use futures_util::future::BoxFuture;
 
 use super::schedule::{IdentifySchedule, Reservation, Turn};
 use super::{IdentifyError, IdentifyLimits, IdentifyPermit, IdentifyQueue};

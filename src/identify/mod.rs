@@ -86,7 +86,7 @@ mod permit;
 mod redis;
 pub(crate) mod schedule;
 
-use futures::future::BoxFuture;
+use futures_util::future::BoxFuture;
 
 #[cfg(feature = "redis")]
 pub use self::redis::RedisIdentifyQueue;

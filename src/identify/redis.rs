@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::redis::{ErrorKind, RedisError, RetryMethod, Script, Value};
-use futures::future::BoxFuture;
+use futures_util::future::BoxFuture;
 
 use super::limits::{IdentifyLimits, OnBudgetExhausted, BUDGET_PERIOD};
 use super::schedule::later;

@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn a_dropped_driver_leaves_nothing_counted() {
         let offline = |_: crate::transport::Target| async {
-            Err::<futures::io::Cursor<Vec<u8>>, _>(std::io::Error::other("offline"))
+            Err::<futures_util::io::Cursor<Vec<u8>>, _>(std::io::Error::other("offline"))
         };
         let shard =
             crate::shard::Shard::with_connector(Config::new("token", Intents::GUILDS).max_queued_commands(2), offline)

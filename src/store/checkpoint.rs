@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 use super::{SessionStore, SessionStoreError, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
 use crate::protocol::{CloseMode, Machine, Status};
@@ -539,9 +539,9 @@ async fn within<T>(
     op: BoxFuture<'static, Result<T, SessionStoreError>>,
 ) -> Result<T, SessionStoreError> {
     let timeout = async_io::Timer::at(deadline);
-    match futures::future::select(op, timeout).await {
-        futures::future::Either::Left((result, _)) => result,
-        futures::future::Either::Right(_) => {
+    match futures_util::future::select(op, timeout).await {
+        futures_util::future::Either::Left((result, _)) => result,
+        futures_util::future::Either::Right(_) => {
             Err(SessionStoreError::Io("the session store did not answer in time".into()))
         }
     }

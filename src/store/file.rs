@@ -9,9 +9,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::channel::oneshot;
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures_channel::oneshot;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 use super::{SessionStore, SessionStoreError, DEFAULT_SESSION_TTL};
 use crate::session::{Session, ShardSession};

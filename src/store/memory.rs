@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 use super::{SessionStore, SessionStoreError};
 use crate::session::ShardSession;
@@ -62,17 +62,17 @@ impl MemorySessionStore {
 
 impl SessionStore for MemorySessionStore {
     fn load(&self, shard: ShardId) -> BoxFuture<'static, Result<Option<ShardSession>, SessionStoreError>> {
-        futures::future::ready(Ok(self.lock().get(&shard).cloned())).boxed()
+        futures_util::future::ready(Ok(self.lock().get(&shard).cloned())).boxed()
     }
 
     fn save(&self, session: ShardSession) -> BoxFuture<'static, Result<(), SessionStoreError>> {
         self.lock().insert(session.shard, session);
-        futures::future::ready(Ok(())).boxed()
+        futures_util::future::ready(Ok(())).boxed()
     }
 
     fn clear(&self, shard: ShardId) -> BoxFuture<'static, Result<(), SessionStoreError>> {
         self.lock().remove(&shard);
-        futures::future::ready(Ok(())).boxed()
+        futures_util::future::ready(Ok(())).boxed()
     }
 }
 

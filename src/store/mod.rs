@@ -28,7 +28,7 @@ mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures_util::future::BoxFuture;
 
 pub(crate) use self::checkpoint::{Ack, Acks, Checkpointer, StoreSettings};
 pub use self::file::FileSessionStore;

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 use super::{SessionStore, SessionStoreError, DEFAULT_SESSION_TTL};
 use crate::session::ShardSession;

@@ -16,7 +16,7 @@ use std::io;
 
 use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Target;
 
@@ -275,7 +275,7 @@ mod tests {
     use std::task::{Context, Poll};
 
     use async_tungstenite::tungstenite::Message;
-    use futures::StreamExt;
+    use futures_util::StreamExt;
 
     use super::*;
 
