@@ -18,6 +18,7 @@ use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::sha1::sha1;
 use super::Target;
 
 /// The most bytes of response header read: a longer header is refused
@@ -127,10 +128,7 @@ fn new_key() -> Result<String, HandshakeError> {
 /// The `Sec-WebSocket-Accept` a server must answer `key` with:
 /// base64(SHA-1(key + GUID)) (section 4.2.2, item 5.4).
 fn accept(key: &str) -> String {
-    let mut sha1 = sha1_smol::Sha1::new();
-    sha1.update(key.as_bytes());
-    sha1.update(ACCEPT_GUID.as_bytes());
-    base64(&sha1.digest().bytes())
+    base64(&sha1(format!("{key}{ACCEPT_GUID}").as_bytes()))
 }
 
 /// The upgrade request for `url` with `key`: the URL's path and query (its
@@ -371,9 +369,9 @@ mod tests {
     fn the_accept_value_is_the_rfc_example() {
         assert_eq!(accept(RFC_KEY), RFC_ACCEPT);
         // The SHA-1 the RFC spells out, byte by byte.
-        let mut sha1 = sha1_smol::Sha1::new();
-        sha1.update(format!("{RFC_KEY}{ACCEPT_GUID}").as_bytes());
-        assert_eq!(sha1.digest().to_string(), "b37a4f2cc0624f1690f64606cf385945b2bec4ea");
+        let digest = sha1(format!("{RFC_KEY}{ACCEPT_GUID}").as_bytes());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(hex, "b37a4f2cc0624f1690f64606cf385945b2bec4ea");
     }
 
     /// The same value as tungstenite's server side (the simulator's) computes.
