@@ -92,6 +92,7 @@ use futures_util::FutureExt;
 pub use futures_rustls::rustls;
 
 mod handshake;
+mod sha1;
 
 pub(crate) use handshake::client as websocket_handshake;
 pub use handshake::HandshakeError;

@@ -5,9 +5,11 @@
 //! `Sec-WebSocket-Key`; the answer must be `101 Switching Protocols` with
 //! `Upgrade: websocket`, `Connection: upgrade` and the `Sec-WebSocket-Accept`
 //! derived from our key (section 4.2.2). The response header is read with a
-//! hard bound ([`MAX_HEADER_BYTES`]) and parsed with `httparse`; bytes the
-//! server sent after it (its first frame may share a packet with the 101)
-//! are handed to the WebSocket with the stream.
+//! hard bound ([`MAX_HEADER_BYTES`]) and parsed here, strictly, as RFC 9112
+//! writes it (`Head::parse`); bytes the server sent after it (its first
+//! frame may share a packet with the 101) are handed to the WebSocket with
+//! the stream. SHA-1 for the accept value is ours too (`super::sha1`): the
+//! handshake needs no HTTP or hash crate.
 //!
 //! No subprotocol and no extension is offered, so a response choosing one
 //! is refused (section 4.1, steps 5 and 6 of the client's checks).
@@ -18,6 +20,7 @@ use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use async_tungstenite::WebSocketStream;
 use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::sha1::sha1;
 use super::Target;
 
 /// The most bytes of response header read: a longer header is refused
@@ -59,7 +62,8 @@ pub enum HandshakeError {
     #[error("WebSocket handshake: the server's response header is longer than {MAX_HEADER_BYTES} bytes")]
     HeaderTooLarge,
     /// The response is not a valid HTTP/1.1 response header (what is wrong
-    /// with it, as `httparse` or the check says).
+    /// with it: the status line, a header line, too many header fields, or
+    /// a 101 that is not HTTP/1.1).
     #[error("WebSocket handshake: the server's response is not valid HTTP/1.1: {0}")]
     Malformed(String),
     /// The server answered with this HTTP status instead of 101 (e.g. 429
@@ -127,10 +131,7 @@ fn new_key() -> Result<String, HandshakeError> {
 /// The `Sec-WebSocket-Accept` a server must answer `key` with:
 /// base64(SHA-1(key + GUID)) (section 4.2.2, item 5.4).
 fn accept(key: &str) -> String {
-    let mut sha1 = sha1_smol::Sha1::new();
-    sha1.update(key.as_bytes());
-    sha1.update(ACCEPT_GUID.as_bytes());
-    base64(&sha1.digest().bytes())
+    base64(&sha1(format!("{key}{ACCEPT_GUID}").as_bytes()))
 }
 
 /// The upgrade request for `url` with `key`: the URL's path and query (its
@@ -206,22 +207,15 @@ where
 /// while it is incomplete, the header's length once it is complete and a
 /// valid 101 for the key whose accept value is `accept`.
 fn parse_response(bytes: &[u8], accept: &str) -> Result<Option<usize>, HandshakeError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let end = match response.parse(bytes) {
-        Ok(httparse::Status::Complete(end)) => end,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => return Err(HandshakeError::Malformed(error.to_string())),
-    };
-    let Some(code) = response.code else { return Err(HandshakeError::Malformed("no status code".into())) };
-    if code != 101 {
-        return Err(HandshakeError::Status(code));
+    let Some(head) = Head::parse(bytes)? else { return Ok(None) };
+    if head.code != 101 {
+        return Err(HandshakeError::Status(head.code));
     }
-    if response.version != Some(1) {
-        return Err(HandshakeError::Malformed("a 101 response must be HTTP/1.1".into()));
+    if !head.http_1_1 {
+        return Err(malformed("a 101 response must be HTTP/1.1"));
     }
     let values = |name: &'static str| {
-        response.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.trim_ascii())
+        head.fields.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|&(_, value)| value)
     };
     // Section 4.1, the client's checks 2 to 6.
     let upgrade =
@@ -245,7 +239,131 @@ fn parse_response(bytes: &[u8], accept: &str) -> Result<Option<usize>, Handshake
             return Err(HandshakeError::Unrequested(name));
         }
     }
-    Ok(Some(end))
+    Ok(Some(head.len))
+}
+
+/// A response header as read: RFC 9112's `status-line *( field-line CRLF )
+/// CRLF` (sections 2.1, 4 and 5, <https://www.rfc-editor.org/rfc/rfc9112>).
+struct Head<'a> {
+    /// `HTTP/1.1` (else `HTTP/1.0`, the only other version taken).
+    http_1_1: bool,
+    /// The status code, three digits.
+    code: u16,
+    /// The header fields in order: the name, and the value without the
+    /// whitespace around it.
+    fields: Vec<(&'a [u8], &'a [u8])>,
+    /// The header's length, its final empty line included.
+    len: usize,
+}
+
+impl<'a> Head<'a> {
+    /// Parses the response header at the start of `bytes`: `None` while its
+    /// empty line has not come, an error as soon as a complete line is not
+    /// valid (a bad line still missing its line end is refused once that
+    /// comes). Lines end with CRLF or, as most parsers take it (RFC 9112,
+    /// section 2.2), a bare LF; a CR anywhere else is refused.
+    ///
+    /// At least as strict as httparse (which this replaced) with its
+    /// default configuration, and in places stricter than RFC 9112 asks of
+    /// a client: only HTTP/1.0 and HTTP/1.1; no empty line before the
+    /// status line (httparse skipped those); no whitespace before a field's
+    /// colon (section 5.1); no line starting with whitespace, so no obs-fold
+    /// (section 5.2 lets a client unfold it); no control character but HTAB
+    /// in a reason phrase or a field value; at most [`MAX_HEADERS`] fields.
+    fn parse(bytes: &'a [u8]) -> Result<Option<Head<'a>>, HandshakeError> {
+        // The complete lines without their line end, each with the length
+        // up to its end; an incomplete last line ends the iteration.
+        let mut end = 0;
+        let mut lines = bytes.split_inclusive(|&b| b == b'\n').map_while(move |line| {
+            let line = line.strip_suffix(b"\n")?;
+            end += line.len() + 1;
+            Some((line.strip_suffix(b"\r").unwrap_or(line), end))
+        });
+        let Some((status_line, _)) = lines.next() else { return Ok(None) };
+        let (http_1_1, code) = status(status_line)?;
+        let mut fields = Vec::new();
+        loop {
+            let Some((line, len)) = lines.next() else { return Ok(None) };
+            if line.is_empty() {
+                return Ok(Some(Head { http_1_1, code, fields, len }));
+            }
+            if fields.len() == MAX_HEADERS {
+                return Err(HandshakeError::Malformed(format!("more than {MAX_HEADERS} header fields")));
+            }
+            fields.push(field(line)?);
+        }
+    }
+}
+
+/// The status line without its line end: `HTTP-version SP status-code SP
+/// reason-phrase` (RFC 9112, section 4), `HTTP/1.1` or `HTTP/1.0`; the
+/// version is `true` for 1.1. As httparse and most clients, the space after
+/// the code may be left out with the (optional) reason phrase.
+fn status(line: &[u8]) -> Result<(bool, u16), HandshakeError> {
+    let (http_1_1, rest) = match (line.strip_prefix(b"HTTP/1.1"), line.strip_prefix(b"HTTP/1.0")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(malformed("the status line does not start with HTTP/1.1 or HTTP/1.0")),
+    };
+    let rest = rest.strip_prefix(b" ").ok_or_else(|| malformed("no space after the HTTP version"))?;
+    let (digits, reason) = rest.split_at_checked(3).unwrap_or((rest, &[]));
+    if digits.len() != 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(malformed("the status code is not three digits"));
+    }
+    let code = digits.iter().fold(0, |code, &digit| code * 10 + u16::from(digit - b'0'));
+    match reason.strip_prefix(b" ") {
+        None if !reason.is_empty() => {
+            Err(malformed("the status code is not three digits followed by a space or the line end"))
+        }
+        Some(reason) if !reason.iter().all(|&b| is_text(b)) => {
+            Err(malformed("a control character in the reason phrase"))
+        }
+        _ => Ok((http_1_1, code)),
+    }
+}
+
+/// A field line without its line end: `field-name ":" OWS field-value OWS`
+/// (RFC 9112, section 5), the name a token (RFC 9110, section 5.1). Returns
+/// the name and the value without the whitespace around it.
+fn field(line: &[u8]) -> Result<(&[u8], &[u8]), HandshakeError> {
+    if line.starts_with(b" ") || line.starts_with(b"\t") {
+        return Err(malformed("a header line starts with whitespace (obs-fold)"));
+    }
+    let mut parts = line.splitn(2, |&b| b == b':');
+    let name = parts.next().unwrap_or_default();
+    let Some(value) = parts.next() else { return Err(malformed("a header line has no colon")) };
+    if name.is_empty() {
+        return Err(malformed("a header name is empty"));
+    }
+    if name.ends_with(b" ") || name.ends_with(b"\t") {
+        // RFC 9112, section 5.1 has servers reject it and proxies remove
+        // it; refused here, as httparse did.
+        return Err(malformed("whitespace between a header name and its colon"));
+    }
+    if !name.iter().all(|&b| is_tchar(b)) {
+        return Err(malformed("a header name has a character that is not a token character"));
+    }
+    if !value.iter().all(|&b| is_text(b)) {
+        return Err(malformed("a control character in a header value"));
+    }
+    // Only SP and HTAB are left of the ASCII whitespace.
+    Ok((name, value.trim_ascii()))
+}
+
+/// `tchar` (RFC 9110, section 5.6.2): a header name's characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// HTAB, SP, VCHAR or obs-text: what a reason phrase (RFC 9112, section 4)
+/// and a field value (RFC 9110, section 5.5) may hold. Not the other
+/// control characters (CR, LF, NUL, DEL, …).
+fn is_text(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+}
+
+fn malformed(what: &str) -> HandshakeError {
+    HandshakeError::Malformed(what.to_owned())
 }
 
 /// Standard base64 with padding (RFC 4648, section 4), for the 16-byte key
@@ -276,6 +394,7 @@ mod tests {
 
     use async_tungstenite::tungstenite::Message;
     use futures_util::StreamExt;
+    use proptest::strategy::Strategy;
 
     use super::*;
 
@@ -371,9 +490,9 @@ mod tests {
     fn the_accept_value_is_the_rfc_example() {
         assert_eq!(accept(RFC_KEY), RFC_ACCEPT);
         // The SHA-1 the RFC spells out, byte by byte.
-        let mut sha1 = sha1_smol::Sha1::new();
-        sha1.update(format!("{RFC_KEY}{ACCEPT_GUID}").as_bytes());
-        assert_eq!(sha1.digest().to_string(), "b37a4f2cc0624f1690f64606cf385945b2bec4ea");
+        let digest = sha1(format!("{RFC_KEY}{ACCEPT_GUID}").as_bytes());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(hex, "b37a4f2cc0624f1690f64606cf385945b2bec4ea");
     }
 
     /// The same value as tungstenite's server side (the simulator's) computes.
@@ -518,6 +637,322 @@ mod tests {
         ));
         assert!(matches!(refused(&["SSH-2.0-OpenSSH_9.6"]), HandshakeError::Malformed(_)));
     }
+
+    /// Header fields, owned: names and values.
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// `Head::parse` on `lines`, each ended with CRLF, and the empty line:
+    /// whether HTTP/1.1, the code and the fields.
+    fn head_of(lines: &[&[u8]]) -> Result<Option<(bool, u16, Fields)>, HandshakeError> {
+        let mut bytes = Vec::new();
+        for line in lines {
+            bytes.extend_from_slice(line);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        let head = Head::parse(&bytes)?;
+        if let Some(head) = &head {
+            assert_eq!(head.len, bytes.len());
+        }
+        Ok(head.map(|head| {
+            let fields = head.fields.iter().map(|&(name, value)| (name.to_vec(), value.to_vec())).collect();
+            (head.http_1_1, head.code, fields)
+        }))
+    }
+
+    #[test]
+    fn status_lines_that_are_taken() {
+        let cases: [(&[u8], bool, u16); 8] = [
+            (b"HTTP/1.1 101 Switching Protocols", true, 101),
+            (b"HTTP/1.0 200 OK", false, 200),
+            (b"HTTP/1.0 101 Switching Protocols", false, 101),
+            // An empty reason phrase, and none at all (no second space).
+            (b"HTTP/1.1 101 ", true, 101),
+            (b"HTTP/1.1 101", true, 101),
+            (b"HTTP/1.1 599 any\ttext \"quoted\" ~!@#$%^&*() ", true, 599),
+            (b"HTTP/1.1 000 zero", true, 0),
+            // obs-text in the reason phrase.
+            (b"HTTP/1.1 101 Protocoles chang\xc3\xa9s \x80\xff", true, 101),
+        ];
+        for (line, http_1_1, code) in cases {
+            let parsed = head_of(&[line]).unwrap().unwrap();
+            assert_eq!((parsed.0, parsed.1), (http_1_1, code), "{}", line.escape_ascii());
+        }
+    }
+
+    /// What `Malformed` says of `result` (else a panic).
+    fn refusal<T>(result: Result<T, HandshakeError>) -> String {
+        match result {
+            Err(HandshakeError::Malformed(what)) => what,
+            Err(other) => panic!("not Malformed: {other}"),
+            Ok(_) => panic!("not refused"),
+        }
+    }
+
+    #[test]
+    fn status_lines_that_are_refused() {
+        const VERSION: &str = "does not start with HTTP/1.1 or HTTP/1.0";
+        const SPACE: &str = "no space after the HTTP version";
+        const CODE: &str = "the status code is not three digits";
+        const AFTER_CODE: &str = "three digits followed by a space or the line end";
+        const REASON: &str = "a control character in the reason phrase";
+        let cases: [(&[u8], &str); 27] = [
+            (b"", VERSION),
+            (b" HTTP/1.1 101 Switching Protocols", VERSION),
+            (b"http/1.1 101 Switching Protocols", VERSION),
+            (b"HTTP/1.2 101 Switching Protocols", VERSION),
+            (b"HTTP/2 101 Switching Protocols", VERSION),
+            (b"HTTP/2.0 101 Switching Protocols", VERSION),
+            (b"SSH-2.0-OpenSSH_9.6", VERSION),
+            (b"\xef\xbb\xbfHTTP/1.1 101 Switching Protocols", VERSION),
+            (b"HTTP/1.1", SPACE),
+            (b"HTTP/1.1\t101 Switching Protocols", SPACE),
+            (b"HTTP/1.1101 Switching Protocols", SPACE),
+            (b"HTTP/1.1 ", CODE),
+            (b"HTTP/1.1  101 Switching Protocols", CODE),
+            (b"HTTP/1.1 10 Switching Protocols", CODE),
+            (b"HTTP/1.1 10", CODE),
+            (b"HTTP/1.1 1a1 Switching Protocols", CODE),
+            (b"HTTP/1.1 +11 Switching Protocols", CODE),
+            (b"HTTP/1.1 -01 Switching Protocols", CODE),
+            (b"HTTP/1.1 1010 Switching Protocols", AFTER_CODE),
+            (b"HTTP/1.1 101\tSwitching Protocols", AFTER_CODE),
+            (b"HTTP/1.1 101Switching Protocols", AFTER_CODE),
+            (b"HTTP/1.1 101 Switching\x00Protocols", REASON),
+            (b"HTTP/1.1 101 Switching Protocols\x7f", REASON),
+            (b"HTTP/1.1 101 Switching\rProtocols", REASON),
+            // Two CRs before the LF.
+            (b"HTTP/1.1 101 Switching Protocols\r", REASON),
+            (b"HTTP/1.1 101 \x1b[31mSwitching Protocols", REASON),
+            (b"HTTP/1.1 101 Switching\x0bProtocols", REASON),
+        ];
+        for (line, what) in cases {
+            assert!(refusal(head_of(&[line])).contains(what), "{}", line.escape_ascii());
+        }
+        // Empty lines before the status line (httparse skipped them).
+        for before in ["\r\n", "\n"] {
+            let bytes = [before.as_bytes(), &ok_101(RFC_ACCEPT)].concat();
+            assert!(refusal(parse_response(&bytes, RFC_ACCEPT)).contains(VERSION), "{before:?}");
+        }
+    }
+
+    #[test]
+    fn header_fields_that_are_taken() {
+        let status: &[u8] = b"HTTP/1.1 101 Switching Protocols";
+        let cases: [(&[u8], &[u8], &[u8]); 9] = [
+            (b"Upgrade: websocket", b"Upgrade", b"websocket"),
+            (b"Upgrade:websocket", b"Upgrade", b"websocket"),
+            (b"Upgrade: \t websocket \t ", b"Upgrade", b"websocket"),
+            // An empty value, with or without whitespace.
+            (b"X-Empty:", b"X-Empty", b""),
+            (b"X-Empty: \t ", b"X-Empty", b""),
+            (b"X-Inner: a \t b", b"X-Inner", b"a \t b"),
+            (b"X-Colons: a:b::", b"X-Colons", b"a:b::"),
+            (b"X-Obs-Text: caf\xc3\xa9 \x80\xff", b"X-Obs-Text", b"caf\xc3\xa9 \x80\xff"),
+            (b"!#$%&'*+-.^_`|~09AZaz: v", b"!#$%&'*+-.^_`|~09AZaz", b"v"),
+        ];
+        for (line, name, value) in cases {
+            let (_, _, fields) = head_of(&[status, line]).unwrap().unwrap();
+            assert_eq!(fields, vec![(name.to_vec(), value.to_vec())], "{}", line.escape_ascii());
+        }
+        // Fields in order, the same name twice kept twice.
+        let (_, _, fields) = head_of(&[status, b"A: 1", b"B: 2", b"A: 3"]).unwrap().unwrap();
+        let names: Vec<&[u8]> = fields.iter().map(|(name, _)| name.as_slice()).collect();
+        assert_eq!(names, [b"A", b"B", b"A"]);
+    }
+
+    #[test]
+    fn header_fields_that_are_refused() {
+        const INDENTED: &str = "a header line starts with whitespace (obs-fold)";
+        const NO_COLON: &str = "a header line has no colon";
+        const NO_NAME: &str = "a header name is empty";
+        const SPACE_BEFORE_COLON: &str = "whitespace between a header name and its colon";
+        const NAME: &str = "a header name has a character that is not a token character";
+        const VALUE: &str = "a control character in a header value";
+        let status: &[u8] = b"HTTP/1.1 101 Switching Protocols";
+        let cases: [(&[&[u8]], &str); 24] = [
+            // Whitespace at the start of the first field line, and obs-fold.
+            (&[b" Upgrade: websocket"], INDENTED),
+            (&[b"\tUpgrade: websocket"], INDENTED),
+            (&[b"Connection: keep-alive,", b" upgrade"], INDENTED),
+            (&[b"X: a", b"\tb"], INDENTED),
+            (&[b"Upgrade : websocket"], SPACE_BEFORE_COLON),
+            (&[b"Upgrade\t: websocket"], SPACE_BEFORE_COLON),
+            (&[b": websocket"], NO_NAME),
+            (&[b":"], NO_NAME),
+            (&[b"Upgrade websocket"], NO_COLON),
+            (&[b"Upgrade"], NO_COLON),
+            (&[b"Up grade: websocket"], NAME),
+            (&[b"Up(grade: websocket"], NAME),
+            (&[b"Up\"grade: websocket"], NAME),
+            (&[b"Up/grade: websocket"], NAME),
+            (&[b"Up\x00grade: websocket"], NAME),
+            (&[b"Upgr\xc3\xa9de: websocket"], NAME),
+            (&[b"X: a\x00b"], VALUE),
+            (&[b"X: \x01"], VALUE),
+            (&[b"X: a\x7f"], VALUE),
+            (&[b"X: a\rb"], VALUE),
+            (&[b"X: a\x0bb"], VALUE),
+            (&[b"X: a\x0cb"], VALUE),
+            (&[b"X: \x1b[2J"], VALUE),
+            // Two CRs before the LF: one belongs to the value.
+            (&[b"X: a\r"], VALUE),
+        ];
+        for (fields, what) in cases {
+            let lines: Vec<&[u8]> = std::iter::once(status).chain(fields.iter().copied()).collect();
+            let refusal = refusal(head_of(&lines));
+            assert!(refusal.contains(what), "{:?}: {refusal}", fields.iter().map(|f| f.escape_ascii().to_string()));
+        }
+        // A bad line after good ones, and the same line in the whole check.
+        let header = response(&["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Bad Name: x"]);
+        assert!(refusal(parse_response(&header, RFC_ACCEPT)).contains(NAME));
+    }
+
+    #[test]
+    fn bare_line_feeds_end_lines_too() {
+        let crlf = ok_101(RFC_ACCEPT);
+        let lf = String::from_utf8(crlf.clone()).unwrap().replace("\r\n", "\n").into_bytes();
+        assert_eq!(parse_response(&lf, RFC_ACCEPT).unwrap(), Some(lf.len()));
+        for end in 0..lf.len() {
+            assert_eq!(parse_response(&lf[..end], RFC_ACCEPT).unwrap(), None, "{end}");
+        }
+        // Mixed, and the frame after the header not counted.
+        let mixed = format!(
+            "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\r\nConnection: Upgrade\n\
+             Sec-WebSocket-Accept: {RFC_ACCEPT}\r\n\n"
+        );
+        let mut bytes = mixed.clone().into_bytes();
+        bytes.extend(text_frame("hi"));
+        assert_eq!(parse_response(&bytes, RFC_ACCEPT).unwrap(), Some(mixed.len()));
+        // A CR and then the end of the bytes: the line end may still come.
+        assert_eq!(parse_response(&crlf[..crlf.len() - 1], RFC_ACCEPT).unwrap(), None);
+    }
+
+    #[test]
+    fn a_101_with_an_empty_or_no_reason_phrase_is_accepted() {
+        for status in ["HTTP/1.1 101", "HTTP/1.1 101 ", "HTTP/1.1 101 Whatever"] {
+            let header = response(&[
+                status,
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                &format!("Sec-WebSocket-Accept: {RFC_ACCEPT}"),
+                "Sec-WebSocket-Protocol:",
+                "Sec-WebSocket-Extensions: ",
+            ]);
+            assert_eq!(parse_response(&header, RFC_ACCEPT).unwrap(), Some(header.len()), "{status}");
+        }
+    }
+
+    #[test]
+    fn sixty_four_header_fields_are_taken_and_sixty_five_are_malformed() {
+        let with_fields = |count: usize| {
+            let mut lines = vec!["HTTP/1.1 101 Switching Protocols".to_owned(), "Upgrade: websocket".to_owned()];
+            lines.push("Connection: Upgrade".to_owned());
+            lines.push(format!("Sec-WebSocket-Accept: {RFC_ACCEPT}"));
+            for i in 3..count {
+                lines.push(format!("X-{i}: a"));
+            }
+            response(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let header = with_fields(MAX_HEADERS);
+        assert_eq!(parse_response(&header, RFC_ACCEPT).unwrap(), Some(header.len()));
+        let header = with_fields(MAX_HEADERS + 1);
+        assert_eq!(refusal(parse_response(&header, RFC_ACCEPT)), "more than 64 header fields");
+        // Refused as soon as the 65th field line is complete.
+        let at = header.len() - 2;
+        assert_eq!(refusal(parse_response(&header[..at], RFC_ACCEPT)), "more than 64 header fields");
+        let before = header[..at - 1].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+        assert_eq!(parse_response(&header[..before], RFC_ACCEPT).unwrap(), None);
+    }
+
+    /// A stream that hands out `parts` one per read, then EOF.
+    struct Parts(std::collections::VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Parts {
+        fn poll_read(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            while self.0.front().is_some_and(Vec::is_empty) {
+                self.0.pop_front();
+            }
+            let Some(part) = self.0.front_mut() else { return Poll::Ready(Ok(0)) };
+            let n = buf.len().min(part.len());
+            buf[..n].copy_from_slice(&part[..n]);
+            part.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn a_header_split_at_every_byte_reads_the_same() {
+        let header = format!(
+            "HTTP/1.1 101 \r\nupgrade:websocket\nConnection: keep-alive,\tUpgrade \r\nX-Empty:\r\n\
+             Sec-WebSocket-Accept: {RFC_ACCEPT}\r\n\r\n"
+        );
+        let mut bytes = header.clone().into_bytes();
+        bytes.extend(text_frame("first"));
+        for at in 0..=bytes.len() {
+            let mut stream = Parts([bytes[..at].to_vec(), bytes[at..].to_vec()].into_iter().collect());
+            let after = async_io::block_on(read_response(&mut stream, RFC_ACCEPT)).unwrap();
+            // What came in the read that ended the header, and the rest unread.
+            let read_with_header = if at < header.len() { bytes.len() } else { at };
+            assert_eq!(after, &bytes[header.len()..read_with_header], "{at}");
+            assert_eq!(stream.0.iter().flatten().copied().collect::<Vec<u8>>(), &bytes[read_with_header..], "{at}");
+        }
+        // A refused line is refused wherever the bytes are split.
+        let folded = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive,\r\n upgrade\r\n\
+             Sec-WebSocket-Accept: {RFC_ACCEPT}\r\n\r\n"
+        );
+        for at in 0..=folded.len() {
+            let (a, b) = folded.as_bytes().split_at(at);
+            let mut stream = Parts([a.to_vec(), b.to_vec()].into_iter().collect());
+            let result = async_io::block_on(read_response(&mut stream, RFC_ACCEPT));
+            assert_eq!(refusal(result), "a header line starts with whitespace (obs-fold)", "{at}");
+        }
+    }
+
+    /// Status lines for the differential test against httparse.
+    const STATUS_LINES: [&[u8]; 14] = [
+        b"HTTP/1.1 101 Switching Protocols",
+        b"HTTP/1.1 101 ",
+        b"HTTP/1.1 101",
+        b"HTTP/1.0 200 OK",
+        b"HTTP/1.1 429 Too\tMany \x80Requests",
+        b"HTTP/1.1 1010 X",
+        b"HTTP/1.1  101 X",
+        b"HTTP/1.1 10",
+        b"HTTP/1.2 101 X",
+        b"HTTP/1.1 101 X\x00",
+        b"HTTP/1.1 101 X\r",
+        b"\r\nHTTP/1.1 101 X",
+        b"\nHTTP/1.1 101 X",
+        b"",
+    ];
+
+    /// Field lines (valid and not) for the differential test.
+    const FIELD_LINES: [&[u8]; 22] = [
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        b"X-Empty:",
+        b"X-Spaces: \t ",
+        b"X:a",
+        b"X: \t a \t b \t",
+        b"X: caf\xc3\xa9\xff",
+        b"!#$%&'*+-.^_`|~09AZaz: v",
+        b" folded",
+        b"\tfolded: x",
+        b"Name : v",
+        b"Name\t: v",
+        b": v",
+        b"NoColon",
+        b"Na(me: v",
+        b"X: a\x00b",
+        b"X: a\x7f",
+        b"X: a\rb",
+        b"X: a\x0cb",
+        b"",
+        b"\r",
+    ];
 
     /// A server end in memory: answers the request written to it with
     /// `respond(key)`, handed out `chunk` bytes per read, then EOF.
@@ -728,6 +1163,70 @@ mod tests {
             let mut stream = Scripted { response, chunk, written: 0 };
             let result = async_io::block_on(client("ws://gateway.test/", &mut stream, WebSocketConfig::default()));
             proptest::prop_assert!(!matches!(result, Err(HandshakeError::InvalidUrl | HandshakeError::Io(_))));
+        }
+
+        /// Against httparse (the parser this one replaced): whatever it
+        /// refuses is refused, whatever is taken it takes the same way (same
+        /// length, version, code and fields). The only bytes httparse took
+        /// and this refuses are empty lines before the status line.
+        #[test]
+        fn at_least_as_strict_as_httparse(
+            status in proptest::sample::select(STATUS_LINES.to_vec()),
+            lines in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        4 => proptest::sample::select(FIELD_LINES.to_vec()).prop_map(<[u8]>::to_vec),
+                        1 => proptest::collection::vec(proptest::num::u8::ANY, 0..8),
+                    ],
+                    proptest::sample::select(vec![&b"\r\n"[..], b"\r\n", b"\r\n", b"\n", b"\r", b""]),
+                ),
+                0..12,
+            ),
+            repeat in proptest::prop_oneof![4 => proptest::strategy::Just(0usize), 1 => 55usize..70],
+            flip in proptest::option::of((proptest::num::usize::ANY, proptest::num::u8::ANY)),
+        ) {
+            let mut bytes = status.to_vec();
+            bytes.extend_from_slice(b"\r\n");
+            for _ in 0..repeat {
+                bytes.extend_from_slice(b"X-Many: a\r\n");
+            }
+            for (line, end) in &lines {
+                bytes.extend_from_slice(line);
+                bytes.extend_from_slice(end);
+            }
+            bytes.extend_from_slice(b"\r\n");
+            if let Some((at, byte)) = flip {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+            }
+            // The whole, and a prefix cut in a line.
+            for end in [bytes.len(), bytes.len() / 2, bytes.len() * 3 / 4] {
+                let bytes = &bytes[..end];
+                let ours = Head::parse(bytes);
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut response = httparse::Response::new(&mut headers);
+                let theirs = response.parse(bytes);
+                let empty_line_first = bytes.starts_with(b"\n") || bytes.starts_with(b"\r\n");
+                match (&ours, theirs) {
+                    (Ok(Some(head)), Ok(httparse::Status::Complete(len))) => {
+                        proptest::prop_assert_eq!(head.len, len);
+                        proptest::prop_assert_eq!(Some(u8::from(head.http_1_1)), response.version);
+                        proptest::prop_assert_eq!(Some(head.code), response.code);
+                        let fields: Vec<(&[u8], &[u8])> =
+                            response.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect();
+                        proptest::prop_assert_eq!(&head.fields, &fields);
+                    }
+                    // A bad line still missing its line end is refused once that comes.
+                    (Ok(None), Ok(httparse::Status::Partial) | Err(_)) | (Err(_), Err(_)) => {}
+                    (Err(_), Ok(_)) if empty_line_first => {}
+                    (ours, theirs) => proptest::prop_assert!(
+                        false,
+                        "{}: ours {:?}, httparse {theirs:?}",
+                        bytes.escape_ascii(),
+                        ours.as_ref().map(|head| head.as_ref().map(|head| head.len))
+                    ),
+                }
+            }
         }
     }
 
