@@ -225,12 +225,10 @@ fn main() {
     if args.peek().map(String::as_str) == Some("client") {
         args.next();
         let args = report::ClientArgs::parse(args);
-        match args.kind.as_str() {
-            "ours-tokio" => clients::run_tokio(&args),
-            "ours-async-std" => clients::run_async_std(&args),
-            "ours-typed" => clients::run_typed(&args),
-            "ours-strict" => clients::run_strict(&args),
-            _ => twilight_client::run_kind(&args),
+        if args.kind.starts_with("ours-") {
+            clients::run_kind(&args)
+        } else {
+            twilight_client::run_kind(&args)
         }
     }
     if args.peek().map(String::as_str) == Some("serve") {
