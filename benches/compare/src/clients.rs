@@ -1,4 +1,5 @@
-//! discord-gateway-stream clients (each runs in its own child process).
+//! discord-gateway-stream clients (each runs in its own child process), shared
+//! by `compare` and `ours-stock` through `#[path]`.
 
 use std::hint::black_box;
 
@@ -92,4 +93,15 @@ pub fn run_typed(args: &ClientArgs) -> ! {
 pub fn run_async_std(args: &ClientArgs) -> ! {
     let mut shard = Shard::new(config(args)).expect("shard");
     async_io::block_on(consume(&mut shard, args.expect, "Shard stream driving itself, async_io::block_on"))
+}
+
+/// `client ours-tokio|ours-async-std|ours-typed|ours-strict ...`.
+pub fn run_kind(args: &ClientArgs) -> ! {
+    match args.kind.as_str() {
+        "ours-tokio" => run_tokio(args),
+        "ours-async-std" => run_async_std(args),
+        "ours-typed" => run_typed(args),
+        "ours-strict" => run_strict(args),
+        other => panic!("unknown ours client {other}"),
+    }
 }

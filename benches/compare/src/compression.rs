@@ -1,5 +1,5 @@
 //! The transport compressions the benches replay (shared by `compare`,
-//! `heap`, `twilight-stock` and `twilight-heap` through `#[path]`).
+//! `heap`, `ours-stock`, `twilight-stock` and `twilight-heap` through `#[path]`).
 
 #![allow(dead_code)] // each binary uses part of it
 

@@ -21,7 +21,7 @@
 //! (`ZSTD_e_flush`) into one binary message; or text frames. The server
 //! serves one compression at a time and checks that each client's URL query
 //! asked for it (`compress=zlib-stream` / `compress=zstd-stream` / none).
-//! Every client runs in its own child process (`compare client <kind> ...`),
+//! Every client runs in its own child process (`<binary> client <kind> ...`),
 //! so the peak RSS (VmHWM) is that client's; runs are interleaved round-robin.
 //!
 //! The clients (`--clients` picks a subset by name, default all), compared in
@@ -41,7 +41,12 @@
 //!   by `next_event(EventTypeFlags::MESSAGE_CREATE)` (`twilight-typed`).
 //!
 //! Ours asks for the row's compression (`Compression::ZlibStream`,
-//! `ZstdStream` or `None`; the crate's `zstd` feature is on here). twilight
+//! `ZstdStream` or `None`). Our clients run from `ours-stock/`: the crate
+//! with its default features plus `zstd` (no `fuzzing`), built alone, so its
+//! binary carries neither this harness, the replay server nor
+//! twilight-gateway and its peak RSS (code pages included) compares with
+//! twilight's slim binary. (`compare client ours-...` still runs them from
+//! this binary, e.g. for profiling by hand.) twilight
 //! clients run from `twilight-stock/` (twilight-gateway built alone, a
 //! compile-time choice of compression): its `zlib` build on the zlib-stream
 //! and uncompressed rows, its `zstd` build (twilight-gateway's default
@@ -84,6 +89,8 @@ use discord_gateway_stream::protocol::DEFAULT_MAX_MESSAGE_SIZE;
 use compression::Codec;
 use mixes::{Mix, MixKind, Replay};
 
+/// A client, each run in a child process: ours from the `ours-stock` binary,
+/// twilight from `twilight-stock` except the `-std` ones (this binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
     /// Shard, tokio connector, driver spawned; every dispatch's `t`, `s`, `d` span.
@@ -177,7 +184,7 @@ impl Client {
 
     /// Runs from a separately built `twilight-stock` binary (`zlib` build, or
     /// `zstd` build on the zstd rows).
-    fn is_stock(self) -> bool {
+    fn is_twilight_stock(self) -> bool {
         matches!(self, Client::Twilight | Client::TwilightEquivalent | Client::TwilightTyped)
     }
 
@@ -225,17 +232,16 @@ fn main() {
     if args.peek().map(String::as_str) == Some("client") {
         args.next();
         let args = report::ClientArgs::parse(args);
-        match args.kind.as_str() {
-            "ours-tokio" => clients::run_tokio(&args),
-            "ours-async-std" => clients::run_async_std(&args),
-            "ours-typed" => clients::run_typed(&args),
-            "ours-strict" => clients::run_strict(&args),
-            _ => twilight_client::run_kind(&args),
+        if args.kind.starts_with("ours-") {
+            clients::run_kind(&args)
+        } else {
+            twilight_client::run_kind(&args)
         }
     }
     if args.peek().map(String::as_str) == Some("serve") {
         // `compare serve realistic|small zlib|zstd|none MB`: the replay server alone,
-        // for profiling a client by hand (`compare client <kind> --port P --expect N ...`).
+        // for profiling a client by hand (`compare client <kind> --port P --expect N ...`,
+        // or the same with the ours-stock / twilight-stock binaries).
         args.next();
         let kind = match args.next().as_deref() {
             Some("small") => MixKind::Small,
@@ -297,10 +303,11 @@ fn main() {
         }
     }
 
-    let any_stock = chosen.iter().any(|client| client.is_stock());
+    let any_stock = chosen.iter().any(|client| client.is_twilight_stock());
     // twilight-stock's `zlib` build also serves the uncompressed rows.
     let stock_zlib = (any_stock && codecs.iter().any(|&c| c != Codec::Zstd)).then(|| build_twilight_stock(Codec::Zlib));
     let stock_zstd = (any_stock && codecs.contains(&Codec::Zstd)).then(|| build_twilight_stock(Codec::Zstd));
+    let ours_stock = chosen.iter().any(|client| !client.is_twilight()).then(build_ours_stock);
     let server = server::Server::start().expect("replay server");
     eprintln!("replay server on 127.0.0.1:{}", server.port);
     let me = std::env::current_exe().expect("current exe");
@@ -337,10 +344,11 @@ fn main() {
             let mut runs: Vec<Vec<Run>> = clients.iter().map(|_| Vec::new()).collect();
             for round in 0..repeat {
                 for (i, &client) in clients.iter().enumerate() {
-                    let exe = match (client.is_stock(), codec) {
-                        (false, _) => &me,
-                        (true, Codec::Zstd) => stock_zstd.as_ref().expect("twilight-stock zstd built"),
-                        (true, _) => stock_zlib.as_ref().expect("twilight-stock zlib built"),
+                    let exe = match (client.is_twilight(), client.is_twilight_stock(), codec) {
+                        (false, _, _) => ours_stock.as_ref().expect("ours-stock built"),
+                        (true, false, _) => &me,
+                        (true, true, Codec::Zstd) => stock_zstd.as_ref().expect("twilight-stock zstd built"),
+                        (true, true, _) => stock_zlib.as_ref().expect("twilight-stock zlib built"),
                     };
                     let run = run_client(exe, client, &replay, server.port);
                     let queries = server.take_queries();
@@ -409,23 +417,40 @@ fn usage(error: &str) -> ! {
 /// with twilight-gateway's `zlib` feature (the package default) or with only
 /// its `zstd` feature; returns a copy of the binary for that build.
 fn build_twilight_stock(codec: Codec) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = dir.join("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("building twilight-stock ({}) ...", codec.arg());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--release", "--quiet", "--manifest-path"])
-        .arg(dir.join("twilight-stock/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target);
-    if codec == Codec::Zstd {
-        command.args(["--no-default-features", "--features", "zstd"]);
-    }
-    assert!(command.status().expect("run cargo").success(), "building twilight-stock failed");
+    let features: &[&str] = match codec {
+        Codec::Zstd => &["--no-default-features", "--features", "zstd"],
+        _ => &[],
+    };
+    let target = build_package("twilight-stock", features);
     let copy = target.join(format!("release/twilight-stock-{}", codec.arg()));
     std::fs::copy(target.join("release/twilight-stock"), &copy).expect("copy twilight-stock");
     copy
+}
+
+/// Builds `ours-stock/` (its own workspace: the crate with its default
+/// features plus `zstd`, none of this binary's) and returns its binary.
+fn build_ours_stock() -> PathBuf {
+    eprintln!("building ours-stock ...");
+    build_package("ours-stock", &[]).join("release/ours-stock")
+}
+
+/// `cargo build --release` of the package in `name/` (its own workspace)
+/// into this package's target directory, which it returns.
+fn build_package(name: &str, extra: &[&str]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = dir.join("target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(dir.join(name).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .args(extra)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building {name} failed");
+    target
 }
 
 /// The replay server serves one compression at a time: every client must

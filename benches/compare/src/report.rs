@@ -1,6 +1,7 @@
-//! What a client child process measures and prints (shared with `twilight-stock`).
+//! What a client child process measures and prints (shared with `ours-stock`
+//! and `twilight-stock`).
 
-#![allow(dead_code)] // `twilight-stock` uses only part of it
+#![allow(dead_code)] // `ours-stock` and `twilight-stock` use only part of it
 
 use std::time::Instant;
 
