@@ -181,13 +181,17 @@ where
     let mut buffer = vec![0; FIRST_READ];
     let mut filled = 0;
     loop {
-        if filled == buffer.len() {
+        if filled >= buffer.len() {
             if filled >= MAX_HEADER_BYTES {
                 return Err(HandshakeError::HeaderTooLarge);
             }
             buffer.resize((filled * 2).min(MAX_HEADER_BYTES), 0);
         }
-        let read = stream.read(buffer.get_mut(filled..).unwrap_or_default()).await?;
+        let room = buffer.get_mut(filled..).unwrap_or_default();
+        let room_len = room.len();
+        // `min`: a connector's stream that claims more than it was given
+        // (breaking `AsyncRead`'s contract) cannot push `filled` past the buffer.
+        let read = stream.read(room).await?.min(room_len);
         if read == 0 {
             return Err(HandshakeError::ClosedMidHeader);
         }
@@ -908,6 +912,21 @@ mod tests {
             let result = async_io::block_on(read_response(&mut stream, RFC_ACCEPT));
             assert_eq!(refusal(result), "a header line starts with whitespace (obs-fold)", "{at}");
         }
+    }
+
+    /// A stream that claims to have read more than the room it was given.
+    struct Overclaiming;
+
+    impl AsyncRead for Overclaiming {
+        fn poll_read(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len() + 5))
+        }
+    }
+
+    #[test]
+    fn a_stream_claiming_more_than_it_was_given_ends_at_the_bound() {
+        let result = async_io::block_on(read_response(&mut Overclaiming, RFC_ACCEPT));
+        assert!(matches!(result, Err(HandshakeError::HeaderTooLarge)), "{result:?}");
     }
 
     /// Status lines for the differential test against httparse.
