@@ -15,8 +15,13 @@
 //!
 //! Each message goes straight into the decompressor: compressed bytes are
 //! never buffered, only the last four are remembered to find the marker.
+//!
+//! The decompressor is zlib-rs through its safe API (`zlib_rs::Inflate`),
+//! which writes only into initialized memory: the working buffer stays
+//! initialized from payload to payload and is zero-filled only where it
+//! grows (`codec/sizing.rs`).
 
-use flate2::{Decompress, FlushDecompress, Status};
+use zlib_rs::{Inflate, InflateFlush, Status};
 
 use super::sizing::Sizing;
 
@@ -48,13 +53,20 @@ pub enum InflateError {
     Poisoned,
 }
 
+/// zlib's window size, as a base-2 logarithm: the largest a zlib header
+/// may ask for, and the one every zlib-stream uses.
+const WINDOW_BITS: u8 = 15;
+
 /// The zlib-stream inflate context of one connection.
-#[derive(Debug)]
 pub struct Inflater {
     /// The connection's inflate context (zlib-wrapped, RFC 1950).
-    decompress: Decompress,
-    /// Inflated bytes of the payload in progress, or of the payload last returned.
+    decompress: Inflate,
+    /// The working buffer, all of it initialized: `out[..filled]` is the
+    /// payload in progress (or the payload last returned), the rest room to
+    /// inflate into, left over from earlier payloads or zero-filled.
     out: Vec<u8>,
+    /// Inflated bytes of the payload in `out`.
+    filled: usize,
     /// Whether `out` holds a payload already returned by `push` (cleared on the next push).
     returned: bool,
     /// The last (up to) four compressed bytes pushed, oldest first.
@@ -71,12 +83,28 @@ pub struct Inflater {
     payload_start_in: u64,
 }
 
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater")
+            .field("total_in", &self.decompress.total_in())
+            .field("total_out", &self.decompress.total_out())
+            .field("filled", &self.filled)
+            .field("buffer_capacity", &self.out.capacity())
+            .field("returned", &self.returned)
+            .field("pending_in", &self.pending_in)
+            .field("poisoned", &self.poisoned)
+            .field("max_message_size", &self.max_message_size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Inflater {
     /// A fresh inflater whose payloads may inflate to at most `max_message_size` bytes.
     pub fn new(max_message_size: usize) -> Self {
         Inflater {
-            decompress: Decompress::new(true),
+            decompress: Inflate::new(true, WINDOW_BITS),
             out: Vec::new(),
+            filled: 0,
             returned: false,
             tail: [0; 4],
             pending_in: 0,
@@ -96,7 +124,7 @@ impl Inflater {
         self.decompress.reset(true);
         self.start_payload();
         // A new connection starts cold; whatever was half inflated is gone.
-        self.out = Vec::new();
+        self.free_buffer();
         self.tail = [0; 4];
         self.pending_in = 0;
         self.poisoned = false;
@@ -119,7 +147,7 @@ impl Inflater {
             return Ok(None);
         }
         self.returned = true;
-        Ok(Some(&self.out))
+        Ok(Some(self.out.get(..self.filled).unwrap_or_default()))
     }
 
     /// Like [`push`](Self::push), but hands the completed payload over as
@@ -141,7 +169,7 @@ impl Inflater {
     /// buffer over 64 KiB) and a second after the last payload.
     pub fn release(&mut self) {
         if self.pending_in == 0 {
-            self.out = Vec::new();
+            self.free_buffer();
         }
     }
 
@@ -166,7 +194,7 @@ impl Inflater {
             self.poisoned = true;
             // Nothing more comes out of this stream: free what it inflated
             // (up to the cap) now, not on the next connection.
-            self.out = Vec::new();
+            self.free_buffer();
             tracing::debug!(%error, "zlib-stream inflate failed");
             return Err(error);
         }
@@ -182,7 +210,14 @@ impl Inflater {
     fn start_payload(&mut self) {
         self.returned = false;
         self.payload_start_in = self.decompress.total_in();
-        Sizing::recycle(&mut self.out);
+        self.filled = 0;
+        Sizing::free_if_large(&mut self.out);
+    }
+
+    /// Frees the working buffer.
+    fn free_buffer(&mut self) {
+        self.out = Vec::new();
+        self.filled = 0;
     }
 
     /// Records the last compressed bytes of `message` after the earlier ones.
@@ -202,24 +237,30 @@ impl Inflater {
     /// Inflates all of `input` into `out`, growing it up to the cap.
     fn inflate(&mut self, mut input: &[u8]) -> Result<(), InflateError> {
         loop {
-            if self.out.len() == self.out.capacity() {
+            if self.filled == self.out.len() {
                 self.grow(input.len());
+                if self.filled == self.out.len() {
+                    // Only at the cap plus one byte does the buffer not grow.
+                    return Err(InflateError::MessageTooLarge { limit: self.max_message_size });
+                }
             }
             let in_before = self.decompress.total_in();
-            let out_before = self.out.len();
-            let status =
-                self.decompress.decompress_vec(input, &mut self.out, FlushDecompress::Sync).map_err(|error| {
-                    InflateError::Corrupt {
-                        at: self.decompress.total_in(),
-                        reason: error.message().unwrap_or("invalid deflate data").to_owned(),
-                    }
-                })?;
+            let out_before = self.decompress.total_out();
+            let room = self.out.get_mut(self.filled..).unwrap_or_default();
+            let status = self.decompress.decompress(input, room, InflateFlush::SyncFlush).map_err(|error| {
+                InflateError::Corrupt {
+                    at: self.decompress.total_in(),
+                    reason: self.decompress.error_message().unwrap_or(error.as_str()).to_owned(),
+                }
+            })?;
             let consumed = usize::try_from(self.decompress.total_in() - in_before).unwrap_or(usize::MAX);
+            let produced = usize::try_from(self.decompress.total_out() - out_before).unwrap_or(usize::MAX);
             input = input.get(consumed..).unwrap_or_default();
-            if self.out.len() > self.max_message_size {
+            self.filled = self.filled.saturating_add(produced).min(self.out.len());
+            if self.filled > self.max_message_size {
                 return Err(InflateError::MessageTooLarge { limit: self.max_message_size });
             }
-            let out_full = self.out.len() == self.out.capacity();
+            let out_full = self.filled == self.out.len();
             match status {
                 Status::StreamEnd if input.is_empty() => return Ok(()),
                 Status::StreamEnd => {
@@ -232,7 +273,7 @@ impl Inflater {
                     if input.is_empty() && !out_full {
                         return Ok(());
                     }
-                    if consumed == 0 && self.out.len() == out_before && !out_full {
+                    if consumed == 0 && produced == 0 && !out_full {
                         return Err(InflateError::Corrupt {
                             at: self.decompress.total_in(),
                             reason: "the inflater made no progress".to_owned(),
@@ -243,11 +284,11 @@ impl Inflater {
         }
     }
 
-    /// Grows the output buffer (see [`Sizing::grow`]).
+    /// Grows the working buffer (see [`Sizing::grow_initialized`]).
     fn grow(&mut self, remaining: usize) {
         let consumed =
             usize::try_from(self.decompress.total_in().saturating_sub(self.payload_start_in)).unwrap_or(usize::MAX);
-        self.sizing.grow(&mut self.out, consumed, remaining);
+        self.sizing.grow_initialized(&mut self.out, self.filled, consumed, remaining);
     }
 }
 
@@ -505,6 +546,24 @@ mod tests {
             inflater.push(frame).unwrap();
             assert_eq!(inflater.out.capacity(), capacity);
         }
+    }
+
+    // The warm buffer is initialized once: the next payloads overwrite it,
+    // nothing zero-fills it again (no memset per payload in steady state).
+    #[test]
+    fn a_warm_buffer_is_overwritten_not_zeroed_again() {
+        let first = vec![b'a'; 20_000];
+        let second = vec![b'b'; 1000];
+        let frames = zlib_stream(&[&first, &second]);
+        let mut inflater = Inflater::new(64 << 20);
+        inflater.push(&frames[0]).unwrap();
+        let initialized = inflater.out.len();
+        assert_eq!(inflater.push(&frames[1]).unwrap(), Some(second.as_slice()));
+        assert_eq!(inflater.out.len(), initialized);
+        assert!(
+            inflater.out[1000..20_000].iter().all(|&byte| byte == b'a'),
+            "the first payload's bytes are still there"
+        );
     }
 
     // An owned payload never keeps a buffer over twice its size, even when
