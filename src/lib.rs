@@ -479,7 +479,7 @@
 //!
 //! | feature | default | what it does |
 //! |---|---|---|
-//! | `zlib` | yes | `compress=zlib-stream` through flate2's zlib-rs backend |
+//! | `zlib` | yes | `compress=zlib-stream` through zlib-rs (pure Rust, its safe API) |
 //! | `zstd` | no | `compress=zstd-stream` through libzstd (`zstd-safe`); needs a C compiler |
 //! | `rustls-webpki-roots` | yes | `wss://` through rustls (ring) with Mozilla's roots compiled in |
 //! | `rustls-native-roots` | no | the operating system's root certificates instead |

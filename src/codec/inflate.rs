@@ -15,8 +15,22 @@
 //!
 //! Each message goes straight into the decompressor: compressed bytes are
 //! never buffered, only the last four are remembered to find the marker.
+//!
+//! The decompressor is zlib-rs through its safe API (`zlib_rs::Inflate`),
+//! which writes only into initialized memory: the working buffer stays
+//! initialized from payload to payload and is zero-filled only where it
+//! grows (`codec/sizing.rs`).
+//!
+//! zlib-rs inflates raw deflate: the inflater reads the 2-byte zlib header
+//! itself (RFC 1950, checked as zlib checks it; its two bytes may come in
+//! two messages), so zlib-rs does not update an Adler-32 checksum over every
+//! inflated byte for a trailer that a never-ending zlib-stream never sends.
+//! Should a stream end after all, the 4-byte trailer after its final block
+//! is accepted unverified, and anything after it is an error.
+//! [`InflateError::Corrupt`] offsets count the header (and trailer) bytes:
+//! they are offsets in the connection's compressed stream.
 
-use flate2::{Decompress, FlushDecompress, Status};
+use zlib_rs::{Inflate, InflateFlush, Status};
 
 use super::sizing::Sizing;
 
@@ -48,13 +62,45 @@ pub enum InflateError {
     Poisoned,
 }
 
+/// zlib's window size, as a base-2 logarithm: the largest a zlib header
+/// may ask for, and the one every zlib-stream uses. Inflating with it
+/// accepts exactly what zlib accepts after any valid header (zlib-rs, like
+/// zlib, does not hold distances to a smaller window the header names).
+const WINDOW_BITS: u8 = 15;
+
+/// The Adler-32 trailer after the final deflate block of a zlib stream.
+const TRAILER_LEN: u8 = 4;
+
+/// Where the connection's zlib stream is, around the raw deflate data that
+/// zlib-rs inflates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Before the deflate data: the 2-byte zlib header, with its first byte
+    /// once received.
+    Header(Option<u8>),
+    /// In the deflate data (for a zlib-stream, forever).
+    Deflate,
+    /// After the final deflate block: this many trailer bytes still to come.
+    Trailer(u8),
+    /// After the trailer: nothing may follow.
+    Ended,
+}
+
 /// The zlib-stream inflate context of one connection.
-#[derive(Debug)]
 pub struct Inflater {
-    /// The connection's inflate context (zlib-wrapped, RFC 1950).
-    decompress: Decompress,
-    /// Inflated bytes of the payload in progress, or of the payload last returned.
+    /// The connection's inflate context, for the raw deflate data inside
+    /// the zlib (RFC 1950) stream.
+    decompress: Inflate,
+    /// Where the stream is around the deflate data.
+    framing: Framing,
+    /// Header and trailer bytes consumed (the compressed bytes zlib-rs did not see).
+    framing_in: u64,
+    /// The working buffer, all of it initialized: `out[..filled]` is the
+    /// payload in progress (or the payload last returned), the rest room to
+    /// inflate into, left over from earlier payloads or zero-filled.
     out: Vec<u8>,
+    /// Inflated bytes of the payload in `out`.
+    filled: usize,
     /// Whether `out` holds a payload already returned by `push` (cleared on the next push).
     returned: bool,
     /// The last (up to) four compressed bytes pushed, oldest first.
@@ -71,12 +117,31 @@ pub struct Inflater {
     payload_start_in: u64,
 }
 
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater")
+            .field("framing", &self.framing)
+            .field("total_in", &self.stream_in())
+            .field("total_out", &self.decompress.total_out())
+            .field("filled", &self.filled)
+            .field("buffer_capacity", &self.out.capacity())
+            .field("returned", &self.returned)
+            .field("pending_in", &self.pending_in)
+            .field("poisoned", &self.poisoned)
+            .field("max_message_size", &self.max_message_size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Inflater {
     /// A fresh inflater whose payloads may inflate to at most `max_message_size` bytes.
     pub fn new(max_message_size: usize) -> Self {
         Inflater {
-            decompress: Decompress::new(true),
+            decompress: Inflate::new(false, WINDOW_BITS),
+            framing: Framing::Header(None),
+            framing_in: 0,
             out: Vec::new(),
+            filled: 0,
             returned: false,
             tail: [0; 4],
             pending_in: 0,
@@ -93,10 +158,13 @@ impl Inflater {
     /// (`docs/edge-cases.md#zlib-stream-framing-and-state`: carrying the
     /// inflate context across connections gives "data error").
     pub fn reset(&mut self) {
-        self.decompress.reset(true);
+        // Back to raw deflate with zlib-rs's default window, WINDOW_BITS.
+        self.decompress.reset(false);
+        self.framing = Framing::Header(None);
+        self.framing_in = 0;
         self.start_payload();
         // A new connection starts cold; whatever was half inflated is gone.
-        self.out = Vec::new();
+        self.free_buffer();
         self.tail = [0; 4];
         self.pending_in = 0;
         self.poisoned = false;
@@ -119,7 +187,7 @@ impl Inflater {
             return Ok(None);
         }
         self.returned = true;
-        Ok(Some(&self.out))
+        Ok(Some(self.out.get(..self.filled).unwrap_or_default()))
     }
 
     /// Like [`push`](Self::push), but hands the completed payload over as
@@ -141,7 +209,7 @@ impl Inflater {
     /// buffer over 64 KiB) and a second after the last payload.
     pub fn release(&mut self) {
         if self.pending_in == 0 {
-            self.out = Vec::new();
+            self.free_buffer();
         }
     }
 
@@ -166,7 +234,7 @@ impl Inflater {
             self.poisoned = true;
             // Nothing more comes out of this stream: free what it inflated
             // (up to the cap) now, not on the next connection.
-            self.out = Vec::new();
+            self.free_buffer();
             tracing::debug!(%error, "zlib-stream inflate failed");
             return Err(error);
         }
@@ -181,8 +249,15 @@ impl Inflater {
     /// if that payload made it large.
     fn start_payload(&mut self) {
         self.returned = false;
-        self.payload_start_in = self.decompress.total_in();
-        Sizing::recycle(&mut self.out);
+        self.payload_start_in = self.stream_in();
+        self.filled = 0;
+        Sizing::free_if_large(&mut self.out);
+    }
+
+    /// Frees the working buffer.
+    fn free_buffer(&mut self) {
+        self.out = Vec::new();
+        self.filled = 0;
     }
 
     /// Records the last compressed bytes of `message` after the earlier ones.
@@ -199,42 +274,88 @@ impl Inflater {
         }
     }
 
-    /// Inflates all of `input` into `out`, growing it up to the cap.
+    /// Compressed bytes of the connection's stream consumed so far.
+    fn stream_in(&self) -> u64 {
+        self.framing_in.saturating_add(self.decompress.total_in())
+    }
+
+    /// Takes all of `input`: the zlib header, deflate data inflated into
+    /// `out`, the trailer of a stream that ended.
     fn inflate(&mut self, mut input: &[u8]) -> Result<(), InflateError> {
-        loop {
-            if self.out.len() == self.out.capacity() {
-                self.grow(input.len());
-            }
-            let in_before = self.decompress.total_in();
-            let out_before = self.out.len();
-            let status =
-                self.decompress.decompress_vec(input, &mut self.out, FlushDecompress::Sync).map_err(|error| {
-                    InflateError::Corrupt {
-                        at: self.decompress.total_in(),
-                        reason: error.message().unwrap_or("invalid deflate data").to_owned(),
-                    }
-                })?;
-            let consumed = usize::try_from(self.decompress.total_in() - in_before).unwrap_or(usize::MAX);
-            input = input.get(consumed..).unwrap_or_default();
-            if self.out.len() > self.max_message_size {
-                return Err(InflateError::MessageTooLarge { limit: self.max_message_size });
-            }
-            let out_full = self.out.len() == self.out.capacity();
-            match status {
-                Status::StreamEnd if input.is_empty() => return Ok(()),
-                Status::StreamEnd => {
+        while let Some((&byte, rest)) = input.split_first() {
+            match self.framing {
+                Framing::Header(None) => {
+                    self.framing = Framing::Header(Some(byte));
+                    self.framing_in += 1;
+                    input = rest;
+                }
+                Framing::Header(Some(cmf)) => {
+                    self.framing_in += 1;
+                    check_header(cmf, byte)
+                        .map_err(|reason| InflateError::Corrupt { at: self.stream_in(), reason: reason.to_owned() })?;
+                    self.framing = Framing::Deflate;
+                    input = rest;
+                }
+                Framing::Deflate => input = self.inflate_deflate(input)?,
+                Framing::Trailer(left) => {
+                    let taken = input.len().min(usize::from(left));
+                    self.framing_in = self.framing_in.saturating_add(taken as u64);
+                    let left = left.saturating_sub(u8::try_from(taken).unwrap_or(u8::MAX));
+                    self.framing = if left == 0 { Framing::Ended } else { Framing::Trailer(left) };
+                    input = input.get(taken..).unwrap_or_default();
+                }
+                Framing::Ended => {
                     return Err(InflateError::Corrupt {
-                        at: self.decompress.total_in(),
+                        at: self.stream_in(),
                         reason: "data after the end of the zlib stream".to_owned(),
                     })
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inflates deflate data from `input` into `out`, growing it up to the
+    /// cap, until `input` is used up or the deflate data ends; returns what
+    /// follows the deflate data (the trailer).
+    fn inflate_deflate<'a>(&mut self, mut input: &'a [u8]) -> Result<&'a [u8], InflateError> {
+        loop {
+            if self.filled == self.out.len() {
+                self.grow(input.len());
+                if self.filled == self.out.len() {
+                    // Only at the cap plus one byte does the buffer not grow.
+                    return Err(InflateError::MessageTooLarge { limit: self.max_message_size });
+                }
+            }
+            let in_before = self.decompress.total_in();
+            let out_before = self.decompress.total_out();
+            let room = self.out.get_mut(self.filled..).unwrap_or_default();
+            let status = self.decompress.decompress(input, room, InflateFlush::SyncFlush).map_err(|error| {
+                InflateError::Corrupt {
+                    at: self.stream_in(),
+                    reason: self.decompress.error_message().unwrap_or(error.as_str()).to_owned(),
+                }
+            })?;
+            let consumed = usize::try_from(self.decompress.total_in() - in_before).unwrap_or(usize::MAX);
+            let produced = usize::try_from(self.decompress.total_out() - out_before).unwrap_or(usize::MAX);
+            input = input.get(consumed..).unwrap_or_default();
+            self.filled = self.filled.saturating_add(produced).min(self.out.len());
+            if self.filled > self.max_message_size {
+                return Err(InflateError::MessageTooLarge { limit: self.max_message_size });
+            }
+            let out_full = self.filled == self.out.len();
+            match status {
+                Status::StreamEnd => {
+                    self.framing = Framing::Trailer(TRAILER_LEN);
+                    return Ok(input);
+                }
                 Status::Ok | Status::BufError => {
                     if input.is_empty() && !out_full {
-                        return Ok(());
+                        return Ok(input);
                     }
-                    if consumed == 0 && self.out.len() == out_before && !out_full {
+                    if consumed == 0 && produced == 0 && !out_full {
                         return Err(InflateError::Corrupt {
-                            at: self.decompress.total_in(),
+                            at: self.stream_in(),
                             reason: "the inflater made no progress".to_owned(),
                         });
                     }
@@ -243,11 +364,28 @@ impl Inflater {
         }
     }
 
-    /// Grows the output buffer (see [`Sizing::grow`]).
+    /// Grows the working buffer (see [`Sizing::grow_initialized`]).
     fn grow(&mut self, remaining: usize) {
-        let consumed =
-            usize::try_from(self.decompress.total_in().saturating_sub(self.payload_start_in)).unwrap_or(usize::MAX);
-        self.sizing.grow(&mut self.out, consumed, remaining);
+        let consumed = usize::try_from(self.stream_in().saturating_sub(self.payload_start_in)).unwrap_or(usize::MAX);
+        self.sizing.grow_initialized(&mut self.out, self.filled, consumed, remaining);
+    }
+}
+
+/// Checks a zlib header (RFC 1950 §2.2) as zlib does, with zlib's messages:
+/// `CMF` and `FLG` a multiple of 31, deflate (CM 8) with a window of at most
+/// 2^15 (CINFO ≤ 7), and no preset dictionary (FDICT), which zlib cannot
+/// inflate without being given it.
+fn check_header(cmf: u8, flg: u8) -> Result<(), &'static str> {
+    if (u16::from(cmf) << 8 | u16::from(flg)) % 31 != 0 {
+        Err("incorrect header check")
+    } else if cmf & 0x0f != 8 {
+        Err("unknown compression method")
+    } else if cmf >> 4 > WINDOW_BITS - 8 {
+        Err("invalid window size")
+    } else if flg & 0x20 != 0 {
+        Err("need dictionary")
+    } else {
+        Ok(())
     }
 }
 
@@ -392,6 +530,142 @@ mod tests {
         assert_eq!(inflater.push(&frames[0]).unwrap(), Some(&b"{\"op\":11}"[..]));
     }
 
+    // The header is read by the inflater, so its two bytes may arrive in
+    // two messages like any others.
+    #[test]
+    fn header_split_across_messages_still_inflates() {
+        let frames = zlib_stream(&[b"{\"op\":10}", b"{\"op\":11}"]);
+        let mut inflater = Inflater::new(1 << 20);
+        assert_eq!(inflater.push(&frames[0][..1]).unwrap(), None);
+        assert_eq!(inflater.push(&frames[0][1..2]).unwrap(), None);
+        assert_eq!(inflater.push(&frames[0][2..]).unwrap(), Some(&b"{\"op\":10}"[..]));
+        assert_eq!(inflater.push(&frames[1]).unwrap(), Some(&b"{\"op\":11}"[..]));
+    }
+
+    // The header check agrees with zlib's on all 65,536 headers: zlib-rs
+    // reading the header itself (as the inflater did through flate2)
+    // accepts exactly the headers `check_header` accepts, and refuses the
+    // others with the same message (a preset dictionary: once its id is in).
+    #[test]
+    fn header_check_agrees_with_zlib_on_every_header() {
+        let mut zlib = Inflate::new(true, WINDOW_BITS);
+        let mut out = [0; 64];
+        for header in 0..=u16::MAX {
+            let [cmf, flg] = header.to_be_bytes();
+            // An empty fixed block, then what a dictionary id or the next block needs.
+            let input = [cmf, flg, 0x02, 0x00, 0x00, 0x00];
+            zlib.reset(true);
+            let expected = zlib
+                .decompress(&input, &mut out, InflateFlush::SyncFlush)
+                .map(drop)
+                .map_err(|error| (zlib.total_in(), zlib.error_message().unwrap_or(error.as_str()).to_owned()));
+            let mut inflater = Inflater::new(1 << 20);
+            let got = inflater.push(&input).map(drop).map_err(|error| match error {
+                InflateError::Corrupt { at, reason } => (at, reason),
+                other => panic!("{other:?}"),
+            });
+            match (&expected, &got) {
+                (Err((6, zlib_reason)), Err((2, reason))) if flg & 0x20 != 0 => {
+                    assert_eq!((zlib_reason.as_str(), reason.as_str()), ("need dictionary", "need dictionary"))
+                }
+                _ => assert_eq!(got, expected, "header {cmf:02x} {flg:02x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bad_headers_are_corrupt_at_byte_two() {
+        for (header, reason) in [
+            ([0x78, 0x9d], "incorrect header check"),
+            ([0x77, 0x85], "unknown compression method"),
+            ([0x88, 0x98], "invalid window size"),
+            ([0x78, 0xbb], "need dictionary"),
+        ] {
+            let mut inflater = Inflater::new(1 << 20);
+            assert_eq!(inflater.push(&header[..1]), Ok(None));
+            assert_eq!(
+                inflater.push(&header[1..]),
+                Err(InflateError::Corrupt { at: 2, reason: reason.to_owned() }),
+                "{header:02x?}"
+            );
+        }
+    }
+
+    // Corrupt deflate data fails where, and as, it failed when zlib-rs read
+    // the header itself: offsets count the header bytes.
+    #[test]
+    fn corrupt_offsets_and_reasons_are_zlibs() {
+        let payloads = payloads();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let stream: Vec<u8> = zlib_stream(&refs).concat();
+        let mut zlib = Inflate::new(true, WINDOW_BITS);
+        let mut out = vec![0; 1 << 20];
+        let mut compared = 0;
+        for position in (2..stream.len()).step_by(307) {
+            for flip in [0x01_u8, 0x80, 0xff] {
+                let mut bad = stream.clone();
+                bad[position] ^= flip;
+                zlib.reset(true);
+                let mut input = bad.as_slice();
+                let expected = loop {
+                    let before = zlib.total_in();
+                    match zlib.decompress(input, &mut out, InflateFlush::SyncFlush) {
+                        Err(error) => {
+                            break Some((zlib.total_in(), zlib.error_message().unwrap_or(error.as_str()).to_owned()))
+                        }
+                        Ok(_) => input = &input[(zlib.total_in() - before) as usize..],
+                    }
+                    if input.is_empty() {
+                        break None;
+                    }
+                };
+                let mut inflater = Inflater::new(64 << 20);
+                let got = inflater.push(&bad).err().map(|error| match error {
+                    InflateError::Corrupt { at, reason } => (at, reason),
+                    other => panic!("{other:?}"),
+                });
+                match (&expected, &got) {
+                    // A flipped BFINAL bit ends the stream: zlib then read
+                    // the next 4 bytes as the Adler-32 trailer and refused
+                    // them; now they are taken unverified and the byte after
+                    // them fails at the same offset.
+                    (Some((at, zlib_reason)), Some((got_at, reason))) if zlib_reason == "incorrect data check" => {
+                        assert_eq!((got_at, reason.as_str()), (at, "data after the end of the zlib stream"))
+                    }
+                    _ => assert_eq!(got, expected, "byte {position} ^ {flip:#04x}"),
+                }
+                compared += usize::from(got.is_some());
+            }
+        }
+        assert!(compared > 10, "only {compared} corruptions failed");
+    }
+
+    // Discord's stream never ends; should one end anyway, its Adler-32
+    // trailer is taken unverified (it was not computed) and anything after
+    // it is an error, as before.
+    #[test]
+    fn a_stream_that_ends_takes_its_trailer_then_nothing() {
+        let mut compress = Compress::new(Compression::default(), true);
+        let mut ended = Vec::with_capacity(256);
+        compress.compress_vec(b"{\"op\":11}", &mut ended, FlushCompress::Finish).unwrap();
+        let mut inflater = Inflater::new(1 << 20);
+        let (body, trailer) = ended.split_at(ended.len() - 4);
+        assert_eq!(inflater.push(body).unwrap(), None);
+        assert_eq!(inflater.push(&trailer[..1]).unwrap(), None);
+        assert_eq!(inflater.push(&trailer[1..]).unwrap(), None);
+        assert_eq!(
+            inflater.push(&[0x03, 0x00]),
+            Err(InflateError::Corrupt {
+                at: ended.len() as u64,
+                reason: "data after the end of the zlib stream".to_owned()
+            })
+        );
+        inflater.reset();
+        let mut longer = ended.clone();
+        longer.push(0);
+        assert!(matches!(inflater.push(&longer), Err(InflateError::Corrupt { .. })));
+    }
+
     #[test]
     fn corrupt_bytes_anywhere_never_panic() {
         let payloads = payloads();
@@ -505,6 +779,24 @@ mod tests {
             inflater.push(frame).unwrap();
             assert_eq!(inflater.out.capacity(), capacity);
         }
+    }
+
+    // The warm buffer is initialized once: the next payloads overwrite it,
+    // nothing zero-fills it again (no memset per payload in steady state).
+    #[test]
+    fn a_warm_buffer_is_overwritten_not_zeroed_again() {
+        let first = vec![b'a'; 20_000];
+        let second = vec![b'b'; 1000];
+        let frames = zlib_stream(&[&first, &second]);
+        let mut inflater = Inflater::new(64 << 20);
+        inflater.push(&frames[0]).unwrap();
+        let initialized = inflater.out.len();
+        assert_eq!(inflater.push(&frames[1]).unwrap(), Some(second.as_slice()));
+        assert_eq!(inflater.out.len(), initialized);
+        assert!(
+            inflater.out[1000..20_000].iter().all(|&byte| byte == b'a'),
+            "the first payload's bytes are still there"
+        );
     }
 
     // An owned payload never keeps a buffer over twice its size, even when

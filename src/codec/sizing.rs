@@ -16,6 +16,14 @@
 //! wait on the socket ([`is_small`]), and for any buffer a second after the
 //! last payload that needed one that large ([`keeps_warm`]). An idle shard
 //! holds none, and a busy one keeps at most `KEEP_SMALL` between bursts.
+//!
+//! The zstd decoder writes into the buffer's spare capacity (libzstd's
+//! `OutBuffer` does that for it): its length is the payload, and it grows
+//! with [`Sizing::grow`]. The zlib inflater has only a safe `&mut [u8]` API to
+//! write into, so its buffer is kept initialized: its length is what has
+//! been initialized, the payload a separate count, and it grows with
+//! [`Sizing::grow_initialized`], which zero-fills only the bytes it adds.
+//! Both grow to the same capacities.
 
 /// A working buffer grown past this by one payload is freed after it.
 pub(super) const LARGE_CAPACITY: usize = 4 * 1024 * 1024;
@@ -85,16 +93,38 @@ impl Sizing {
     /// the message, plus an eighth, so a payload ends in a buffer at most
     /// about an eighth too large; with no input left (the decompressor still
     /// holds output) by a quarter.
+    #[cfg_attr(not(feature = "zstd"), allow(dead_code))]
     pub(super) fn grow(&self, out: &mut Vec<u8>, consumed: usize, remaining: usize) {
         let len = out.len();
-        let target = if out.capacity() == 0 {
+        let target = self.target(out.capacity(), len, consumed, remaining);
+        out.reserve_exact(target.saturating_sub(len));
+    }
+
+    /// [`grow`](Self::grow) for a working buffer kept initialized: `out.len()`
+    /// is how much of it is initialized (and writable), `filled` how much of
+    /// that the payload holds so far. Grows a full buffer (`filled ==
+    /// out.len()`) to the same capacity `grow` would, zero-filling only the
+    /// new part, so a warm buffer reused for the next payload costs no
+    /// memset.
+    #[cfg_attr(not(feature = "zlib"), allow(dead_code))]
+    pub(super) fn grow_initialized(&self, out: &mut Vec<u8>, filled: usize, consumed: usize, remaining: usize) {
+        let target = self.target(out.capacity(), filled, consumed, remaining);
+        out.reserve_exact(target.saturating_sub(out.len()));
+        if out.len() < target {
+            out.resize(target, 0);
+        }
+    }
+
+    /// The capacity a full buffer of `capacity` bytes holding `len` bytes of
+    /// the payload grows to (see [`grow`](Self::grow)).
+    fn target(&self, capacity: usize, len: usize, consumed: usize, remaining: usize) -> usize {
+        let target = if capacity == 0 {
             self.first_capacity
         } else {
             let predicted = remaining.saturating_mul(len / consumed.max(1) + 1);
             len.saturating_add(predicted.max(len / 4)).saturating_add(len / 8)
         };
-        let target = target.max(MIN_CAPACITY).min(self.ceiling);
-        out.reserve_exact(target.saturating_sub(len));
+        target.max(MIN_CAPACITY).min(self.ceiling)
     }
 
     /// A payload of `decompressed` bytes came from `compressed` ones: learn its ratio.
@@ -105,12 +135,23 @@ impl Sizing {
     /// What to keep of the working buffer `out` once the payload in it was
     /// handed over: cleared for the next, or freed when a payload grew it
     /// over [`LARGE_CAPACITY`].
+    #[cfg_attr(not(feature = "zstd"), allow(dead_code))]
     pub(super) fn recycle(out: &mut Vec<u8>) {
-        if out.capacity() > LARGE_CAPACITY {
-            *out = Vec::new();
-        } else {
+        if !Self::free_if_large(out) {
             out.clear();
         }
+    }
+
+    /// [`recycle`](Self::recycle) for a buffer kept initialized
+    /// ([`grow_initialized`](Self::grow_initialized)): it is freed when a
+    /// payload grew it over [`LARGE_CAPACITY`], and otherwise kept as it is
+    /// (initialized, for the next payload to overwrite); `true` if freed.
+    pub(super) fn free_if_large(out: &mut Vec<u8>) -> bool {
+        let large = out.capacity() > LARGE_CAPACITY;
+        if large {
+            *out = Vec::new();
+        }
+        large
     }
 }
 
@@ -139,6 +180,23 @@ mod tests {
         sizing.grow(&mut out, 10, 1_000_000);
         assert!(out.capacity() <= 1001, "{}", out.capacity());
         assert!(out.capacity() > 900);
+    }
+
+    #[test]
+    fn an_initialized_buffer_grows_like_a_plain_one_and_keeps_its_bytes() {
+        let sizing = Sizing::new(1000);
+        let mut plain = Vec::with_capacity(600);
+        plain.extend_from_slice(&[7; 600]);
+        sizing.grow(&mut plain, 10, 1_000_000);
+        let mut initialized = vec![7; 600];
+        sizing.grow_initialized(&mut initialized, 600, 10, 1_000_000);
+        assert_eq!(initialized.len(), plain.capacity(), "the same target, all of it writable");
+        assert!(initialized.capacity() <= 1001, "{}", initialized.capacity());
+        assert!(initialized[..600].iter().all(|&byte| byte == 7));
+        assert!(initialized[600..].iter().all(|&byte| byte == 0));
+        let mut empty = Vec::new();
+        sizing.grow_initialized(&mut empty, 0, 0, 100);
+        assert_eq!(empty.len(), 1001, "the planned 4 KiB, capped");
     }
 
     #[test]
