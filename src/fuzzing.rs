@@ -2,9 +2,9 @@
 //!
 //! **Not part of the public API**: nothing here follows semver, and any item
 //! may change or vanish in any release. It exists so the pieces that decide
-//! on untrusted input (the envelope scanner, the decompressors, the identify
-//! schedule) can be fuzzed and measured alone. Enabled by the `fuzzing`
-//! cargo feature.
+//! on untrusted input (the envelope scanner, the decompressors, the WebSocket
+//! handshake's response parse, the identify schedule) can be fuzzed and
+//! measured alone. Enabled by the `fuzzing` cargo feature.
 //!
 //! The fuzz targets and how to run them are described in the repository's
 //! `fuzz/README.md`; the benches that use this module in `benches/README.md`.
@@ -15,6 +15,7 @@ pub use crate::codec::inflate::{InflateError, Inflater};
 #[cfg(feature = "zstd")]
 pub use crate::codec::zstd::{ZstdDecoder, ZstdError, MAX_WINDOW_LOG};
 pub use crate::identify::schedule::{IdentifySchedule, Reservation, Turn};
+pub use crate::transport::handshake::{accept_value, check_response, parse_head, ParsedHead};
 
 /// The Redis key holding the lease of identify bucket `bucket`.
 #[cfg(feature = "redis")]

@@ -91,7 +91,7 @@ use futures_util::FutureExt;
 #[cfg(feature = "rustls")]
 pub use futures_rustls::rustls;
 
-mod handshake;
+pub(crate) mod handshake;
 mod sha1;
 
 pub(crate) use handshake::client as websocket_handshake;

@@ -70,3 +70,11 @@ mod zstd_checks;
 fn zstd_corpus_passes_the_zstd_check() {
     replay("zstd", zstd_checks::check_zstd);
 }
+
+#[path = "../fuzz/handshake_checks.rs"]
+mod handshake_checks;
+
+#[test]
+fn handshake_corpus_agrees_with_httparse_and_never_accepts_early() {
+    replay("handshake", handshake_checks::check_handshake);
+}

@@ -246,6 +246,46 @@ fn parse_response(bytes: &[u8], accept: &str) -> Result<Option<usize>, Handshake
     Ok(Some(head.len))
 }
 
+/// A response header as [`Head`] reads it, owned: what the `handshake` fuzz
+/// target compares with httparse (`fuzz/handshake_checks.rs`).
+#[cfg(feature = "fuzzing")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedHead {
+    /// `HTTP/1.1` (else `HTTP/1.0`).
+    pub http_1_1: bool,
+    /// The status code.
+    pub code: u16,
+    /// The header fields in order, values without surrounding whitespace.
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The header's length, its final empty line included.
+    pub len: usize,
+}
+
+/// The response header parse alone: `None` while incomplete.
+#[cfg(feature = "fuzzing")]
+pub fn parse_head(bytes: &[u8]) -> Result<Option<ParsedHead>, HandshakeError> {
+    Ok(Head::parse(bytes)?.map(|head| ParsedHead {
+        http_1_1: head.http_1_1,
+        code: head.code,
+        fields: head.fields.iter().map(|&(name, value)| (name.to_vec(), value.to_vec())).collect(),
+        len: head.len,
+    }))
+}
+
+/// The whole check of a response to the key whose `Sec-WebSocket-Accept`
+/// is `accept`: `None` while incomplete, the header's length once it is a
+/// valid 101.
+#[cfg(feature = "fuzzing")]
+pub fn check_response(bytes: &[u8], accept: &str) -> Result<Option<usize>, HandshakeError> {
+    parse_response(bytes, accept)
+}
+
+/// The `Sec-WebSocket-Accept` value a server must answer `key` with.
+#[cfg(feature = "fuzzing")]
+pub fn accept_value(key: &str) -> String {
+    accept(key)
+}
+
 /// A response header as read: RFC 9112's `status-line *( field-line CRLF )
 /// CRLF` (sections 2.1, 4 and 5, <https://www.rfc-editor.org/rfc/rfc9112>).
 struct Head<'a> {
