@@ -16,10 +16,10 @@
 //! Each message goes straight into the decompressor: compressed bytes are
 //! never buffered, only the last four are remembered to find the marker.
 //!
-//! The decompressor is zlib-rs through its safe API (`zlib_rs::Inflate`),
-//! which writes only into initialized memory: the working buffer stays
-//! initialized from payload to payload and is zero-filled only where it
-//! grows (`codec/sizing.rs`).
+//! The decompressor is zlib-rs through its safe API (`zlib_rs::Inflate`).
+//! Without `unsafe` its output can only be initialized memory, so the
+//! working buffer stays initialized from payload to payload and is
+//! zero-filled only where it grows (`codec/sizing.rs`).
 //!
 //! zlib-rs inflates raw deflate: the inflater reads the 2-byte zlib header
 //! itself (RFC 1950, checked as zlib checks it; its two bytes may come in
@@ -68,6 +68,9 @@ pub enum InflateError {
 /// zlib, does not hold distances to a smaller window the header names).
 const WINDOW_BITS: u8 = 15;
 
+// `Inflate::reset` always returns to zlib-rs's default window, 2^15: `reset` relies on it being ours.
+const _: () = assert!(WINDOW_BITS == 15);
+
 /// The Adler-32 trailer after the final deflate block of a zlib stream.
 const TRAILER_LEN: u8 = 4;
 
@@ -84,6 +87,18 @@ enum Framing {
     Trailer(u8),
     /// After the trailer: nothing may follow.
     Ended,
+}
+
+/// zlib's description of a corrupt stream. zlib-rs 0.6 overwrites the real
+/// one with "repeated call with bad state" when its fast path stops on bad
+/// data (C zlib keeps it); we never call it again after an error, so that
+/// text only ever means the data was invalid.
+fn zlib_reason(message: &str) -> &str {
+    if message == "repeated call with bad state" {
+        "invalid deflate data"
+    } else {
+        message
+    }
 }
 
 /// The zlib-stream inflate context of one connection.
@@ -333,7 +348,7 @@ impl Inflater {
             let status = self.decompress.decompress(input, room, InflateFlush::SyncFlush).map_err(|error| {
                 InflateError::Corrupt {
                     at: self.stream_in(),
-                    reason: self.decompress.error_message().unwrap_or(error.as_str()).to_owned(),
+                    reason: zlib_reason(self.decompress.error_message().unwrap_or(error.as_str())).to_owned(),
                 }
             })?;
             let consumed = usize::try_from(self.decompress.total_in() - in_before).unwrap_or(usize::MAX);
@@ -611,7 +626,10 @@ mod tests {
                     let before = zlib.total_in();
                     match zlib.decompress(input, &mut out, InflateFlush::SyncFlush) {
                         Err(error) => {
-                            break Some((zlib.total_in(), zlib.error_message().unwrap_or(error.as_str()).to_owned()))
+                            break Some((
+                                zlib.total_in(),
+                                zlib_reason(zlib.error_message().unwrap_or(error.as_str())).to_owned(),
+                            ))
                         }
                         Ok(_) => input = &input[(zlib.total_in() - before) as usize..],
                     }
@@ -629,7 +647,7 @@ mod tests {
                     // the next 4 bytes as the Adler-32 trailer and refused
                     // them; now they are taken unverified and the byte after
                     // them fails at the same offset.
-                    (Some((at, zlib_reason)), Some((got_at, reason))) if zlib_reason == "incorrect data check" => {
+                    (Some((at, their_reason)), Some((got_at, reason))) if their_reason == "incorrect data check" => {
                         assert_eq!((got_at, reason.as_str()), (at, "data after the end of the zlib stream"))
                     }
                     _ => assert_eq!(got, expected, "byte {position} ^ {flip:#04x}"),
@@ -638,6 +656,32 @@ mod tests {
             }
         }
         assert!(compared > 10, "only {compared} corruptions failed");
+    }
+
+    #[test]
+    fn a_corrupt_stream_never_reports_zlib_rs_bad_state_text() {
+        let payloads = payloads();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let stream: Vec<u8> = zlib_stream(&refs).concat();
+        let mut failed = 0;
+        for position in (2..stream.len()).step_by(97) {
+            let mut bad = stream.clone();
+            bad[position] ^= 0x55;
+            let mut inflater = Inflater::new(64 << 20);
+            // 4 KiB messages, as the reviewer's case that showed the text.
+            for message in bad.chunks(4096) {
+                match inflater.push(message) {
+                    Ok(_) => {}
+                    Err(InflateError::Corrupt { reason, .. }) => {
+                        assert_ne!(reason, "repeated call with bad state", "byte {position}");
+                        failed += 1;
+                        break;
+                    }
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+        }
+        assert!(failed > 10, "only {failed} corruptions failed");
     }
 
     // Discord's stream never ends; should one end anyway, its Adler-32

@@ -19,10 +19,12 @@
 //!
 //! The zstd decoder writes into the buffer's spare capacity (libzstd's
 //! `OutBuffer` does that for it): its length is the payload, and it grows
-//! with [`Sizing::grow`]. The zlib inflater has only a safe `&mut [u8]` API to
-//! write into, so its buffer is kept initialized: its length is what has
-//! been initialized, the payload a separate count, and it grows with
-//! [`Sizing::grow_initialized`], which zero-fills only the bytes it adds.
+//! with [`Sizing::grow`]. The zlib inflater's buffer is kept initialized
+//! (zlib-rs's safe API can also write into uninitialized memory, but
+//! marking those bytes initialized would take `unsafe`): its length is what
+//! has been initialized, the payload a separate count, and it grows with
+//! [`Sizing::grow_initialized`], which zero-fills only the bytes it adds (a
+//! cold buffer comes zeroed from the allocator, untouched until written).
 //! Both grow to the same capacities.
 
 /// A working buffer grown past this by one payload is freed after it.
@@ -109,6 +111,14 @@ impl Sizing {
     #[cfg_attr(not(feature = "zlib"), allow(dead_code))]
     pub(super) fn grow_initialized(&self, out: &mut Vec<u8>, filled: usize, consumed: usize, remaining: usize) {
         let target = self.target(out.capacity(), filled, consumed, remaining);
+        if out.is_empty() {
+            // A cold buffer: a zeroed allocation (calloc), whose fresh pages
+            // stay untouched until inflate writes them, so a first estimate
+            // larger than the payload costs neither memset time nor
+            // resident memory (an estimate can be several times the payload).
+            *out = vec![0; target];
+            return;
+        }
         out.reserve_exact(target.saturating_sub(out.len()));
         if out.len() < target {
             out.resize(target, 0);
