@@ -246,7 +246,7 @@ fn parse_response(bytes: &[u8], accept: &str) -> Result<Option<usize>, Handshake
     Ok(Some(head.len))
 }
 
-/// A response header as [`Head`] reads it, owned: what the `handshake` fuzz
+/// A response header as the handshake reads it, owned: what the `handshake` fuzz
 /// target compares with httparse (`fuzz/handshake_checks.rs`).
 #[cfg(feature = "fuzzing")]
 #[derive(Debug, Clone, PartialEq, Eq)]
