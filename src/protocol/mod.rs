@@ -163,7 +163,7 @@ pub use opcode::OpCode;
 pub use payload::MAX_OUTBOUND_SIZE;
 pub use ratelimit::{SEND_LIMIT, SEND_WINDOW};
 pub use stats::ShardStats;
-pub(crate) use url::endpoint;
+pub(crate) use url::{endpoint, path_and_query};
 pub use url::{gateway_url, ResumeHosts, UrlError};
 pub use validate::ConfigError;
 pub(crate) use validate::ValidConfig;

@@ -134,9 +134,7 @@ fn scheme_and_host(url: &str) -> Option<(bool, String)> {
 /// when none is given. `None` for another scheme, an empty host, or a port
 /// that is not a number up to 65535.
 pub(crate) fn endpoint(url: &str) -> Option<(bool, &str, u16)> {
-    let (tls, rest) =
-        if let Some(rest) = url.strip_prefix("wss://") { (true, rest) } else { (false, url.strip_prefix("ws://")?) };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (tls, authority, _) = split(url)?;
     let authority = authority.rsplit('@').next().unwrap_or_default();
     let default_port = if tls { 443 } else { 80 };
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
@@ -154,6 +152,24 @@ pub(crate) fn endpoint(url: &str) -> Option<(bool, &str, u16)> {
         }
     };
     (!host.is_empty()).then_some((tls, host, port))
+}
+
+/// What follows the authority of a `ws://` or `wss://` URL, without its
+/// fragment: its path and query (`/gateway?v=10`, `?v=10`, or empty), as
+/// the WebSocket handshake's request line sends them; the authority ends
+/// where [`endpoint`] ends it.
+pub(crate) fn path_and_query(url: &str) -> Option<&str> {
+    split(url).map(|(_, _, rest)| rest)
+}
+
+/// A `ws://` or `wss://` URL as `(is wss, authority, path and query)`, the
+/// fragment dropped: the authority runs to the first `/` or `?`.
+fn split(url: &str) -> Option<(bool, &str, &str)> {
+    let (tls, rest) =
+        if let Some(rest) = url.strip_prefix("wss://") { (true, rest) } else { (false, url.strip_prefix("ws://")?) };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let (authority, after) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    Some((tls, authority, after))
 }
 
 /// The hosts a resume URL may name under [`ResumeHosts::SameDomain`]:

@@ -139,9 +139,8 @@ fn accept(key: &str) -> String {
 /// scheme's default.
 fn request(url: &str, key: &str) -> Result<Vec<u8>, HandshakeError> {
     let target = Target::from_url(url).ok_or(HandshakeError::InvalidUrl)?;
-    let rest = url.strip_prefix("wss://").or_else(|| url.strip_prefix("ws://")).ok_or(HandshakeError::InvalidUrl)?;
-    let rest = rest.split('#').next().unwrap_or_default();
-    let path_and_query = rest.find(['/', '?']).and_then(|at| rest.get(at..)).unwrap_or_default();
+    // Read where the connection's own reading of the URL ends the host.
+    let path_and_query = crate::protocol::path_and_query(url).ok_or(HandshakeError::InvalidUrl)?;
     let path_and_query = match path_and_query.strip_prefix('?') {
         Some(query) => format!("/?{query}"),
         None if path_and_query.is_empty() => "/".to_owned(),
