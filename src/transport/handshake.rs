@@ -468,18 +468,26 @@ mod tests {
         frame
     }
 
-    #[test]
-    fn the_request_has_path_query_and_a_non_default_port() {
-        let request = request("ws://127.0.0.1:9000/gateway?v=10&encoding=json#fragment", RFC_KEY).unwrap();
-        assert_eq!(
-            String::from_utf8(request).unwrap(),
-            "GET /gateway?v=10&encoding=json HTTP/1.1\r\n\
-             Host: 127.0.0.1:9000\r\n\
+    /// The whole upgrade request for `target` (path and query) and `host`
+    /// with RFC 6455's example key.
+    fn upgrade_request(target: &str, host: &str) -> String {
+        format!(
+            "GET {target} HTTP/1.1\r\n\
+             Host: {host}\r\n\
              Upgrade: websocket\r\n\
              Connection: Upgrade\r\n\
              Sec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              \r\n"
+        )
+    }
+
+    #[test]
+    fn the_request_has_path_query_and_a_non_default_port() {
+        let request = request("ws://127.0.0.1:9000/gateway?v=10&encoding=json#fragment", RFC_KEY).unwrap();
+        assert_eq!(
+            String::from_utf8(request).unwrap(),
+            upgrade_request("/gateway?v=10&encoding=json", "127.0.0.1:9000")
         );
     }
 
@@ -488,13 +496,7 @@ mod tests {
         let request = request("wss://gateway.discord.gg/?v=10&encoding=json&compress=zlib-stream", RFC_KEY).unwrap();
         assert_eq!(
             String::from_utf8(request).unwrap(),
-            "GET /?v=10&encoding=json&compress=zlib-stream HTTP/1.1\r\n\
-             Host: gateway.discord.gg\r\n\
-             Upgrade: websocket\r\n\
-             Connection: Upgrade\r\n\
-             Sec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             \r\n"
+            upgrade_request("/?v=10&encoding=json&compress=zlib-stream", "gateway.discord.gg")
         );
     }
 
