@@ -1,5 +1,6 @@
-//! The check behind the `handshake` fuzz target: the WebSocket client's
-//! response header parse (`src/transport/handshake.rs`) on arbitrary bytes.
+//! The check behind the `handshake` fuzz target (and the proptest in
+//! `tests/handshake_parse.rs`): the WebSocket client's response header
+//! parse (`src/transport/handshake.rs`) on arbitrary bytes.
 //!
 //! - the header parse alone agrees with httparse (which it replaced): a
 //!   header both complete and accepted reads the same (length, version,

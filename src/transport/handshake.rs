@@ -437,7 +437,6 @@ mod tests {
 
     use async_tungstenite::tungstenite::Message;
     use futures_util::StreamExt;
-    use proptest::strategy::Strategy;
 
     use super::*;
 
@@ -970,50 +969,6 @@ mod tests {
         assert!(matches!(result, Err(HandshakeError::HeaderTooLarge)), "{result:?}");
     }
 
-    /// Status lines for the differential test against httparse.
-    const STATUS_LINES: [&[u8]; 14] = [
-        b"HTTP/1.1 101 Switching Protocols",
-        b"HTTP/1.1 101 ",
-        b"HTTP/1.1 101",
-        b"HTTP/1.0 200 OK",
-        b"HTTP/1.1 429 Too\tMany \x80Requests",
-        b"HTTP/1.1 1010 X",
-        b"HTTP/1.1  101 X",
-        b"HTTP/1.1 10",
-        b"HTTP/1.2 101 X",
-        b"HTTP/1.1 101 X\x00",
-        b"HTTP/1.1 101 X\r",
-        b"\r\nHTTP/1.1 101 X",
-        b"\nHTTP/1.1 101 X",
-        b"",
-    ];
-
-    /// Field lines (valid and not) for the differential test.
-    const FIELD_LINES: [&[u8]; 22] = [
-        b"Upgrade: websocket",
-        b"Connection: Upgrade",
-        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
-        b"X-Empty:",
-        b"X-Spaces: \t ",
-        b"X:a",
-        b"X: \t a \t b \t",
-        b"X: caf\xc3\xa9\xff",
-        b"!#$%&'*+-.^_`|~09AZaz: v",
-        b" folded",
-        b"\tfolded: x",
-        b"Name : v",
-        b"Name\t: v",
-        b": v",
-        b"NoColon",
-        b"Na(me: v",
-        b"X: a\x00b",
-        b"X: a\x7f",
-        b"X: a\rb",
-        b"X: a\x0cb",
-        b"",
-        b"\r",
-    ];
-
     /// A server end in memory: answers the request written to it with
     /// `respond(key)`, handed out `chunk` bytes per read, then EOF.
     struct FakeServer {
@@ -1223,70 +1178,6 @@ mod tests {
             let mut stream = Scripted { response, chunk, written: 0 };
             let result = async_io::block_on(client("ws://gateway.test/", &mut stream, WebSocketConfig::default()));
             proptest::prop_assert!(!matches!(result, Err(HandshakeError::InvalidUrl | HandshakeError::Io(_))));
-        }
-
-        /// Against httparse (the parser this one replaced): whatever it
-        /// refuses is refused, whatever is taken it takes the same way (same
-        /// length, version, code and fields). The only bytes httparse took
-        /// and this refuses are empty lines before the status line.
-        #[test]
-        fn at_least_as_strict_as_httparse(
-            status in proptest::sample::select(STATUS_LINES.to_vec()),
-            lines in proptest::collection::vec(
-                (
-                    proptest::prop_oneof![
-                        4 => proptest::sample::select(FIELD_LINES.to_vec()).prop_map(<[u8]>::to_vec),
-                        1 => proptest::collection::vec(proptest::num::u8::ANY, 0..8),
-                    ],
-                    proptest::sample::select(vec![&b"\r\n"[..], b"\r\n", b"\r\n", b"\n", b"\r", b""]),
-                ),
-                0..12,
-            ),
-            repeat in proptest::prop_oneof![4 => proptest::strategy::Just(0usize), 1 => 55usize..70],
-            flip in proptest::option::of((proptest::num::usize::ANY, proptest::num::u8::ANY)),
-        ) {
-            let mut bytes = status.to_vec();
-            bytes.extend_from_slice(b"\r\n");
-            for _ in 0..repeat {
-                bytes.extend_from_slice(b"X-Many: a\r\n");
-            }
-            for (line, end) in &lines {
-                bytes.extend_from_slice(line);
-                bytes.extend_from_slice(end);
-            }
-            bytes.extend_from_slice(b"\r\n");
-            if let Some((at, byte)) = flip {
-                let at = at % bytes.len();
-                bytes[at] = byte;
-            }
-            // The whole, and a prefix cut in a line.
-            for end in [bytes.len(), bytes.len() / 2, bytes.len() * 3 / 4] {
-                let bytes = &bytes[..end];
-                let ours = Head::parse(bytes);
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut response = httparse::Response::new(&mut headers);
-                let theirs = response.parse(bytes);
-                let empty_line_first = bytes.starts_with(b"\n") || bytes.starts_with(b"\r\n");
-                match (&ours, theirs) {
-                    (Ok(Some(head)), Ok(httparse::Status::Complete(len))) => {
-                        proptest::prop_assert_eq!(head.len, len);
-                        proptest::prop_assert_eq!(Some(u8::from(head.http_1_1)), response.version);
-                        proptest::prop_assert_eq!(Some(head.code), response.code);
-                        let fields: Vec<(&[u8], &[u8])> =
-                            response.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect();
-                        proptest::prop_assert_eq!(&head.fields, &fields);
-                    }
-                    // A bad line still missing its line end is refused once that comes.
-                    (Ok(None), Ok(httparse::Status::Partial) | Err(_)) | (Err(_), Err(_)) => {}
-                    (Err(_), Ok(_)) if empty_line_first => {}
-                    (ours, theirs) => proptest::prop_assert!(
-                        false,
-                        "{}: ours {:?}, httparse {theirs:?}",
-                        bytes.escape_ascii(),
-                        ours.as_ref().map(|head| head.as_ref().map(|head| head.len))
-                    ),
-                }
-            }
         }
     }
 
