@@ -58,6 +58,13 @@
 //! process over the same messages and window, our `Inflater::push` for
 //! zlib-stream, a zstd-safe `DCtx::decompress_stream` into one reused
 //! buffer for zstd-stream (what any zstd client has to do at least).
+//! And one client that is neither crate (`stack`, src/stack_client.rs): our
+//! WebSocket stack without the `Shard`, doing what twilight's minimal
+//! consumer does in one task (async-tungstenite on tokio compat with the
+//! shard's `WebSocketConfig`, each message decompressed into one reused
+//! buffer, UTF-8 checked, `"op":0` found). It splits ours' distance from
+//! decompression alone into what the transport costs (stack ÷ alone) and
+//! what the crate adds to it (ours ÷ stack).
 //!
 //! A client's clock runs from the second dispatch it counts (the first after
 //! READY; for the typed clients the second MESSAGE_CREATE) to the last one;
@@ -74,6 +81,7 @@ mod compression;
 mod mixes;
 mod report;
 mod server;
+mod stack_client;
 mod twilight_client;
 mod wire;
 
@@ -102,6 +110,10 @@ enum Client {
     /// As `OursTokio`, with `Config::validate_payloads(true)`: every payload
     /// validated as JSON in full, as twilight's equivalent consumer does.
     OursStrict,
+    /// Our WebSocket stack without the `Shard` (src/stack_client.rs): what
+    /// twilight's minimal consumer does, on async-tungstenite and our
+    /// decompressor, in one task.
+    Stack,
     /// twilight-gateway built alone (`twilight-stock` binary, its `zstd`
     /// build on zstd rows), raw `Message`s with an `"op":0` substring check.
     Twilight,
@@ -128,11 +140,12 @@ enum Counts {
 
 impl Client {
     /// Every client, in the order of each round and of the tables.
-    const ALL: [Client; 9] = [
+    const ALL: [Client; 10] = [
         Client::OursTokio,
         Client::OursStrict,
         Client::OursAsyncStd,
         Client::OursTyped,
+        Client::Stack,
         Client::Twilight,
         Client::TwilightStd,
         Client::TwilightEquivalent,
@@ -146,6 +159,7 @@ impl Client {
             Client::OursAsyncStd => "ours (`Shard::new`, async-io, not spawned)",
             Client::OursTyped => "ours typed (tokio): `deserialize::<MessageCreate>`",
             Client::OursStrict => "ours (tokio), `validate_payloads(true)`",
+            Client::Stack => "our WebSocket stack alone: async-tungstenite + decompression, one task, no `Shard`",
             Client::Twilight => "twilight-gateway",
             Client::TwilightStd => "twilight-gateway, zlib-rs `std`",
             Client::TwilightEquivalent => "twilight-gateway equivalent output",
@@ -161,6 +175,7 @@ impl Client {
             Client::OursAsyncStd => "ours-async-std",
             Client::OursTyped => "ours-typed",
             Client::OursStrict => "ours-strict",
+            Client::Stack => "stack",
             Client::Twilight => "twilight",
             Client::TwilightStd => "twilight-std",
             Client::TwilightEquivalent => "twilight-equivalent",
@@ -179,7 +194,10 @@ impl Client {
     }
 
     fn is_twilight(self) -> bool {
-        !matches!(self, Client::OursTokio | Client::OursAsyncStd | Client::OursTyped | Client::OursStrict)
+        !matches!(
+            self,
+            Client::OursTokio | Client::OursAsyncStd | Client::OursTyped | Client::OursStrict | Client::Stack
+        )
     }
 
     /// Runs from a separately built `twilight-stock` binary (`zlib` build, or
@@ -234,6 +252,8 @@ fn main() {
         let args = report::ClientArgs::parse(args);
         if args.kind.starts_with("ours-") {
             clients::run_kind(&args)
+        } else if args.kind == "stack" {
+            stack_client::run(&args)
         } else {
             twilight_client::run_kind(&args)
         }
@@ -307,7 +327,8 @@ fn main() {
     // twilight-stock's `zlib` build also serves the uncompressed rows.
     let stock_zlib = (any_stock && codecs.iter().any(|&c| c != Codec::Zstd)).then(|| build_twilight_stock(Codec::Zlib));
     let stock_zstd = (any_stock && codecs.contains(&Codec::Zstd)).then(|| build_twilight_stock(Codec::Zstd));
-    let ours_stock = chosen.iter().any(|client| !client.is_twilight()).then(build_ours_stock);
+    let ours_stock =
+        chosen.iter().any(|client| !client.is_twilight() && *client != Client::Stack).then(build_ours_stock);
     let server = server::Server::start().expect("replay server");
     eprintln!("replay server on 127.0.0.1:{}", server.port);
     let me = std::env::current_exe().expect("current exe");
@@ -345,6 +366,8 @@ fn main() {
             for round in 0..repeat {
                 for (i, &client) in clients.iter().enumerate() {
                     let exe = match (client.is_twilight(), client.is_twilight_stock(), codec) {
+                        // Not our crate's code path: the harness binary serves.
+                        _ if client == Client::Stack => &me,
                         (false, _, _) => ours_stock.as_ref().expect("ours-stock built"),
                         (true, false, _) => &me,
                         (true, true, Codec::Zstd) => stock_zstd.as_ref().expect("twilight-stock zstd built"),
@@ -511,7 +534,7 @@ fn run_client(exe: &PathBuf, client: Client, replay: &Replay, port: u16) -> Run 
     let seconds = field("window_ns").parse::<u64>().expect("window") as f64 / 1e9;
     assert_eq!(count, window.counted, "{}: dispatch count", client.label());
     let expected_bytes = match client {
-        Client::Twilight | Client::TwilightStd => replay.full_bytes,
+        Client::Twilight | Client::TwilightStd | Client::Stack => replay.full_bytes,
         _ if client.counts() == Counts::MessageCreates => replay.content_bytes,
         _ => replay.d_bytes,
     };
@@ -563,10 +586,14 @@ impl Decoder {
     /// One WebSocket message; the length of the payload it completes.
     #[inline]
     fn push(&mut self, message: &[u8]) -> Option<usize> {
+        self.payload(message).map(|payload| std::hint::black_box(payload).len())
+    }
+
+    /// One WebSocket message; the payload it completes, in the reused buffer.
+    #[inline]
+    fn payload(&mut self, message: &[u8]) -> Option<&[u8]> {
         match self {
-            Decoder::Zlib(inflater) => {
-                inflater.push(message).expect("inflate").map(|payload| std::hint::black_box(payload).len())
-            }
+            Decoder::Zlib(inflater) => inflater.push(message).expect("inflate"),
             Decoder::Zstd(dctx, out) => {
                 let mut input = zstd_safe::InBuffer::around(message);
                 let mut written = 0;
@@ -583,7 +610,7 @@ impl Decoder {
                         break;
                     }
                 }
-                Some(std::hint::black_box(&out[..written]).len())
+                Some(&out[..written])
             }
         }
     }
@@ -680,7 +707,7 @@ fn print_tables(rows: &[Row], limits: &[Limit], repeat: usize, volumes: &[String
     }
 
     // (comparison, ours, against); `None` = decompression alone.
-    let comparisons: [(&str, Client, Option<Client>); 8] = [
+    let comparisons: [(&str, Client, Option<Client>); 11] = [
         ("minimal", Client::OursTokio, Some(Client::Twilight)),
         ("minimal, twilight with zlib-rs `std`", Client::OursTokio, Some(Client::TwilightStd)),
         ("equivalent output", Client::OursTokio, Some(Client::TwilightEquivalent)),
@@ -689,6 +716,9 @@ fn print_tables(rows: &[Row], limits: &[Limit], repeat: usize, volumes: &[String
         ("typed MESSAGE_CREATE", Client::OursTyped, Some(Client::TwilightTyped)),
         ("minimal, ours `Shard::new` on async-io (not spawned)", Client::OursAsyncStd, Some(Client::Twilight)),
         ("minimal, against", Client::OursTokio, None),
+        ("minimal, against our WebSocket stack alone (one task, no `Shard`)", Client::OursTokio, Some(Client::Stack)),
+        ("minimal, our WebSocket stack alone against twilight-gateway", Client::Stack, Some(Client::Twilight)),
+        ("minimal, our WebSocket stack alone against", Client::Stack, None),
     ];
     let find = |mix: MixKind, codec: Codec, client: Client| {
         rows.iter().find(|r| r.mix == mix && r.codec == codec && r.client == client)

@@ -25,7 +25,7 @@ use crate::report::{ClientArgs, Meter};
 
 /// Cheap opcode-0 check on a raw gateway payload.
 #[inline]
-fn is_dispatch(text: &str) -> bool {
+pub fn is_dispatch(text: &str) -> bool {
     let head = &text.as_bytes()[..text.len().min(96)];
     memchr::memmem::find(head, br#""op":0"#).is_some()
 }
