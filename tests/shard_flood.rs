@@ -162,3 +162,58 @@ fn a_gateway_that_never_stops_sending_does_not_starve_heartbeats() {
     // 1.5 s at a 100 ms interval is about 15 beats; generous bounds.
     assert!(heartbeats >= 5, "{heartbeats} heartbeats in 1.5 s of flood at a 100 ms interval");
 }
+
+/// A wake handles a batch of already-read messages before it serves the
+/// handle's requests again (`BATCH_MESSAGES` in src/shard.rs). Under a
+/// flood that never lets the socket run dry, a command and then a close
+/// request must still be served: the command goes out, the close ends the
+/// stream, and every dispatch before it arrived in order.
+#[test]
+fn commands_and_close_are_served_during_an_endless_flood() {
+    let wire = Arc::new(Mutex::new(Wire::default()));
+    let connector_wire = Arc::clone(&wire);
+    let connector = move |_target: Target| {
+        let wire = Arc::clone(&connector_wire);
+        async move { Ok(FloodingGateway { wire, pending: Vec::new(), upgraded: false, seq: 0 }) }
+    };
+    let config = Config::new("flood-token", Intents::GUILDS)
+        .base_url("ws://127.0.0.1:1")
+        .compression(Compression::None)
+        // The flooding gateway's Hello asks for 100 ms.
+        .min_heartbeat_interval(Duration::from_millis(100))
+        .max_buffered(usize::MAX, usize::MAX)
+        .rng_seed(4);
+    let mut shard = Shard::with_connector(config, connector).expect("shard");
+    let handle = shard.handle();
+    let driver = shard.take_driver().expect("a driver");
+    std::thread::spawn(move || async_io::block_on(driver));
+    let closer = std::thread::spawn(move || {
+        async_io::block_on(async {
+            // Well into the flood.
+            async_io::Timer::after(Duration::from_millis(300)).await;
+            handle.send_raw(8, r#"{"guild_id":"1","query":"","limit":0}"#).expect("command accepted");
+            async_io::Timer::after(Duration::from_millis(100)).await;
+            handle.close(discord_gateway_stream::CloseMode::Resumable).await
+        })
+    });
+    let mut dispatches = 0u64;
+    async_io::block_on(async {
+        while let Some(item) = shard.next().await {
+            let dispatch = item.expect("no error");
+            dispatches += 1;
+            assert_eq!(dispatch.seq(), dispatches, "in order, none lost");
+        }
+    });
+    // The stream ended (the loop above) because the close was served.
+    let session = closer.join().expect("closer thread");
+    let session = session.expect("a resumable close hands back the session");
+    assert_eq!(session.id, "flood");
+    assert_eq!(session.seq, dispatches, "the stream delivered every dispatch the session counts");
+    assert!(dispatches > 1000, "the flood was read ({dispatches} dispatches)");
+    let texts = client_texts(&wire.lock().unwrap().written);
+    assert!(
+        texts.iter().any(|text| text.starts_with(r#"{"op":8,"d":{"guild_id":"1""#)),
+        "the command was written during the flood: {:?}",
+        texts.iter().map(|t| t.get(..20).unwrap_or(t)).collect::<Vec<_>>()
+    );
+}
