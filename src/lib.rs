@@ -353,9 +353,9 @@
 //! - [`ShardHandle::stats`] → [`ShardStats`]: dispatches delivered,
 //!   WebSocket messages, bytes received (on the wire and decompressed),
 //!   reconnects, identifies, resumes, heartbeats sent and acknowledged,
-//!   skipped payloads. The driver publishes them once per wake, before that
-//!   wake's dispatches reach your stream; reading them is a few relaxed
-//!   atomic loads.
+//!   skipped payloads. The driver publishes them after every socket message,
+//!   timer or request it handles, before the dispatches that came of it
+//!   reach your stream; reading them is a few relaxed atomic loads.
 //! - [`ShardHandle::latency`] → [`Latency`]: the last heartbeat round trip,
 //!   the last five, their mean, and when the last heartbeat went out and was
 //!   acknowledged; measured by the sans-IO core from the clock it is fed, and

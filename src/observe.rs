@@ -339,8 +339,9 @@ impl Published {
     }
 }
 
-/// The driver's side: publishes the machine's state for the handles once
-/// per wake, and marks the status final when the driver is dropped.
+/// The driver's side: publishes the machine's state for the handles after
+/// every message, timer or request the driver handles, and marks the status
+/// final when the driver is dropped.
 pub(crate) struct Publisher {
     published: Arc<Published>,
     status: Arc<StatusCell>,

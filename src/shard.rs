@@ -633,11 +633,12 @@ impl ShardHandle {
     /// skipped payloads.
     ///
     /// Cheap enough for every metrics scrape: a few relaxed atomic loads, no
-    /// lock. The driver publishes the counters once per wake (after each
-    /// socket message, timer or request it handles, and before the dispatches
-    /// of that wake reach the stream, or a status change of that wake
-    /// becomes visible), so each counter is exact as of its last wake and
-    /// never goes back; counters read together may straddle one wake.
+    /// lock. The driver publishes the counters after each socket message,
+    /// timer or request it handles (a wake may handle several messages the
+    /// socket had already read), before the dispatches that came of it reach
+    /// the stream or a status change it caused becomes visible, so each
+    /// counter is exact as of the last thing the driver handled and never
+    /// goes back; counters read together may straddle one of them.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
