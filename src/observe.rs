@@ -2,8 +2,8 @@
 //! without asking the driver: the status (and a way to await its changes),
 //! counters, heartbeat latency, the session and the last sequence.
 //!
-//! The driver owns the [`Machine`] and publishes what it knows here once per
-//! wake (one socket message, timer, request…), and again right before a
+//! The driver owns the [`Machine`] and publishes what it knows here after
+//! every socket message, timer or request it handles, and again right before a
 //! status change becomes visible (so a task woken by that change reads the
 //! counters and session that go with it); never per dispatch with a
 //! lock: counters and the last sequence are relaxed atomic stores; the

@@ -56,13 +56,14 @@ const OUTBOX_MAX_BYTES: usize = 32 * 1024;
 /// A wake that finds a message on the socket handles up to this many that
 /// are already read, before it looks at requests, timers and the outbox
 /// again: the per-wake work (reading the clock, polling the request channel
-/// and the timer, publishing counters) is paid once per batch, not per
-/// message. 64 small payloads take tens of microseconds.
+/// and the timer) is paid once per batch, not per message...
 const BATCH_MESSAGES: usize = 64;
-/// Within a batch the clock is read again once this many message bytes were
-/// handled since the last reading, so no message is stamped more than about
-/// this much work late (well under a millisecond).
-const STAMP_EVERY_BYTES: usize = 64 * 1024;
+/// ...and starts no further message once the batch has handled this many
+/// payload bytes (after decompression), so requests and timers wait for at
+/// most this much work beyond one message, well under a millisecond, and the
+/// one clock reading of the batch is never later than that. Large payloads
+/// gain nothing from batching; they end it.
+const BATCH_BYTES: u64 = 64 * 1024;
 
 type Socket = WebSocketStream<BoxedStream>;
 /// What the socket yields: a message, an error, or its end.
@@ -880,7 +881,8 @@ impl Driver {
                 self.reading_paused = paused;
                 self.machine.set_reading_paused(Instant::now(), paused);
             }
-            // Once per wake: what the handles read (stats, latency, session).
+            // After every wake (and every message of a batch, in
+            // `on_messages`): what the handles read (stats, latency, session).
             self.publisher.publish(&self.machine);
             if self.machine.is_finished() && self.socket.is_none() {
                 for (reply, session) in self.close_replies.drain(..) {
@@ -967,39 +969,43 @@ impl Driver {
     }
 
     /// Handles `first` and, in the same wake, the messages the socket has
-    /// already read after it (at most [`BATCH_MESSAGES`] in all). The batch
-    /// ends when nothing more is ready, when the stream has not taken a
-    /// dispatch (backpressure, as in [`Self::poll_wake`]) or when the socket
-    /// is gone; requests, timers and the outbox are then served as usual.
+    /// already read after it: at most [`BATCH_MESSAGES`], none started after
+    /// [`BATCH_BYTES`] of work, all stamped with the one `now` of the batch.
+    /// The batch also ends when nothing more is ready, when the stream has
+    /// not taken a dispatch (backpressure, as in [`Self::poll_wake`]), when
+    /// something waits to be written (a reply to op 1 goes out at once) or
+    /// when the socket is gone; requests, timers and the outbox are then
+    /// served as usual.
     async fn on_messages(&mut self, first: SocketItem) {
-        let mut now = Instant::now();
-        let mut since_stamp = message_len(&first);
+        let now = Instant::now();
+        // Payload bytes handled (after decompression, if any).
+        let work = |machine: &Machine| machine.stats().bytes_decompressed;
+        let start = work(&self.machine);
         self.on_message(now, first).await;
         for _ in 1..BATCH_MESSAGES {
             if self.socket.is_none() {
                 break;
             }
             // The last message's dispatch (or reply) leaves the core first,
-            // and what the handles read counts it before the stream has it,
-            // as after every wake (`ShardHandle::stats`).
+            // and what the handles read counts it before the stream has it
+            // (`ShardHandle::stats`).
             self.apply_outputs().await;
             self.publisher.publish(&self.machine);
+            if !self.outbox.is_empty() || work(&self.machine).saturating_sub(start) >= BATCH_BYTES {
+                break;
+            }
             let Some(message) = futures_util::future::poll_fn(|cx| Poll::Ready(self.poll_ready_message(cx))).await
             else {
                 break;
             };
-            if since_stamp >= STAMP_EVERY_BYTES {
-                now = Instant::now();
-                since_stamp = 0;
-            }
-            since_stamp += message_len(&message);
             self.on_message(now, message).await;
         }
     }
 
     /// The socket's next message if it is already read and the stream has
-    /// taken every dispatch so far; `None` otherwise (`cx` is registered
-    /// either way, so the driver wakes for whatever comes).
+    /// taken every dispatch so far; `None` otherwise. A `None` may leave
+    /// `cx` registered with the socket or the event queue only: the caller
+    /// must go through [`Self::poll_wake`] before the task waits.
     fn poll_ready_message(&mut self, cx: &mut Context<'_>) -> Option<SocketItem> {
         self.push_pending(cx);
         if !self.pending.is_empty() {
@@ -1284,7 +1290,8 @@ impl Driver {
             return Poll::Ready(Wake::Drained);
         }
         // Deadlines before the socket: a gateway that never stops sending
-        // must not delay heartbeats or zombie detection.
+        // must not delay heartbeats or zombie detection (beyond one batch of
+        // already-read messages, see `BATCH_BYTES`).
         if self.timer_at.is_some() && self.timer.poll_unpin(cx).is_ready() {
             return Poll::Ready(Wake::Timer);
         }
@@ -1317,15 +1324,6 @@ impl Driver {
         } else {
             Poll::Pending
         }
-    }
-}
-
-/// The payload bytes of a socket message (0 for anything else).
-fn message_len(message: &SocketItem) -> usize {
-    match message {
-        Some(Ok(Message::Text(text))) => text.len(),
-        Some(Ok(Message::Binary(bytes))) => bytes.len(),
-        _ => 0,
     }
 }
 
