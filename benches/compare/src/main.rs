@@ -335,6 +335,7 @@ fn main() {
 
     let mut rows: Vec<Row> = Vec::new();
     let mut limits: Vec<Limit> = Vec::new();
+    let mut typed_limits: Vec<TypedLimit> = Vec::new();
     let mut volumes = Vec::new();
     for &kind in &mixes {
         for &codec in &codecs {
@@ -392,6 +393,15 @@ fn main() {
             for (client, runs) in clients.iter().zip(runs) {
                 rows.push(Row { mix: kind, codec, client: *client, runs });
             }
+            // Typed consumers: MESSAGE_CREATE deserialization alone (once
+            // per mix), plus decompression alone on compressed rows.
+            let typed_alone = time_typed_alone(&mix, repeat);
+            eprintln!(
+                "  [{} {}] MessageCreate deserialization alone: {typed_alone:.0} dispatches/s",
+                kind.name(),
+                codec.arg()
+            );
+            typed_limits.push(TypedLimit { mix: kind, codec, typed_alone, decompression: None });
             if let Some(mut decoder) = Decoder::new(codec) {
                 let (per_s, mb_s) = time_alone(&mut decoder, &replay, repeat);
                 eprintln!(
@@ -401,11 +411,15 @@ fn main() {
                     decoder.label()
                 );
                 limits.push(Limit { mix: kind, codec, per_s, mb_s });
+                if let Some(typed) = typed_limits.last_mut() {
+                    typed.decompression = Some(per_s);
+                }
             }
             server.set(None);
         }
     }
     print_tables(&rows, &limits, repeat, &volumes);
+    print_typed_limits(&rows, &typed_limits);
 }
 
 /// MB of JSON replayed per run: `mb` for the realistic mix, half for the
@@ -647,6 +661,92 @@ fn time_alone(decoder: &mut Decoder, replay: &Replay, repeat: usize) -> (f64, f6
     }
     results.sort_by(|a, b| a.0.total_cmp(&b.0));
     results[results.len() / 2]
+}
+
+/// MESSAGE_CREATE deserialization alone, in this process: every
+/// MESSAGE_CREATE `d` of one copy of the mix into twilight-model's
+/// `MessageCreate` with serde_json (what both typed consumers do at least,
+/// each with the same model and serde), as dispatches/s of the whole stream
+/// (median of `repeat` passes, each at least 0.5 s).
+fn time_typed_alone(mix: &Mix, repeat: usize) -> f64 {
+    use twilight_model::gateway::payload::incoming::MessageCreate;
+    let data: Vec<&str> = mix
+        .texts
+        .iter()
+        .filter(|text| text.starts_with(r#"{"t":"MESSAGE_CREATE""#))
+        .map(|text| {
+            let envelope = discord_gateway_stream::fuzzing::Envelope::scan(text).expect("valid payload");
+            &text[envelope.data.expect("MESSAGE_CREATE with d")]
+        })
+        .collect();
+    let per_copy = mix.copy_dispatches() as f64;
+    let mut rates = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let started = Instant::now();
+        let mut copies = 0u64;
+        while copies == 0 || started.elapsed() < Duration::from_millis(500) {
+            for d in &data {
+                let message: MessageCreate = serde_json::from_str(d).expect("MessageCreate");
+                std::hint::black_box(&message);
+            }
+            copies += 1;
+        }
+        rates.push(per_copy * copies as f64 / started.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+/// The least work of a typed consumer on one configuration.
+struct TypedLimit {
+    mix: MixKind,
+    codec: Codec,
+    /// `time_typed_alone`, dispatches/s.
+    typed_alone: f64,
+    /// Decompression alone on compressed rows, dispatches/s.
+    decompression: Option<f64>,
+}
+
+impl TypedLimit {
+    /// Both costs paid one after the other: 1 / (1/a + 1/b).
+    fn combined(&self) -> f64 {
+        match self.decompression {
+            Some(decompression) => 1.0 / (1.0 / self.typed_alone + 1.0 / decompression),
+            None => self.typed_alone,
+        }
+    }
+}
+
+/// How close each typed consumer comes to the least work any typed
+/// consumer must do, and the highest ours ÷ twilight that limit allows.
+fn print_typed_limits(rows: &[Row], limits: &[TypedLimit]) {
+    println!();
+    println!("Typed consumers against the least work of one (MESSAGE_CREATE deserialization alone, in-process,");
+    println!("plus decompression alone on compressed rows, costs added):");
+    println!();
+    println!("| mix | compression | typed limit, dispatches/s | ours typed ÷ limit | twilight typed ÷ limit | highest ours ÷ twilight the limit allows |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let find = |mix: MixKind, codec: Codec, client: Client| {
+        rows.iter()
+            .find(|r| r.mix == mix && r.codec == codec && r.client == client)
+            .map(|r| r.median().dispatches_per_s)
+    };
+    for limit in limits {
+        let (Some(ours), Some(theirs)) =
+            (find(limit.mix, limit.codec, Client::OursTyped), find(limit.mix, limit.codec, Client::TwilightTyped))
+        else {
+            continue;
+        };
+        let combined = limit.combined();
+        println!(
+            "| {} | {} | {combined:.0} | {:.2} | {:.2} | {:.2}× |",
+            limit.mix.name(),
+            limit.codec.label(),
+            ours / combined,
+            theirs / combined,
+            combined / theirs
+        );
+    }
 }
 
 /// A decompression-alone limit row.
