@@ -3,7 +3,53 @@
 use std::fmt;
 use std::ops::Range;
 
+use async_tungstenite::tungstenite::Utf8Bytes;
+
 use crate::shard_id::ShardId;
+
+/// The payload text a dispatch owns; equal when the text is, however held.
+#[derive(Clone)]
+pub(crate) enum FrameText {
+    /// Its own exact-size allocation: an inflated payload, or a small
+    /// uncompressed one copied out of the WebSocket read buffer.
+    Owned(String),
+    /// The WebSocket frame's own bytes (a large uncompressed payload): no
+    /// copy; the read buffer starts a new allocation for what follows.
+    Frame(Utf8Bytes),
+}
+
+impl FrameText {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            FrameText::Owned(text) => text,
+            FrameText::Frame(text) => text.as_str(),
+        }
+    }
+
+    /// Heap bytes it keeps alive: a frame's payload is counted at its
+    /// length (the read buffer it was split from holds little more, see
+    /// `Driver::on_message`).
+    fn heap_size(&self) -> usize {
+        match self {
+            FrameText::Owned(text) => text.capacity(),
+            FrameText::Frame(text) => text.len(),
+        }
+    }
+}
+
+impl PartialEq for FrameText {
+    fn eq(&self, other: &FrameText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for FrameText {}
+
+impl From<String> for FrameText {
+    fn from(text: String) -> FrameText {
+        FrameText::Owned(text)
+    }
+}
 
 /// Where the event name lives: inside the frame, or decoded when `t` had escapes.
 #[derive(Clone, PartialEq, Eq)]
@@ -15,20 +61,19 @@ enum EventName {
 /// One opcode-0 dispatch exactly as the gateway sent it.
 ///
 /// It owns the payload text and the positions of `t` and `d` inside it;
-/// nothing is re-encoded or parsed into a tree. An inflated payload is the
-/// buffer it was inflated into (one allocation, no copy); an uncompressed
-/// one is copied once out of the WebSocket read buffer into an exact-size
-/// allocation of its own. (Keeping the read buffer's own bytes instead was
-/// measured slower on `benches/compare`, 0.5-0.7× for every frame and still
-/// 0.65× when only frames of 64 KiB or more were kept: every kept frame
-/// makes the WebSocket library allocate and zero fresh, page-faulting
-/// memory for its next reads, and a small kept frame can pin a large read
-/// buffer.)
+/// nothing is re-encoded or parsed into a tree. A compressed payload is
+/// copied once, exact-size, out of the decompressor's working buffer. An
+/// uncompressed payload of 64 KiB or more is the WebSocket frame's own
+/// bytes (no copy: the read buffer hands that allocation over and starts a
+/// new one); a smaller one is copied once into an exact-size allocation,
+/// because keeping a small frame would pin the whole read buffer it shares
+/// with its neighbours, and keeping every frame was measured slower
+/// (benches/README.md, *Keeping tungstenite's frame bytes*).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Dispatch {
     shard: ShardId,
     seq: u64,
-    frame: String,
+    frame: FrameText,
     event: EventName,
     data: Range<usize>,
 }
@@ -55,22 +100,23 @@ impl Dispatch {
     pub(crate) fn new(
         shard: ShardId,
         seq: u64,
-        frame: String,
+        frame: FrameText,
         event: Result<Range<usize>, Box<str>>,
         data: Range<usize>,
     ) -> Dispatch {
+        let text = frame.as_str();
         let event = match event {
-            Ok(range) if frame.get(range.clone()).is_some() => EventName::InFrame(range),
+            Ok(range) if text.get(range.clone()).is_some() => EventName::InFrame(range),
             Ok(_) => EventName::Decoded(Box::from("")),
             Err(decoded) => EventName::Decoded(decoded),
         };
-        let data = if frame.get(data.clone()).is_some() { data } else { 0..0 };
+        let data = if text.get(data.clone()).is_some() { data } else { 0..0 };
         Dispatch { shard, seq, frame, event, data }
     }
 
     /// Heap bytes this dispatch keeps alive (the driver's buffer limit counts them).
     pub(crate) fn heap_size(&self) -> usize {
-        self.frame.capacity()
+        self.frame.heap_size()
     }
 
     /// The shard this dispatch arrived on.
@@ -87,19 +133,19 @@ impl Dispatch {
     /// The event name `t`, e.g. `MESSAGE_CREATE`.
     pub fn event(&self) -> &str {
         match &self.event {
-            EventName::InFrame(range) => self.frame.get(range.clone()).unwrap_or_default(),
+            EventName::InFrame(range) => self.frame.as_str().get(range.clone()).unwrap_or_default(),
             EventName::Decoded(name) => name,
         }
     }
 
     /// The raw JSON text of `d`, byte for byte as received.
     pub fn data(&self) -> &str {
-        self.frame.get(self.data.clone()).unwrap_or_default()
+        self.frame.as_str().get(self.data.clone()).unwrap_or_default()
     }
 
     /// The whole payload text (`{"t":…,"s":…,"op":0,"d":…}`) as received.
     pub fn frame(&self) -> &str {
-        &self.frame
+        self.frame.as_str()
     }
 
     /// Deserializes `d` into your own type.
@@ -137,7 +183,7 @@ mod tests {
 
     fn sample() -> Dispatch {
         let frame = r#"{"t":"MESSAGE_CREATE","s":7,"op":0,"d":{"id":"1","content":"hi"}}"#;
-        Dispatch::new(ShardId::ONE, 7, frame.into(), Ok(6..20), 39..frame.len() - 1)
+        Dispatch::new(ShardId::ONE, 7, String::from(frame).into(), Ok(6..20), 39..frame.len() - 1)
     }
 
     #[test]
@@ -162,10 +208,27 @@ mod tests {
         assert!(sample().deserialize::<u64>().is_err());
     }
 
+    /// A dispatch that keeps the WebSocket frame's bytes reads exactly as
+    /// one that owns a copy, and compares equal to it.
+    #[test]
+    fn a_kept_frame_reads_as_an_owned_copy() {
+        let frame = r#"{"t":"GUILD_CREATE","s":9,"op":0,"d":{"id":"1","name":"g"}}"#;
+        let kept = Dispatch::new(ShardId::ONE, 9, FrameText::Frame(frame.into()), Ok(6..18), 37..frame.len() - 1);
+        let owned = Dispatch::new(ShardId::ONE, 9, String::from(frame).into(), Ok(6..18), 37..frame.len() - 1);
+        assert_eq!((kept.event(), kept.data(), kept.frame()), ("GUILD_CREATE", r#"{"id":"1","name":"g"}"#, frame));
+        assert_eq!(kept.heap_size(), frame.len());
+        assert_eq!(kept, owned, "equal whether the text is kept or copied");
+        let value: serde_json::Value = kept.deserialize().expect("valid d");
+        assert_eq!(value["name"], "g");
+        #[allow(clippy::reversed_empty_ranges)]
+        let clamped = Dispatch::new(ShardId::ONE, 1, FrameText::Frame("{}".into()), Ok(5..9), 3..1);
+        assert_eq!((clamped.event(), clamped.data()), ("", ""));
+    }
+
     #[test]
     fn out_of_range_spans_never_panic() {
         #[allow(clippy::reversed_empty_ranges)]
-        let d = Dispatch::new(ShardId::ONE, 1, "{}".into(), Ok(5..9), 3..1);
+        let d = Dispatch::new(ShardId::ONE, 1, String::from("{}").into(), Ok(5..9), 3..1);
         assert_eq!((d.event(), d.data()), ("", ""));
     }
 }

@@ -98,8 +98,9 @@
 //!   by `s`. Control traffic (Hello, heartbeats, op 7, op 9) never reaches
 //!   the stream. An `Err` item is a [`ShardError`] for a shard that stopped
 //!   for good (a fatal close such as a bad token); the stream then ends.
-//! - **A [`Dispatch`]** is one owned, exact-size buffer (one copy of the
-//!   decompressed payload or of the text frame) with [`event()`](Dispatch::event),
+//! - **A [`Dispatch`]** owns its payload's one buffer (an exact-size copy of
+//!   the decompressed payload or of a small text frame; a text frame of
+//!   64 KiB or more is kept as the WebSocket frame's own bytes, no copy) with [`event()`](Dispatch::event),
 //!   [`seq()`](Dispatch::seq), [`data()`](Dispatch::data) (the raw `d`),
 //!   [`frame()`](Dispatch::frame), [`shard()`](Dispatch::shard) and
 //!   [`deserialize::<T>()`](Dispatch::deserialize) (serde_json, or simd-json
@@ -185,7 +186,8 @@
 //!    `wss://`, and the WebSocket upgrade is the driver's own (a response
 //!    header bounded to 16 KiB), tungstenite taking over for the frames.
 //!    tungstenite's eager read buffer is cut from 128 KiB to 16 KiB
-//!    per shard so idle shards stay small; its message limit is the
+//!    per shard so idle shards stay small, and a large text frame leaves
+//!    with its dispatch instead of growing that buffer for good; its message limit is the
 //!    configured payload cap (`docs/connection.md#message-size`). Dispatches
 //!    reach the stream through a ring bounded by count and by bytes (256 and
 //!    1 MiB by default): a burst of megabyte GUILD_CREATEs cannot queue

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::{Bytes, Message};
 use async_tungstenite::WebSocketStream;
 use futures_channel::{mpsc, oneshot};
 use futures_util::future::BoxFuture;
@@ -24,7 +24,7 @@ use futures_util::{FutureExt, Sink, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, FrameText};
 use crate::error::ShardError;
 use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::observe::{Published, Publisher, StatusCell, StatusWatcher};
@@ -53,6 +53,14 @@ const OUTBOX_MAX_FRAMES: usize = 16;
 /// about 36 KiB per shard; the rest waits in the core, whose send budget
 /// bounds what it emits and whose command queue is bounded.
 const OUTBOX_MAX_BYTES: usize = 32 * 1024;
+/// An uncompressed payload at least this large becomes its dispatch as the
+/// WebSocket frame's own bytes instead of a copy: the copy of a large frame
+/// costs more than the fresh read buffer tungstenite then starts, and a
+/// burst of large frames no longer leaves a read buffer of the largest one's
+/// size behind (benches/README.md). A smaller frame shares its read buffer
+/// with its neighbours, so it is copied: keeping it could pin a whole
+/// buffer for a few bytes.
+const KEEP_FRAMES_FROM: usize = 64 * 1024;
 /// A wake that finds a message on the socket handles up to this many that
 /// are already read, before it looks at requests, timers and the outbox
 /// again: the per-wake work (reading the clock, polling the request channel
@@ -352,7 +360,7 @@ impl Shard {
         let publisher = Publisher::new(Arc::clone(&published), Arc::clone(&status));
         let ws_config = WebSocketConfig::default()
             // Small eager buffer: idle shards stay cheap; big frames still fit.
-            .read_buffer_size(16 * 1024)
+            .read_buffer_size(transport::READ_BUFFER_BYTES)
             .write_buffer_size(0)
             .max_message_size(Some(config.max_message_size_limit()))
             .max_frame_size(Some(config.max_message_size_limit()));
@@ -395,6 +403,7 @@ impl Shard {
                 timer_at: None,
                 close_replies: Vec::new(),
                 reading_paused: false,
+                held_frame: None,
                 outbox: VecDeque::new(),
                 outbox_bytes: 0,
                 transmits_waiting: false,
@@ -838,6 +847,16 @@ struct Driver {
     close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
     /// Whether the machine was told that the socket is not being read.
     reading_paused: bool,
+    /// The last frame a dispatch kept, held while tungstenite's read buffer
+    /// may still be the rest of that frame's allocation. Were the dispatch
+    /// dropped first, tungstenite would find the allocation unshared and take
+    /// it back as its read buffer, keeping a buffer the size of the largest
+    /// frame for the connection's life; held, the allocation stays shared,
+    /// so tungstenite starts a new buffer once it has read past the frame's
+    /// slack, and the hold is let go as soon as nothing else refers to the
+    /// allocation. It costs no memory: the allocation is alive anyway while
+    /// anything refers to it.
+    held_frame: Option<Bytes>,
     /// Frames for the current socket not yet handed to it, each with whether
     /// it is an application command; at most [`OUTBOX_MAX_FRAMES`] and about
     /// [`OUTBOX_MAX_BYTES`].
@@ -1011,7 +1030,9 @@ impl Driver {
         if !self.pending.is_empty() {
             return None;
         }
-        match self.socket.as_mut()?.poll_next_unpin(cx) {
+        let polled = self.socket.as_mut()?.poll_next_unpin(cx);
+        self.release_held_frame();
+        match polled {
             Poll::Ready(message) => Some(message),
             Poll::Pending => None,
         }
@@ -1019,6 +1040,11 @@ impl Driver {
 
     async fn on_message(&mut self, now: Instant, message: SocketItem) {
         match message {
+            Some(Ok(Message::Text(text))) if text.len() >= KEEP_FRAMES_FROM => {
+                self.held_frame = Some(Bytes::from(text.clone()));
+                self.machine.handle_owned_text(now, FrameText::Frame(text));
+                self.skipped.store(self.machine.skipped_payloads(), Ordering::Relaxed);
+            }
             Some(Ok(Message::Text(text))) => {
                 self.machine.handle_message(now, Incoming::Text(text.as_str()));
                 self.skipped.store(self.machine.skipped_payloads(), Ordering::Relaxed);
@@ -1155,8 +1181,18 @@ impl Driver {
     /// already handed to the socket may or may not have reached the server,
     /// as with any write to a connection that then fails; they are not sent
     /// again.
+    /// Lets go of [`Self::held_frame`] once nothing else refers to its
+    /// allocation (tungstenite has moved to a new buffer and the dispatch is
+    /// gone).
+    fn release_held_frame(&mut self) {
+        if self.held_frame.as_ref().is_some_and(Bytes::is_unique) {
+            self.held_frame = None;
+        }
+    }
+
     fn drop_socket(&mut self) {
         self.socket = None;
+        self.held_frame = None;
         let commands = self.outbox.drain(..).filter_map(|(frame, is_command)| is_command.then_some(frame));
         self.unsent.extend(commands);
         self.outbox_bytes = 0;
@@ -1306,7 +1342,9 @@ impl Driver {
         // Backpressure: no reading while the application is behind.
         if self.pending.is_empty() {
             if let Some(socket) = self.socket.as_mut() {
-                if let Poll::Ready(message) = socket.poll_next_unpin(cx) {
+                let polled = socket.poll_next_unpin(cx);
+                self.release_held_frame();
+                if let Poll::Ready(message) = polled {
                     return Poll::Ready(Wake::Message(message));
                 }
                 // Nothing more is waiting: a large working buffer is only

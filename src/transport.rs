@@ -162,6 +162,12 @@ where
     }
 }
 
+/// tungstenite's read size, and the capacity its read buffer starts with.
+/// Also the smallest buffer it allocates after a frame that a dispatch keeps
+/// (see [`handshake::client`]). Smaller reads cost throughput (4 KiB: 0.4×
+/// on a large uncompressed replay), larger ones only memory (benches/README.md).
+pub(crate) const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Idle time before the first keepalive probe.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 /// Time between unanswered keepalive probes, where it can be set.

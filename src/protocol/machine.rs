@@ -25,7 +25,7 @@ use super::stats::ShardStats;
 use super::url::{check_resume_url, gateway_url};
 use super::validate::{ConfigError, ValidConfig};
 use crate::codec::{Envelope, StrSpan};
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, FrameText};
 use crate::session::Session;
 
 /// Identifies a shard may spend on one payload it keeps failing on (the
@@ -50,23 +50,23 @@ pub enum Incoming<'a> {
 enum PayloadText<'a> {
     /// Text in the driver's buffer: a dispatch copies it.
     Borrowed(&'a str),
-    /// Text the core owns (a decompressed payload): a dispatch keeps it.
-    #[cfg_attr(not(any(feature = "zlib", feature = "zstd")), allow(dead_code))]
-    Owned(String),
+    /// Text the core owns (a decompressed payload, or a WebSocket frame the
+    /// driver handed over): a dispatch keeps it.
+    Owned(FrameText),
 }
 
 impl PayloadText<'_> {
     fn as_str(&self) -> &str {
         match self {
             PayloadText::Borrowed(text) => text,
-            PayloadText::Owned(text) => text,
+            PayloadText::Owned(text) => text.as_str(),
         }
     }
 
     /// The text for a dispatch to own: borrowed text is copied here, once.
-    fn into_owned(self) -> String {
+    fn into_owned(self) -> FrameText {
         match self {
-            PayloadText::Borrowed(text) => text.to_owned(),
+            PayloadText::Borrowed(text) => FrameText::Owned(text.to_owned()),
             PayloadText::Owned(text) => text,
         }
     }
@@ -358,6 +358,19 @@ impl Machine {
         }
     }
 
+    /// A text message arrived whose bytes a dispatch may keep (the driver
+    /// hands large uncompressed frames over instead of lending them): the
+    /// same as [`Incoming::Text`], without the copy.
+    pub(crate) fn handle_owned_text(&mut self, now: Instant, text: FrameText) {
+        if !self.core.phase.has_socket() {
+            tracing::debug!("message with no connection; ignored");
+            return;
+        }
+        self.core.count_message(&Incoming::Text(text.as_str()));
+        self.core.on_payload(now, PayloadText::Owned(text));
+        self.core.drain_commands(now);
+    }
+
     /// One WebSocket message arrived.
     pub fn handle_message(&mut self, now: Instant, message: Incoming<'_>) {
         if !self.core.phase.has_socket() {
@@ -379,7 +392,7 @@ impl Machine {
                             self.release_at = Some(now + RELEASE_AFTER);
                         }
                         match String::from_utf8(payload) {
-                            Ok(text) => self.core.on_payload(now, PayloadText::Owned(text)),
+                            Ok(text) => self.core.on_payload(now, PayloadText::Owned(text.into())),
                             Err(error) => self.core.skip(None, &format_args!("not UTF-8: {error}")),
                         }
                     }

@@ -199,8 +199,16 @@ where
         // The header ends with a line feed: parse only when one came.
         if new.contains(&b'\n') {
             if let Some(end) = parse_response(buffer.get(..filled).unwrap_or_default(), accept)? {
-                buffer.truncate(filled);
-                return Ok(buffer.split_off(end));
+                // tungstenite's read buffer starts as this `Vec`, and
+                // `bytes::BytesMut` remembers its capacity as the least it
+                // allocates once a frame it split off is still held (a
+                // dispatch keeping a large frame): an exact-size leftover
+                // (usually empty) would make every later read as small as
+                // the bytes it is waiting for.
+                let rest = buffer.get(end..filled).unwrap_or_default();
+                let mut after = Vec::with_capacity(super::READ_BUFFER_BYTES.max(rest.len()));
+                after.extend_from_slice(rest);
+                return Ok(after);
             }
         }
     }
@@ -939,6 +947,9 @@ mod tests {
             // What came in the read that ended the header, and the rest unread.
             let read_with_header = if at < header.len() { bytes.len() } else { at };
             assert_eq!(after, &bytes[header.len()..read_with_header], "{at}");
+            // tungstenite's read buffer starts as this Vec; its capacity is
+            // the least it allocates after a kept frame (`READ_BUFFER_BYTES`).
+            assert!(after.capacity() >= super::super::READ_BUFFER_BYTES, "{at}: capacity {}", after.capacity());
             assert_eq!(stream.0.iter().flatten().copied().collect::<Vec<u8>>(), &bytes[read_with_header..], "{at}");
         }
         // A refused line is refused wherever the bytes are split.
