@@ -2,10 +2,19 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use async_tungstenite::tungstenite::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 
 use crate::shard_id::ShardId;
+
+/// The most of tungstenite's read buffer a kept frame may pin beyond its own
+/// bytes: the part of the allocation before it (already read) and the tail
+/// after it (still being read into). Both are at most the buffer's size
+/// before the frame, which frames under 64 KiB (copied) can grow to
+/// 128 KiB; after a kept frame it is 16 KiB again.
+const KEPT_FRAME_SLACK: usize = 128 * 1024;
 
 /// The payload text a dispatch owns; equal when the text is, however held.
 #[derive(Clone)]
@@ -15,24 +24,45 @@ pub(crate) enum FrameText {
     Owned(String),
     /// The WebSocket frame's own bytes (a large uncompressed payload): no
     /// copy; the read buffer starts a new allocation for what follows.
-    Frame(Utf8Bytes),
+    Frame(KeptFrame),
+}
+
+/// A WebSocket frame's bytes that a dispatch keeps, and the driver to wake
+/// when a copy of it is dropped: the driver holds the frame too (see
+/// `Driver::held_frame`) and lets go once nothing else refers to its
+/// allocation, which only a wake lets it see.
+#[derive(Clone)]
+pub(crate) struct KeptFrame {
+    text: Utf8Bytes,
+    dropped: Arc<AtomicWaker>,
+}
+
+impl KeptFrame {
+    pub(crate) fn new(text: Utf8Bytes, dropped: Arc<AtomicWaker>) -> KeptFrame {
+        KeptFrame { text, dropped }
+    }
+}
+
+impl Drop for KeptFrame {
+    fn drop(&mut self) {
+        self.dropped.wake();
+    }
 }
 
 impl FrameText {
     pub(crate) fn as_str(&self) -> &str {
         match self {
             FrameText::Owned(text) => text,
-            FrameText::Frame(text) => text.as_str(),
+            FrameText::Frame(frame) => frame.text.as_str(),
         }
     }
 
-    /// Heap bytes it keeps alive: a frame's payload is counted at its
-    /// length (the read buffer it was split from holds little more, see
-    /// `Driver::on_message`).
+    /// Heap bytes it keeps alive, at most: a kept frame also pins the part
+    /// of tungstenite's read buffer around it ([`KEPT_FRAME_SLACK`]).
     fn heap_size(&self) -> usize {
         match self {
             FrameText::Owned(text) => text.capacity(),
-            FrameText::Frame(text) => text.len(),
+            FrameText::Frame(frame) => frame.text.len().saturating_add(KEPT_FRAME_SLACK),
         }
     }
 }
@@ -64,8 +94,8 @@ enum EventName {
 /// nothing is re-encoded or parsed into a tree. A compressed payload is
 /// copied once, exact-size, out of the decompressor's working buffer. An
 /// uncompressed payload of 64 KiB or more is the WebSocket frame's own
-/// bytes (no copy: the read buffer hands that allocation over and starts a
-/// new one); a smaller one is copied once into an exact-size allocation,
+/// bytes (no copy: the read buffer starts a new allocation once it has read
+/// past the frame's); a smaller one is copied once into an exact-size allocation,
 /// because keeping a small frame would pin the whole read buffer it shares
 /// with its neighbours, and keeping every frame was measured slower
 /// (benches/README.md, *Keeping tungstenite's frame bytes*).
@@ -213,16 +243,44 @@ mod tests {
     #[test]
     fn a_kept_frame_reads_as_an_owned_copy() {
         let frame = r#"{"t":"GUILD_CREATE","s":9,"op":0,"d":{"id":"1","name":"g"}}"#;
-        let kept = Dispatch::new(ShardId::ONE, 9, FrameText::Frame(frame.into()), Ok(6..18), 37..frame.len() - 1);
+        let dropped = Arc::new(AtomicWaker::new());
+        let kept_frame = KeptFrame::new(frame.into(), Arc::clone(&dropped));
+        let kept = Dispatch::new(ShardId::ONE, 9, FrameText::Frame(kept_frame), Ok(6..18), 37..frame.len() - 1);
         let owned = Dispatch::new(ShardId::ONE, 9, String::from(frame).into(), Ok(6..18), 37..frame.len() - 1);
         assert_eq!((kept.event(), kept.data(), kept.frame()), ("GUILD_CREATE", r#"{"id":"1","name":"g"}"#, frame));
-        assert_eq!(kept.heap_size(), frame.len());
+        assert_eq!(kept.heap_size(), frame.len() + KEPT_FRAME_SLACK);
         assert_eq!(kept, owned, "equal whether the text is kept or copied");
         let value: serde_json::Value = kept.deserialize().expect("valid d");
         assert_eq!(value["name"], "g");
         #[allow(clippy::reversed_empty_ranges)]
-        let clamped = Dispatch::new(ShardId::ONE, 1, FrameText::Frame("{}".into()), Ok(5..9), 3..1);
+        let clamped =
+            Dispatch::new(ShardId::ONE, 1, FrameText::Frame(KeptFrame::new("{}".into(), dropped)), Ok(5..9), 3..1);
         assert_eq!((clamped.event(), clamped.data()), ("", ""));
+    }
+
+    /// Dropping a copy of a kept frame wakes the driver that holds it too.
+    #[test]
+    fn dropping_a_kept_frame_wakes_the_driver() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl futures_util::task::ArcWake for Count {
+            fn wake_by_ref(this: &Arc<Self>) {
+                this.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let dropped = Arc::new(AtomicWaker::new());
+        dropped.register(&futures_util::task::waker(Arc::clone(&count)));
+        let frame = r#"{"t":"X","s":1,"op":0,"d":{}}"#;
+        let kept = Dispatch::new(
+            ShardId::ONE,
+            1,
+            FrameText::Frame(KeptFrame::new(frame.into(), Arc::clone(&dropped))),
+            Ok(6..7),
+            27..29,
+        );
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(kept);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use futures_util::{FutureExt, Sink, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::commands::{Presence, RequestChannelInfo, RequestGuildMembers, RequestSoundboardSounds, VoiceStateUpdate};
-use crate::dispatch::{Dispatch, FrameText};
+use crate::dispatch::{Dispatch, FrameText, KeptFrame};
 use crate::error::ShardError;
 use crate::identify::{IdentifyError, IdentifyPermit, IdentifyQueue};
 use crate::observe::{Published, Publisher, StatusCell, StatusWatcher};
@@ -404,6 +404,7 @@ impl Shard {
                 close_replies: Vec::new(),
                 reading_paused: false,
                 held_frame: None,
+                frame_dropped: Arc::new(AtomicWaker::new()),
                 outbox: VecDeque::new(),
                 outbox_bytes: 0,
                 transmits_waiting: false,
@@ -847,16 +848,26 @@ struct Driver {
     close_replies: Vec<(oneshot::Sender<Option<Session>>, Option<Session>)>,
     /// Whether the machine was told that the socket is not being read.
     reading_paused: bool,
-    /// The last frame a dispatch kept, held while tungstenite's read buffer
-    /// may still be the rest of that frame's allocation. Were the dispatch
-    /// dropped first, tungstenite would find the allocation unshared and take
-    /// it back as its read buffer, keeping a buffer the size of the largest
-    /// frame for the connection's life; held, the allocation stays shared,
-    /// so tungstenite starts a new buffer once it has read past the frame's
-    /// slack, and the hold is let go as soon as nothing else refers to the
-    /// allocation. It costs no memory: the allocation is alive anyway while
-    /// anything refers to it.
+    /// The last large frame (a text frame a dispatch kept, or a binary frame
+    /// over one read buffer), held while tungstenite's read buffer may still
+    /// be the rest of that frame's allocation. Were the frame dropped first
+    /// (the application dropped the dispatch, or the decompressor is done
+    /// with it, which is at once), tungstenite would find the allocation
+    /// unshared and take it back as its read buffer, keeping a buffer the
+    /// size of the largest frame for the connection's life; held, the
+    /// allocation stays shared, so tungstenite starts a new buffer once it
+    /// has read past the frame's slack, and the hold is let go as soon as
+    /// nothing else refers to the allocation (checked after every socket
+    /// poll, and whenever a dispatch's copy is dropped: `frame_dropped`). It
+    /// costs no memory: the allocation is alive anyway while anything else
+    /// refers to it. tungstenite's tail does until it has read past it:
+    /// about one read buffer of further traffic (up to the buffer's size
+    /// before the frame, 16 KiB after a kept frame, at most 128 KiB), which
+    /// on a shard gone quiet right after a large frame can take a while.
     held_frame: Option<Bytes>,
+    /// Woken when a dispatch's copy of a kept frame is dropped, so the
+    /// driver sees at once when its hold is the last reference.
+    frame_dropped: Arc<AtomicWaker>,
     /// Frames for the current socket not yet handed to it, each with whether
     /// it is an application command; at most [`OUTBOX_MAX_FRAMES`] and about
     /// [`OUTBOX_MAX_BYTES`].
@@ -1042,7 +1053,8 @@ impl Driver {
         match message {
             Some(Ok(Message::Text(text))) if text.len() >= KEEP_FRAMES_FROM => {
                 self.held_frame = Some(Bytes::from(text.clone()));
-                self.machine.handle_owned_text(now, FrameText::Frame(text));
+                let kept = KeptFrame::new(text, Arc::clone(&self.frame_dropped));
+                self.machine.handle_owned_text(now, FrameText::Frame(kept));
                 self.skipped.store(self.machine.skipped_payloads(), Ordering::Relaxed);
             }
             Some(Ok(Message::Text(text))) => {
@@ -1050,6 +1062,12 @@ impl Driver {
                 self.skipped.store(self.machine.skipped_payloads(), Ordering::Relaxed);
             }
             Some(Ok(Message::Binary(bytes))) => {
+                if bytes.len() > transport::READ_BUFFER_BYTES {
+                    // Decompressed at once and dropped, but held so that
+                    // tungstenite starts a new read buffer after it instead
+                    // of keeping one this frame's size (`held_frame`).
+                    self.held_frame = Some(bytes.clone());
+                }
                 self.machine.handle_message(now, Incoming::Binary(&bytes));
                 self.skipped.store(self.machine.skipped_payloads(), Ordering::Relaxed);
             }
@@ -1176,11 +1194,6 @@ impl Driver {
         self.outbox.len() < OUTBOX_MAX_FRAMES && self.outbox_bytes < OUTBOX_MAX_BYTES
     }
 
-    /// Forgets the current socket and what was waiting to be written to it,
-    /// keeping the commands among that for the core to take back. Frames
-    /// already handed to the socket may or may not have reached the server,
-    /// as with any write to a connection that then fails; they are not sent
-    /// again.
     /// Lets go of [`Self::held_frame`] once nothing else refers to its
     /// allocation (tungstenite has moved to a new buffer and the dispatch is
     /// gone).
@@ -1190,6 +1203,11 @@ impl Driver {
         }
     }
 
+    /// Forgets the current socket and what was waiting to be written to it,
+    /// keeping the commands among that for the core to take back. Frames
+    /// already handed to the socket may or may not have reached the server,
+    /// as with any write to a connection that then fails; they are not sent
+    /// again.
     fn drop_socket(&mut self) {
         self.socket = None;
         self.held_frame = None;
@@ -1289,6 +1307,12 @@ impl Driver {
     }
 
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        if self.held_frame.is_some() {
+            // Registered before looking, so a dispatch dropped in between
+            // still wakes the driver.
+            self.frame_dropped.register(cx.waker());
+            self.release_held_frame();
+        }
         let drained = self.push_pending(cx);
         if let Poll::Ready(request) = self.requests.poll_next_unpin(cx) {
             return Poll::Ready(Wake::Request(request));
