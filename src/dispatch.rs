@@ -9,11 +9,12 @@ use futures_util::task::AtomicWaker;
 
 use crate::shard_id::ShardId;
 
-/// The most of tungstenite's read buffer a kept frame may pin beyond its own
-/// bytes: the part of the allocation before it (already read) and the tail
-/// after it (still being read into). Both are at most the buffer's size
-/// before the frame, which frames under 64 KiB (copied) can grow to
-/// 128 KiB; after a kept frame it is 16 KiB again.
+/// About how much of tungstenite's read buffer a kept frame pins beyond its
+/// own bytes: the part of the allocation before it (already read) and the
+/// tail after it (still being read into). Both come from the buffer's size
+/// before the frame: 16 KiB after a kept frame, more after copied frames
+/// of up to 64 KiB grew it, so this is an estimate for the byte bound of
+/// `Config::max_buffered`, not a limit (a grown buffer can leave more).
 const KEPT_FRAME_SLACK: usize = 128 * 1024;
 
 /// The payload text a dispatch owns; equal when the text is, however held.
@@ -45,6 +46,9 @@ impl KeptFrame {
 
 impl Drop for KeptFrame {
     fn drop(&mut self) {
+        // The bytes go first: a driver woken while this copy still counted
+        // would find its hold shared, and wait for a wake that never comes.
+        drop(std::mem::take(&mut self.text));
         self.dropped.wake();
     }
 }
@@ -258,29 +262,41 @@ mod tests {
         assert_eq!((clamped.event(), clamped.data()), ("", ""));
     }
 
-    /// Dropping a copy of a kept frame wakes the driver that holds it too.
+    /// Dropping a copy of a kept frame wakes the driver that holds it too,
+    /// and by then the copy no longer counts: the driver's hold is unique
+    /// when it looks.
     #[test]
-    fn dropping_a_kept_frame_wakes_the_driver() {
-        struct Count(std::sync::atomic::AtomicUsize);
-        impl futures_util::task::ArcWake for Count {
+    fn dropping_a_kept_frame_wakes_the_driver_once_its_bytes_are_gone() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        type Bytes = async_tungstenite::tungstenite::Bytes;
+        struct Driver {
+            hold: Mutex<Option<Bytes>>,
+            unique_when_woken: AtomicUsize,
+        }
+        impl futures_util::task::ArcWake for Driver {
             fn wake_by_ref(this: &Arc<Self>) {
-                this.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let hold = this.hold.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if hold.as_ref().is_some_and(Bytes::is_unique) {
+                    this.unique_when_woken.fetch_add(1, Ordering::SeqCst);
+                }
             }
         }
-        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let frame: Utf8Bytes = r#"{"t":"X","s":1,"op":0,"d":{}}"#.to_owned().into();
+        let driver =
+            Arc::new(Driver { hold: Mutex::new(Some(Bytes::from(frame.clone()))), unique_when_woken: 0.into() });
         let dropped = Arc::new(AtomicWaker::new());
-        dropped.register(&futures_util::task::waker(Arc::clone(&count)));
-        let frame = r#"{"t":"X","s":1,"op":0,"d":{}}"#;
+        dropped.register(&futures_util::task::waker(Arc::clone(&driver)));
         let kept = Dispatch::new(
             ShardId::ONE,
             1,
-            FrameText::Frame(KeptFrame::new(frame.into(), Arc::clone(&dropped))),
+            FrameText::Frame(KeptFrame::new(frame, Arc::clone(&dropped))),
             Ok(6..7),
             27..29,
         );
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(driver.unique_when_woken.load(Ordering::SeqCst), 0);
         drop(kept);
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(driver.unique_when_woken.load(Ordering::SeqCst), 1, "woken, and the hold was the last reference");
     }
 
     #[test]

@@ -1211,6 +1211,8 @@ impl Driver {
     fn drop_socket(&mut self) {
         self.socket = None;
         self.held_frame = None;
+        // Nothing to watch for: no dispatch kept for later keeps this task.
+        self.frame_dropped.take();
         let commands = self.outbox.drain(..).filter_map(|(frame, is_command)| is_command.then_some(frame));
         self.unsent.extend(commands);
         self.outbox_bytes = 0;

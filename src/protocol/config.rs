@@ -329,7 +329,10 @@ impl Config {
     ///
     /// One dispatch always fits an empty buffer, so a payload larger than
     /// `bytes` still passes (up to `max_message_size`); the buffer then
-    /// holds at most `bytes` plus one payload. A larger buffer lets a spawned
+    /// holds at most `bytes` plus one payload. A dispatch counts as the heap
+    /// it keeps alive: an uncompressed payload of 64 KiB or more, kept as
+    /// the WebSocket frame's own bytes, counts with about 128 KiB of read
+    /// buffer it may keep alive too. A larger buffer lets a spawned
     /// driver run further ahead of a bursty consumer at the cost of memory
     /// per shard. Zero counts as one.
     pub fn max_buffered(mut self, dispatches: usize, bytes: usize) -> Self {
