@@ -1,10 +1,8 @@
 //! Large uncompressed payloads become their dispatch as the WebSocket
 //! frame's own bytes, not a copy (`KEEP_FRAMES_FROM` in src/shard.rs): they
 //! arrive byte for byte and in order between small ones, and a burst of
-//! them leaves no read buffer of their size behind; nor does a burst of
-//! large compressed frames, which the driver holds the same way
-//! (`held_frame`). Lean-hot-path issue: "buffers a burst grew are given
-//! back once the burst is over".
+//! them leaves no read buffer of their size behind (lean-hot-path issue:
+//! "buffers a burst grew are given back once the burst is over").
 #![cfg(feature = "testing")]
 
 use std::time::Duration;
@@ -23,8 +21,7 @@ static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A GUILD_CREATE-like `d` of about `bytes` bytes of JSON, with enough
-/// noise in it that zlib-stream frames of it stay large too.
+/// A GUILD_CREATE-like `d` of about `bytes` bytes of JSON.
 fn big(n: usize, bytes: usize) -> Value {
     let mut state = n as u64 + 1;
     let mut noise = move || {
@@ -57,18 +54,17 @@ async fn next(shard: &mut Shard) -> Dispatch {
     }
 }
 
-fn start(zlib: bool) -> (Simulator, Shard) {
-    let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_secs(40)).compression(zlib))
+fn start() -> (Simulator, Shard) {
+    let sim = Simulator::start(SimulatorConfig::new().heartbeat_interval(Duration::from_secs(40)).compression(false))
         .expect("simulator starts");
-    let compression = if zlib { Compression::ZlibStream } else { Compression::None };
-    let config = sim_config(sim.url(), Intents::GUILDS).compression(compression).rng_seed(11);
+    let config = sim_config(sim.url(), Intents::GUILDS).compression(Compression::None).rng_seed(11);
     let shard = Shard::new(config).expect("shard");
     (sim, shard)
 }
 
 #[test]
 fn large_uncompressed_payloads_arrive_byte_for_byte_between_small_ones() {
-    let (sim, mut shard) = start(false);
+    let (sim, mut shard) = start();
     async_io::block_on(async {
         assert_eq!(next(&mut shard).await.event(), "READY");
         // Frames on both sides of the 64 KiB line (`d` plus the envelope,
@@ -100,26 +96,15 @@ fn large_uncompressed_payloads_arrive_byte_for_byte_between_small_ones() {
     });
 }
 
+/// Counted on this thread only: the shard is polled here (`Shard::new`
+/// drives its connection from the stream), so its driver, tungstenite's read
+/// buffer and every dispatch live on it; the simulator's threads are not
+/// counted.
 #[test]
 fn a_burst_of_large_uncompressed_payloads_leaves_no_large_buffer_behind() {
-    burst_leaves_no_large_buffer_behind(false);
-}
-
-/// With zlib-stream the frames are compressed (tens of KiB for these
-/// payloads) and never kept, but tungstenite's read buffer grew to hold
-/// them all the same.
-#[test]
-fn a_burst_of_large_compressed_frames_leaves_no_large_buffer_behind() {
-    burst_leaves_no_large_buffer_behind(true);
-}
-
-/// Counted on this thread only: the shard is polled here (`Shard::new` drives its connection from the stream), so
-/// its driver, tungstenite's read buffer, the inflater and every dispatch
-/// live on it; the simulator's threads are not counted.
-fn burst_leaves_no_large_buffer_behind(zlib: bool) {
     let _alone = MEMORY_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     count_this_thread(true);
-    let (sim, mut shard) = start(zlib);
+    let (sim, mut shard) = start();
     async_io::block_on(async {
         assert_eq!(next(&mut shard).await.event(), "READY");
         let warm = count_this_thread_uncounted(|| sim.dispatch_many((0..50).map(|n| ("MESSAGE_CREATE", small(n)))));
@@ -155,10 +140,9 @@ fn burst_leaves_no_large_buffer_behind(zlib: bool) {
             count_this_thread_uncounted(|| sim.dispatch("MESSAGE_CREATE", small(3000 + n)));
             drop(next(&mut shard).await);
         }
-        // Let the shard sit idle a moment (polled, so its timers run): the
-        // inflater gives its working buffer back a second after the last
-        // payload, so what is left is what nothing gives back.
-        let quiet = async_io::Timer::after(Duration::from_millis(1500));
+        // Let the shard sit idle a moment (polled, so its timers run), so
+        // what is left is what nothing gives back.
+        let quiet = async_io::Timer::after(Duration::from_millis(500));
         futures::select! {
             item = shard.next() => panic!("nothing was sent, got {:?}", item.map(|i| i.map(|d| d.seq()))),
             _ = futures::FutureExt::fuse(quiet) => {}
@@ -168,8 +152,7 @@ fn burst_leaves_no_large_buffer_behind(zlib: bool) {
         // size of the largest frames it had read (1.95 MB here) for the
         // connection's life; keeping frames without holding the last one
         // until tungstenite has left its allocation, 1.0-1.5 MB (both
-        // tried). With zlib-stream and no hold on large binary frames, the
-        // size of the largest compressed frame (tried).
+        // tried).
         assert!(grown < 64 * 1024, "{grown} bytes still held after the burst (largest payload {largest} bytes)");
     });
     count_this_thread(false);
@@ -182,7 +165,7 @@ fn burst_leaves_no_large_buffer_behind(zlib: bool) {
 #[test]
 fn a_spawned_driver_lets_go_of_a_kept_frame_the_application_dropped_late() {
     let _alone = MEMORY_TESTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let (sim, mut shard) = start(false);
+    let (sim, mut shard) = start();
     let driver = shard.take_driver().expect("a driver");
     std::thread::spawn(move || {
         count_this_thread(true);
