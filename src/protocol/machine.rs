@@ -362,22 +362,35 @@ impl Machine {
     /// hands large uncompressed frames over instead of lending them): the
     /// same as [`Incoming::Text`], without the copy.
     pub(crate) fn handle_owned_text(&mut self, now: Instant, text: FrameText) {
-        if !self.core.phase.has_socket() {
-            tracing::debug!("message with no connection; ignored");
-            return;
-        }
-        self.core.count_message(&Incoming::Text(text.as_str()));
-        self.core.on_payload(now, PayloadText::Owned(text));
-        self.core.drain_commands(now);
+        let len = text.as_str().len();
+        self.on_socket_message(now, len, |machine| machine.core.on_payload(now, PayloadText::Owned(text)));
     }
 
     /// One WebSocket message arrived.
     pub fn handle_message(&mut self, now: Instant, message: Incoming<'_>) {
+        let len = match message {
+            Incoming::Text(text) => text.len(),
+            Incoming::Binary(bytes) => bytes.len(),
+        };
+        self.on_socket_message(now, len, |machine| machine.decode_message(now, message));
+    }
+
+    /// What every WebSocket message of `len` bytes goes through, however
+    /// the driver hands it over: ignored with no connection; otherwise
+    /// counted, handled, and the commands it freed drained.
+    fn on_socket_message(&mut self, now: Instant, len: usize, handle: impl FnOnce(&mut Self)) {
         if !self.core.phase.has_socket() {
             tracing::debug!("message with no connection; ignored");
             return;
         }
-        self.core.count_message(&message);
+        self.core.count_message(len);
+        handle(self);
+        self.core.drain_commands(now);
+    }
+
+    /// A lent message's payload: decompressed or checked as UTF-8, then to
+    /// the core.
+    fn decode_message(&mut self, now: Instant, message: Incoming<'_>) {
         match message {
             Incoming::Text(text) => self.core.on_payload(now, PayloadText::Borrowed(text)),
             #[cfg(any(feature = "zlib", feature = "zstd"))]
@@ -410,7 +423,6 @@ impl Machine {
                 Err(error) => self.core.skip(None, &format_args!("binary message not UTF-8: {error}")),
             },
         }
-        self.core.drain_commands(now);
     }
 
     /// The WebSocket layer refused a message larger than
@@ -1349,11 +1361,7 @@ impl Core {
 /// `Machine::latency`.
 impl Core {
     /// Counts a WebSocket message as it came off the wire.
-    fn count_message(&mut self, message: &Incoming<'_>) {
-        let len = match message {
-            Incoming::Text(text) => text.len(),
-            Incoming::Binary(bytes) => bytes.len(),
-        };
+    fn count_message(&mut self, len: usize) {
         self.counters.messages = self.counters.messages.wrapping_add(1);
         self.counters.bytes_received = self.counters.bytes_received.wrapping_add(len as u64);
     }
