@@ -726,15 +726,11 @@ fn print_typed_limits(rows: &[Row], limits: &[TypedLimit]) {
     println!();
     println!("| mix | compression | typed limit, dispatches/s | ours typed ÷ limit | twilight typed ÷ limit | highest ours ÷ twilight the limit allows |");
     println!("|---|---|---:|---:|---:|---:|");
-    let find = |mix: MixKind, codec: Codec, client: Client| {
-        rows.iter()
-            .find(|r| r.mix == mix && r.codec == codec && r.client == client)
-            .map(|r| r.median().dispatches_per_s)
+    let rate = |limit: &TypedLimit, client| {
+        find_row(rows, limit.mix, limit.codec, client).map(|r| r.median().dispatches_per_s)
     };
     for limit in limits {
-        let (Some(ours), Some(theirs)) =
-            (find(limit.mix, limit.codec, Client::OursTyped), find(limit.mix, limit.codec, Client::TwilightTyped))
-        else {
+        let (Some(ours), Some(theirs)) = (rate(limit, Client::OursTyped), rate(limit, Client::TwilightTyped)) else {
             continue;
         };
         let combined = limit.combined();
@@ -747,6 +743,11 @@ fn print_typed_limits(rows: &[Row], limits: &[TypedLimit]) {
             combined / theirs
         );
     }
+}
+
+/// The row of `client` on `mix` with `codec`, if it ran.
+fn find_row(rows: &[Row], mix: MixKind, codec: Codec, client: Client) -> Option<&Row> {
+    rows.iter().find(|r| r.mix == mix && r.codec == codec && r.client == client)
 }
 
 /// A decompression-alone limit row.
@@ -820,9 +821,7 @@ fn print_tables(rows: &[Row], limits: &[Limit], repeat: usize, volumes: &[String
         ("minimal, our WebSocket stack alone against twilight-gateway", Client::Stack, Some(Client::Twilight)),
         ("minimal, our WebSocket stack alone against", Client::Stack, None),
     ];
-    let find = |mix: MixKind, codec: Codec, client: Client| {
-        rows.iter().find(|r| r.mix == mix && r.codec == codec && r.client == client)
-    };
+    let find = |mix, codec, client| find_row(rows, mix, codec, client);
     println!();
     println!("Ratios of median dispatches/s (and of peak RSS), ours ÷ twilight or ÷ decompression alone:");
     println!();
